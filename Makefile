@@ -1,0 +1,107 @@
+# dagrun: build, test, demo. Every library comes from pkg-config.
+PKGS      := libcurl libpq yaml-0.1 jansson
+B         ?= build
+CC        ?= cc
+SAN       ?=
+Q         := $(if $(V),,@)
+comma     := ,
+
+# Recursive (=) on purpose: pkg-config runs only once `make deps` has installed the libraries.
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
+CFLAGS    ?= -g -O2
+WARN      := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2
+ALL_CFLAGS = -std=c11 -D_DEFAULT_SOURCE -D_XOPEN_SOURCE=700 $(CFLAGS) $(WARN) -MMD -MP \
+             -Iinclude -fvisibility=hidden $(PKG_CFLAGS) $(SAN)
+LDLIBS     = $(PKG_LIBS) -pthread -ldl -lm
+
+RUNTIME_SRCS := $(wildcard runtime/*.c)
+RUNTIME_OBJS := $(patsubst %.c,$(B)/obj/%.o,$(filter-out runtime/main.c,$(RUNTIME_SRCS)))
+TASKS        := $(patsubst tasks/%.c,$(B)/tasks/%.so,$(wildcard tasks/*.c))
+UNIT_SRCS    := $(wildcard tests/unit/test_*.c)
+UNITS        := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRCS))
+TEST_PLUGINS := $(patsubst tests/plugins/%.c,$(B)/tests/plugins/%.so,$(wildcard tests/plugins/*.c))
+SIM_SRCS     := $(wildcard tests/sim/*.c)
+SUPPORT_SRCS := $(wildcard tests/support/*.c)
+
+# Debian packages the build, the tests and the demo need.
+DEB_PKGS := gcc make pkg-config libc6-dev libcurl4-openssl-dev libpq-dev libyaml-dev \
+            libjansson-dev libcmocka-dev libmicrohttpd-dev postgresql tzdata ca-certificates \
+            curl procps
+
+.PHONY: all deps test check unit integration asan tsan demo clean
+all: $(B)/dagrun $(TASKS) $(if $(SIM_SRCS),$(B)/kite_sim)
+
+deps:
+	$(Q)missing=$$(for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	    echo "installing:" $$missing; \
+	    sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	    $$sudo apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+$(B)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(B)/dagrun: $(B)/obj/runtime/main.o $(RUNTIME_OBJS)
+	$(Q)$(CC) $(SAN) -rdynamic -o $@ $^ $(LDLIBS)
+
+$(B)/tasks/%.so: tasks/%.c
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(ALL_CFLAGS) -fPIC -shared -o $@ $< $(LDLIBS)
+
+$(B)/tests/plugins/%.so: tests/plugins/%.c
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(ALL_CFLAGS) -fPIC -shared -o $@ $<
+
+$(B)/kite_sim: $(SIM_SRCS)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(ALL_CFLAGS) $(shell pkg-config --cflags libmicrohttpd) -o $@ $^ \
+	    $(shell pkg-config --libs libmicrohttpd) $(LDLIBS)
+
+# A plugin's unit test links the plugin's source with the fake dr_ctx, not the runtime.
+$(B)/tests/test_task_%: tests/unit/test_task_%.c tasks/%.c $(SUPPORT_SRCS)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(ALL_CFLAGS) -Itests/support $(shell pkg-config --cflags cmocka) -o $@ $^ \
+	    $(shell pkg-config --libs cmocka) $(LDLIBS)
+
+# Runtime unit tests link the runtime as an archive, so each pulls in only the modules it
+# uses; tests that dlopen plugins take the whole runtime, since plugins call dr_* from it.
+PLUGIN_HOST_TESTS := test_loader test_plugin test_executor test_ctx
+TEST_LIBS = $(shell pkg-config --libs cmocka libmicrohttpd) $(LDLIBS)
+$(B)/libdagrun.a: $(RUNTIME_OBJS)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(B)/tests/test_%: tests/unit/test_%.c $(B)/libdagrun.a
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(ALL_CFLAGS) -Iruntime -Itests/support $(shell pkg-config --cflags cmocka) -rdynamic \
+	    -o $@ $< $(if $(filter $*,$(PLUGIN_HOST_TESTS:test_%=%)),-Wl$(comma)--whole-archive $(B)/libdagrun.a \
+	    -Wl$(comma)--no-whole-archive,$(B)/libdagrun.a) $(TEST_LIBS)
+
+# Unit tests: every binary under a timeout, run from the top of the tree.
+unit: all $(UNITS) $(TEST_PLUGINS)
+	$(Q)fail=0; for t in $(UNITS); do \
+	    DR_BUILD=$(B) timeout 600 $$t || { echo "FAILED: $$t"; fail=1; }; \
+	done; exit $$fail
+
+integration: all
+	$(Q)DR_BUILD=$(B) bash tests/run_integration.sh
+
+asan:
+	$(Q)$(MAKE) --no-print-directory B=build/asan SAN='-fsanitize=address,undefined -fno-sanitize-recover=all' CFLAGS='-g -O1' unit
+
+tsan:
+	$(Q)$(MAKE) --no-print-directory B=build/tsan SAN='-fsanitize=thread' CFLAGS='-g -O1' unit
+
+# `make test` installs what is missing, then runs everything.
+test: deps
+	$(Q)$(MAKE) --no-print-directory check
+
+check: unit integration asan tsan
+
+clean:
+	rm -rf build
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -1,0 +1,178 @@
+/* The dagrun plugin API: the only header a task plugin includes. */
+#ifndef DAGRUN_TASK_H
+#define DAGRUN_TASK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <libpq-fe.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Bump on any incompatible change to this header. */
+#define DR_ABI_VERSION 1
+
+#define DR_EXPORT __attribute__((visibility("default")))
+
+/* Opaque: only the dr_* accessors below touch it. One ctx is one task
+ * instance (or one lane item of a mapped task) on one worker thread; it is
+ * valid only during the callback it was passed to. */
+typedef struct dr_ctx dr_ctx;
+
+typedef enum {
+    DR_OK,      /* done */
+    DR_SKIP,    /* nothing to do (e.g. no data) */
+    DR_RETRY,   /* transient: the runtime retries with backoff */
+    DR_FAIL,    /* this instance or item failed; the run goes on */
+    DR_FATAL    /* stop the whole run (e.g. credentials rejected) */
+} dr_status;
+
+typedef enum {
+    DR_T_STRING,
+    DR_T_INT,
+    DR_T_BOOL,
+    DR_T_DATE,      /* YYYY-MM-DD, or "today" / "yesterday" */
+    DR_T_DURATION,  /* 250ms, 2s, 5m, 1h, 1d; read as milliseconds */
+    DR_T_LIST       /* a list of strings; default written as JSON, e.g. ["NSE"] */
+} dr_type;
+
+typedef enum { DR_LOG_DEBUG, DR_LOG_INFO, DR_LOG_WARN, DR_LOG_ERROR } dr_log_level;
+
+/* A plugin's param table ends with { NULL }. */
+typedef struct dr_param {
+    const char *name;       /* [a-z][a-z0-9_]* */
+    dr_type type;
+    const char *def;        /* default as text, NULL for none */
+    bool required;
+    const char *help;       /* one line */
+} dr_param;
+
+typedef struct dr_task_def {
+    uint32_t abi_version;   /* DR_ABI_VERSION: first field, never moves */
+    uint32_t size;          /* sizeof(dr_task_def): new fields only go at the end */
+    const char *name;       /* must equal the .so's file name without .so */
+    const char *summary;    /* one line */
+    const dr_param *params;
+    /* Once per run before any instance, on the coordinator thread; optional.
+     * *state is handed to run() and fini(); run() may be called from several
+     * worker threads at once with the same state, so state must be read-only
+     * there or protected by the plugin. Return 0, or -1 (after dr_error) to
+     * fail the task. */
+    int (*init)(dr_ctx *ctx, void **state);
+    /* Once per instance or map item, on a worker thread. */
+    dr_status (*run)(dr_ctx *ctx, void *state);
+    /* Once per run after the last instance; optional. */
+    void (*fini)(dr_ctx *ctx, void *state);
+} dr_task_def;
+
+/* The one symbol a plugin exports:
+ *   DR_EXPORT const dr_task_def *dr_task_entry(void) { return &def; } */
+typedef const dr_task_def *(*dr_task_entry_fn)(void);
+#define DR_TASK_ENTRY_SYMBOL "dr_task_entry"
+
+/* ---- Params: resolved by the runtime (plugin default < DAG params < task
+ * params < config.json dags.<id>.params < --conf). The runtime also provides
+ * "logical_date", "data_interval_start", "data_interval_end" (ISO-8601 UTC)
+ * and "run_id" as strings to every task. Reading an undeclared name returns
+ * NULL / 0 / false. */
+DR_EXPORT const char *dr_param_str(dr_ctx *ctx, const char *name);      /* borrowed */
+DR_EXPORT long long dr_param_int(dr_ctx *ctx, const char *name);        /* INT; DURATION in ms */
+DR_EXPORT bool dr_param_bool(dr_ctx *ctx, const char *name);
+DR_EXPORT const json_t *dr_param_json(dr_ctx *ctx, const char *name);   /* any type; borrowed */
+
+/* ---- Inputs (all borrowed: never decref, never keep past run()). */
+/* The output of upstream task `task_id` (named in after or map). For a mapped
+ * upstream outside this task's lane: an array of its items' outputs in map
+ * index order (null where an item produced none). NULL if none. */
+DR_EXPORT const json_t *dr_input(dr_ctx *ctx, const char *task_id);
+/* The current map item, or NULL when this task is not mapped. */
+DR_EXPORT const json_t *dr_map_item(dr_ctx *ctx);
+/* The current map index, or -1 when this task is not mapped. */
+DR_EXPORT long dr_map_index(dr_ctx *ctx);
+/* Inside a lane: what the previous task of the lane emitted for this call,
+ * as JSON (dr_lane_json) or as a typed blob (dr_lane_blob; *type and *len are
+ * set). NULL when this task is the head of its lane or the other kind was
+ * emitted. */
+DR_EXPORT const json_t *dr_lane_json(dr_ctx *ctx);
+DR_EXPORT const void *dr_lane_blob(dr_ctx *ctx, const char **type, size_t *len);
+
+/* ---- Output. In a lane, each emit runs the next task of the lane on the
+ * emitted value before returning (same thread, same transaction), so an item
+ * streams chunk by chunk. Outside a lane (or from the lane's last task), the
+ * emitted JSON becomes this instance's output: a second emit turns the output
+ * into an array of all values emitted. Return 0, or -1 when the downstream
+ * lane task failed or the run is cancelled: stop and return DR_FAIL. */
+DR_EXPORT int dr_emit_json_new(dr_ctx *ctx, json_t *value);   /* steals value */
+/* A blob goes only to the next lane task; data is read during the call and
+ * not kept. type names the layout, e.g. DR_BLOB_CANDLES. */
+DR_EXPORT int dr_emit_blob(dr_ctx *ctx, const char *type, const void *data, size_t len);
+
+/* ---- Logging, warnings, errors, progress. The runtime adds run, task and
+ * item. Never print to stdout from a plugin. */
+DR_EXPORT void dr_log(dr_ctx *ctx, dr_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* A warning is logged and stored on the run (shown in status and summary). */
+DR_EXPORT void dr_warn(dr_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The error stored on this instance or item when run() returns DR_FAIL,
+ * DR_FATAL or DR_RETRY; the last call wins. */
+DR_EXPORT void dr_error(dr_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Adds delta to a named counter (e.g. "candles", "dropped"); counters are
+ * summed per task and per run and shown in the summary. Thread-safe. */
+DR_EXPORT void dr_count(dr_ctx *ctx, const char *counter, long long delta);
+/* True once the run is cancelled or this try's execution_timeout passed:
+ * stop soon and return DR_FAIL (or DR_RETRY). */
+DR_EXPORT bool dr_cancelled(dr_ctx *ctx);
+
+/* ---- Database: the worker's own connection. The first call in an instance
+ * or lane item opens a transaction that the runtime commits together with the
+ * item's recorded state when the item ends (or rolls back when it is retried).
+ * Never BEGIN/COMMIT yourself. NULL (after an error is set) when no database
+ * is configured or reachable. */
+DR_EXPORT PGconn *dr_db(dr_ctx *ctx);
+
+/* ---- HTTP through a named source of config.json (base_url, credentials from
+ * the environment, rate limit, timeouts, retries on 429/5xx/timeouts/resets
+ * with backoff and Retry-After, response size cap, redaction). */
+typedef struct dr_http_response {
+    long status;            /* HTTP status of the final attempt; 0 on transport failure */
+    char *body;             /* NUL-terminated, malloc'd; free with dr_http_response_free */
+    size_t len;
+    char content_type[128]; /* "" when absent */
+    int attempts;           /* requests sent, retries included */
+    char error[512];        /* why it failed, credentials redacted; "" on success */
+} dr_http_response;
+
+/* GET base_url + path (path starts with '/', query already encoded). Returns
+ * 0 when a response arrived (any status: a final 4xx/5xx after retries is
+ * still 0, look at resp->status), -1 when none did (transport failure after
+ * retries, cancelled, body over the cap); resp->error says why. Always call
+ * dr_http_response_free afterwards. */
+DR_EXPORT int dr_http_get(dr_ctx *ctx, const char *source, const char *path,
+                          dr_http_response *resp);
+/* The same, streaming: sink gets the body in pieces as they arrive when the
+ * status is 2xx (return nonzero from sink to abort); resp->body then holds
+ * nothing, or the error body for a non-2xx status. */
+typedef int (*dr_http_sink)(void *ud, const char *data, size_t len);
+DR_EXPORT int dr_http_get_stream(dr_ctx *ctx, const char *source, const char *path,
+                                 dr_http_sink sink, void *ud, dr_http_response *resp);
+DR_EXPORT void dr_http_response_free(dr_http_response *resp);
+
+/* ---- Candles: the typed blob fetch_candles emits and upsert_candles reads. */
+#define DR_BLOB_CANDLES "dr_candle/v1"
+typedef struct dr_candle {
+    int64_t ts;         /* candle start, Unix seconds UTC */
+    double open, high, low, close;
+    int64_t volume;
+    int64_t oi;         /* valid when has_oi */
+    int32_t has_oi;
+    int32_t reserved;
+} dr_candle;
+
+#ifdef __cplusplus
+}
+#endif
+#endif

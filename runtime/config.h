@@ -1,0 +1,65 @@
+/* runtime-private: plugins never include this */
+/* config.json: runtime defaults, sources, pools and per-DAG overrides. */
+#ifndef DR_CONFIG_H
+#define DR_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <jansson.h>
+#include "err.h"
+
+/* An HTTP data source (sources.<name>). Secrets are not stored here: only the
+ * names of the environment variables that hold them. */
+struct source_cfg {
+    char *name;
+    char *base_url;             /* no trailing '/' */
+    char *api_key_env;          /* e.g. "KITE_API_KEY"; NULL: no Authorization header */
+    char *access_token_env;     /* e.g. "KITE_ACCESS_TOKEN" */
+    double rate_limit_per_sec;  /* 0: no limit */
+    int burst;                  /* token bucket capacity, default 1 */
+    int64_t timeout_ms;         /* whole request, default 30000 */
+    int64_t connect_timeout_ms; /* default 10000 */
+    int max_retries;            /* transient failures (5xx, timeouts, resets), default 5 */
+    int64_t retry_delay_ms;     /* first backoff, default 500 */
+    int64_t max_retry_delay_ms; /* backoff cap, default 30000 */
+    int64_t max_body_bytes;     /* response size cap, default 64 MiB */
+};
+
+/* A pool (pools.<name>): at most `slots` instances of its tasks at once. */
+struct pool_cfg {
+    char *name;
+    int slots;
+};
+
+struct config {
+    char *path;                 /* the file read, or NULL for built-in defaults */
+    char *dir;                  /* its folder: relative paths are resolved against it */
+    char *database_url;         /* DATABASE_URL overrides; may be NULL */
+    char *dags_dir;             /* absolute or relative to the cwd after resolution */
+    char *plugin_dir;
+    int max_active_tasks;       /* default 8 */
+    char *log_format;           /* "auto", "text" or "json" */
+    char *log_level;            /* "debug", "info", "warning", "error" */
+    int heartbeat_sec;          /* default 5 */
+    int heartbeat_timeout_sec;  /* a running run older than this is dead; default 60 */
+    struct source_cfg *sources;
+    size_t n_sources;
+    struct pool_cfg *pools;
+    size_t n_pools;
+    json_t *dags;               /* the "dags" object (dag_id -> {params: {...}}), owned; never NULL */
+};
+
+/* Reads path (NULL: "config.json" in the cwd if present, else built-in
+ * defaults), expands ${ENV_VAR} in every string (an unset variable is an
+ * error naming it), applies DATABASE_URL, resolves relative paths against the
+ * file's folder, and checks every key (unknown keys are errors, reported as
+ * "config.json: sources.kite.rate_limit: unknown key"). Returns a new config
+ * (config_free) or NULL with err. */
+struct config *config_load(const char *path, struct dr_err *err);
+void config_free(struct config *c);
+const struct source_cfg *config_source(const struct config *c, const char *name);
+const struct pool_cfg *config_pool(const struct config *c, const char *name);
+/* dags.<dag_id>.params, borrowed, or NULL. */
+const json_t *config_dag_params(const struct config *c, const char *dag_id);
+
+#endif

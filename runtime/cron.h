@@ -1,0 +1,31 @@
+/* runtime-private: plugins never include this */
+/* Cron schedules with Vixie cron semantics, evaluated in an IANA time zone. */
+#ifndef DR_CRON_H
+#define DR_CRON_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "err.h"
+#include "tz.h"
+
+struct cron;
+
+/* Parses a 5-field expression (minute hour day-of-month month day-of-week;
+ * lists, ranges, steps, names jan-dec and sun-sat, 7 = Sunday) or a macro
+ * (@yearly @annually @monthly @weekly @daily @midnight @hourly). Returns a new
+ * cron (free with cron_free), or NULL with err: e.g. `bad cron "30 18 * * 8":
+ * day of week 8 out of range 0-7`, err->offset at the bad field. */
+struct cron *cron_parse(const char *expr, struct dr_err *err);
+void cron_free(struct cron *c);
+/* The expression as given. */
+const char *cron_text(const struct cron *c);
+
+/* The first fire time strictly after `after` (Unix seconds), reading the
+ * schedule in zone z, with Vixie cron's DST rules (fixed-time jobs fire once
+ * on each matching day: at the end of a spring-forward gap, and at the first
+ * pass of a fall-back overlap; jobs with '*' in minute or hour follow the
+ * clock). Returns 0, or -1 when nothing fires in the next 10 years (e.g.
+ * "0 0 30 2 *"). Pure; any thread. */
+int cron_next(const struct cron *c, const struct tz *z, int64_t after, int64_t *next);
+
+#endif

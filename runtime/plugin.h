@@ -1,0 +1,54 @@
+/* runtime-private: plugins never include this */
+/* Task plugins: loading .so files from plugin_dir and checking their ABI. */
+#ifndef DR_PLUGIN_H
+#define DR_PLUGIN_H
+
+#include <stdbool.h>
+#include <dagrun/task.h>
+#include "err.h"
+
+struct plugin {
+    char *name;
+    char *path;
+    void *handle;               /* dlopen handle */
+    const dr_task_def *def;
+};
+
+/* All plugins of one plugin_dir. Loads on demand; use from one thread (the
+ * coordinator) only. The plugins stay loaded until plugins_free. */
+struct plugins;
+
+struct plugins *plugins_open(const char *dir);
+void plugins_free(struct plugins *ps);
+
+/* Returns the plugin `name` from dir/<name>.so, loading it on first use.
+ * Refuses, before running any plugin code but the entry function: names not
+ * matching [a-z][a-z0-9_]* (so no '/' or ".."), a missing file, a missing
+ * dr_task_entry, abi_version != DR_ABI_VERSION ("build/tasks/x.so: plugin ABI 2,
+ * dagrun speaks ABI 1: rebuild it against this dagrun"), a size smaller than
+ * this dagrun's dr_task_def, a name that differs from the file's, no run
+ * callback, and an unsound param table (bad or duplicate names, defaults that
+ * do not parse as their type). NULL with err. */
+const struct plugin *plugins_get(struct plugins *ps, const char *name, struct dr_err *err);
+
+/* Loads every *.so in dir, in name order. Returns the number loaded; errors
+ * for the ones refused are reported through cb (may be NULL). */
+size_t plugins_load_all(struct plugins *ps, void (*cb)(void *ud, const struct dr_err *e), void *ud);
+size_t plugins_count(const struct plugins *ps);
+const struct plugin *plugins_at(const struct plugins *ps, size_t i);
+
+/* The declared param `name`, or NULL. */
+const dr_param *plugin_param(const struct plugin *p, const char *name);
+const char *plugin_type_name(dr_type t);
+
+/* Converts a param value given as text (a default, a YAML scalar) to typed
+ * JSON: STRING and DATE -> string (DATE checked), INT -> integer, BOOL ->
+ * true/false, DURATION -> integer milliseconds, LIST -> array of strings
+ * (text must be a JSON array of strings). New reference, or NULL with err. */
+json_t *plugin_value_from_text(dr_type t, const char *text, struct dr_err *err);
+/* Checks that a JSON value (from --conf or config.json) fits type t,
+ * converting where needed (a duration string to ms, a date string checked).
+ * New reference, or NULL with err. */
+json_t *plugin_value_from_json(dr_type t, const json_t *v, struct dr_err *err);
+
+#endif

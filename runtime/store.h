@@ -1,0 +1,87 @@
+/* runtime-private: plugins never include this */
+/* Run state in PostgreSQL (schema dagrun): runs, task instances, resume data. */
+#ifndef DR_STORE_H
+#define DR_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+#include <libpq-fe.h>
+#include "err.h"
+#include "runstate.h"
+
+/* Opens a connection with libpq (application_name "dagrun"). On failure the
+ * message names the host/socket and the cause in one line, e.g.
+ * `cannot connect to database at /tmp/pg.sock (port 5432): connection refused`,
+ * never libpq's multi-line text and never the password. Any thread; the
+ * connection belongs to the caller (PQfinish). */
+PGconn *store_open_conn(const char *url, struct dr_err *err);
+
+/* The coordinator's connection to the run state. One thread at a time. */
+struct store;
+struct store *store_open(const char *url, struct dr_err *err);
+void store_close(struct store *s);
+PGconn *store_conn(struct store *s);
+
+/* Applies schema.sql (idempotent) from path. */
+int store_initdb(struct store *s, const char *schema_path, struct dr_err *err);
+
+/* Creates a dag_run row in state queued and its dagrun.dag row if missing.
+ * run_type: "scheduled", "manual", "test". logical_date: Unix seconds.
+ * data_interval_*: Unix seconds (equal to logical_date for manual runs).
+ * Writes the new run id ("<dag_id>__<run_type>__<ISO logical date>" plus a
+ * suffix for manual and test runs) into run_id. Returns 0; 1 when a scheduled
+ * run for this DAG and logical date already exists (nothing written); -1 with err. */
+int store_run_create(struct store *s, const char *dag_id, const char *run_type,
+                     int64_t logical_date, int64_t data_interval_start,
+                     int64_t data_interval_end, const json_t *conf, char *run_id,
+                     size_t run_id_len, struct dr_err *err);
+/* Sets the run's state (and error, may be NULL); stamps start/end times. */
+int store_run_set_state(struct store *s, const char *run_id, enum run_state state,
+                        const char *error, struct dr_err *err);
+/* Updates the heartbeat; *cancel_requested is set when `dagrun cancel` asked
+ * this run to stop. */
+int store_run_heartbeat(struct store *s, const char *run_id, bool *cancel_requested,
+                        struct dr_err *err);
+/* Appends warnings (array of strings) and merges counters (object of totals,
+ * may be NULL) into the run. */
+int store_run_add_warnings(struct store *s, const char *run_id, const json_t *warnings,
+                           const json_t *counters, struct dr_err *err);
+/* Asks a run to stop: 0, or -1 when no such run or it has ended. */
+int store_run_request_cancel(struct store *s, const char *run_id, struct dr_err *err);
+
+/* The run's row as an object {run_id, dag_id, run_type, logical_date,
+ * data_interval_start, data_interval_end, conf, state, ...}; NULL with err
+ * when unknown. New reference. */
+json_t *store_run_get(struct store *s, const char *run_id, struct dr_err *err);
+
+/* Upserts task-instance records by (run, task, map index), in one statement
+ * per call. store_ti_write uses the store's connection; store_ti_write_conn
+ * uses a worker's connection inside its open transaction (so the item's state
+ * commits with its data). */
+int store_ti_write(struct store *s, const char *run_id, const struct ti_record *recs, size_t n,
+                   struct dr_err *err);
+int store_ti_write_conn(PGconn *conn, const char *run_id, const struct ti_record *recs,
+                        size_t n, struct dr_err *err);
+
+/* Loads what run_id already achieved (for resume). */
+int store_prior_load(struct store *s, const char *run_id, struct prior *out,
+                     struct dr_err *err);
+
+/* Listing for the CLI: new JSON arrays/objects, NULL with err. */
+json_t *store_runs_list(struct store *s, const char *dag_id, int limit, struct dr_err *err);
+json_t *store_run_status(struct store *s, const char *run_id, struct dr_err *err);
+
+/* Pause flag and scheduler bookkeeping. */
+int store_dag_set_paused(struct store *s, const char *dag_id, bool paused, struct dr_err *err);
+int store_dag_is_paused(struct store *s, const char *dag_id, bool *paused, struct dr_err *err);
+/* Runs in state running whose heartbeat is older than timeout_sec: array of run ids. */
+json_t *store_runs_stale(struct store *s, int timeout_sec, struct dr_err *err);
+/* Number of runs of dag_id in state queued or running. */
+int store_runs_active(struct store *s, const char *dag_id, int *n, struct dr_err *err);
+/* Logical date (Unix s) of the latest scheduled run of dag_id; 0 in *found when none. */
+int store_last_scheduled(struct store *s, const char *dag_id, int64_t *logical_date,
+                         bool *found, struct dr_err *err);
+
+#endif
