@@ -10,7 +10,7 @@ comma     := ,
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
 CFLAGS    ?= -g -O2
-WARN      := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2
+WARN      := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2 -Wno-format-truncation
 ALL_CFLAGS = -std=c11 -D_DEFAULT_SOURCE -D_XOPEN_SOURCE=700 $(CFLAGS) $(WARN) -MMD -MP \
              -Iinclude -fvisibility=hidden $(PKG_CFLAGS) $(SAN)
 LDLIBS     = $(PKG_LIBS) -pthread -ldl -lm
