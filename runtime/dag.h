@@ -1,5 +1,5 @@
 /* runtime-private: plugins never include this */
-/* DAGs: the in-memory form of a dags/*.yaml file, and its loader. */
+/* DAGs: the in-memory form of a DAG YAML file, and its loader. */
 #ifndef DR_DAG_H
 #define DR_DAG_H
 

@@ -1,0 +1,303 @@
+/* Commands on the run state in PostgreSQL: initdb, runs, status, cancel, pause, unpause. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+static const char *str(const json_t *o, const char *key)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    return s ? s : "-";
+}
+
+static long long num(const json_t *o, const char *key)
+{
+    const json_t *v = json_object_get(o, key);
+    return json_is_integer(v) ? (long long)json_integer_value(v)
+                              : json_is_real(v) ? (long long)json_real_value(v) : 0;
+}
+
+static void print_json(const json_t *v)
+{
+    char *s = json_dumps(v, JSON_INDENT(2) | JSON_ENCODE_ANY);
+    if (s)
+        puts(s);
+    free(s);
+}
+
+/* Opens the store or prints why not; the exit code for a failure is 1. */
+static struct store *open_or_report(struct cli *c)
+{
+    struct dr_err err;
+    err_clear(&err);
+    struct store *st = cli_open_store(c, &err);
+    if (!st)
+        err_print(&err);
+    return st;
+}
+
+/* ---- initdb ---- */
+
+static const char initdb_usage[] =
+    "usage: dagrun initdb [--schema FILE]\n"
+    "Creates or updates the market-data tables and the dagrun run-state schema (idempotent).\n"
+    "FILE defaults to schema.sql beside config.json, else ./schema.sql.\n";
+
+int cmd_initdb(struct cli *c, int argc, char **argv)
+{
+    if (cli_wants_help(argc, argv, initdb_usage))
+        return EXIT_OK;
+    const char *schema = NULL;
+    char beside[4096];
+    if (argc == 3 && strcmp(argv[1], "--schema") == 0)
+        schema = argv[2];
+    else if (argc != 1) {
+        fputs(initdb_usage, stderr);
+        return EXIT_BAD_INPUT;
+    } else {
+        snprintf(beside, sizeof beside, "%s/schema.sql", c->cfg->dir ? c->cfg->dir : ".");
+        schema = access(beside, R_OK) == 0 ? beside : "schema.sql";
+    }
+    struct store *st = open_or_report(c);
+    if (!st)
+        return EXIT_FAILED;
+    struct dr_err err;
+    err_clear(&err);
+    int rc = EXIT_OK;
+    if (store_initdb(st, schema, &err) < 0) {
+        err_print(&err);
+        rc = EXIT_FAILED;
+    } else
+        printf("schema applied from %s\n", schema);
+    store_close(st);
+    return rc;
+}
+
+/* ---- runs ---- */
+
+static const char runs_usage[] =
+    "usage: dagrun runs [DAG] [--limit N] [--json]\n"
+    "Recent runs, newest first (default 20): run id, DAG, type, logical date, state, start,\n"
+    "duration, and items ok/skipped/failed.\n";
+
+int cmd_runs(struct cli *c, int argc, char **argv)
+{
+    if (cli_wants_help(argc, argv, runs_usage))
+        return EXIT_OK;
+    const char *dag = NULL;
+    long limit = 20;
+    bool json = false;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0)
+            json = true;
+        else if (strcmp(argv[i], "--limit") == 0 && i + 1 < argc) {
+            char *end;
+            errno = 0;
+            limit = strtol(argv[++i], &end, 10);
+            if (errno || *end || limit < 1 || limit > 100000) {
+                fprintf(stderr, "runs: --limit takes a whole number from 1 to 100000\n");
+                return EXIT_BAD_INPUT;
+            }
+        } else if (argv[i][0] != '-' && !dag)
+            dag = argv[i];
+        else {
+            fputs(runs_usage, stderr);
+            return EXIT_BAD_INPUT;
+        }
+    }
+    struct store *st = open_or_report(c);
+    if (!st)
+        return EXIT_FAILED;
+    struct dr_err err;
+    err_clear(&err);
+    json_t *runs = store_runs_list(st, dag, (int)limit, &err);
+    store_close(st);
+    if (!runs) {
+        err_print(&err);
+        return EXIT_FAILED;
+    }
+    if (json)
+        print_json(runs);
+    else {
+        printf("%-58s %-10s %-21s %-10s %-21s %9s %6s %6s %6s\n", "RUN ID", "TYPE",
+               "LOGICAL DATE", "STATE", "STARTED", "DURATION", "OK", "SKIP", "FAIL");
+        size_t i;
+        json_t *r;
+        json_array_foreach(runs, i, r) {
+            char dur[32] = "-";
+            json_t *d = json_object_get(r, "duration_s");
+            if (json_is_number(d))
+                snprintf(dur, sizeof dur, "%.1fs", json_number_value(d));
+            printf("%-58s %-10s %-21s %-10s %-21s %9s %6lld %6lld %6lld\n", str(r, "run_id"),
+                   str(r, "run_type"), str(r, "logical_date"), str(r, "state"),
+                   str(r, "started_at"), dur, num(r, "items_ok"), num(r, "items_skipped"),
+                   num(r, "items_failed"));
+        }
+        if (!json_array_size(runs))
+            printf("(no runs%s%s)\n", dag ? " of " : "", dag ? dag : "");
+    }
+    json_decref(runs);
+    return EXIT_OK;
+}
+
+/* ---- status ---- */
+
+static const char status_usage[] =
+    "usage: dagrun status RUN_ID [--json]\n"
+    "A run's state, conf, warnings and error, then its task instances with states, tries,\n"
+    "durations and errors (per item for mapped tasks).\n";
+
+int cmd_status(struct cli *c, int argc, char **argv)
+{
+    if (cli_wants_help(argc, argv, status_usage))
+        return EXIT_OK;
+    const char *id = NULL;
+    bool json = false;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0)
+            json = true;
+        else if (argv[i][0] != '-' && !id)
+            id = argv[i];
+        else {
+            fputs(status_usage, stderr);
+            return EXIT_BAD_INPUT;
+        }
+    }
+    if (!id) {
+        fputs(status_usage, stderr);
+        return EXIT_BAD_INPUT;
+    }
+    struct store *st = open_or_report(c);
+    if (!st)
+        return EXIT_FAILED;
+    struct dr_err err;
+    err_clear(&err);
+    json_t *s = store_run_status(st, id, &err);
+    store_close(st);
+    if (!s) {
+        err_print(&err);
+        return EXIT_BAD_INPUT;
+    }
+    if (json) {
+        print_json(s);
+        json_decref(s);
+        return EXIT_OK;
+    }
+    const json_t *run = json_object_get(s, "run");
+    printf("run:          %s\ndag:          %s\ntype:         %s\nlogical date: %s\n"
+           "state:        %s\nstarted:      %s\nended:        %s\n",
+           str(run, "run_id"), str(run, "dag_id"), str(run, "run_type"),
+           str(run, "logical_date"), str(run, "state"), str(run, "started_at"),
+           str(run, "ended_at"));
+    const json_t *conf = json_object_get(run, "conf");
+    if (json_is_object(conf) && json_object_size(conf)) {
+        char *t = json_dumps(conf, JSON_COMPACT);
+        printf("conf:         %s\n", t ? t : "");
+        free(t);
+    }
+    if (json_is_string(json_object_get(run, "error")))
+        printf("error:        %s\n", str(run, "error"));
+    const json_t *counters = json_object_get(run, "counters");
+    if (json_is_object(counters) && json_object_size(counters)) {
+        char *t = json_dumps(counters, JSON_COMPACT);
+        printf("counters:     %s\n", t ? t : "");
+        free(t);
+    }
+    const json_t *warnings = json_object_get(run, "warnings");
+    size_t i;
+    json_t *w;
+    if (json_array_size(warnings)) {
+        printf("warnings (%zu):\n", json_array_size(warnings));
+        json_array_foreach(warnings, i, w) printf("  %s\n", json_string_value(w));
+    }
+    const json_t *tasks = json_object_get(s, "tasks");
+    printf("\n%-20s %-24s %-16s %5s %9s  %s\n", "TASK", "ITEM", "STATE", "TRY", "SECONDS",
+           "ERROR");
+    json_array_foreach(tasks, i, w) {
+        char secs[32] = "-";
+        json_t *d = json_object_get(w, "duration_s");
+        if (json_is_number(d))
+            snprintf(secs, sizeof secs, "%.2f", json_number_value(d));
+        const char *key = json_string_value(json_object_get(w, "map_key"));
+        char item[32] = "";
+        if (!key && num(w, "map_index") >= 0)
+            snprintf(item, sizeof item, "%lld", num(w, "map_index"));
+        printf("%-20s %-24s %-16s %5lld %9s  %s\n", str(w, "task_id"), key ? key : item,
+               str(w, "state"), num(w, "try_number"), secs,
+               json_is_string(json_object_get(w, "error")) ? str(w, "error") : "");
+    }
+    json_decref(s);
+    return EXIT_OK;
+}
+
+/* ---- cancel ---- */
+
+static const char cancel_usage[] =
+    "usage: dagrun cancel RUN_ID\n"
+    "Asks a queued or running run to stop. The process running it notices within a few\n"
+    "seconds, stops handing out work, lets items in flight finish or roll back, and marks the\n"
+    "run cancelled; `dagrun resume RUN_ID` completes it later.\n";
+
+int cmd_cancel(struct cli *c, int argc, char **argv)
+{
+    if (cli_wants_help(argc, argv, cancel_usage))
+        return EXIT_OK;
+    if (argc != 2 || argv[1][0] == '-') {
+        fputs(cancel_usage, stderr);
+        return EXIT_BAD_INPUT;
+    }
+    struct store *st = open_or_report(c);
+    if (!st)
+        return EXIT_FAILED;
+    struct dr_err err;
+    err_clear(&err);
+    int rc = EXIT_OK;
+    if (store_run_request_cancel(st, argv[1], &err) < 0) {
+        err_print(&err);
+        rc = EXIT_BAD_INPUT;
+    } else
+        printf("cancel requested for %s\n", argv[1]);
+    store_close(st);
+    return rc;
+}
+
+/* ---- pause / unpause ---- */
+
+static const char pause_usage[] =
+    "usage: dagrun pause DAG | dagrun unpause DAG\n"
+    "A paused DAG gets no scheduled runs; manual runs (dagrun run) still work.\n";
+
+int cmd_pause(struct cli *c, int argc, char **argv)
+{
+    if (cli_wants_help(argc, argv, pause_usage))
+        return EXIT_OK;
+    if (argc != 2 || argv[1][0] == '-') {
+        fputs(pause_usage, stderr);
+        return EXIT_BAD_INPUT;
+    }
+    bool paused = strcmp(argv[0], "pause") == 0;
+    struct dr_err err;
+    err_clear(&err);
+    struct dag *d = cli_find_dag(c, argv[1], &err);
+    if (!d) {
+        err_print(&err);
+        return EXIT_BAD_INPUT;
+    }
+    struct store *st = open_or_report(c);
+    if (!st) {
+        dag_free(d);
+        return EXIT_FAILED;
+    }
+    int rc = EXIT_OK;
+    if (store_dag_set_paused(st, d->dag_id, paused, &err) < 0) {
+        err_print(&err);
+        rc = EXIT_FAILED;
+    } else
+        printf("%s %s\n", d->dag_id, paused ? "paused" : "unpaused");
+    store_close(st);
+    dag_free(d);
+    return rc;
+}

@@ -1,0 +1,392 @@
+/* `dagrun scheduler`: fires DAG runs on their cron schedules and runs them in-process. */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "cli.h"
+#include "date.h"
+#include "log.h"
+
+/* One loaded version of a DAG file. A run holds a reference, so an edit can
+ * replace the scheduler's version while older runs finish on theirs. */
+struct version {
+    struct dag *dag;
+    int refs;                   /* protected by sched.lock */
+};
+
+struct dag_file {
+    char *path;
+    struct timespec mtime;
+    struct version *v;          /* last good version, or NULL; protected by sched.lock */
+    bool seen;                  /* present in the latest scan */
+};
+
+struct sched_run {
+    struct sched *s;
+    struct version *v;
+    struct launch l;
+    pthread_t thread;
+    bool done;                  /* protected by sched.lock */
+    int rc;
+    struct sched_run *next;     /* protected by sched.lock */
+};
+
+struct sched {
+    struct cli *c;
+    struct store *st;           /* the scheduler thread's connection */
+    struct dag_file *files;
+    size_t n_files;
+    pthread_mutex_t lock;       /* guards version refs, the runs list and run->done */
+    struct sched_run *runs;
+    volatile int stop;          /* set by SIGTERM/SIGINT; runs see it too */
+};
+
+static struct sched *g_sched;   /* for the signal handler only */
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    if (g_sched)
+        g_sched->stop = 1;
+}
+
+static void version_put(struct sched *s, struct version *v)
+{
+    if (!v)
+        return;
+    pthread_mutex_lock(&s->lock);
+    bool last = --v->refs == 0;
+    pthread_mutex_unlock(&s->lock);
+    if (last) {
+        dag_free(v->dag);
+        free(v);
+    }
+}
+
+/* Scans dags_dir; (re)loads files that are new or changed. A file that stops
+ * validating keeps its last good version and the error is logged. */
+static void scan_dags(struct sched *s)
+{
+    struct dr_err err;
+    err_clear(&err);
+    char **paths = dag_list_files(s->c->cfg->dags_dir, &err);
+    if (!paths) {
+        log_error("%s", err.msg);
+        return;
+    }
+    for (size_t i = 0; i < s->n_files; i++)
+        s->files[i].seen = false;
+    for (char **p = paths; *p; p++) {
+        struct stat sb;
+        if (stat(*p, &sb) < 0)
+            continue;
+        struct dag_file *f = NULL;
+        for (size_t i = 0; i < s->n_files; i++)
+            if (strcmp(s->files[i].path, *p) == 0)
+                f = &s->files[i];
+        if (!f) {
+            struct dag_file *grown = realloc(s->files, (s->n_files + 1) * sizeof *grown);
+            if (!grown)
+                continue;
+            s->files = grown;
+            f = &s->files[s->n_files++];
+            memset(f, 0, sizeof *f);
+            f->path = strdup(*p);
+        } else if (f->mtime.tv_sec == sb.st_mtim.tv_sec && f->mtime.tv_nsec == sb.st_mtim.tv_nsec) {
+            f->seen = true;
+            continue;
+        }
+        f->seen = true;
+        f->mtime = sb.st_mtim;
+        struct dag *d = dag_load(*p, cli_plugins(s->c), &err);
+        if (!d) {
+            log_error("%s%s", err.msg,
+                      f->v ? " (keeping the last good version)" : " (not scheduled)");
+            continue;
+        }
+        struct version *v = calloc(1, sizeof *v);
+        if (!v) {
+            dag_free(d);
+            continue;
+        }
+        v->dag = d;
+        v->refs = 1;
+        log_info("%s %s from %s", f->v ? "reloaded" : "loaded", d->dag_id, *p);
+        struct version *old = f->v;
+        f->v = v;
+        version_put(s, old);
+    }
+    dag_free_list(paths);
+    for (size_t i = 0; i < s->n_files; i++)
+        if (!s->files[i].seen && s->files[i].v) {
+            log_info("%s removed: %s is no longer scheduled", s->files[i].path,
+                     s->files[i].v->dag->dag_id);
+            version_put(s, s->files[i].v);
+            s->files[i].v = NULL;
+        }
+}
+
+static void *run_thread(void *arg)
+{
+    struct sched_run *r = arg;
+    struct dr_err err;
+    err_clear(&err);
+    struct store *st = cli_open_store(r->s->c, &err);
+    if (!st) {
+        log_error("%s: %s", r->l.run_id, err.msg);
+        r->rc = EXIT_FAILED;
+    } else {
+        r->rc = cli_run_dag(r->s->c, r->v->dag, st, &r->l);
+        store_close(st);
+    }
+    pthread_mutex_lock(&r->s->lock);
+    r->done = true;
+    pthread_mutex_unlock(&r->s->lock);
+    return NULL;
+}
+
+static int start_run(struct sched *s, struct version *v, const char *run_id, bool resume,
+                     int64_t logical, int64_t start, int64_t end)
+{
+    struct sched_run *r = calloc(1, sizeof *r);
+    if (!r)
+        return -1;
+    r->s = s;
+    r->v = v;
+    r->l.run_type = "scheduled";
+    r->l.logical_date = logical;
+    r->l.data_interval_start = start;
+    r->l.data_interval_end = end;
+    r->l.stop = &s->stop;
+    snprintf(r->l.run_id, sizeof r->l.run_id, "%s", run_id);
+    if (resume)
+        r->l.resume_run_id = r->l.run_id;
+    pthread_mutex_lock(&s->lock);
+    v->refs++;
+    pthread_mutex_unlock(&s->lock);
+    if (pthread_create(&r->thread, NULL, run_thread, r) != 0) {
+        version_put(s, v);
+        free(r);
+        return -1;
+    }
+    pthread_mutex_lock(&s->lock);
+    r->next = s->runs;
+    s->runs = r;
+    pthread_mutex_unlock(&s->lock);
+    return 0;
+}
+
+/* Joins finished runs; returns the worst exit code seen (0 when all passed). */
+static int reap(struct sched *s, bool wait_all)
+{
+    int worst = 0;
+    for (;;) {
+        struct sched_run *done = NULL, **pp;
+        pthread_mutex_lock(&s->lock);
+        for (pp = &s->runs; *pp; pp = &(*pp)->next)
+            if ((*pp)->done) {
+                done = *pp;
+                *pp = done->next;
+                break;
+            }
+        bool any = s->runs != NULL;
+        pthread_mutex_unlock(&s->lock);
+        if (done) {
+            pthread_join(done->thread, NULL);
+            if (done->rc && !worst)
+                worst = done->rc;
+            version_put(s, done->v);
+            free(done);
+            continue;
+        }
+        if (!wait_all || !any)
+            return worst;
+        struct timespec ts = { 0, 100 * 1000000L };
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* Midnight of day number `days` in zone z, as Unix seconds. */
+static int64_t zone_midnight(const struct tz *z, int64_t days)
+{
+    int y, m, d;
+    date_civil_from_days(days, &y, &m, &d);
+    struct tm tm = { .tm_year = y - 1900, .tm_mon = m - 1, .tm_mday = d };
+    int64_t first = days * 86400, second;
+    tz_from_local(z, &tm, &first, &second);
+    return first;
+}
+
+/* Fires the due intervals of one DAG. An interval [start, end) of consecutive
+ * cron ticks is due once end <= now; its logical date is start (as in
+ * Airflow). catchup: every due interval after the last scheduled one (oldest
+ * first); otherwise only the latest. At most max_active_runs at once. */
+static void fire_dag(struct sched *s, struct version *v, int64_t now)
+{
+    const struct dag *d = v->dag;
+    struct dr_err err;
+    err_clear(&err);
+    bool paused = false, found = false;
+    int active = 0;
+    int64_t last = 0;
+    if (store_dag_is_paused(s->st, d->dag_id, &paused, &err) < 0 ||
+        store_runs_active(s->st, d->dag_id, &active, &err) < 0 ||
+        store_last_scheduled(s->st, d->dag_id, &last, &found, &err) < 0) {
+        log_error("%s: %s", d->dag_id, err.msg);
+        return;
+    }
+    if (paused || active >= d->max_active_runs)
+        return;
+    int64_t floor = d->start_date != INT64_MIN ? zone_midnight(d->tz, d->start_date) : INT64_MIN;
+    /* The first interval starts at the first tick at or after max(start_date, last run + 1s). */
+    int64_t from = found ? last : (floor != INT64_MIN ? floor - 1 : INT64_MIN);
+    if (!d->catchup || from == INT64_MIN) {
+        /* Only the latest due interval: walk back from now by finding the last two ticks. */
+        int64_t probe = now - 366LL * 86400 * 2, a = INT64_MIN, b = INT64_MIN, t;
+        if (from != INT64_MIN && from > probe)
+            probe = from;
+        while (cron_next(d->cron, d->tz, probe, &t) == 0 && t <= now) {
+            a = b;
+            b = t;
+            probe = t;
+        }
+        if (a == INT64_MIN || (found && a <= last) || (floor != INT64_MIN && a < floor))
+            return;
+        from = a - 1;
+        if (!d->catchup)
+            active = d->max_active_runs - 1; /* fire one at most */
+    }
+    int64_t start, end;
+    while (active < d->max_active_runs && cron_next(d->cron, d->tz, from, &start) == 0 &&
+           cron_next(d->cron, d->tz, start, &end) == 0 && end <= now && !s->stop) {
+        from = start;
+        char run_id[160];
+        int made = store_run_create(s->st, d->dag_id, "scheduled", start, start, end, NULL, run_id,
+                                    sizeof run_id, &err);
+        if (made < 0) {
+            log_error("%s: %s", d->dag_id, err.msg);
+            return;
+        }
+        if (made == 1)
+            continue; /* another scheduler fired it */
+        log_info("fired %s", run_id);
+        if (start_run(s, v, run_id, false, start, start, end) < 0)
+            log_error("%s: cannot start a thread", run_id);
+        active++;
+    }
+}
+
+/* Resumes runs whose process died (heartbeat older than heartbeat_timeout_sec). */
+static void resume_stale(struct sched *s)
+{
+    struct dr_err err;
+    err_clear(&err);
+    json_t *ids = store_runs_stale(s->st, s->c->cfg->heartbeat_timeout_sec, &err);
+    if (!ids) {
+        log_error("%s", err.msg);
+        return;
+    }
+    size_t i;
+    json_t *id;
+    json_array_foreach(ids, i, id) {
+        json_t *run = store_run_get(s->st, json_string_value(id), &err);
+        const char *dag_id = json_string_value(json_object_get(run, "dag_id"));
+        struct version *v = NULL;
+        for (size_t k = 0; dag_id && k < s->n_files && !v; k++)
+            if (s->files[k].v && strcmp(s->files[k].v->dag->dag_id, dag_id) == 0)
+                v = s->files[k].v;
+        if (v) {
+            int64_t t[3] = { 0, 0, 0 };
+            const char *keys[] = { "logical_date", "data_interval_start", "data_interval_end" };
+            for (int k = 0; k < 3; k++) {
+                const char *txt = json_string_value(json_object_get(run, keys[k]));
+                if (txt)
+                    date_parse_instant(txt, &t[k], &err);
+            }
+            log_info("resuming %s: its heartbeat stopped", json_string_value(id));
+            start_run(s, v, json_string_value(id), true, t[0], t[1], t[2]);
+        }
+        json_decref(run);
+    }
+    json_decref(ids);
+}
+
+static const char scheduler_usage[] =
+    "usage: dagrun scheduler [--once]\n"
+    "Loads every DAG in dags_dir (reloading files that change) and fires runs at their cron\n"
+    "times in each DAG's time zone: catchup true runs every missed interval since start_date,\n"
+    "catchup false only the latest; max_active_runs is respected; paused DAGs are skipped;\n"
+    "runs whose process died are resumed. Runs execute in this process.\n"
+    "  --once   fire what is due now, wait for those runs, and exit (for cron and tests)\n"
+    "SIGTERM or SIGINT: stop firing, let running runs reach a resumable state, exit 0.\n";
+
+int cmd_scheduler(struct cli *c, int argc, char **argv)
+{
+    if (cli_wants_help(argc, argv, scheduler_usage))
+        return EXIT_OK;
+    bool once = argc == 2 && strcmp(argv[1], "--once") == 0;
+    if (argc > 2 || (argc == 2 && !once)) {
+        fputs(scheduler_usage, stderr);
+        return EXIT_BAD_INPUT;
+    }
+    struct dr_err err;
+    err_clear(&err);
+    struct sched s = { .c = c };
+    pthread_mutex_init(&s.lock, NULL);
+    if (!(s.st = cli_open_store(c, &err))) {
+        err_print(&err);
+        return EXIT_FAILED;
+    }
+    g_sched = &s;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    int rc = EXIT_OK;
+    log_info("scheduler started on %s%s", c->cfg->dags_dir, once ? " (once)" : "");
+    int64_t last_scan = 0, last_stale = 0;
+    while (!s.stop) {
+        int64_t now = (int64_t)time(NULL);
+        if (now - last_scan >= 2) {
+            scan_dags(&s);
+            last_scan = now;
+        }
+        if (now - last_stale >= 30 || once) {
+            resume_stale(&s);
+            last_stale = now;
+        }
+        for (size_t i = 0; i < s.n_files && !s.stop; i++)
+            if (s.files[i].v && s.files[i].v->dag->cron)
+                fire_dag(&s, s.files[i].v, now);
+        if (once)
+            break;
+        int worst = reap(&s, false);
+        if (worst)
+            log_warn("a scheduled run ended with exit code %d", worst);
+        struct timespec ts = { 0, 500 * 1000000L };
+        nanosleep(&ts, NULL);
+    }
+    if (s.stop)
+        log_info("stopping: no new runs; waiting for running runs to reach a resumable state");
+    int worst = reap(&s, true);
+    if (once)
+        rc = worst;
+    for (size_t i = 0; i < s.n_files; i++) {
+        version_put(&s, s.files[i].v);
+        free(s.files[i].path);
+    }
+    free(s.files);
+    store_close(s.st);
+    g_sched = NULL;
+    pthread_mutex_destroy(&s.lock);
+    log_info("scheduler stopped");
+    return rc;
+}
