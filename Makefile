@@ -101,6 +101,11 @@ test: deps
 
 check: unit integration asan tsan
 
+# `make demo`: the main job end to end on the sandbox database and the broker simulator.
+demo: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)DR_BUILD=$(B) bash tests/demo.sh
+
 clean:
 	rm -rf build
 

@@ -72,6 +72,16 @@ int cli_run_dag(struct cli *c, struct dag *dag, struct store *st, struct launch 
             goto fail;
         }
     }
+    /* One process at a time runs a run: a resume while the first process lives is refused,
+     * and one after it died (kill -9, crash) goes ahead at once. */
+    bool mine = false;
+    if (store_run_lock(st, l->run_id, &mine, &err) < 0)
+        goto fail;
+    if (!mine) {
+        err_set(&err, "run %s is being run by another process", l->run_id);
+        err_hint(&err, "dagrun cancel %s stops it", l->run_id);
+        goto fail;
+    }
     if (store_run_set_state(st, l->run_id, RUN_RUNNING, NULL, &err) < 0)
         goto fail;
     log_msg(DR_LOG_INFO, l->run_id, NULL, NULL, "%s %s of %s",
@@ -289,14 +299,6 @@ int cmd_resume(struct cli *c, int argc, char **argv)
     if (state && strcmp(state, "success") == 0) {
         printf("run %s already succeeded: nothing to resume\n", argv[1]);
         rc = EXIT_OK;
-        goto out;
-    }
-    json_t *age = json_object_get(run, "heartbeat_age_s");
-    if (state && strcmp(state, "running") == 0 && json_is_number(age) &&
-        json_number_value(age) < c->cfg->heartbeat_timeout_sec) {
-        fprintf(stderr, "run %s is running (heartbeat %.0fs ago)\nhint: dagrun cancel %s first, "
-                        "or wait %ds for its heartbeat to go stale\n",
-                argv[1], json_number_value(age), argv[1], c->cfg->heartbeat_timeout_sec);
         goto out;
     }
     if (!dag_id || !(dag = cli_find_dag(c, dag_id, &err))) {

@@ -51,6 +51,12 @@ int store_run_add_warnings(struct store *s, const char *run_id, const json_t *wa
 /* Asks a run to stop: 0, or -1 when no such run or it has ended. */
 int store_run_request_cancel(struct store *s, const char *run_id, struct dr_err *err);
 
+/* Takes a session-level advisory lock on run_id on this store's connection,
+ * held until store_close (or until the process dies, when PostgreSQL drops
+ * the session). *got is false when another live process holds it: that
+ * process is running the run. */
+int store_run_lock(struct store *s, const char *run_id, bool *got, struct dr_err *err);
+
 /* The run's row as an object {run_id, dag_id, run_type, logical_date,
  * data_interval_start, data_interval_end, conf, state, ...}; NULL with err
  * when unknown. New reference. */

@@ -1,0 +1,146 @@
+-- Market-data tables and the dagrun.* run-state tables; idempotent (safe to apply again).
+--
+-- Apply with `dagrun initdb` or `psql -v ON_ERROR_STOP=1 -f schema.sql`. Every statement is
+-- guarded (IF NOT EXISTS, DO blocks), so applying it again changes nothing, and the whole file
+-- is one transaction: it applies completely or not at all.
+
+BEGIN;
+
+-- "already exists, skipping" notices are expected on every run after the first.
+SET LOCAL client_min_messages = warning;
+
+-- Two `initdb` at once would race on CREATE ... IF NOT EXISTS (a unique violation in the
+-- catalogs); this lock makes the second wait for the first. The key is arbitrary but fixed.
+DO $$ BEGIN PERFORM pg_advisory_xact_lock(7423001); END $$;
+
+-- ---------------------------------------------------------------------------------------
+-- Market data
+-- ---------------------------------------------------------------------------------------
+
+-- The broker's instrument master (Kite: GET /instruments, a CSV dump), one row per
+-- instrument token; load_instruments refreshes it, list_instruments selects from it.
+CREATE TABLE IF NOT EXISTS instruments (
+    instrument_token bigint PRIMARY KEY,
+    exchange_token   bigint,
+    tradingsymbol    text NOT NULL,
+    name             text,
+    last_price       numeric,
+    expiry           date,
+    strike           numeric,
+    tick_size        numeric,
+    lot_size         integer,
+    instrument_type  text,
+    segment          text,
+    exchange         text NOT NULL,
+    updated_at       timestamptz NOT NULL DEFAULT now()
+);
+
+-- list_instruments filters by exchange and instrument type.
+CREATE INDEX IF NOT EXISTS instruments_exchange_type_idx
+    ON instruments (exchange, instrument_type);
+
+-- Historical OHLCV candles, one row per instrument, candle interval and candle start time.
+-- The primary key (instrument_token, candle_interval, ts) also serves compute_date_ranges'
+-- "latest stored candle per instrument" query, so no separate index is needed.
+CREATE TABLE IF NOT EXISTS kite_ohlcv_historic (
+    instrument_token bigint      NOT NULL,
+    tradingsymbol    text        NOT NULL,
+    exchange         text        NOT NULL,
+    candle_interval  text        NOT NULL,
+    ts               timestamptz NOT NULL,
+    open             numeric     NOT NULL,
+    high             numeric     NOT NULL,
+    low              numeric     NOT NULL,
+    close            numeric     NOT NULL,
+    volume           bigint      NOT NULL,
+    oi               bigint,
+    ingested_at      timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (instrument_token, candle_interval, ts)
+);
+
+-- With TimescaleDB installed on the server, the candles become a hypertable partitioned on ts
+-- (existing rows are moved in). Without it, or when the extension cannot be created here
+-- (not preloaded, no privilege), the plain table above is used and a WARNING says why.
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb') THEN
+        BEGIN
+            CREATE EXTENSION IF NOT EXISTS timescaledb;
+            PERFORM create_hypertable('kite_ohlcv_historic', 'ts',
+                                      if_not_exists => true, migrate_data => true);
+        EXCEPTION WHEN OTHERS THEN
+            RAISE WARNING 'kite_ohlcv_historic stays a plain table: %', SQLERRM;
+        END;
+    END IF;
+END
+$$;
+
+-- ---------------------------------------------------------------------------------------
+-- Run state (schema dagrun): what the runtime, the scheduler and the CLI read and write
+-- ---------------------------------------------------------------------------------------
+
+CREATE SCHEMA IF NOT EXISTS dagrun;
+
+-- One row per DAG that ever ran: the pause flag (`dagrun pause`) and scheduler bookkeeping.
+CREATE TABLE IF NOT EXISTS dagrun.dag (
+    dag_id            text PRIMARY KEY,
+    paused            boolean NOT NULL DEFAULT false,
+    last_scheduled_at timestamptz,          -- logical date of the latest scheduled run
+    updated_at        timestamptz NOT NULL DEFAULT now()
+);
+
+-- One row per DAG run: identity, parameters (conf), state, warnings, counters, timings,
+-- and the heartbeat that tells a live run from one whose process died.
+-- state: queued, running, success, partial, failed, cancelled.
+CREATE TABLE IF NOT EXISTS dagrun.dag_run (
+    run_id              text PRIMARY KEY,
+    dag_id              text NOT NULL REFERENCES dagrun.dag (dag_id),
+    run_type            text NOT NULL CHECK (run_type IN ('scheduled', 'manual', 'test')),
+    logical_date        timestamptz NOT NULL,
+    data_interval_start timestamptz,
+    data_interval_end   timestamptz,
+    conf                jsonb NOT NULL DEFAULT '{}',
+    state               text NOT NULL DEFAULT 'queued',
+    warnings            jsonb NOT NULL DEFAULT '[]',    -- array of strings
+    counters            jsonb NOT NULL DEFAULT '{}',    -- object of numeric totals
+    error               text,
+    queued_at           timestamptz NOT NULL DEFAULT now(),
+    started_at          timestamptz,
+    ended_at            timestamptz,
+    heartbeat_at        timestamptz,
+    cancel_requested    boolean NOT NULL DEFAULT false,
+    pid                 integer,
+    hostname            text
+);
+
+-- At most one scheduled run per DAG and logical date, so two schedulers cannot both fire it;
+-- also serves "latest scheduled run of a DAG".
+CREATE UNIQUE INDEX IF NOT EXISTS dag_run_scheduled_uq
+    ON dagrun.dag_run (dag_id, logical_date) WHERE run_type = 'scheduled';
+-- `dagrun runs [DAG]`: newest first.
+CREATE INDEX IF NOT EXISTS dag_run_dag_queued_idx ON dagrun.dag_run (dag_id, queued_at DESC);
+-- Active and stale runs (state queued/running).
+CREATE INDEX IF NOT EXISTS dag_run_state_idx ON dagrun.dag_run (state);
+
+-- One row per task instance, or per item (map_index >= 0) of a mapped task: its state,
+-- try number, timings, error and small JSON output. A lane item's row commits in the same
+-- transaction as the item's data, which is what makes `dagrun resume` exact.
+-- state: pending, running, success, skipped, failed, upstream_failed, cancelled.
+CREATE TABLE IF NOT EXISTS dagrun.task_instance (
+    run_id     text NOT NULL REFERENCES dagrun.dag_run (run_id) ON DELETE CASCADE,
+    task_id    text NOT NULL,
+    map_index  integer NOT NULL DEFAULT -1,            -- -1: not mapped
+    map_key    text,                                   -- display key of the item, e.g. NSE:INFY
+    state      text NOT NULL,
+    try_number integer NOT NULL DEFAULT 0,
+    started_at timestamptz,
+    ended_at   timestamptz,
+    error      text,
+    output     jsonb,
+    PRIMARY KEY (run_id, task_id, map_index)
+);
+
+-- Progress and summaries: instances of a run by state.
+CREATE INDEX IF NOT EXISTS task_instance_run_state_idx ON dagrun.task_instance (run_id, state);
+
+COMMIT;

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# The command line end to end: validate, bad fixtures, next, --help, run, test --junit.
+source "$(dirname "$0")/lib.sh"
+new_db cli
+CONFIG=$T_WORK/config.json
+SIM_URL=http://127.0.0.1:9 write_config "$CONFIG"
+export SIM_URL=http://127.0.0.1:9
+
+# validate: the shipped DAGs are valid.
+check "validate dags/ exits 0" dagrun validate "$DR_TOP/dags"
+
+# every broken fixture exits 2 with the expected file:line:col on line 1 of the file.
+for f in "$DR_TOP"/tests/fixtures/dags/bad/*.yaml; do
+    want=$(head -n 1 "$f" | sed -n 's/^# expect: \([0-9]*:[0-9]*\):.*/\1/p')
+    [ -n "$want" ] || continue
+    out=$(dagrun validate "$f" 2>&1); rc=$?
+    if [ $rc = 2 ] && grep -qF "$f:$want:" <<<"$out"; then ok "validate $(basename "$f") -> 2 at $want"
+    else not_ok "validate $(basename "$f"): exit $rc, output: $out"; fi
+done
+
+# next: three UTC lines and nothing else.
+out=$(dagrun next --cron '0 9 * * 1-5' --tz Asia/Kolkata --from 2026-03-06T00:00:00Z -n 3 2>&1)
+expect_eq "next --cron prints three UTC times" "$out" $'2026-03-06T03:30:00Z\n2026-03-09T03:30:00Z\n2026-03-10T03:30:00Z'
+out=$(dagrun next --cron '0 0 30 2 *' -n 1 2>&1); rc=$?
+expect_eq "next of Feb 30 exits 2" "$rc" 2
+out=$(dagrun next --cron '30 18 * * 8' 2>&1); rc=$?
+check "bad cron names the field" grep -q 'day of week 8 out of range' <<<"$out"
+expect_eq "bad cron exits 2" "$rc" 2
+
+# --help for every command, on stdout, exit 0.
+for c in validate list show plugins next initdb run test scheduler runs status resume cancel pause unpause; do
+    out=$(dagrun "$c" --help 2>/dev/null); rc=$?
+    if [ $rc = 0 ] && grep -q "usage: dagrun" <<<"$out"; then ok "$c --help"; else not_ok "$c --help (exit $rc)"; fi
+done
+out=$(dagrun frobnicate 2>&1); rc=$?
+expect_eq "unknown command exits 2" "$rc" 2
+
+# list / show / plugins
+check "list shows kite_historic" grep -q kite_historic <<<"$(dagrun list)"
+check "show --dot is a digraph" grep -q '^digraph' <<<"$(dagrun show kite_historic --dot)"
+check "show prints resolved params" grep -q 'candle_interval' <<<"$(dagrun show kite_historic)"
+check "plugins lists fetch_candles with params" grep -q 'fetch_candles' <<<"$(dagrun plugins)"
+
+# --conf: unknown keys are refused before anything runs.
+out=$(dagrun run ci_smoke --conf '{"no_such_param": 1}' 2>&1); rc=$?
+expect_eq "unknown --conf key exits 2" "$rc" 2
+before=$(q "select count(*) from dagrun.dag_run")
+expect_eq "nothing ran for bad --conf" "$before" 0
+
+# a 10,000-item mapped lane of noop finishes, and every item is recorded.
+cat >"$T_WORK/lane.yaml" <<'YAML'
+dag_id: lane10k
+tasks:
+  items: { plugin: emit_list, params: { n: 10000 } }
+  first: { plugin: noop, map: items }
+  second: { plugin: noop, map: items, after: [first] }
+  done: { plugin: noop, after: [second] }
+YAML
+out=$(dagrun run "$T_WORK/lane.yaml" 2>&1); rc=$?
+expect_eq "10,000-item lane run exits 0" "$rc" 0
+expect_eq "10,000 items of each lane task recorded" \
+    "$(q "select count(*) from dagrun.task_instance where task_id in ('first','second') and state='success'")" 20000
+
+# test --junit: one testcase per task instance, valid counts.
+out=$(dagrun test ci_mapped --junit "$T_WORK/report.xml" 2>&1); rc=$?
+expect_eq "dagrun test ci_mapped exits 0" "$rc" 0
+check "junit file written" test -s "$T_WORK/report.xml"
+n_cases=$(grep -c '<testcase ' "$T_WORK/report.xml")
+n_ti=$(q "select count(*) from dagrun.task_instance ti join dagrun.dag_run r using (run_id) where r.dag_id='ci_mapped' and r.run_type='test'")
+expect_eq "one testcase per task instance" "$n_cases" "$n_ti"
+
+# a failing DAG exits 1 and the JUnit report says so.
+cat >"$T_WORK/failing.yaml" <<'YAML'
+dag_id: failing
+tasks:
+  boom: { plugin: fail, params: { mode: fail } }
+YAML
+out=$(dagrun test "$T_WORK/failing.yaml" --junit "$T_WORK/fail.xml" 2>&1); rc=$?
+expect_eq "failing DAG exits 1" "$rc" 1
+check "junit records the failure" grep -q '<failure' "$T_WORK/fail.xml"
+finish

@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# The market-data pipeline against the broker simulator: exact data, incremental runs,
+# rate limit, 5xx faults, wrong credentials, malformed candles.
+source "$(dirname "$0")/lib.sh"
+CONFIG=$T_WORK/config.json
+END=2024-06-28
+BOOT=2021-01-01
+
+# expected_rows FROM TO: the simulator's candles for every stored instrument, one canonical
+# line each (token,interval,ts,open,high,low,close,volume,oi), sorted.
+expected_rows() {
+    local tok
+    for tok in $(q "select instrument_token from instruments order by 1"); do
+        "$DR_BUILD/kite_sim" --dump-candles "$tok" day "$1" "$2"
+    done | sort
+}
+stored_rows() {
+    q "select instrument_token||','||candle_interval||','||to_char(ts at time zone 'UTC','YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')||','||open||','||high||','||low||','||close||','||volume||','||coalesce(oi::text,'')
+       from kite_ohlcv_historic" | sort
+}
+historic() { dagrun run kite_historic --conf "{\"limit\": 50, \"bootstrap_date\": \"$BOOT\", \"end_date\": \"$1\"}"; }
+
+# ---- first run: exactly the simulator's candles; second run: no request; later: only new days
+new_db pipeline
+start_sim --instruments 50 --rate 0
+write_config "$CONFIG" 0
+dagrun run kite_instruments >"$T_WORK/out" 2>&1; rc=$?
+expect_eq "kite_instruments exits 0" "$rc" 0
+expect_eq "50 instruments loaded" "$(q 'select count(*) from instruments')" 50
+sim_reset
+historic "$END" >"$T_WORK/out" 2>&1; rc=$?
+expect_eq "first kite_historic run exits 0" "$rc" 0
+expected_rows "$BOOT" "$END" >"$T_WORK/expected"
+stored_rows >"$T_WORK/stored"
+expect_eq "candle count equals the simulator's" "$(wc -l <"$T_WORK/stored")" "$(wc -l <"$T_WORK/expected")"
+expect_eq "every stored value equals the simulator's (checksum)" \
+    "$(md5sum <"$T_WORK/stored" | cut -c1-32)" "$(md5sum <"$T_WORK/expected" | cut -c1-32)"
+# minimal requests: sum over instruments of ceil(range_days / 2000)
+days=$(( ($(date -ud "$END" +%s) - $(date -ud "$BOOT" +%s)) / 86400 + 1 ))
+expect_eq "first run makes the minimal number of requests" "$(sim_stat .historical_requests)" $(( 50 * ((days + 1999) / 2000) ))
+sim_reset
+historic "$END" >"$T_WORK/out" 2>&1; rc=$?
+expect_eq "second run exits 0" "$rc" 0
+expect_eq "second run makes no historical request" "$(sim_stat .historical_requests)" 0
+sim_reset
+LATER=2024-07-05
+historic "$LATER" >"$T_WORK/out" 2>&1; rc=$?
+expect_eq "later run exits 0" "$rc" 0
+expect_eq "later run makes one request per instrument" "$(sim_stat .historical_requests)" 50
+expected_rows "$BOOT" "$LATER" >"$T_WORK/expected"
+stored_rows >"$T_WORK/stored"
+expect_eq "later run adds exactly the new days" \
+    "$(md5sum <"$T_WORK/stored" | cut -c1-32)" "$(md5sum <"$T_WORK/expected" | cut -c1-32)"
+stop_sim
+
+# ---- rate limit: simulator at 10/s burst 1, source at 10/s, 8 workers: no 429, >= 95% of the limit
+new_db rate
+start_sim --instruments 50 --rate 10 --burst 1
+write_config "$CONFIG" 10
+dagrun run kite_instruments >/dev/null 2>&1
+sim_reset
+dagrun run kite_historic --conf '{"limit": 50, "bootstrap_date": "2015-01-01", "end_date": "2024-12-31"}' >"$T_WORK/out" 2>&1; rc=$?
+expect_eq "rate-limited run exits 0" "$rc" 0
+n=$(sim_stat .historical_requests)
+n429=$(sim_stat '.by_status["429"] // 0')
+rate=$(sim_stats | jq -r '(.historical_requests - 1) / (.last_ts - .first_ts)')
+echo "# rate-limited run: $n requests, $n429 answered 429, achieved $rate requests/s of 10"
+expect_eq "no 429 at the configured limit" "$n429" 0
+expect_ge "achieved rate >= 95% of the limit" "$rate" 9.5
+stop_sim
+
+# ---- 20% injected 5xx: every candle still arrives
+new_db faults
+start_sim --instruments 20 --rate 0 --fault-5xx 0.2 --seed 7
+write_config "$CONFIG" 0 8
+dagrun run kite_instruments >/dev/null 2>&1
+dagrun run kite_historic --conf "{\"limit\": 20, \"bootstrap_date\": \"$BOOT\", \"end_date\": \"$END\"}" >"$T_WORK/out" 2>&1; rc=$?
+expect_eq "run with 20% 5xx exits 0" "$rc" 0
+check "5xx were injected" test "$(sim_stat '[.by_status | to_entries[] | select(.key | startswith("5")) | .value] | add // 0')" -gt 0
+expected_rows "$BOOT" "$END" >"$T_WORK/expected"
+stored_rows >"$T_WORK/stored"
+expect_eq "with 5xx every candle arrives" \
+    "$(md5sum <"$T_WORK/stored" | cut -c1-32)" "$(md5sum <"$T_WORK/expected" | cut -c1-32)"
+stop_sim
+
+# ---- wrong credentials: exit 1 after at most one request per worker, message names the variables
+new_db creds
+start_sim --instruments 20 --rate 0
+write_config "$CONFIG" 0 5 8
+dagrun run kite_instruments >/dev/null 2>&1
+sim_reset
+KITE_ACCESS_TOKEN=wrong dagrun run kite_historic --conf "{\"limit\": 20, \"bootstrap_date\": \"$BOOT\", \"end_date\": \"$END\"}" >"$T_WORK/out" 2>&1; rc=$?
+expect_eq "wrong credentials exit 1" "$rc" 1
+expect_le "at most one request per worker" "$(sim_stat .historical_requests)" 8
+check "message names KITE_API_KEY and KITE_ACCESS_TOKEN" grep -q 'KITE_API_KEY.*KITE_ACCESS_TOKEN\|KITE_ACCESS_TOKEN.*KITE_API_KEY' "$T_WORK/out"
+check "the wrong token is not printed" bash -c "! grep -q 'wrong' '$T_WORK/out' || ! grep -q 'sim_key:wrong' '$T_WORK/out'"
+expect_eq "the run is recorded failed" "$(q "select state from dagrun.dag_run where dag_id='kite_historic'")" failed
+stop_sim
+
+# ---- malformed candles: dropped and counted, the rest stored
+new_db malformed
+start_sim --instruments 10 --rate 0 --fault-malformed 0.5 --seed 3
+write_config "$CONFIG" 0
+dagrun run kite_instruments >/dev/null 2>&1
+dagrun run kite_historic --conf "{\"limit\": 10, \"bootstrap_date\": \"$BOOT\", \"end_date\": \"$END\"}" >"$T_WORK/out" 2>&1; rc=$?
+expect_eq "run with malformed candles exits 0" "$rc" 0
+dropped=$(q "select coalesce((counters->>'dropped')::int, 0) from dagrun.dag_run where dag_id='kite_historic'")
+check "malformed candles were counted" test "$dropped" -gt 0
+expected_rows "$BOOT" "$END" >"$T_WORK/expected"
+stored_rows >"$T_WORK/stored"
+expect_eq "stored = served - dropped" "$(wc -l <"$T_WORK/stored")" $(( $(wc -l <"$T_WORK/expected") - dropped ))
+expect_eq "every stored candle is one the simulator served" "$(comm -23 "$T_WORK/stored" "$T_WORK/expected" | wc -l)" 0
+check "warnings stored on the run" test "$(q "select jsonb_array_length(warnings) from dagrun.dag_run where dag_id='kite_historic'")" -gt 0
+stop_sim
+finish

@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# Run state: kill -9 and resume, cancel, schedulers racing, catchup, DAG reload, runs/status.
+source "$(dirname "$0")/lib.sh"
+CONFIG=$T_WORK/config.json
+END=2024-06-28
+BOOT=2016-01-01
+TRIALS=${DR_KILL_TRIALS:-3}
+
+expected_rows() {
+    local tok
+    for tok in $(q "select instrument_token from instruments order by 1"); do
+        "$DR_BUILD/kite_sim" --dump-candles "$tok" day "$BOOT" "$END"
+    done | sort
+}
+stored_rows() {
+    q "select instrument_token||','||candle_interval||','||to_char(ts at time zone 'UTC','YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')||','||open||','||high||','||low||','||close||','||volume||','||coalesce(oi::text,'')
+       from kite_ohlcv_historic" | sort
+}
+latest_run() { q "select run_id from dagrun.dag_run where dag_id='$1' order by queued_at desc limit 1"; }
+CONF="{\"limit\": 20, \"bootstrap_date\": \"$BOOT\", \"end_date\": \"$END\"}"
+
+# ---- kill -9 at random moments, then resume: identical table, nothing refetched after commit
+start_sim --instruments 20 --rate 40 --burst 1
+write_config "$CONFIG" 40 5 4
+for trial in $(seq 1 "$TRIALS"); do
+    new_db kill
+    dagrun run kite_instruments >/dev/null 2>&1
+    sim_reset
+    dagrun run kite_historic --conf "$CONF" >"$T_WORK/run.out" 2>&1 &
+    pid=$!
+    sleep "$(awk -v s=$RANDOM 'BEGIN { srand(s); printf "%.2f", 0.3 + rand() * 1.4 }')"
+    kill -9 $pid; wait $pid 2>/dev/null
+    run=$(latest_run kite_historic)
+    committed=$(q "select map_key from dagrun.task_instance where run_id='$run' and task_id='upsert' and state='success' order by 1")
+    sim_reset
+    dagrun resume "$run" >"$T_WORK/resume.out" 2>&1; rc=$?
+    expect_eq "trial $trial: resume exits 0" "$rc" 0
+    expected_rows >"$T_WORK/expected"; stored_rows >"$T_WORK/stored"
+    expect_eq "trial $trial: table identical to an uninterrupted run" \
+        "$(md5sum <"$T_WORK/stored" | cut -c1-32)" "$(md5sum <"$T_WORK/expected" | cut -c1-32)"
+    refetched=0
+    for key in $committed; do
+        tok=$(q "select instrument_token from instruments where exchange||':'||tradingsymbol = '$key'")
+        n=$(sim_stat ".requests_by_token[\"$tok\"] // 0")
+        [ "$n" = 0 ] || refetched=$((refetched + 1))
+    done
+    expect_eq "trial $trial: no committed instrument fetched again ($(wc -w <<<"$committed") committed before the kill)" "$refetched" 0
+    expect_eq "trial $trial: one run, all items success" \
+        "$(q "select count(*) || ':' || (select count(*) from dagrun.task_instance where run_id='$run' and state <> 'success') from dagrun.dag_run where dag_id='kite_historic'")" "1:0"
+    expect_eq "trial $trial: run state success" "$(q "select state from dagrun.dag_run where run_id='$run'")" success
+done
+
+# ---- cancel: the run ends cancelled within 5 s; resume completes it
+new_db cancel
+dagrun run kite_instruments >/dev/null 2>&1
+dagrun run kite_historic --conf "$CONF" >"$T_WORK/run.out" 2>&1 &
+pid=$!
+sleep 1
+run=$(latest_run kite_historic)
+t0=$(date +%s.%N)
+dagrun cancel "$run" >/dev/null 2>&1
+wait $pid; rc=$?
+secs=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+expect_eq "cancelled run exits 1" "$rc" 1
+expect_le "cancel takes effect within 5 s" "$secs" 5
+expect_eq "run state cancelled" "$(q "select state from dagrun.dag_run where run_id='$run'")" cancelled
+dagrun resume "$run" >"$T_WORK/resume.out" 2>&1; rc=$?
+expect_eq "resume after cancel exits 0" "$rc" 0
+expected_rows >"$T_WORK/expected"; stored_rows >"$T_WORK/stored"
+expect_eq "resume after cancel completes the table" \
+    "$(md5sum <"$T_WORK/stored" | cut -c1-32)" "$(md5sum <"$T_WORK/expected" | cut -c1-32)"
+
+# ---- runs and status: tables for people, JSON with --json
+out=$(dagrun runs kite_historic)
+check "runs prints a table" grep -q 'RUN ID' <<<"$out"
+check "runs --json is a JSON array" jq -e 'type == "array" and length >= 1' <<<"$(dagrun runs --json)"
+out=$(dagrun status "$run")
+check "status prints the tasks" grep -q 'upsert' <<<"$out"
+check "status --json has the run and its tasks" jq -e '.run.run_id and (.tasks | length > 0)' <<<"$(dagrun status "$run" --json)"
+stop_sim
+
+# ---- schedulers: two at once create each due run once; catchup true/false
+mkdir -p "$T_WORK/dags"
+start=$(date -u -d '5 days ago' +%Y-%m-%d)
+cat >"$T_WORK/dags/daily.yaml" <<YAML
+dag_id: daily_catchup
+schedule: "@daily"
+start_date: $start
+catchup: true
+max_active_runs: 10
+tasks:
+  a: { plugin: noop }
+YAML
+cat >"$T_WORK/dags/latest.yaml" <<YAML
+dag_id: daily_latest
+schedule: "@daily"
+start_date: $start
+catchup: false
+tasks:
+  a: { plugin: noop }
+YAML
+jq --arg d "$T_WORK/dags" '.dags_dir = $d' "$CONFIG" >"$T_WORK/sched.json"
+new_db sched
+"$DR_BUILD/dagrun" -c "$T_WORK/sched.json" scheduler --once >"$T_WORK/s1.out" 2>&1 &
+p1=$!
+"$DR_BUILD/dagrun" -c "$T_WORK/sched.json" scheduler --once >"$T_WORK/s2.out" 2>&1 &
+p2=$!
+wait $p1; r1=$?; wait $p2; r2=$?
+expect_eq "both schedulers exit 0" "$r1:$r2" "0:0"
+expect_eq "catchup true: 5 runs for 5 missed days" "$(q "select count(*) from dagrun.dag_run where dag_id='daily_catchup'")" 5
+expect_eq "catchup true: the runs cover the 5 days in order" \
+    "$(q "select string_agg(to_char(logical_date at time zone 'UTC','YYYY-MM-DD'), ' ' order by logical_date) from dagrun.dag_run where dag_id='daily_catchup'")" \
+    "$(for i in 5 4 3 2 1; do date -u -d "$i days ago" +%Y-%m-%d; done | paste -sd' ')"
+expect_eq "catchup false: 1 run" "$(q "select count(*) from dagrun.dag_run where dag_id='daily_latest'")" 1
+expect_eq "all scheduled runs succeeded" "$(q "select count(*) from dagrun.dag_run where state <> 'success'")" 0
+"$DR_BUILD/dagrun" -c "$T_WORK/sched.json" scheduler --once >/dev/null 2>&1
+expect_eq "a second --once fires nothing new" "$(q "select count(*) from dagrun.dag_run")" 6
+"$DR_BUILD/dagrun" -c "$T_WORK/sched.json" pause daily_catchup >/dev/null
+q "delete from dagrun.dag_run" >/dev/null
+"$DR_BUILD/dagrun" -c "$T_WORK/sched.json" scheduler --once >/dev/null 2>&1
+expect_eq "a paused DAG gets no scheduled run" "$(q "select count(*) from dagrun.dag_run where dag_id='daily_catchup'")" 0
+
+# ---- a DAG edited while the scheduler runs is reloaded; a broken edit keeps the old version
+"$DR_BUILD/dagrun" -c "$T_WORK/sched.json" --log-format text scheduler >"$T_WORK/sched.log" 2>&1 &
+sp=$!
+T_PIDS+=("$sp")
+sleep 3
+sed -i 's/  a: { plugin: noop }/  a: { plugin: noop }\n  b: { plugin: noop, after: [a] }/' "$T_WORK/dags/latest.yaml"
+sleep 4
+check "an edited DAG is reloaded" grep -q 'reloaded daily_latest' "$T_WORK/sched.log"
+printf 'dag_id: daily_latest\nschedule: "@daily"\ntasks:\n  a: { plugin: noop, bogus: 1 }\n' >"$T_WORK/dags/latest.yaml"
+sleep 4
+check "a broken edit is logged with file:line:col" grep -q "latest.yaml:4:[0-9]*: .*bogus" "$T_WORK/sched.log"
+check "the old version is kept" grep -q 'keeping the last good version' "$T_WORK/sched.log"
+kill -TERM $sp; wait $sp; rc=$?
+expect_eq "scheduler exits 0 on SIGTERM" "$rc" 0
+finish
