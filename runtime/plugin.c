@@ -1,0 +1,444 @@
+/* Task plugins: the registry of loaded .so files, their ABI checks and typed param values. */
+#include "plugin.h"
+
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "date.h"
+#include "duration.h"
+
+/* Plugins sorted by name. Coordinator thread only: no lock. Entries are
+ * pointers so that a plugin handed out stays put while the array grows. */
+struct plugins {
+    char *dir;
+    struct plugin **items;
+    size_t n, cap;
+};
+
+static bool valid_ident(const char *s)
+{
+    if (!s || !(*s >= 'a' && *s <= 'z'))
+        return false;
+    for (const char *p = s; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_'))
+            return false;
+    return true;
+}
+
+struct plugins *plugins_open(const char *dir)
+{
+    struct plugins *ps = calloc(1, sizeof *ps);
+    if (!ps)
+        return NULL;
+    ps->dir = strdup(dir ? dir : ".");
+    if (!ps->dir) {
+        free(ps);
+        return NULL;
+    }
+    return ps;
+}
+
+static void plugin_free(struct plugin *p)
+{
+    if (!p)
+        return;
+    if (p->handle)
+        dlclose(p->handle);
+    free(p->name);
+    free(p->path);
+    free(p);
+}
+
+void plugins_free(struct plugins *ps)
+{
+    if (!ps)
+        return;
+    for (size_t i = 0; i < ps->n; i++)
+        plugin_free(ps->items[i]);
+    free(ps->items);
+    free(ps->dir);
+    free(ps);
+}
+
+/* Index where name is or would be inserted; *found tells which. */
+static size_t find_slot(const struct plugins *ps, const char *name, bool *found)
+{
+    size_t lo = 0, hi = ps->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(ps->items[mid]->name, name);
+        if (c == 0) {
+            *found = true;
+            return mid;
+        }
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *found = false;
+    return lo;
+}
+
+const char *plugin_type_name(dr_type t)
+{
+    switch (t) {
+    case DR_T_STRING: return "string";
+    case DR_T_INT: return "int";
+    case DR_T_BOOL: return "bool";
+    case DR_T_DATE: return "date";
+    case DR_T_DURATION: return "duration";
+    case DR_T_LIST: return "list";
+    }
+    return "unknown";
+}
+
+static json_t *int_from_text(const char *text, struct dr_err *err)
+{
+    const char *s = text;
+    if (*s == '+' || *s == '-')
+        s++;
+    if (*s < '0' || *s > '9')
+        goto bad;
+    errno = 0;
+    char *end;
+    long long v = strtoll(text, &end, 10);
+    if (errno == ERANGE) {
+        err_set(err, "bad int \"%s\": out of range", text);
+        return NULL;
+    }
+    if (*end != '\0')
+        goto bad;
+    return json_integer(v);
+bad:
+    err_set(err, "bad int \"%s\": expected digits", text);
+    if (err)
+        err->offset = 0;
+    return NULL;
+}
+
+static json_t *bool_from_text(const char *text, struct dr_err *err)
+{
+    static const char *const yes[] = { "true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON" };
+    static const char *const no[] = { "false", "False", "FALSE", "no", "No", "NO", "off", "Off", "OFF" };
+    for (size_t i = 0; i < sizeof yes / sizeof *yes; i++) {
+        if (strcmp(text, yes[i]) == 0)
+            return json_true();
+        if (strcmp(text, no[i]) == 0)
+            return json_false();
+    }
+    err_set(err, "bad bool \"%s\": expected true or false", text);
+    return NULL;
+}
+
+static json_t *list_from_text(const char *text, struct dr_err *err)
+{
+    json_error_t je;
+    json_t *v = json_loads(text, JSON_DECODE_ANY, &je);
+    if (!v || !json_is_array(v)) {
+        json_decref(v);
+        err_set(err, "bad list %s: expected a JSON array of strings", text);
+        return NULL;
+    }
+    size_t i;
+    json_t *it;
+    json_array_foreach(v, i, it) {
+        if (!json_is_string(it)) {
+            json_decref(v);
+            err_set(err, "bad list %s: item %zu is not a string", text, i + 1);
+            return NULL;
+        }
+    }
+    return v;
+}
+
+json_t *plugin_value_from_text(dr_type t, const char *text, struct dr_err *err)
+{
+    if (!text)
+        return (void)err_set(err, "missing value"), NULL;
+    switch (t) {
+    case DR_T_STRING:
+        return json_string(text);
+    case DR_T_INT:
+        return int_from_text(text, err);
+    case DR_T_BOOL:
+        return bool_from_text(text, err);
+    case DR_T_DATE: {
+        if (strcmp(text, "today") == 0 || strcmp(text, "yesterday") == 0)
+            return json_string(text);
+        int64_t days;
+        if (date_parse(text, &days, err) < 0)
+            return NULL;
+        return json_string(text);
+    }
+    case DR_T_DURATION: {
+        int64_t ms;
+        if (duration_parse(text, &ms, err) < 0)
+            return NULL;
+        return json_integer(ms);
+    }
+    case DR_T_LIST:
+        return list_from_text(text, err);
+    }
+    err_set(err, "unknown param type %d", (int)t);
+    return NULL;
+}
+
+json_t *plugin_value_from_json(dr_type t, const json_t *v, struct dr_err *err)
+{
+    if (!v || json_is_null(v))
+        return (void)err_set(err, "expected a %s, got null", plugin_type_name(t)), NULL;
+    switch (t) {
+    case DR_T_STRING:
+        if (json_is_string(v))
+            return json_string(json_string_value(v));
+        break;
+    case DR_T_INT:
+        if (json_is_integer(v))
+            return json_integer(json_integer_value(v));
+        if (json_is_string(v))
+            return int_from_text(json_string_value(v), err);
+        break;
+    case DR_T_BOOL:
+        if (json_is_boolean(v))
+            return json_boolean(json_is_true(v));
+        if (json_is_string(v))
+            return bool_from_text(json_string_value(v), err);
+        break;
+    case DR_T_DATE:
+        if (json_is_string(v))
+            return plugin_value_from_text(t, json_string_value(v), err);
+        break;
+    case DR_T_DURATION:
+        if (json_is_integer(v)) {
+            if (json_integer_value(v) < 0)
+                return (void)err_set(err, "bad duration %lld: negative", json_integer_value(v)), NULL;
+            return json_integer(json_integer_value(v));
+        }
+        if (json_is_string(v))
+            return plugin_value_from_text(t, json_string_value(v), err);
+        break;
+    case DR_T_LIST:
+        if (json_is_array(v)) {
+            size_t i;
+            json_t *it;
+            json_array_foreach(v, i, it) {
+                if (!json_is_string(it))
+                    return (void)err_set(err, "expected a list of strings: item %zu is not a string",
+                                         i + 1), NULL;
+            }
+            return json_deep_copy(v);
+        }
+        break;
+    }
+    static const char *const kinds[] = { "object", "array", "string", "integer", "real", "true",
+                                         "false", "null" };
+    int k = (int)json_typeof(v);
+    err_set(err, "expected a %s, got %s", plugin_type_name(t),
+            k >= 0 && k < 8 ? kinds[k] : "value");
+    return NULL;
+}
+
+/* The ABI and table checks, on a descriptor whose library is already open. */
+static int check_def(const char *path, const char *name, const dr_task_def *def, struct dr_err *err)
+{
+    if (def->abi_version != DR_ABI_VERSION)
+        return err_set(err, "%s: plugin ABI %u, dagrun speaks ABI %d: rebuild it against this dagrun",
+                       path, (unsigned)def->abi_version, DR_ABI_VERSION);
+    if (def->size < sizeof(dr_task_def))
+        return err_set(err, "%s: plugin descriptor is %u bytes, dagrun expects at least %zu: "
+                       "rebuild it against this dagrun", path, (unsigned)def->size, sizeof(dr_task_def));
+    if (!def->name || strcmp(def->name, name) != 0)
+        return err_set(err, "%s: plugin calls itself \"%s\" but the file is %s.so: the names must match",
+                       path, def->name ? def->name : "(null)", name);
+    if (!def->run)
+        return err_set(err, "%s: plugin has no run callback", path);
+    if (!def->params)
+        return 0;
+    /* O(n^2) over the table: tables hold a handful of params. */
+    for (size_t i = 0; def->params[i].name; i++) {
+        const dr_param *p = &def->params[i];
+        if (i >= 256)
+            return err_set(err, "%s: param table has more than 256 entries (missing { NULL } end?)", path);
+        if (!valid_ident(p->name))
+            return err_set(err, "%s: bad param name \"%s\": must match [a-z][a-z0-9_]*", path, p->name);
+        if ((unsigned)p->type > DR_T_LIST)
+            return err_set(err, "%s: param \"%s\": unknown type %d", path, p->name, (int)p->type);
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(def->params[j].name, p->name) == 0)
+                return err_set(err, "%s: param \"%s\" declared twice", path, p->name);
+        if (p->def) {
+            struct dr_err e;
+            err_clear(&e);
+            json_t *v = plugin_value_from_text(p->type, p->def, &e);
+            if (!v)
+                return err_set(err, "%s: param \"%s\": default does not parse as %s: %s", path, p->name,
+                               plugin_type_name(p->type), e.msg);
+            json_decref(v);
+        }
+    }
+    return 0;
+}
+
+static struct plugin *load_one(const struct plugins *ps, const char *name, struct dr_err *err)
+{
+    if (!valid_ident(name)) {
+        err_set(err, "bad plugin name \"%s\": must match [a-z][a-z0-9_]*", name ? name : "");
+        return NULL;
+    }
+    size_t len = strlen(ps->dir) + strlen(name) + 5;
+    char *path = malloc(len);
+    if (!path) {
+        err_set(err, "out of memory");
+        return NULL;
+    }
+    snprintf(path, len, "%s/%s.so", ps->dir, name);
+    struct stat st;
+    if (stat(path, &st) < 0 || !S_ISREG(st.st_mode)) {
+        err_set(err, "unknown plugin \"%s\": no %s", name, path);
+        err_hint(err, "plugins are built into plugin_dir (%s) by make", ps->dir);
+        free(path);
+        return NULL;
+    }
+    dlerror();
+    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        const char *de = dlerror();
+        err_set(err, "%s: cannot load plugin: %s", path, de ? de : "unknown dlopen error");
+        free(path);
+        return NULL;
+    }
+    dlerror();
+    void *sym = dlsym(h, DR_TASK_ENTRY_SYMBOL);
+    if (!sym) {
+        err_set(err, "%s: no %s symbol: not a dagrun plugin (dagrun speaks ABI %d)", path,
+                DR_TASK_ENTRY_SYMBOL, DR_ABI_VERSION);
+        goto fail;
+    }
+    /* dlsym returns void *; POSIX guarantees it converts to a function pointer. */
+    dr_task_entry_fn entry;
+    memcpy(&entry, &sym, sizeof entry);
+    const dr_task_def *def = entry();
+    if (!def) {
+        err_set(err, "%s: %s returned NULL", path, DR_TASK_ENTRY_SYMBOL);
+        goto fail;
+    }
+    if (check_def(path, name, def, err) < 0)
+        goto fail;
+    struct plugin *p = calloc(1, sizeof *p);
+    if (!p || !(p->name = strdup(name))) {
+        free(p);
+        err_set(err, "out of memory");
+        goto fail;
+    }
+    p->path = path;
+    p->handle = h;
+    p->def = def;
+    return p;
+fail:
+    dlclose(h);
+    free(path);
+    return NULL;
+}
+
+const struct plugin *plugins_get(struct plugins *ps, const char *name, struct dr_err *err)
+{
+    bool found;
+    size_t at = name ? find_slot(ps, name, &found) : (found = false, 0);
+    if (found)
+        return ps->items[at];
+    struct plugin *p = load_one(ps, name, err);
+    if (!p)
+        return NULL;
+    if (ps->n == ps->cap) {
+        size_t cap = ps->cap ? ps->cap * 2 : 8;
+        struct plugin **items = realloc(ps->items, cap * sizeof *items);
+        if (!items) {
+            plugin_free(p);
+            err_set(err, "out of memory");
+            return NULL;
+        }
+        ps->items = items;
+        ps->cap = cap;
+    }
+    memmove(ps->items + at + 1, ps->items + at, (ps->n - at) * sizeof *ps->items);
+    ps->items[at] = p;
+    ps->n++;
+    return p;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+size_t plugins_load_all(struct plugins *ps, void (*cb)(void *ud, const struct dr_err *e), void *ud)
+{
+    struct dr_err e;
+    DIR *d = opendir(ps->dir);
+    if (!d) {
+        char buf[256];
+        err_set(&e, "%s: cannot open plugin_dir: %s", ps->dir,
+                strerror_r(errno, buf, sizeof buf) == 0 ? buf : "error");
+        if (cb)
+            cb(ud, &e);
+        return 0;
+    }
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        size_t len = strlen(de->d_name);
+        if (len <= 3 || strcmp(de->d_name + len - 3, ".so") != 0 || de->d_name[0] == '.')
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            char **nn = realloc(names, cap * sizeof *nn);
+            if (!nn)
+                break;
+            names = nn;
+        }
+        names[n] = strndup(de->d_name, len - 3);
+        if (names[n])
+            n++;
+    }
+    closedir(d);
+    if (n)
+        qsort(names, n, sizeof *names, cmp_str);
+    size_t loaded = 0;
+    for (size_t i = 0; i < n; i++) {
+        err_clear(&e);
+        if (plugins_get(ps, names[i], &e))
+            loaded++;
+        else if (cb)
+            cb(ud, &e);
+        free(names[i]);
+    }
+    free(names);
+    return loaded;
+}
+
+size_t plugins_count(const struct plugins *ps)
+{
+    return ps->n;
+}
+
+const struct plugin *plugins_at(const struct plugins *ps, size_t i)
+{
+    return i < ps->n ? ps->items[i] : NULL;
+}
+
+const dr_param *plugin_param(const struct plugin *p, const char *name)
+{
+    if (!p || !p->def->params || !name)
+        return NULL;
+    for (const dr_param *q = p->def->params; q->name; q++)
+        if (strcmp(q->name, name) == 0)
+            return q;
+    return NULL;
+}

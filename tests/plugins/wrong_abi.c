@@ -1,0 +1,16 @@
+/* Test plugin the loader must refuse: abi_version 2. */
+#include <dagrun/task.h>
+
+static dr_status bad_run(dr_ctx *ctx, void *state)
+{
+    (void)ctx;
+    (void)state;
+    return DR_OK;
+}
+
+static const dr_task_def def = {
+    .abi_version = 2, .size = sizeof def, .name = "wrong_abi",
+    .summary = "refused", .params = NULL, .run = bad_run,
+};
+
+DR_EXPORT const dr_task_def *dr_task_entry(void) { return &def; }

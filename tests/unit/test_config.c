@@ -1,0 +1,190 @@
+/* Tests for runtime/config.c: defaults, every key, ${ENV} expansion, overrides and errors. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "config.h"
+
+#define FIX "tests/fixtures/config/"
+
+static int setup(void **state)
+{
+    (void)state;
+    unsetenv("DATABASE_URL");
+    setenv("DR_TEST_DBHOST", "db.example", 1);
+    setenv("DR_TEST_PORT", "18080", 1);
+    unsetenv("DR_TEST_SURELY_UNSET_VAR");
+    return 0;
+}
+
+static void test_config_builtin_defaults(void **state)
+{
+    (void)state;
+    char cwd[4096], tmpl[] = "/tmp/dr_config_test_XXXXXX";
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    assert_non_null(mkdtemp(tmpl));
+    assert_int_equal(chdir(tmpl), 0);
+    struct dr_err e;
+    err_clear(&e);
+    struct config *c = config_load(NULL, &e);
+    assert_int_equal(chdir(cwd), 0);
+    rmdir(tmpl);
+    if (!c)
+        fail_msg("%s", e.msg);
+    assert_null(c->path);
+    assert_null(c->database_url);
+    assert_string_equal(c->dags_dir, "dags");
+    assert_string_equal(c->plugin_dir, "build/tasks");
+    assert_int_equal(c->max_active_tasks, 8);
+    assert_string_equal(c->log_format, "auto");
+    assert_string_equal(c->log_level, "info");
+    assert_int_equal(c->heartbeat_sec, 5);
+    assert_int_equal(c->heartbeat_timeout_sec, 60);
+    assert_int_equal(c->n_sources, 0);
+    assert_int_equal(c->n_pools, 0);
+    assert_non_null(c->dags);
+    assert_null(config_source(c, "kite"));
+    assert_null(config_dag_params(c, "x"));
+    config_free(c);
+}
+
+static void test_config_repo_file_has_kite(void **state)
+{
+    (void)state;
+    struct dr_err e;
+    err_clear(&e);
+    struct config *c = config_load(NULL, &e);   /* the repo's ./config.json */
+    if (!c)
+        fail_msg("%s", e.msg);
+    assert_string_equal(c->path, "config.json");
+    assert_string_equal(c->dags_dir, "dags");
+    assert_string_equal(c->plugin_dir, "build/tasks");
+    assert_null(c->database_url);
+    const struct source_cfg *k = config_source(c, "kite");
+    assert_non_null(k);
+    assert_string_equal(k->base_url, "https://api.kite.trade");
+    assert_string_equal(k->api_key_env, "KITE_API_KEY");
+    assert_string_equal(k->access_token_env, "KITE_ACCESS_TOKEN");
+    assert_true(k->rate_limit_per_sec == 3.0);
+    assert_int_equal(k->burst, 1);
+    assert_int_equal(k->timeout_ms, 30000);
+    assert_int_equal(k->connect_timeout_ms, 10000);
+    assert_int_equal(k->max_retries, 5);
+    assert_int_equal(k->retry_delay_ms, 500);
+    assert_int_equal(k->max_retry_delay_ms, 30000);
+    assert_int_equal(k->max_body_bytes, 64LL << 20);
+    assert_int_equal(config_pool(c, "kite")->slots, 8);
+    config_free(c);
+}
+
+static void test_config_full_file_expands_env(void **state)
+{
+    (void)state;
+    struct dr_err e;
+    err_clear(&e);
+    struct config *c = config_load(FIX "full.json", &e);
+    if (!c)
+        fail_msg("%s", e.msg);
+    assert_string_equal(c->database_url, "postgresql://u@db.example/dagrun");
+    assert_string_equal(c->dir, "tests/fixtures/config");
+    assert_string_equal(c->dags_dir, "tests/fixtures/config/my_dags");
+    assert_string_equal(c->plugin_dir, "/opt/dagrun/tasks");
+    assert_int_equal(c->max_active_tasks, 3);
+    assert_string_equal(c->log_format, "json");
+    assert_string_equal(c->log_level, "debug");
+    assert_int_equal(c->heartbeat_sec, 2);
+    assert_int_equal(c->heartbeat_timeout_sec, 30);
+    const struct source_cfg *s = config_source(c, "sim");
+    assert_non_null(s);
+    assert_string_equal(s->base_url, "http://127.0.0.1:18080");   /* trailing '/' dropped */
+    assert_null(s->api_key_env);
+    assert_true(s->rate_limit_per_sec == 0.0);
+    assert_int_equal(s->burst, 5);
+    assert_int_equal(s->timeout_ms, 1000);
+    assert_int_equal(s->connect_timeout_ms, 200);
+    assert_int_equal(s->max_retries, 2);
+    assert_int_equal(s->retry_delay_ms, 10);
+    assert_int_equal(s->max_retry_delay_ms, 100);
+    assert_int_equal(s->max_body_bytes, 1048576);
+    assert_int_equal(config_pool(c, "kite")->slots, 4);
+    assert_null(config_pool(c, "other"));
+    const json_t *p = config_dag_params(c, "kite_historic");
+    assert_non_null(p);
+    assert_string_equal(json_string_value(json_object_get(p, "end_date")), "2024-01-31");
+    assert_string_equal(json_string_value(json_object_get(p, "note")), "cost $5");
+    config_free(c);
+}
+
+static void test_config_database_url_env_overrides(void **state)
+{
+    (void)state;
+    setenv("DATABASE_URL", "postgresql:///override", 1);
+    struct dr_err e;
+    err_clear(&e);
+    struct config *c = config_load(FIX "full.json", &e);
+    unsetenv("DATABASE_URL");
+    if (!c)
+        fail_msg("%s", e.msg);
+    assert_string_equal(c->database_url, "postgresql:///override");
+    config_free(c);
+}
+
+static void expect_error(const char *file, const char *want1, const char *want2)
+{
+    struct dr_err e;
+    err_clear(&e);
+    struct config *c = config_load(file, &e);
+    if (c) {
+        config_free(c);
+        fail_msg("%s: loaded, expected \"%s\"", file, want1);
+    }
+    if (!strstr(e.msg, want1) || (want2 && !strstr(e.msg, want2)))
+        fail_msg("%s: \"%s\" lacks \"%s\" / \"%s\"", file, e.msg, want1, want2 ? want2 : "");
+}
+
+static void test_config_unknown_keys(void **state)
+{
+    (void)state;
+    expect_error(FIX "unknown_nested.json", FIX "unknown_nested.json: sources.kite.rate_limit: unknown key",
+                 NULL);
+    expect_error(FIX "unknown_top.json", FIX "unknown_top.json: shedule: unknown key", NULL);
+    expect_error(FIX "bad_dags.json", "dags.kite.parms: unknown key", NULL);
+}
+
+static void test_config_unset_variable_is_named(void **state)
+{
+    (void)state;
+    expect_error(FIX "unset_var.json", "database_url: environment variable DR_TEST_SURELY_UNSET_VAR is not set",
+                 NULL);
+}
+
+static void test_config_bad_values(void **state)
+{
+    (void)state;
+    expect_error(FIX "bad_type.json", "max_active_tasks: expected an integer", NULL);
+    expect_error(FIX "bad_url.json", "sources.kite.base_url: must start with http:// or https://", NULL);
+    expect_error(FIX "bad_format.json", "log_format: \"xml\" is not one of auto, text, json", NULL);
+    expect_error(FIX "bad_pool.json", "pools.kite.slots: 0 out of range", NULL);
+    expect_error(FIX "duplicate.json", FIX "duplicate.json:2:", "duplicate");
+    expect_error(FIX "syntax.json", FIX "syntax.json:2:", NULL);
+    expect_error(FIX "no_such_file.json", FIX "no_such_file.json", NULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest t[] = {
+        cmocka_unit_test(test_config_builtin_defaults),
+        cmocka_unit_test(test_config_repo_file_has_kite),
+        cmocka_unit_test(test_config_full_file_expands_env),
+        cmocka_unit_test(test_config_database_url_env_overrides),
+        cmocka_unit_test(test_config_unknown_keys),
+        cmocka_unit_test(test_config_unset_variable_is_named),
+        cmocka_unit_test(test_config_bad_values),
+    };
+    return cmocka_run_group_tests_name("config", t, setup, NULL);
+}

@@ -1,0 +1,251 @@
+/* Tests for runtime/plugin.c: loading test plugins, every refusal, typed param values. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "plugin.h"
+
+static char plugin_dir[512];
+
+static int setup(void **state)
+{
+    (void)state;
+    const char *b = getenv("DR_BUILD");
+    snprintf(plugin_dir, sizeof plugin_dir, "%s/tests/plugins", b && *b ? b : "build");
+    return 0;
+}
+
+/* Loads name from the test plugin dir and expects a refusal containing each of the
+ * NULL-terminated substrings. */
+static void expect_refusal(const char *name, ...)
+{
+    struct plugins *ps = plugins_open(plugin_dir);
+    assert_non_null(ps);
+    struct dr_err e;
+    err_clear(&e);
+    assert_null(plugins_get(ps, name, &e));
+    assert_int_equal(plugins_count(ps), 0);
+    va_list ap;
+    va_start(ap, name);
+    for (const char *s; (s = va_arg(ap, const char *));) {
+        if (!strstr(e.msg, s))
+            fail_msg("plugin %s: message \"%s\" lacks \"%s\"", name, e.msg, s);
+    }
+    va_end(ap);
+    plugins_free(ps);
+}
+
+static void test_plugin_loads_typed_plugin(void **state)
+{
+    (void)state;
+    struct plugins *ps = plugins_open(plugin_dir);
+    struct dr_err e;
+    err_clear(&e);
+    const struct plugin *p = plugins_get(ps, "ok_typed", &e);
+    assert_non_null(p);
+    assert_string_equal(p->name, "ok_typed");
+    assert_string_equal(p->def->name, "ok_typed");
+    assert_non_null(strstr(p->path, "/ok_typed.so"));
+    assert_ptr_equal(plugins_get(ps, "ok_typed", &e), p);
+    assert_int_equal(plugins_count(ps), 1);
+    const dr_param *q = plugin_param(p, "wait");
+    assert_non_null(q);
+    assert_int_equal(q->type, DR_T_DURATION);
+    assert_null(plugin_param(p, "nope"));
+    plugins_free(ps);
+}
+
+static void test_plugin_refuses_other_abi(void **state)
+{
+    (void)state;
+    expect_refusal("wrong_abi", "wrong_abi.so: plugin ABI 2, dagrun speaks ABI 1: rebuild it against this dagrun",
+                   NULL);
+}
+
+static void test_plugin_refuses_missing_entry(void **state)
+{
+    (void)state;
+    expect_refusal("no_entry", "no_entry.so", "no dr_task_entry", NULL);
+}
+
+static void test_plugin_refuses_name_mismatch(void **state)
+{
+    (void)state;
+    expect_refusal("name_mismatch", "\"something_else\"", "name_mismatch.so", NULL);
+}
+
+static void test_plugin_refuses_small_descriptor(void **state)
+{
+    (void)state;
+    char want[64];
+    snprintf(want, sizeof want, "at least %zu", sizeof(dr_task_def));
+    expect_refusal("small_size", "descriptor is 16 bytes", want, NULL);
+}
+
+static void test_plugin_refuses_missing_run(void **state)
+{
+    (void)state;
+    expect_refusal("no_run", "no run callback", NULL);
+}
+
+static void test_plugin_refuses_bad_param_tables(void **state)
+{
+    (void)state;
+    expect_refusal("bad_params", "param \"days\" declared twice", NULL);
+    expect_refusal("bad_default", "param \"days\": default does not parse as int", "bad int \"many\"", NULL);
+    expect_refusal("bad_param_name", "bad param name \"Days\"", NULL);
+}
+
+static void test_plugin_refuses_unresolved_symbol(void **state)
+{
+    (void)state;
+    expect_refusal("missing_symbol", "missing_symbol.so: cannot load plugin", "dr_test_function_nobody_defines",
+                   NULL);
+}
+
+static void test_plugin_refuses_bad_names(void **state)
+{
+    (void)state;
+    expect_refusal("../tasks/x", "bad plugin name \"../tasks/x\"", NULL);
+    expect_refusal("a/b", "bad plugin name", NULL);
+    expect_refusal("..", "bad plugin name", NULL);
+    expect_refusal("Upper", "bad plugin name", NULL);
+    expect_refusal("", "bad plugin name", NULL);
+    expect_refusal("1abc", "bad plugin name", NULL);
+    expect_refusal("no_such_plugin", "unknown plugin \"no_such_plugin\"", "no_such_plugin.so", NULL);
+}
+
+static void count_cb(void *ud, const struct dr_err *e)
+{
+    (void)e;
+    (*(int *)ud)++;
+}
+
+static void test_plugin_load_all_sorted(void **state)
+{
+    (void)state;
+    struct plugins *ps = plugins_open(plugin_dir);
+    int refused = 0;
+    size_t n = plugins_load_all(ps, count_cb, &refused);
+    assert_true(n >= 2);
+    assert_int_equal(plugins_count(ps), n);
+    assert_true(refused >= 9);
+    for (size_t i = 1; i < n; i++)
+        assert_true(strcmp(plugins_at(ps, i - 1)->name, plugins_at(ps, i)->name) < 0);
+    assert_null(plugins_at(ps, n));
+    plugins_free(ps);
+}
+
+static void text_ok(dr_type t, const char *text, const char *want_json)
+{
+    struct dr_err e;
+    err_clear(&e);
+    json_t *v = plugin_value_from_text(t, text, &e);
+    if (!v)
+        fail_msg("%s \"%s\": %s", plugin_type_name(t), text, e.msg);
+    char *s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+    assert_string_equal(s, want_json);
+    free(s);
+    json_decref(v);
+}
+
+static void text_bad(dr_type t, const char *text, const char *want)
+{
+    struct dr_err e;
+    err_clear(&e);
+    json_t *v = plugin_value_from_text(t, text, &e);
+    assert_null(v);
+    if (!strstr(e.msg, want))
+        fail_msg("%s \"%s\": \"%s\" lacks \"%s\"", plugin_type_name(t), text, e.msg, want);
+}
+
+static void test_plugin_value_from_text(void **state)
+{
+    (void)state;
+    text_ok(DR_T_STRING, "day", "\"day\"");
+    text_ok(DR_T_INT, "42", "42");
+    text_ok(DR_T_INT, "-7", "-7");
+    text_ok(DR_T_BOOL, "true", "true");
+    text_ok(DR_T_BOOL, "false", "false");
+    text_ok(DR_T_DATE, "2024-02-29", "\"2024-02-29\"");
+    text_ok(DR_T_DATE, "today", "\"today\"");
+    text_ok(DR_T_DATE, "yesterday", "\"yesterday\"");
+    text_ok(DR_T_DURATION, "2s", "2000");
+    text_ok(DR_T_DURATION, "5m", "300000");
+    text_ok(DR_T_LIST, "[\"NSE\",\"BSE\"]", "[\"NSE\",\"BSE\"]");
+    text_ok(DR_T_LIST, "[]", "[]");
+    text_bad(DR_T_INT, "12x", "bad int \"12x\"");
+    text_bad(DR_T_INT, "", "bad int");
+    text_bad(DR_T_INT, "99999999999999999999", "out of range");
+    text_bad(DR_T_BOOL, "maybe", "bad bool");
+    text_bad(DR_T_DATE, "2023-02-29", "bad date");
+    text_bad(DR_T_DURATION, "2x", "bad duration");
+    text_bad(DR_T_LIST, "NSE", "bad list");
+    text_bad(DR_T_LIST, "[1]", "not a string");
+}
+
+static void json_case(dr_type t, const char *in, const char *want_json)
+{
+    json_error_t je;
+    json_t *j = json_loads(in, JSON_DECODE_ANY, &je);
+    assert_non_null(j);
+    struct dr_err e;
+    err_clear(&e);
+    json_t *v = plugin_value_from_json(t, j, &e);
+    if (want_json) {
+        if (!v)
+            fail_msg("%s %s: %s", plugin_type_name(t), in, e.msg);
+        char *s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+        assert_string_equal(s, want_json);
+        free(s);
+    } else {
+        assert_null(v);
+        assert_true(e.msg[0] != '\0');
+    }
+    json_decref(v);
+    json_decref(j);
+}
+
+static void test_plugin_value_from_json(void **state)
+{
+    (void)state;
+    json_case(DR_T_STRING, "\"x\"", "\"x\"");
+    json_case(DR_T_STRING, "5", NULL);
+    json_case(DR_T_INT, "5", "5");
+    json_case(DR_T_INT, "\"5\"", "5");
+    json_case(DR_T_INT, "5.5", NULL);
+    json_case(DR_T_BOOL, "true", "true");
+    json_case(DR_T_BOOL, "1", NULL);
+    json_case(DR_T_DATE, "\"2024-01-31\"", "\"2024-01-31\"");
+    json_case(DR_T_DATE, "\"2024-01-32\"", NULL);
+    json_case(DR_T_DURATION, "\"1h\"", "3600000");
+    json_case(DR_T_DURATION, "250", "250");
+    json_case(DR_T_DURATION, "-1", NULL);
+    json_case(DR_T_LIST, "[\"a\"]", "[\"a\"]");
+    json_case(DR_T_LIST, "[\"a\", 2]", NULL);
+    json_case(DR_T_LIST, "\"a\"", NULL);
+    json_case(DR_T_LIST, "null", NULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest t[] = {
+        cmocka_unit_test(test_plugin_loads_typed_plugin),
+        cmocka_unit_test(test_plugin_refuses_other_abi),
+        cmocka_unit_test(test_plugin_refuses_missing_entry),
+        cmocka_unit_test(test_plugin_refuses_name_mismatch),
+        cmocka_unit_test(test_plugin_refuses_small_descriptor),
+        cmocka_unit_test(test_plugin_refuses_missing_run),
+        cmocka_unit_test(test_plugin_refuses_bad_param_tables),
+        cmocka_unit_test(test_plugin_refuses_unresolved_symbol),
+        cmocka_unit_test(test_plugin_refuses_bad_names),
+        cmocka_unit_test(test_plugin_load_all_sorted),
+        cmocka_unit_test(test_plugin_value_from_text),
+        cmocka_unit_test(test_plugin_value_from_json),
+    };
+    return cmocka_run_group_tests_name("plugin", t, setup, NULL);
+}
