@@ -1,0 +1,733 @@
+/* HTTP GET through named sources: libcurl, rate limits, retries, redaction. */
+#include "http.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "log.h"
+#include "ratelimit.h"
+
+/* The broker admits requests with a strict token bucket of burst 1: a request
+ * that arrives even slightly before 1/rate after the previous one gets 429.
+ * Our reservations are exact, but between the reserved instant and the
+ * request's arrival at the server lie the wake-up from clock_nanosleep, curl's
+ * work and the network, and that delay varies from request to request (a late
+ * request followed by a punctual one arrives closer than 1/rate). Two margins:
+ *
+ * PACE_MARGIN: reservations are spaced at 1/(rate * 0.983), 101.7 ms at 10/s,
+ * 339.1 ms at 3/s, so the achieved rate is 98.3% of the limit (target: >= 98%).
+ *
+ * GATE_MARGIN: a thread can wake from its sleep a few ms late (measured up to
+ * ~2 ms on an idle 2-vCPU VM, ~4 ms under CPU contention), and the request
+ * after it, woken on time, would reach the server too soon. So when the
+ * bucket holds one token (burst 1) a second gate sits right before the request
+ * goes on the wire (CURLOPT_PREREQFUNCTION): no request passes it sooner than
+ * 1/(rate * 0.987) after the previous one passed (101.3 ms at 10/s: 1.3 ms of
+ * room for what varies after the gate, loopback and server wake-up, typically
+ * 0.05-0.8 ms; 4.4 ms at 3/s). The gate spacing is shorter than the
+ * reservation spacing, so a late request's delay is worked off again (0.4% of
+ * an interval per request) instead of being carried forever. With a larger
+ * burst the gate is off: bursts are then allowed. Left uncovered: a wake-up
+ * delay after the gate larger than that room (seen on a loaded VM). */
+#define PACE_MARGIN 0.983
+#define GATE_MARGIN 0.987
+
+#define MAX_CONSECUTIVE_429 50
+#define SLEEP_SLICE_MS 100     /* a cancel is noticed within this while waiting */
+#define BACKOFF_429_MS 1000    /* first wait after a 429 without Retry-After */
+
+struct source {
+    const char *name;           /* borrowed from cfg->sources, like the numbers below */
+    char *base_url;             /* own copy */
+    char *auth_header;          /* "Authorization: token k:t", or NULL; secret, zeroed on free */
+    char missing[256];          /* "KITE_API_KEY and KITE_ACCESS_TOKEN": unset variables, or "" */
+    bool wants_auth;            /* api_key_env is set */
+    struct ratelimit *rl;       /* NULL when rate_limit_per_sec is 0; thread-safe itself */
+    int64_t gate_ns;            /* least spacing of sends at the gate; 0: no gate */
+    _Atomic int64_t last_send_ns; /* when the latest request passed the gate (atomic, CAS) */
+    int64_t timeout_ms, connect_timeout_ms, retry_delay_ms, max_retry_delay_ms, max_body_bytes;
+    int max_retries;
+};
+
+/* Immutable after http_sources_new except the atomic counters. */
+struct http_sources {
+    struct source *src;
+    size_t n;
+    _Atomic int64_t requests, responses_429, retries, rate_wait_ns;
+};
+
+struct http_client {
+    struct http_sources *s;
+    CURL *curl;                 /* one handle, reused: its connection cache gives keep-alive */
+    struct curl_slist **headers; /* per source, built on first use; hold the secret */
+    uint64_t rng;               /* jitter */
+    char errbuf[CURL_ERROR_SIZE];
+};
+
+/* ---- helpers ---- */
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void wipe_free(char *p)
+{
+    if (!p)
+        return;
+    explicit_bzero(p, strlen(p));
+    free(p);
+}
+
+static void wipe_slist(struct curl_slist *l)
+{
+    for (struct curl_slist *i = l; i; i = i->next)
+        if (i->data)
+            explicit_bzero(i->data, strlen(i->data));
+    curl_slist_free_all(l);
+}
+
+static void fmt_bytes(char *out, size_t n, int64_t b)
+{
+    if (b >= 1048576 && b % 1048576 == 0)
+        snprintf(out, n, "%" PRId64 " MiB", b / 1048576);
+    else if (b >= 1024 && b % 1024 == 0)
+        snprintf(out, n, "%" PRId64 " KiB", b / 1024);
+    else
+        snprintf(out, n, "%" PRId64 " bytes", b);
+}
+
+/* ---- sources ---- */
+
+static void source_fini(struct source *src)
+{
+    free(src->base_url);
+    wipe_free(src->auth_header);
+    ratelimit_free(src->rl);
+}
+
+static int source_init(struct source *src, const struct source_cfg *sc, struct dr_err *err)
+{
+    src->name = sc->name ? sc->name : "";
+    if (!sc->base_url || !*sc->base_url)
+        return err_set(err, "sources.%s: base_url is missing", src->name);
+    src->base_url = strdup(sc->base_url);
+    if (!src->base_url)
+        return err_set(err, "sources.%s: out of memory", src->name);
+    size_t bl = strlen(src->base_url);
+    while (bl > 0 && src->base_url[bl - 1] == '/')
+        src->base_url[--bl] = '\0';
+    src->timeout_ms = sc->timeout_ms > 0 ? sc->timeout_ms : 30000;
+    src->connect_timeout_ms = sc->connect_timeout_ms > 0 ? sc->connect_timeout_ms : 10000;
+    src->max_retries = sc->max_retries >= 0 ? sc->max_retries : 0;
+    src->retry_delay_ms = sc->retry_delay_ms >= 0 ? sc->retry_delay_ms : 0;
+    src->max_retry_delay_ms = sc->max_retry_delay_ms > 0 ? sc->max_retry_delay_ms : 30000;
+    src->max_body_bytes = sc->max_body_bytes > 0 ? sc->max_body_bytes : 64LL << 20;
+    if (sc->rate_limit_per_sec > 0) {
+        src->rl = ratelimit_new(sc->rate_limit_per_sec * PACE_MARGIN,
+                                sc->burst >= 1 ? sc->burst : 1);
+        if (!src->rl)
+            return err_set(err, "sources.%s: bad rate limit %g/s, burst %d", src->name,
+                           sc->rate_limit_per_sec, sc->burst);
+        if (sc->burst <= 1)
+            src->gate_ns = (int64_t)(1e9 / (sc->rate_limit_per_sec * GATE_MARGIN));
+    }
+    atomic_init(&src->last_send_ns, INT64_MIN / 4);
+    if (sc->api_key_env && *sc->api_key_env) {
+        /* Read once, here, before workers start (getenv is not safe against a
+         * concurrent setenv). The values live only in auth_header. */
+        src->wants_auth = true;
+        const char *key = getenv(sc->api_key_env);
+        const char *tok = sc->access_token_env && *sc->access_token_env
+                              ? getenv(sc->access_token_env) : NULL;
+        bool key_ok = key && *key;
+        bool tok_ok = !(sc->access_token_env && *sc->access_token_env) || (tok && *tok);
+        if (!key_ok && !tok_ok)
+            snprintf(src->missing, sizeof src->missing, "%s and %s are not set",
+                     sc->api_key_env, sc->access_token_env);
+        else if (!key_ok)
+            snprintf(src->missing, sizeof src->missing, "%s is not set", sc->api_key_env);
+        else if (!tok_ok)
+            snprintf(src->missing, sizeof src->missing, "%s is not set", sc->access_token_env);
+        else {
+            const char *pre = "Authorization: token ";
+            size_t n = strlen(pre) + strlen(key) + 1 + (tok ? strlen(tok) : 0) + 1;
+            src->auth_header = malloc(n);
+            if (!src->auth_header)
+                return err_set(err, "sources.%s: out of memory", src->name);
+            snprintf(src->auth_header, n, "%s%s%s%s", pre, key, tok ? ":" : "", tok ? tok : "");
+        }
+    }
+    return 0;
+}
+
+struct http_sources *http_sources_new(const struct config *cfg, struct dr_err *err)
+{
+    struct http_sources *s = calloc(1, sizeof *s);
+    if (!s) {
+        err_set(err, "out of memory");
+        return NULL;
+    }
+    size_t n = cfg ? cfg->n_sources : 0;
+    s->src = calloc(n ? n : 1, sizeof *s->src);
+    if (!s->src) {
+        free(s);
+        err_set(err, "out of memory");
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        s->n = i + 1;
+        if (source_init(&s->src[i], &cfg->sources[i], err) < 0) {
+            http_sources_free(s);
+            return NULL;
+        }
+    }
+    s->n = n;
+    atomic_init(&s->requests, 0);
+    atomic_init(&s->responses_429, 0);
+    atomic_init(&s->retries, 0);
+    atomic_init(&s->rate_wait_ns, 0);
+    return s;
+}
+
+void http_sources_free(struct http_sources *s)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->n; i++)
+        source_fini(&s->src[i]);
+    free(s->src);
+    free(s);
+}
+
+void http_sources_stats(struct http_sources *s, struct http_stats *out)
+{
+    out->requests = atomic_load(&s->requests);
+    out->responses_429 = atomic_load(&s->responses_429);
+    out->retries = atomic_load(&s->retries);
+    out->rate_wait_ms = atomic_load(&s->rate_wait_ns) / 1000000;
+}
+
+/* ---- clients ---- */
+
+struct http_client *http_client_new(struct http_sources *s)
+{
+    struct http_client *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->s = s;
+    c->headers = calloc(s->n ? s->n : 1, sizeof *c->headers);
+    c->curl = curl_easy_init();
+    if (!c->headers || !c->curl) {
+        http_client_free(c);
+        return NULL;
+    }
+    c->rng = (uint64_t)mono_ns() ^ ((uint64_t)(uintptr_t)c * 0x9E3779B97F4A7C15ULL);
+    if (!c->rng)
+        c->rng = 1;
+    CURL *h = c->curl;
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L); /* never carry credentials elsewhere */
+    curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
+    curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+    curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+#if LIBCURL_VERSION_NUM >= 0x075500
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+#endif
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, c->errbuf);
+    curl_easy_setopt(h, CURLOPT_USERAGENT, "dagrun");
+    return c;
+}
+
+void http_client_free(struct http_client *c)
+{
+    if (!c)
+        return;
+    if (c->curl)
+        curl_easy_cleanup(c->curl);
+    if (c->headers)
+        for (size_t i = 0; i < c->s->n; i++)
+            wipe_slist(c->headers[i]);
+    free(c->headers);
+    free(c);
+}
+
+static struct curl_slist *client_headers(struct http_client *c, size_t i)
+{
+    if (c->headers[i])
+        return c->headers[i];
+    struct curl_slist *l = curl_slist_append(NULL, "X-Kite-Version: 3");
+    if (l && c->s->src[i].auth_header) {
+        struct curl_slist *l2 = curl_slist_append(l, c->s->src[i].auth_header);
+        if (!l2) {
+            wipe_slist(l);
+            return NULL;
+        }
+        l = l2;
+    }
+    c->headers[i] = l;
+    return l;
+}
+
+static bool cancelled(const struct http_call *call);
+
+/* ---- one attempt ---- */
+
+struct attempt {
+    struct http_client *c;
+    dr_http_sink sink;
+    void *ud;
+    int64_t cap;                /* max_body_bytes */
+    int64_t received;           /* decoded body bytes seen this attempt */
+    size_t delivered;           /* bytes handed to the sink */
+    char *body;                 /* buffered body (non-streaming, or a non-2xx answer) */
+    size_t len, size;
+    long status;                /* known once the headers are in */
+    bool over_cap, sink_stopped, oom;
+    char retry_after[64];       /* the last Retry-After header value, or "" */
+    const struct http_call *call;
+    struct source *src;
+    struct http_sources *s;
+    bool gate_failed;           /* cancelled or past the deadline at the gate */
+};
+
+static bool append(struct attempt *a, const char *data, size_t n)
+{
+    if (a->len + n + 1 > a->size) {
+        size_t sz = a->size ? a->size : 4096;
+        while (sz < a->len + n + 1)
+            sz *= 2;
+        char *p = realloc(a->body, sz);
+        if (!p)
+            return false;
+        a->body = p;
+        a->size = sz;
+    }
+    memcpy(a->body + a->len, data, n);
+    a->len += n;
+    a->body[a->len] = '\0';
+    return true;
+}
+
+static size_t on_write(char *data, size_t size, size_t nmemb, void *ud)
+{
+    struct attempt *a = ud;
+    size_t n = size * nmemb;
+    a->received += (int64_t)n;
+    if (a->received > a->cap) {
+        /* CURLOPT_MAXFILESIZE_LARGE only sees a declared Content-Length; a
+         * chunked or compressed body is cut off here. */
+        a->over_cap = true;
+        return 0;
+    }
+    if (!a->status)
+        curl_easy_getinfo(a->c->curl, CURLINFO_RESPONSE_CODE, &a->status);
+    if (a->sink && a->status >= 200 && a->status < 300) {
+        if (n && a->sink(a->ud, data, n) != 0) {
+            a->sink_stopped = true;
+            return 0;
+        }
+        a->delivered += n;
+        return n;
+    }
+    if (!append(a, data, n)) {
+        a->oom = true;
+        return 0;
+    }
+    return n;
+}
+
+static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
+{
+    struct attempt *a = ud;
+    size_t n = size * nmemb;
+    if (n >= 5 && memcmp(data, "HTTP/", 5) == 0) {
+        /* A new response (after a 100 Continue, say): forget the last one. */
+        a->retry_after[0] = '\0';
+        a->status = 0;
+    } else if (n > 12 && strncasecmp(data, "retry-after:", 12) == 0) {
+        const char *v = data + 12;
+        size_t vl = n - 12;
+        while (vl && (*v == ' ' || *v == '\t'))
+            v++, vl--;
+        while (vl && (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' '))
+            vl--;
+        if (vl >= sizeof a->retry_after)
+            vl = sizeof a->retry_after - 1;
+        memcpy(a->retry_after, v, vl);
+        a->retry_after[vl] = '\0';
+    }
+    return n;
+}
+
+static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+    (void)dt, (void)dn, (void)ut, (void)un;
+    struct attempt *a = ud;
+    return cancelled(a->call) ? 1 : 0;
+}
+
+static int sleep_until(int64_t until_ns, const struct http_call *call, const char **why);
+
+/* Called by curl on this thread just before the request is sent: the send
+ * spacing gate described at PACE_MARGIN. Lock-free (compare and swap). */
+static int on_prereq(void *ud, char *ip, char *local_ip, int port, int local_port)
+{
+    (void)ip, (void)local_ip, (void)port, (void)local_port;
+    struct attempt *a = ud;
+    struct source *src = a->src;
+    if (!src->gate_ns)
+        return CURL_PREREQFUNC_OK;
+    int64_t last = atomic_load(&src->last_send_ns);
+    for (;;) {
+        int64_t now = mono_ns();
+        int64_t earliest = last + src->gate_ns;
+        if (now < earliest) {
+            const char *why;
+            if (sleep_until(earliest, a->call, &why) < 0) {
+                a->gate_failed = true;
+                return CURL_PREREQFUNC_ABORT;
+            }
+            atomic_fetch_add(&a->s->rate_wait_ns, earliest - now);
+            now = mono_ns();
+        }
+        /* Another request may have passed while we slept: then wait for it. */
+        if (atomic_compare_exchange_weak(&src->last_send_ns, &last, now))
+            return CURL_PREREQFUNC_OK;
+    }
+}
+
+/* ---- waiting ---- */
+
+/* The flag is set by another thread: read it atomically (the setter should
+ * use __atomic_store_n), so the race is defined and tsan stays quiet. */
+static bool cancelled(const struct http_call *call)
+{
+    return call && call->cancel && __atomic_load_n((const int *)call->cancel, __ATOMIC_ACQUIRE);
+}
+
+static bool past_deadline(const struct http_call *call, int64_t now_ns)
+{
+    return call && call->deadline_ms > 0 && now_ns / 1000000 >= call->deadline_ms;
+}
+
+/* Sleeps until the monotonic time until_ns in slices, outside any lock.
+ * Returns 0, or -1 when cancelled or past the deadline (why says which). */
+static int sleep_until(int64_t until_ns, const struct http_call *call, const char **why)
+{
+    for (;;) {
+        if (cancelled(call)) {
+            *why = "cancelled";
+            return -1;
+        }
+        int64_t now = mono_ns();
+        if (past_deadline(call, now)) {
+            *why = "deadline passed";
+            return -1;
+        }
+        if (now >= until_ns)
+            return 0;
+        int64_t wake = until_ns;
+        if (wake - now > SLEEP_SLICE_MS * 1000000LL)
+            wake = now + SLEEP_SLICE_MS * 1000000LL;
+        struct timespec ts = { .tv_sec = wake / 1000000000LL, .tv_nsec = wake % 1000000000LL };
+        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
+        }
+    }
+}
+
+/* Retry-After: delta seconds or an HTTP-date. Returns ms, or -1 when absent
+ * or unreadable. */
+static int64_t retry_after_ms(const char *v)
+{
+    if (!*v)
+        return -1;
+    char *end;
+    errno = 0;
+    long long secs = strtoll(v, &end, 10);
+    if (end != v && *end == '\0' && errno == 0) {
+        if (secs < 0)
+            return -1;
+        return secs > 86400 * 365 ? 86400LL * 365 * 1000 : secs * 1000;
+    }
+    time_t when = curl_getdate(v, NULL);
+    if (when == (time_t)-1)
+        return -1;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t ms = ((int64_t)when - now.tv_sec) * 1000 - now.tv_nsec / 1000000;
+    return ms < 0 ? 0 : ms;
+}
+
+static int64_t backoff_ms(struct http_client *c, int64_t first, int64_t cap, int n)
+{
+    int64_t d = first;
+    for (int i = 1; i < n && d < cap; i++)
+        d *= 2;
+    if (d > cap)
+        d = cap;
+    /* Up to 25% jitter so that workers that failed together spread out. */
+    uint64_t x = c->rng;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    c->rng = x;
+    if (d > 0)
+        d += (int64_t)(x % (uint64_t)(d / 4 + 1));
+    return d > cap ? cap : d;
+}
+
+static bool transient_curl(CURLcode rc)
+{
+    switch (rc) {
+    case CURLE_OPERATION_TIMEDOUT:
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_PARTIAL_FILE:
+    case CURLE_GOT_NOTHING:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static void set_error(dr_http_response *resp, const char *url, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_error(dr_http_response *resp, const char *url, const char *fmt, ...)
+{
+    char msg[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    snprintf(resp->error, sizeof resp->error, "GET %s: %s", url, msg);
+}
+
+/* ---- the request ---- */
+
+int http_get(struct http_client *c, const char *source, const char *path, dr_http_sink sink,
+             void *ud, dr_http_response *resp, const struct http_call *call)
+{
+    memset(resp, 0, sizeof *resp);
+    struct http_sources *s = c->s;
+    size_t si = 0;
+    while (si < s->n && strcmp(s->src[si].name, source) != 0)
+        si++;
+    if (si == s->n) {
+        snprintf(resp->error, sizeof resp->error, "unknown source \"%s\"", source);
+        return -1;
+    }
+    struct source *src = &s->src[si];
+    if (src->wants_auth && src->missing[0]) {
+        snprintf(resp->error, sizeof resp->error, "%s: %s", src->name, src->missing);
+        return -1;
+    }
+    size_t ul = strlen(src->base_url) + strlen(path) + 1;
+    char *url = malloc(ul);
+    struct curl_slist *hdrs = client_headers(c, si);
+    if (!url || !hdrs) {
+        free(url);
+        snprintf(resp->error, sizeof resp->error, "%s: out of memory", src->name);
+        return -1;
+    }
+    snprintf(url, ul, "%s%s", src->base_url, path);
+
+    CURL *h = c->curl;
+    struct attempt a = { .c = c, .sink = sink, .ud = ud, .cap = src->max_body_bytes,
+                         .call = call, .src = src, .s = s };
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)src->connect_timeout_ms);
+    curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)src->max_body_bytes);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &a);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, &a);
+    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(h, CURLOPT_XFERINFODATA, &a);
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(h, CURLOPT_PREREQFUNCTION, on_prereq);
+    curl_easy_setopt(h, CURLOPT_PREREQDATA, &a);
+
+    const char *run_id = call ? call->run_id : NULL;
+    const char *task = call ? call->task : NULL;
+    const char *item = call ? call->item : NULL;
+    int transient = 0, in_a_row_429 = 0, ret = -1;
+    char cap_text[32];
+    fmt_bytes(cap_text, sizeof cap_text, src->max_body_bytes);
+
+    for (;;) {
+        const char *why = NULL;
+        /* Pace every attempt, retries included: reserve under the limiter's
+         * lock, sleep here outside it. */
+        if (src->rl) {
+            int64_t now = mono_ns();
+            if (cancelled(call) || past_deadline(call, now)) {
+                set_error(resp, url, "%s", cancelled(call) ? "cancelled" : "deadline passed");
+                goto out;
+            }
+            int64_t at = ratelimit_reserve(src->rl, now);
+            if (at > now) {
+                atomic_fetch_add(&s->rate_wait_ns, at - now);
+                if (sleep_until(at, call, &why) < 0) {
+                    set_error(resp, url, "%s", why);
+                    goto out;
+                }
+            }
+        }
+        if (cancelled(call) || past_deadline(call, mono_ns())) {
+            set_error(resp, url, "%s", cancelled(call) ? "cancelled" : "deadline passed");
+            goto out;
+        }
+        int64_t timeout = src->timeout_ms;
+        if (call && call->deadline_ms > 0) {
+            int64_t left = call->deadline_ms - mono_ns() / 1000000;
+            if (left < timeout)
+                timeout = left > 1 ? left : 1;
+        }
+        curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)timeout);
+
+        a.received = 0;
+        a.len = 0;
+        if (a.body)
+            a.body[0] = '\0';
+        a.status = 0;
+        a.over_cap = a.sink_stopped = a.oom = a.gate_failed = false;
+        a.retry_after[0] = '\0';
+        c->errbuf[0] = '\0';
+        resp->attempts++;
+        atomic_fetch_add(&s->requests, 1);
+        CURLcode rc = curl_easy_perform(h);
+        long status = 0;
+        if (rc == CURLE_OK)
+            curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+
+        int64_t wait_ms = -1;
+        char what[96];
+        if (a.over_cap || rc == CURLE_FILESIZE_EXCEEDED) {
+            set_error(resp, url, "response body over the %s cap", cap_text);
+            goto out;
+        }
+        if (a.sink_stopped) {
+            set_error(resp, url, "stopped by the receiver after %zu bytes", a.delivered);
+            goto out;
+        }
+        if (a.oom) {
+            set_error(resp, url, "out of memory reading the response");
+            goto out;
+        }
+        if (rc == CURLE_ABORTED_BY_CALLBACK && (cancelled(call) || a.gate_failed)) {
+            set_error(resp, url, "%s", cancelled(call) ? "cancelled" : "deadline passed");
+            goto out;
+        }
+        if (rc == CURLE_OK && status == 429) {
+            atomic_fetch_add(&s->responses_429, 1);
+            /* Not counted against max_retries, but bounded. */
+            if (++in_a_row_429 >= MAX_CONSECUTIVE_429) {
+                resp->status = status;
+                set_error(resp, url, "HTTP 429 %d times in a row; giving up", in_a_row_429);
+                ret = 0;
+                goto out;
+            }
+            int64_t ra = retry_after_ms(a.retry_after);
+            wait_ms = ra >= 0 ? (ra > src->max_retry_delay_ms ? src->max_retry_delay_ms : ra)
+                              : backoff_ms(c, src->retry_delay_ms > 0 ? src->retry_delay_ms
+                                                                      : BACKOFF_429_MS,
+                                           src->max_retry_delay_ms, in_a_row_429);
+            /* Every worker of this source backs off, not only this one. */
+            if (src->rl)
+                ratelimit_hold(src->rl, mono_ns() + wait_ms * 1000000LL);
+            snprintf(what, sizeof what, "HTTP 429%s", ra >= 0 ? " (Retry-After)" : "");
+        } else if (rc == CURLE_OK && status >= 500 && status <= 599) {
+            in_a_row_429 = 0;
+            if (transient >= src->max_retries) {
+                resp->status = status;
+                set_error(resp, url, "HTTP %ld after %d attempts", status, resp->attempts);
+                ret = 0;
+                goto out;
+            }
+            snprintf(what, sizeof what, "HTTP %ld", status);
+        } else if (rc == CURLE_OK) {
+            resp->status = status;
+            if (status < 200 || status > 299)
+                set_error(resp, url, "HTTP %ld", status);
+            ret = 0;
+            goto out;
+        } else {
+            in_a_row_429 = 0;
+            const char *cause = c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc);
+            if (!transient_curl(rc)) {
+                set_error(resp, url, "%s", cause);
+                goto out;
+            }
+            if (a.delivered > 0) {
+                /* The sink already holds part of the body; a retry would
+                 * deliver it twice. */
+                set_error(resp, url, "%s after %zu bytes were delivered", cause, a.delivered);
+                goto out;
+            }
+            if (transient >= src->max_retries) {
+                set_error(resp, url, "%s (after %d attempts)", cause, resp->attempts);
+                goto out;
+            }
+            snprintf(what, sizeof what, "%s", cause);
+        }
+        if (wait_ms < 0) {
+            transient++;
+            wait_ms = backoff_ms(c, src->retry_delay_ms, src->max_retry_delay_ms, transient);
+        }
+        atomic_fetch_add(&s->retries, 1);
+        if (status == 429)
+            log_msg(DR_LOG_WARN, run_id, task, item, "GET %s: %s, retry in %" PRId64 " ms", url,
+                    what, wait_ms);
+        else
+            log_msg(DR_LOG_WARN, run_id, task, item,
+                    "GET %s: %s, retry %d/%d in %" PRId64 " ms", url, what, transient,
+                    src->max_retries, wait_ms);
+        if (sleep_until(mono_ns() + wait_ms * 1000000LL, call, &why) < 0) {
+            set_error(resp, url, "%s (%s, waiting to retry)", why, what);
+            goto out;
+        }
+    }
+out:
+    if (ret == 0) {
+        char *ct = NULL;
+        if (curl_easy_getinfo(h, CURLINFO_CONTENT_TYPE, &ct) == CURLE_OK && ct)
+            snprintf(resp->content_type, sizeof resp->content_type, "%s", ct);
+        if (!a.body && !append(&a, "", 0)) {
+            ret = -1;
+            set_error(resp, url, "out of memory reading the response");
+        }
+    }
+    if (ret == 0) {
+        resp->body = a.body;
+        resp->len = a.len;
+    } else {
+        free(a.body);
+    }
+    /* The handle keeps pointers into this frame: clear them. */
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, NULL);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, NULL);
+    curl_easy_setopt(h, CURLOPT_XFERINFODATA, NULL);
+    curl_easy_setopt(h, CURLOPT_PREREQDATA, NULL);
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 1L);
+    free(url);
+    return ret;
+}
