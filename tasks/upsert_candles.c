@@ -1,0 +1,321 @@
+/* upsert_candles: write one chunk of candles from the lane into PostgreSQL, merging with what is stored. */
+#include <dagrun/task.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define PIECE (64 * 1024)   /* COPY data is sent in pieces of about this size */
+#define ROW_MAX 1024        /* longest COPY row: prefix (<= 700) + ts + 4 prices + 2 ints */
+
+static const dr_param params[] = {
+    { "table", DR_T_STRING, "kite_ohlcv_historic", false,
+      "target table ([a-z_][a-z0-9_]*, with kite_ohlcv_historic's columns and primary key)" },
+    { NULL, 0, NULL, false, NULL }
+};
+
+static const char columns[] =
+    "instrument_token, tradingsymbol, exchange, candle_interval, ts, open, high, low, close, "
+    "volume, oi";
+
+/* Writes v as the shortest decimal text that reads back as the same double,
+ * so 1698.15 is stored as 1698.15. Returns the length. Pure; any thread. */
+int upsert_candles_format_price(char *buf, size_t size, double v)
+{
+    int n = 0;
+    for (int prec = 15; prec <= 17; prec++) {
+        n = snprintf(buf, size, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v)
+            break;
+    }
+    return n;
+}
+
+/* Appends s to out escaped for COPY text format; returns the new end. */
+static char *copy_text(char *out, const char *s, size_t max)
+{
+    for (size_t i = 0; s[i] && i < max; i++) {
+        switch (s[i]) {
+        case '\\': *out++ = '\\'; *out++ = '\\'; break;
+        case '\t': *out++ = '\\'; *out++ = 't'; break;
+        case '\n': *out++ = '\\'; *out++ = 'n'; break;
+        case '\r': *out++ = '\\'; *out++ = 'r'; break;
+        default: *out++ = s[i];
+        }
+    }
+    return out;
+}
+
+/* One COPY row for candle c after the item's prefix. Returns the length. */
+static size_t copy_row(char *buf, const char *prefix, const dr_candle *c)
+{
+    time_t t = (time_t)c->ts;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    char p[4][32];
+    upsert_candles_format_price(p[0], sizeof p[0], c->open);
+    upsert_candles_format_price(p[1], sizeof p[1], c->high);
+    upsert_candles_format_price(p[2], sizeof p[2], c->low);
+    upsert_candles_format_price(p[3], sizeof p[3], c->close);
+    char oi[24] = "\\N";
+    if (c->has_oi)
+        snprintf(oi, sizeof oi, "%lld", (long long)c->oi);
+    return (size_t)snprintf(buf, ROW_MAX, "%s%04d-%02d-%02d %02d:%02d:%02d+00\t%s\t%s\t%s\t%s\t%lld\t%s\n",
+                            prefix, tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                            tm.tm_min, tm.tm_sec, p[0], p[1], p[2], p[3], (long long)c->volume, oi);
+}
+
+/* Runs `sql` (a COPY ... FROM STDIN) and streams the candles in pieces.
+ * Returns the COPY's final result (caller clears; check its status). */
+static PGresult *copy_candles(PGconn *db, const char *sql, const char *prefix,
+                              const dr_candle *c, size_t n)
+{
+    PGresult *res = PQexec(db, sql);
+    if (PQresultStatus(res) != PGRES_COPY_IN)
+        return res;
+    PQclear(res);
+    char *buf = malloc(PIECE + ROW_MAX);
+    size_t len = 0;
+    bool ok = buf != NULL;
+    for (size_t i = 0; ok && i < n; i++) {
+        len += copy_row(buf + len, prefix, &c[i]);
+        if (len >= PIECE || i + 1 == n) {
+            ok = PQputCopyData(db, buf, (int)len) == 1;
+            len = 0;
+        }
+    }
+    free(buf);
+    PQputCopyEnd(db, ok ? NULL : "upsert_candles: could not send COPY data");
+    res = PQgetResult(db);
+    PGresult *extra;
+    while ((extra = PQgetResult(db)))
+        PQclear(extra);
+    return res;
+}
+
+static bool exec_ok(PGconn *db, const char *sql, PGresult **err)
+{
+    PGresult *r = PQexec(db, sql);
+    ExecStatusType st = PQresultStatus(r);
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+        PQclear(r);
+        return true;
+    }
+    *err = r;
+    return false;
+}
+
+struct chunk {
+    dr_ctx *ctx;
+    PGconn *db;
+    const char *key;
+    char range[32];         /* "2024-01-01..2024-03-01": the candles' first and last UTC day */
+    const char *target;     /* quoted identifier */
+    const char *prefix;     /* COPY text of the item's constant columns */
+    const dr_candle *c;
+    size_t n;
+};
+
+/* The slow path: COPY into this connection's temporary table, then merge,
+ * touching only rows whose values changed. Returns NULL, or the failing result. */
+static PGresult *merge(struct chunk *ch, long long *inserted, long long *updated)
+{
+    PGresult *res = NULL;
+    PGresult *r = PQexec(ch->db, "SELECT to_regclass('pg_temp.dr_upsert_candles') IS NULL");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        return r;
+    bool missing = PQgetvalue(r, 0, 0)[0] == 't';
+    PQclear(r);
+    if (!exec_ok(ch->db, missing
+                     ? "CREATE TEMP TABLE dr_upsert_candles (instrument_token bigint, "
+                       "tradingsymbol text, exchange text, candle_interval text, ts timestamptz, "
+                       "open numeric, high numeric, low numeric, close numeric, volume bigint, "
+                       "oi bigint) ON COMMIT DELETE ROWS"
+                     : "TRUNCATE pg_temp.dr_upsert_candles", &res))
+        return res;
+    char copy[256];
+    snprintf(copy, sizeof copy, "COPY pg_temp.dr_upsert_candles (%s) FROM STDIN", columns);
+    res = copy_candles(ch->db, copy, ch->prefix, ch->c, ch->n);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        return res;
+    PQclear(res);
+    char *sql = NULL;
+    size_t size = 2048 + strlen(ch->target);
+    if (!(sql = malloc(size)))
+        return PQmakeEmptyPGresult(ch->db, PGRES_FATAL_ERROR);
+    snprintf(sql, size,
+             "WITH m AS (INSERT INTO %s AS t (%s) "
+             "SELECT DISTINCT ON (instrument_token, candle_interval, ts) %s "
+             "FROM pg_temp.dr_upsert_candles ORDER BY instrument_token, candle_interval, ts "
+             "ON CONFLICT (instrument_token, candle_interval, ts) DO UPDATE SET "
+             "tradingsymbol = EXCLUDED.tradingsymbol, exchange = EXCLUDED.exchange, "
+             "open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low, "
+             "close = EXCLUDED.close, volume = EXCLUDED.volume, oi = EXCLUDED.oi, "
+             "ingested_at = now() "
+             "WHERE (t.tradingsymbol, t.exchange, t.open, t.high, t.low, t.close, t.volume, t.oi) "
+             "IS DISTINCT FROM (EXCLUDED.tradingsymbol, EXCLUDED.exchange, EXCLUDED.open, "
+             "EXCLUDED.high, EXCLUDED.low, EXCLUDED.close, EXCLUDED.volume, EXCLUDED.oi) "
+             "RETURNING (xmax = 0) AS inserted) "
+             "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM m",
+             ch->target, columns, columns);
+    res = PQexec(ch->db, sql);
+    free(sql);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        return res;
+    *inserted = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    *updated = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+    PQclear(res);
+    return NULL;
+}
+
+/* Writes the chunk: COPY straight into the target (all new rows: the common
+ * case of an incremental run), or on a unique violation the merge. Returns
+ * NULL, or the failing result. */
+static PGresult *write_chunk(struct chunk *ch, long long *inserted, long long *updated)
+{
+    PGresult *res = NULL;
+    if (!exec_ok(ch->db, "SAVEPOINT dr_upsert_candles", &res))
+        return res;
+    char copy[256];
+    snprintf(copy, sizeof copy, "COPY %.120s (%s) FROM STDIN", ch->target, columns);
+    res = copy_candles(ch->db, copy, ch->prefix, ch->c, ch->n);
+    if (PQresultStatus(res) == PGRES_COMMAND_OK) {
+        PQclear(res);
+        *inserted = (long long)ch->n;
+        *updated = 0;
+    } else {
+        const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        bool conflict = state && !strcmp(state, "23505");
+        PGresult *rb = NULL;
+        if (!exec_ok(ch->db, "ROLLBACK TO SAVEPOINT dr_upsert_candles", &rb)) {
+            PQclear(rb);
+            return res;
+        }
+        if (!conflict)
+            return res;
+        PQclear(res);
+        if ((res = merge(ch, inserted, updated))) {
+            if (!exec_ok(ch->db, "ROLLBACK TO SAVEPOINT dr_upsert_candles", &rb))
+                PQclear(rb);
+            return res;
+        }
+    }
+    if (!exec_ok(ch->db, "RELEASE SAVEPOINT dr_upsert_candles", &res))
+        return res;
+    return NULL;
+}
+
+static bool valid_table(const char *s)
+{
+    if (!s || !*s || strlen(s) > 63 || (*s >= '0' && *s <= '9'))
+        return false;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_'))
+            return false;
+    return true;
+}
+
+static void day_of(int64_t ts, char out[11])
+{
+    time_t t = (time_t)ts;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    snprintf(out, 11, "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+}
+
+static dr_status upsert_run(dr_ctx *ctx, void *state)
+{
+    (void)state;
+    const json_t *item = dr_map_item(ctx);
+    struct chunk ch = { .ctx = ctx, .key = json_string_value(json_object_get(item, "key")) };
+    const json_t *tok = json_object_get(item, "instrument_token");
+    const char *sym = json_string_value(json_object_get(item, "tradingsymbol"));
+    const char *exch = json_string_value(json_object_get(item, "exchange"));
+    const char *interval = json_string_value(json_object_get(item, "interval"));
+    const char *table = dr_param_str(ctx, "table");
+    const char *type = NULL;
+    size_t len = 0;
+    ch.c = dr_lane_blob(ctx, &type, &len);
+    if (!ch.key)
+        ch.key = "?";
+    if (!valid_table(table)) {
+        dr_error(ctx, "upsert_candles: table \"%s\" is not a plain lower-case name "
+                 "([a-z_][a-z0-9_]*)", table ? table : "");
+        return DR_FAIL;
+    }
+    if (!ch.c || !type || strcmp(type, DR_BLOB_CANDLES) || len % sizeof(dr_candle)) {
+        dr_error(ctx, "upsert_candles %s: expected a %s blob from the previous lane task "
+                 "(run after fetch_candles in the same lane)", ch.key, DR_BLOB_CANDLES);
+        return DR_FAIL;
+    }
+    if (!json_is_integer(tok) || !sym || !exch || !interval) {
+        dr_error(ctx, "upsert_candles %s: map item needs instrument_token, tradingsymbol, "
+                 "exchange and interval", ch.key);
+        return DR_FAIL;
+    }
+    ch.n = len / sizeof(dr_candle);
+    if (ch.n == 0)
+        return DR_OK;
+    for (size_t i = 0; i < ch.n; i++)
+        if (!isfinite(ch.c[i].open) || !isfinite(ch.c[i].high) || !isfinite(ch.c[i].low) ||
+            !isfinite(ch.c[i].close)) {
+            dr_error(ctx, "upsert_candles %s: candle %zu has a price that is not finite", ch.key, i);
+            return DR_FAIL;
+        }
+    char first[11], last[11];
+    day_of(ch.c[0].ts, first);
+    day_of(ch.c[ch.n - 1].ts, last);
+    snprintf(ch.range, sizeof ch.range, "%s..%s", first, last);
+    if (!(ch.db = dr_db(ctx)))
+        return DR_RETRY;
+    char prefix[720], *p = prefix;
+    p += snprintf(p, 32, "%lld\t", (long long)json_integer_value(tok));
+    p = copy_text(p, sym, 200);
+    *p++ = '\t';
+    p = copy_text(p, exch, 32);
+    *p++ = '\t';
+    p = copy_text(p, interval, 32);
+    *p++ = '\t';
+    *p = '\0';
+    ch.prefix = prefix;
+    char *target = PQescapeIdentifier(ch.db, table, strlen(table));
+    if (!target) {
+        dr_error(ctx, "upsert_candles %s %s: %s", ch.key, ch.range, PQerrorMessage(ch.db));
+        return PQstatus(ch.db) != CONNECTION_OK ? DR_RETRY : DR_FAIL;
+    }
+    ch.target = target;
+    long long inserted = 0, updated = 0;
+    PGresult *err = write_chunk(&ch, &inserted, &updated);
+    PQfreemem(target);
+    if (err) {
+        const char *state_code = PQresultErrorField(err, PG_DIAG_SQLSTATE);
+        const char *msg = PQresultErrorField(err, PG_DIAG_MESSAGE_PRIMARY);
+        dr_error(ctx, "upsert_candles %s %s: %s", ch.key, ch.range,
+                 msg ? msg : PQerrorMessage(ch.db));
+        bool transient = PQstatus(ch.db) != CONNECTION_OK ||
+                         (state_code && (!strncmp(state_code, "40", 2) ||
+                                         !strncmp(state_code, "57", 2) ||
+                                         !strncmp(state_code, "08", 2)));
+        PQclear(err);
+        return transient ? DR_RETRY : DR_FAIL;
+    }
+    dr_count(ctx, "inserted", inserted);
+    dr_count(ctx, "updated", updated);
+    dr_count(ctx, "unchanged", (long long)ch.n - inserted - updated);
+    dr_log(ctx, DR_LOG_DEBUG, "%s %s: %zu candles, %lld inserted, %lld updated", ch.key, ch.range,
+           ch.n, inserted, updated);
+    return DR_OK;
+}
+
+static const dr_task_def def = {
+    .abi_version = DR_ABI_VERSION,
+    .size = sizeof def,
+    .name = "upsert_candles",
+    .summary = "write a chunk of candles into PostgreSQL, updating only changed rows",
+    .params = params,
+    .run = upsert_run,
+};
+
+DR_EXPORT const dr_task_def *dr_task_entry(void) { return &def; }

@@ -1,0 +1,510 @@
+/* Unit tests for tasks/fetch_candles.c: parser, candle rules (property test), HTTP outcomes. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <cmocka.h>
+
+#include "fake_ctx.h"
+
+typedef void (*fetch_candles_drop_fn)(void *ud, const char *ts, const char *why);
+int fetch_candles_parse_ts(const char *s, int64_t *out);
+const char *fetch_candles_check(const dr_candle *c);
+int fetch_candles_parse(const char *body, size_t len, const char *content_type,
+                        dr_candle **out, size_t *n, fetch_candles_drop_fn on_drop, void *ud,
+                        char error_type[64], char msg[256]);
+dr_status fetch_candles_classify(long status, const char *error_type);
+
+#define FIXTURES "/work/shared/fixtures/kite"
+#define ITEM "{\"key\":\"NSE:INFY\",\"instrument_token\":408065,\"tradingsymbol\":\"INFY\"," \
+             "\"exchange\":\"NSE\",\"interval\":\"day\",\"chunks\":[[\"2024-01-01\",\"2024-03-01\"]," \
+             "[\"2024-03-02\",\"2024-05-01\"],[\"2024-05-02\",\"2024-06-30\"]]}"
+#define JSON "application/json"
+
+static void count_drop(void *ud, const char *ts, const char *why)
+{
+    (void)ts;
+    (void)why;
+    (*(int *)ud)++;
+}
+
+static int parse(const char *body, const char *ctype, dr_candle **c, size_t *n, int *drops,
+                 char *etype, char *msg)
+{
+    *drops = 0;
+    return fetch_candles_parse(body, strlen(body), ctype, c, n, count_drop, drops, etype, msg);
+}
+
+static void test_fetch_candles_parse_ts_forms(void **state)
+{
+    (void)state;
+    int64_t t;
+    assert_int_equal(fetch_candles_parse_ts("2017-12-15T09:15:00+0530", &t), 0);
+    assert_int_equal(t, 1513309500);
+    assert_int_equal(fetch_candles_parse_ts("2017-12-15T09:15:00+05:30", &t), 0);
+    assert_int_equal(t, 1513309500);
+    assert_int_equal(fetch_candles_parse_ts("2017-12-15T03:45:00Z", &t), 0);
+    assert_int_equal(t, 1513309500);
+    assert_int_equal(fetch_candles_parse_ts("2017-12-14 23:45:00-0400", &t), 0);
+    assert_int_equal(t, 1513309500);
+    const char *bad[] = { "2017-12-15T09:15:00", "2017-12-15", "2017-02-30T09:15:00+0530",
+                          "2017-12-15T24:00:00+0530", "2017-12-15T09:15:00+053",
+                          "2017-12-15T09:15:00+0530x", "x017-12-15T09:15:00+0530", "", NULL };
+    for (int i = 0; bad[i]; i++)
+        assert_int_equal(fetch_candles_parse_ts(bad[i], &t), -1);
+}
+
+static void test_fetch_candles_parse_shapes(void **state)
+{
+    (void)state;
+    dr_candle *c;
+    size_t n;
+    int drops;
+    char et[64], msg[256];
+    /* arrays, 6 and 7 elements, integer prices and a whole real volume */
+    assert_int_equal(parse("{\"status\":\"success\",\"data\":{\"candles\":["
+                           "[\"2017-12-15T09:15:00+0530\",1704.5,1705,1699.25,1702.8,2499],"
+                           "[\"2017-12-15T09:16:00+0530\",1702,1702,1698.15,1698.15,1271.0,13667775]]}}",
+                           JSON "; charset=utf-8", &c, &n, &drops, et, msg), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(drops, 0);
+    assert_true(c[0].high == 1705 && c[0].low == 1699.25 && c[0].volume == 2499 && !c[0].has_oi);
+    assert_true(c[1].open == 1702 && c[1].close == 1698.15 && c[1].volume == 1271);
+    assert_true(c[1].has_oi && c[1].oi == 13667775);
+    assert_int_equal(c[1].ts - c[0].ts, 60);
+    free(c);
+    /* objects, oi optional */
+    assert_int_equal(parse("{\"status\":\"success\",\"data\":{\"candles\":["
+                           "{\"date\":\"2024-01-01T00:00:00+0530\",\"open\":10,\"high\":12,"
+                           "\"low\":9.5,\"close\":11,\"volume\":0},"
+                           "{\"date\":\"2024-01-02T00:00:00+05:30\",\"open\":11,\"high\":11,"
+                           "\"low\":11,\"close\":11,\"volume\":5,\"oi\":7}]}}",
+                           "", &c, &n, &drops, et, msg), 0);
+    assert_int_equal(n, 2);
+    assert_true(!c[0].has_oi && c[1].has_oi && c[1].oi == 7 && c[0].low == 9.5);
+    free(c);
+    /* empty */
+    assert_int_equal(parse("{\"status\":\"success\",\"data\":{\"candles\":[]}}", JSON, &c, &n,
+                           &drops, et, msg), 0);
+    assert_int_equal(n, 0);
+    assert_null(c);
+}
+
+static void test_fetch_candles_parse_errors(void **state)
+{
+    (void)state;
+    static const struct { const char *body, *ctype; int rc; const char *msg; } cases[] = {
+        { "{a:b}", JSON, -1, "not JSON" },
+        { "<html>", "text/html", -1, "unexpected Content-Type \"text/html\"" },
+        { "[1]", JSON, -1, "not a JSON object" },
+        { "{\"status\":\"success\"}", JSON, -1, "data is missing" },
+        { "{\"status\":\"success\",\"data\":[]}", JSON, -1, "data is not an object" },
+        { "{\"status\":\"success\",\"data\":{}}", JSON, -1, "candles is missing" },
+        { "{\"status\":\"success\",\"data\":{\"candles\":{}}}", JSON, -1, "candles is not an array" },
+        { "{\"status\":\"ok\",\"data\":{\"candles\":[]}}", JSON, -1, "status is not" },
+        { "{\"status\":\"error\",\"message\":\"invalid token\",\"error_type\":\"TokenException\"}",
+          JSON, 1, "invalid token" },
+        { "{\"status\":\"error\",\"message\":\"m\"}", JSON, 1, "m" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        dr_candle *c;
+        size_t n;
+        int drops;
+        char et[64], msg[256];
+        assert_int_equal(parse(cases[i].body, cases[i].ctype, &c, &n, &drops, et, msg), cases[i].rc);
+        assert_non_null(strstr(msg, cases[i].msg));
+        assert_null(c);
+    }
+}
+
+static void test_fetch_candles_classify(void **state)
+{
+    (void)state;
+    assert_int_equal(fetch_candles_classify(403, "TokenException"), DR_FATAL);
+    assert_int_equal(fetch_candles_classify(200, "TokenException"), DR_FATAL);
+    assert_int_equal(fetch_candles_classify(403, NULL), DR_FATAL);
+    assert_int_equal(fetch_candles_classify(400, "InputException"), DR_FAIL);
+    assert_int_equal(fetch_candles_classify(200, "InputException"), DR_FAIL);
+    assert_int_equal(fetch_candles_classify(429, "NetworkException"), DR_RETRY);
+    assert_int_equal(fetch_candles_classify(200, "NetworkException"), DR_RETRY);
+    assert_int_equal(fetch_candles_classify(503, "GeneralException"), DR_RETRY);
+    assert_int_equal(fetch_candles_classify(0, NULL), DR_RETRY);
+    assert_int_equal(fetch_candles_classify(404, NULL), DR_FAIL);
+}
+
+/* ---- property test: random candles, some broken on purpose ---- */
+
+static void put_ts(char *buf, size_t size, int64_t t, int form)
+{
+    time_t local = (time_t)(t + (form == 2 ? 0 : 19800));
+    struct tm tm;
+    gmtime_r(&local, &tm);
+    static const char *zones[] = { "+0530", "+05:30", "Z" };
+    snprintf(buf, size, "%04d-%02d-%02dT%02d:%02d:%02d%s", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, zones[form]);
+}
+
+static json_t *num(double v)
+{
+    return v == floor(v) && fabs(v) < 1e15 ? json_integer((json_int_t)v) : json_real(v);
+}
+
+static void test_fetch_candles_property_drops_exactly_bad(void **state)
+{
+    (void)state;
+    uint64_t seed = fake_seed(), s = seed;
+    for (int iter = 0; iter < 3000; iter++) {
+        size_t k = fake_rand(&s) % 40;
+        json_t *arr = json_array();
+        dr_candle *want = calloc(k + 1, sizeof *want);
+        size_t nwant = 0, nbad = 0;
+        int64_t cur = 1500000000 + (int64_t)(fake_rand(&s) % 100000000);
+        for (size_t i = 0; i < k; i++) {
+            cur += 60 + (int64_t)(fake_rand(&s) % 86400);
+            dr_candle c = { .ts = cur };
+            c.low = 1 + (double)(fake_rand(&s) % 500000) / 100;
+            c.high = c.low + (double)(fake_rand(&s) % 10000) / 100;
+            c.open = c.low + (c.high - c.low) * (double)(fake_rand(&s) % 101) / 100;
+            c.close = c.low + (c.high - c.low) * (double)(fake_rand(&s) % 101) / 100;
+            c.volume = (int64_t)(fake_rand(&s) % 10000000);
+            c.has_oi = fake_rand(&s) % 2;
+            c.oi = c.has_oi ? (int64_t)(fake_rand(&s) % 1000000) : 0;
+            int bad = fake_rand(&s) % 4 == 0 ? 1 + (int)(fake_rand(&s) % 12) : 0;
+            if ((bad == 10 || bad == 11) && nwant == 0)
+                bad = 0;                       /* needs an earlier kept candle */
+            int64_t ts = cur;
+            json_t *v[7];
+            char tsbuf[48];
+            switch (bad) {
+            case 1: c.open = -c.open; break;
+            case 2: c.low = fmin(c.open, c.close) + 0.05; break;
+            case 3: c.high = fmax(c.open, c.close) - 0.05; break;
+            case 4: c.volume = -1 - c.volume; break;
+            case 5: c.has_oi = 1; c.oi = -5; break;
+            case 6: c.close = 0; break;
+            case 10: ts = want[nwant - 1].ts; break;        /* duplicate */
+            case 11: ts = want[nwant - 1].ts - 60; break;   /* out of order */
+            default: break;
+            }
+            put_ts(tsbuf, sizeof tsbuf, ts, (int)(fake_rand(&s) % 3));
+            if (bad == 7)
+                snprintf(tsbuf, sizeof tsbuf, "2024-13-01T09:15:00+0530");
+            v[0] = json_string(tsbuf);
+            v[1] = num(c.open);
+            v[2] = num(c.high);
+            v[3] = num(c.low);
+            v[4] = num(c.close);
+            v[5] = bad == 9 ? json_real((double)c.volume + 0.5)
+                   : fake_rand(&s) % 5 == 0 ? json_real((double)c.volume) : json_integer(c.volume);
+            v[6] = c.has_oi ? json_integer(c.oi) : NULL;
+            if (bad == 8) {
+                json_decref(v[2]);
+                v[2] = json_string("12.5");
+            }
+            json_t *row;
+            if (fake_rand(&s) % 2) {
+                row = json_array();
+                for (int f = 0; f < 7; f++)
+                    if (v[f])
+                        json_array_append_new(row, v[f]);
+                if (bad == 12) {                       /* 8 or 9 elements */
+                    json_array_append_new(row, json_integer(1));
+                    json_array_append_new(row, json_integer(1));
+                }
+            } else {
+                static const char *names[] = { "date", "open", "high", "low", "close", "volume", "oi" };
+                row = json_object();
+                for (int f = 0; f < 7; f++)
+                    if (v[f])
+                        json_object_set_new(row, names[f], v[f]);
+                if (bad == 12)
+                    json_object_del(row, "volume");
+            }
+            json_array_append_new(arr, row);
+            if (bad) {
+                nbad++;
+            } else {
+                assert_null(fetch_candles_check(&c));
+                want[nwant++] = c;
+            }
+        }
+        json_t *root = json_pack("{s:s, s:{s:o}}", "status", "success", "data", "candles", arr);
+        char *body = json_dumps(root, JSON_COMPACT);
+        json_decref(root);
+        dr_candle *got;
+        size_t n;
+        int drops;
+        char et[64], msg[256];
+        int rc = parse(body, JSON, &got, &n, &drops, et, msg);
+        bool ok = rc == 0 && n == nwant && (size_t)drops == nbad;
+        for (size_t i = 0; ok && i < n; i++)
+            ok = !fetch_candles_check(&got[i]) && got[i].ts == want[i].ts &&
+                 got[i].open == want[i].open && got[i].high == want[i].high &&
+                 got[i].low == want[i].low && got[i].close == want[i].close &&
+                 got[i].volume == want[i].volume && got[i].has_oi == want[i].has_oi &&
+                 (!got[i].has_oi || got[i].oi == want[i].oi) && (i == 0 || got[i].ts > got[i - 1].ts);
+        if (!ok)
+            fprintf(stderr, "seed %llu iter %d: rc %d, %zu kept (want %zu), %d dropped (want %zu)\n%s\n",
+                    (unsigned long long)seed, iter, rc, n, nwant, drops, nbad, body);
+        free(body);
+        free(got);
+        free(want);
+        if (!ok)
+            fail();
+    }
+}
+
+/* ---- run() with scripted HTTP ---- */
+
+static const char *ok_body(const char *day)
+{
+    static char buf[512];
+    snprintf(buf, sizeof buf, "{\"status\":\"success\",\"data\":{\"candles\":["
+             "[\"%sT00:00:00+0530\",100,110,90,105,1000,5]]}}", day);
+    return buf;
+}
+
+static dr_ctx *fetch_ctx(void)
+{
+    dr_ctx *ctx = fake_ctx_new(dr_task_entry());
+    fake_ctx_set_map_item(ctx, ITEM, 0);
+    return ctx;
+}
+
+static dr_status run(dr_ctx *ctx)
+{
+    return dr_task_entry()->run(ctx, NULL);
+}
+
+static void test_fetch_candles_run_all_chunks(void **state)
+{
+    (void)state;
+    dr_ctx *ctx = fetch_ctx();
+    fake_ctx_push_http(ctx, 0, 200, JSON, ok_body("2024-01-02"));
+    fake_ctx_push_http(ctx, 0, 200, JSON, "{\"status\":\"success\",\"data\":{\"candles\":[]}}");
+    fake_ctx_push_http(ctx, 0, 200, JSON, ok_body("2024-05-03"));
+    assert_int_equal(run(ctx), DR_OK);
+    assert_int_equal(fake_ctx_nblobs(ctx), 2);
+    const struct fake_blob *b = fake_ctx_blob(ctx, 1);
+    assert_string_equal(b->type, DR_BLOB_CANDLES);
+    assert_int_equal(b->len, sizeof(dr_candle));
+    const dr_candle *c = b->data;
+    assert_true(c->close == 105 && c->oi == 5 && c->has_oi);
+    assert_string_equal(json_string_value(json_array_get(fake_ctx_requests(ctx), 0)),
+                        "kite /instruments/historical/408065/day?from=2024-01-01+00:00:00"
+                        "&to=2024-03-01+23:59:59&oi=1");
+    assert_int_equal(fake_ctx_counter(ctx, "candles"), 2);
+    assert_int_equal(fake_ctx_counter(ctx, "requests"), 3);
+    fake_ctx_free(ctx);
+
+    ctx = fetch_ctx();
+    fake_ctx_set_param(ctx, "oi", "false");
+    fake_ctx_set_param(ctx, "continuous", "true");
+    fake_ctx_set_param(ctx, "source", "\"sim\"");
+    for (int i = 0; i < 3; i++)
+        fake_ctx_push_http(ctx, 0, 200, JSON, "{\"status\":\"success\",\"data\":{\"candles\":[]}}");
+    assert_int_equal(run(ctx), DR_SKIP);                 /* no candles at all */
+    assert_string_equal(json_string_value(json_array_get(fake_ctx_requests(ctx), 2)),
+                        "sim /instruments/historical/408065/day?from=2024-05-02+00:00:00"
+                        "&to=2024-06-30+23:59:59&continuous=1");
+    fake_ctx_free(ctx);
+}
+
+static void test_fetch_candles_run_403_is_fatal(void **state)
+{
+    (void)state;
+    dr_ctx *ctx = fetch_ctx();
+    fake_ctx_push_http(ctx, 0, 403, JSON, "{\"status\":\"error\",\"message\":\"Incorrect "
+                       "`api_key` or `access_token`.\",\"error_type\":\"TokenException\"}");
+    assert_int_equal(run(ctx), DR_FATAL);
+    assert_non_null(strstr(fake_ctx_error(ctx), "HTTP 403 TokenException from kite: Incorrect"));
+    assert_non_null(strstr(fake_ctx_error(ctx), "KITE_ACCESS_TOKEN"));
+    assert_int_equal(fake_ctx_http_left(ctx), 0);
+    fake_ctx_free(ctx);
+}
+
+static void test_fetch_candles_run_400_keeps_prefix(void **state)
+{
+    (void)state;
+    dr_ctx *ctx = fetch_ctx();
+    fake_ctx_push_http(ctx, 0, 200, JSON, ok_body("2024-01-02"));
+    fake_ctx_push_http(ctx, 0, 400, JSON, "{\"status\":\"error\",\"message\":\"invalid from date"
+                       "\",\"error_type\":\"InputException\"}");
+    fake_ctx_push_http(ctx, 0, 200, JSON, ok_body("2024-05-03"));
+    assert_int_equal(run(ctx), DR_FAIL);
+    assert_int_equal(fake_ctx_nblobs(ctx), 1);
+    assert_string_equal(fake_ctx_error(ctx), "fetch_candles NSE:INFY 2024-03-02..2024-05-01: "
+                        "HTTP 400 InputException: invalid from date; reached 2024-03-01");
+    assert_int_equal(fake_ctx_http_left(ctx), 1);        /* stopped at the failing chunk */
+    fake_ctx_free(ctx);
+}
+
+static void test_fetch_candles_run_error_in_200_body(void **state)
+{
+    (void)state;
+    dr_ctx *ctx = fetch_ctx();
+    fake_ctx_push_http(ctx, 0, 200, JSON,
+                       "{\"error_type\": \"InputException\", \"message\": \"missing or invalid params\"}");
+    assert_int_equal(run(ctx), DR_FAIL);
+    assert_non_null(strstr(fake_ctx_error(ctx), "NSE:INFY 2024-01-01..2024-03-01: HTTP 200 "
+                           "InputException: missing or invalid params; reached nothing"));
+    fake_ctx_free(ctx);
+
+    ctx = fetch_ctx();
+    fake_ctx_push_http(ctx, 0, 200, JSON, "{\"error_type\":\"NetworkException\",\"message\":\"x\"}");
+    assert_int_equal(run(ctx), DR_RETRY);
+    fake_ctx_free(ctx);
+
+    ctx = fetch_ctx();
+    fake_ctx_push_http(ctx, 0, 200, JSON, "{\"error_type\":\"TokenException\",\"message\":\"x\"}");
+    assert_int_equal(run(ctx), DR_FATAL);
+    fake_ctx_free(ctx);
+}
+
+static void test_fetch_candles_run_transient_and_bad(void **state)
+{
+    (void)state;
+    dr_ctx *ctx = fetch_ctx();
+    fake_ctx_push_http(ctx, 0, 503, "text/html", "<html>bad gateway</html>");
+    assert_int_equal(run(ctx), DR_RETRY);
+    assert_non_null(strstr(fake_ctx_error(ctx), "HTTP 503"));
+    fake_ctx_free(ctx);
+
+    ctx = fetch_ctx();
+    fake_ctx_push_http(ctx, -1, 0, "", "connection reset by peer");
+    assert_int_equal(run(ctx), DR_RETRY);
+    assert_non_null(strstr(fake_ctx_error(ctx), "connection reset by peer"));
+    fake_ctx_free(ctx);
+
+    ctx = fetch_ctx();
+    fake_ctx_push_http(ctx, 0, 200, JSON, "{\"status\":\"success\",\"data\":{\"candles\":7}}");
+    assert_int_equal(run(ctx), DR_FAIL);
+    assert_non_null(strstr(fake_ctx_error(ctx), "fetch_candles NSE:INFY 2024-01-01..2024-03-01: "
+                           "bad response: candles is not an array"));
+    fake_ctx_free(ctx);
+
+    ctx = fetch_ctx();
+    fake_ctx_push_http(ctx, 0, 200, "application/rdf+xml", "<rdf:Description/>");
+    assert_int_equal(run(ctx), DR_RETRY);                /* undecodable: retried */
+    assert_non_null(strstr(fake_ctx_error(ctx), "NSE:INFY 2024-01-01..2024-03-01: bad response: "
+                           "unexpected Content-Type"));
+    fake_ctx_free(ctx);
+
+    ctx = fetch_ctx();
+    fake_ctx_push_http(ctx, 0, 200, JSON, "{\"status\":\"success\",\"data\":{\"candles\":[[\"2024");
+    assert_int_equal(run(ctx), DR_RETRY);                /* truncated body */
+    assert_non_null(strstr(fake_ctx_error(ctx), "bad response: not JSON"));
+    fake_ctx_free(ctx);
+}
+
+static void test_fetch_candles_run_drops_warn_emit_fail_cancel(void **state)
+{
+    (void)state;
+    dr_ctx *ctx = fetch_ctx();
+    fake_ctx_push_http(ctx, 0, 200, JSON, "{\"status\":\"success\",\"data\":{\"candles\":["
+                       "[\"2024-01-02T00:00:00+0530\",100,110,90,105,1000],"
+                       "[\"2024-01-02T00:00:00+0530\",100,110,90,105,1000],"
+                       "[\"2024-01-03T00:00:00+0530\",100,99,90,105,1000],"
+                       "[\"2024-01-04T00:00:00+0530\",100,110,90,105,1000]]}}");
+    fake_ctx_fail_emit_after(ctx, 1);
+    fake_ctx_push_http(ctx, 0, 200, JSON, ok_body("2024-03-05"));
+    assert_int_equal(run(ctx), DR_FAIL);                  /* the second emit fails */
+    assert_int_equal(fake_ctx_counter(ctx, "dropped"), 2);
+    assert_true(fake_ctx_has(fake_ctx_warnings(ctx),
+                             "NSE:INFY 2024-01-01..2024-03-01: dropped 2 bad candles"));
+    assert_true(fake_ctx_has(fake_ctx_logs(ctx), "NSE:INFY: dropped candle 2024-01-03T00:00:00+0530"));
+    assert_int_equal(fake_ctx_blob(ctx, 0)->len, 2 * sizeof(dr_candle));
+    assert_non_null(strstr(fake_ctx_error(ctx), "reached 2024-03-01"));
+    fake_ctx_free(ctx);
+
+    ctx = fetch_ctx();
+    fake_ctx_set_cancelled(ctx, true);
+    assert_int_equal(run(ctx), DR_FAIL);
+    assert_int_equal(json_array_size(fake_ctx_requests(ctx)), 0);
+    fake_ctx_free(ctx);
+
+    ctx = fake_ctx_new(dr_task_entry());
+    fake_ctx_set_map_item(ctx, "{\"key\":\"NSE:X\",\"instrument_token\":1,\"interval\":\"da/y\","
+                          "\"chunks\":[]}", 0);
+    assert_int_equal(run(ctx), DR_FAIL);
+    fake_ctx_free(ctx);
+}
+
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char *buf = malloc(1 << 20);
+    *len = fread(buf, 1, (1 << 20) - 1, f);
+    buf[*len] = '\0';
+    fclose(f);
+    return buf;
+}
+
+static void test_fetch_candles_kite_fixtures_parse(void **state)
+{
+    (void)state;
+    size_t len;
+    char *b = slurp(FIXTURES "/historical_minute.json", &len);
+    if (!b)
+        skip();
+    dr_candle *c;
+    size_t n;
+    int drops = 0;
+    char et[64], msg[256];
+    assert_int_equal(fetch_candles_parse(b, len, JSON, &c, &n, count_drop, &drops, et, msg), 0);
+    assert_int_equal(n, 6);
+    assert_int_equal(drops, 0);
+    assert_int_equal(c[0].ts, 1513309500);
+    assert_true(c[1].low == 1698.15 && !c[0].has_oi);
+    free(c);
+    free(b);
+    b = slurp(FIXTURES "/historical_oi.json", &len);
+    assert_int_equal(fetch_candles_parse(b, len, JSON, &c, &n, count_drop, &drops, et, msg), 0);
+    assert_int_equal(n, 6);
+    assert_true(c[0].has_oi && c[0].oi == 13667775);
+    free(c);
+    free(b);
+    static const char *types[] = { "Input", "Network", "Permission", "Order", "Custom" };
+    for (int i = 0; i < 5; i++) {
+        char path[256];
+        snprintf(path, sizeof path, FIXTURES "/error_%sException.pykiteconnect.json", types[i]);
+        b = slurp(path, &len);
+        assert_non_null(b);
+        assert_int_equal(fetch_candles_parse(b, len, JSON, &c, &n, NULL, NULL, et, msg), 1);
+        assert_true(!strncmp(et, types[i], strlen(types[i])));
+        free(b);
+    }
+    b = slurp(FIXTURES "/error_invalid_json.pykiteconnect.txt", &len);
+    assert_int_equal(fetch_candles_parse(b, len, JSON, &c, &n, NULL, NULL, et, msg), -1);
+    free(b);
+    b = slurp(FIXTURES "/error_wrong_content_type.pykiteconnect.rdf", &len);
+    assert_int_equal(fetch_candles_parse(b, len, "application/rdf+xml", &c, &n, NULL, NULL, et,
+                                         msg), -1);
+    free(b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fetch_candles_parse_ts_forms),
+        cmocka_unit_test(test_fetch_candles_parse_shapes),
+        cmocka_unit_test(test_fetch_candles_parse_errors),
+        cmocka_unit_test(test_fetch_candles_classify),
+        cmocka_unit_test(test_fetch_candles_property_drops_exactly_bad),
+        cmocka_unit_test(test_fetch_candles_run_all_chunks),
+        cmocka_unit_test(test_fetch_candles_run_403_is_fatal),
+        cmocka_unit_test(test_fetch_candles_run_400_keeps_prefix),
+        cmocka_unit_test(test_fetch_candles_run_error_in_200_body),
+        cmocka_unit_test(test_fetch_candles_run_transient_and_bad),
+        cmocka_unit_test(test_fetch_candles_run_drops_warn_emit_fail_cancel),
+        cmocka_unit_test(test_fetch_candles_kite_fixtures_parse),
+    };
+    return cmocka_run_group_tests_name("task_fetch_candles", tests, NULL, NULL);
+}

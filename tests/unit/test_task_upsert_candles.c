@@ -1,0 +1,222 @@
+/* Unit tests for tasks/upsert_candles.c: price text, fast COPY and merge paths on a sandbox PostgreSQL. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "fake_ctx.h"
+
+int upsert_candles_format_price(char *buf, size_t size, double v);
+
+#define ITEM "{\"key\":\"NSE:INFY\",\"instrument_token\":408065,\"tradingsymbol\":\"INFY\"," \
+             "\"exchange\":\"NSE\",\"interval\":\"day\",\"chunks\":[]}"
+
+static PGconn *db;
+static char dir[256];
+
+static int db_setup(void **state)
+{
+    (void)state;
+    db = fake_db_start(dir);
+    return 0;
+}
+
+static int db_teardown(void **state)
+{
+    (void)state;
+    if (db)
+        fake_db_stop(db, dir);
+    return 0;
+}
+
+static void exec(const char *sql)
+{
+    PGresult *r = PQexec(db, sql);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+        fprintf(stderr, "%s: %s", sql, PQerrorMessage(db));
+    assert_true(PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK);
+    PQclear(r);
+}
+
+static char *query1(const char *sql)
+{
+    PGresult *r = PQexec(db, sql);
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    char *v = strdup(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return v;
+}
+
+static void assert_query(const char *sql, const char *want)
+{
+    char *got = query1(sql);
+    if (strcmp(got, want))
+        fprintf(stderr, "%s\n  got  %s\n  want %s\n", sql, got, want);
+    assert_string_equal(got, want);
+    free(got);
+}
+
+/* Runs upsert_candles over the candles inside a transaction of its own. */
+static dr_status upsert(const char *item, const dr_candle *c, size_t n, const char *table,
+                        dr_ctx **out)
+{
+    dr_ctx *ctx = fake_ctx_new(dr_task_entry());
+    fake_ctx_set_db(ctx, db);
+    fake_ctx_set_map_item(ctx, item, 0);
+    fake_ctx_set_lane_blob(ctx, DR_BLOB_CANDLES, c, n * sizeof *c);
+    if (table)
+        fake_ctx_set_param(ctx, "table", table);
+    exec("BEGIN");
+    dr_status st = dr_task_entry()->run(ctx, NULL);
+    exec("COMMIT");
+    *out = ctx;
+    return st;
+}
+
+static void test_upsert_candles_price_text_is_shortest(void **state)
+{
+    (void)state;
+    char buf[32];
+    upsert_candles_format_price(buf, sizeof buf, 1698.15);
+    assert_string_equal(buf, "1698.15");
+    upsert_candles_format_price(buf, sizeof buf, 1705);
+    assert_string_equal(buf, "1705");
+    upsert_candles_format_price(buf, sizeof buf, 0.1 + 0.2);
+    assert_string_equal(buf, "0.30000000000000004");
+    uint64_t seed = fake_seed(), s = seed;
+    for (int i = 0; i < 100000; i++) {
+        double v = (double)(fake_rand(&s) % 100000000) / 100.0;
+        if (i % 3 == 0)
+            v = (double)(fake_rand(&s) >> 11) / (double)(1ULL << 40);
+        upsert_candles_format_price(buf, sizeof buf, v);
+        char shorter[32];
+        snprintf(shorter, sizeof shorter, "%.14g", v);
+        bool ok = strtod(buf, NULL) == v &&
+                  (strtod(shorter, NULL) != v || strlen(buf) <= strlen(shorter));
+        if (!ok) {
+            fprintf(stderr, "seed %llu: %.17g written as %s\n", (unsigned long long)seed, v, buf);
+            fail();
+        }
+    }
+}
+
+static void candles(dr_candle *c, size_t n, int64_t start)
+{
+    for (size_t i = 0; i < n; i++) {
+        c[i] = (dr_candle){ .ts = start + (int64_t)i * 86400, .open = 1698.15, .high = 1705,
+                            .low = 1690.05 + (double)(i % 7) * 0.01, .close = 1700.5,
+                            .volume = (int64_t)i * 10, .oi = (int64_t)i, .has_oi = i % 2 };
+    }
+}
+
+static void test_upsert_candles_insert_then_merge(void **state)
+{
+    (void)state;
+    if (!db)
+        skip();
+    exec("TRUNCATE kite_ohlcv_historic");
+    dr_candle c[4];
+    candles(c, 3, 1704067200 - 19800);      /* 2024-01-01 00:00 IST */
+    dr_ctx *ctx;
+    assert_int_equal(upsert(ITEM, c, 3, NULL, &ctx), DR_OK);
+    assert_int_equal(fake_ctx_counter(ctx, "inserted"), 3);
+    assert_int_equal(fake_ctx_counter(ctx, "unchanged"), 0);
+    fake_ctx_free(ctx);
+    assert_query("SELECT count(*) FROM kite_ohlcv_historic", "3");
+    assert_query("SELECT open::text || ' ' || low::text || ' ' || coalesce(oi::text, 'null') || ' ' "
+                 "|| to_char(ts AT TIME ZONE 'Asia/Kolkata', 'YYYY-MM-DD HH24:MI') || ' ' || "
+                 "tradingsymbol || ' ' || candle_interval FROM kite_ohlcv_historic ORDER BY ts LIMIT 1",
+                 "1698.15 1690.05 null 2024-01-01 00:00 INFY day");
+
+    /* the same chunk again: a unique violation, then the merge finds nothing changed */
+    assert_int_equal(upsert(ITEM, c, 3, NULL, &ctx), DR_OK);
+    assert_int_equal(fake_ctx_counter(ctx, "inserted"), 0);
+    assert_int_equal(fake_ctx_counter(ctx, "updated"), 0);
+    assert_int_equal(fake_ctx_counter(ctx, "unchanged"), 3);
+    fake_ctx_free(ctx);
+
+    /* one value changed, one candle new */
+    candles(c, 4, 1704067200 - 19800);
+    c[1].close = 1701.25;
+    assert_int_equal(upsert(ITEM, c, 4, NULL, &ctx), DR_OK);
+    assert_int_equal(fake_ctx_counter(ctx, "inserted"), 1);
+    assert_int_equal(fake_ctx_counter(ctx, "updated"), 1);
+    assert_int_equal(fake_ctx_counter(ctx, "unchanged"), 2);
+    fake_ctx_free(ctx);
+    assert_query("SELECT count(*) FROM kite_ohlcv_historic", "4");
+    assert_query("SELECT string_agg(close::text, ',' ORDER BY ts) FROM kite_ohlcv_historic",
+                 "1700.5,1701.25,1700.5,1700.5");
+}
+
+static void test_upsert_candles_large_chunk_and_escaping(void **state)
+{
+    (void)state;
+    if (!db)
+        skip();
+    exec("TRUNCATE kite_ohlcv_historic");
+    size_t n = 6000;                           /* several 64 KB COPY pieces */
+    dr_candle *c = calloc(n, sizeof *c);
+    candles(c, n, 0);
+    const char *item = "{\"key\":\"NSE:A\\tB\",\"instrument_token\":7,\"tradingsymbol\":\"A\\tB\\\\C\","
+                       "\"exchange\":\"NSE\",\"interval\":\"minute\"}";
+    dr_ctx *ctx;
+    assert_int_equal(upsert(item, c, n, NULL, &ctx), DR_OK);
+    assert_int_equal(fake_ctx_counter(ctx, "inserted"), (long long)n);
+    fake_ctx_free(ctx);
+    assert_query("SELECT count(*) FROM kite_ohlcv_historic WHERE tradingsymbol = E'A\\tB\\\\C'", "6000");
+    assert_int_equal(upsert(item, c, n, NULL, &ctx), DR_OK);
+    assert_int_equal(fake_ctx_counter(ctx, "unchanged"), (long long)n);
+    fake_ctx_free(ctx);
+    free(c);
+}
+
+static void test_upsert_candles_errors(void **state)
+{
+    (void)state;
+    dr_candle c[1];
+    candles(c, 1, 1704067200);
+    dr_ctx *ctx = fake_ctx_new(dr_task_entry());
+    fake_ctx_set_map_item(ctx, ITEM, 0);
+    fake_ctx_set_lane_blob(ctx, DR_BLOB_CANDLES, c, sizeof c);
+    fake_ctx_set_param(ctx, "table", "\"x; DROP TABLE y\"");
+    assert_int_equal(dr_task_entry()->run(ctx, NULL), DR_FAIL);
+    assert_non_null(strstr(fake_ctx_error(ctx), "not a plain lower-case name"));
+    fake_ctx_free(ctx);
+
+    ctx = fake_ctx_new(dr_task_entry());
+    fake_ctx_set_map_item(ctx, ITEM, 0);
+    fake_ctx_set_lane_json(ctx, "{}");
+    assert_int_equal(dr_task_entry()->run(ctx, NULL), DR_FAIL);
+    assert_non_null(strstr(fake_ctx_error(ctx), "expected a dr_candle/v1 blob"));
+    fake_ctx_free(ctx);
+
+    if (!db)
+        skip();
+    exec("BEGIN");
+    ctx = fake_ctx_new(dr_task_entry());
+    fake_ctx_set_db(ctx, db);
+    fake_ctx_set_map_item(ctx, ITEM, 0);
+    fake_ctx_set_lane_blob(ctx, DR_BLOB_CANDLES, c, sizeof c);
+    fake_ctx_set_param(ctx, "table", "\"no_such_table\"");
+    assert_int_equal(dr_task_entry()->run(ctx, NULL), DR_FAIL);
+    assert_string_equal(fake_ctx_error(ctx), "upsert_candles NSE:INFY 2024-01-01..2024-01-01: "
+                        "relation \"no_such_table\" does not exist");
+    fake_ctx_free(ctx);
+    exec("SELECT 1");                    /* the transaction is still usable */
+    exec("COMMIT");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_upsert_candles_price_text_is_shortest),
+        cmocka_unit_test(test_upsert_candles_insert_then_merge),
+        cmocka_unit_test(test_upsert_candles_large_chunk_and_escaping),
+        cmocka_unit_test(test_upsert_candles_errors),
+    };
+    return cmocka_run_group_tests_name("task_upsert_candles", tests, db_setup, db_teardown);
+}
