@@ -27,7 +27,7 @@ SUPPORT_SRCS := $(wildcard tests/support/*.c)
 # Debian packages the build, the tests and the demo need.
 DEB_PKGS := gcc make pkg-config libc6-dev libcurl4-openssl-dev libpq-dev libyaml-dev \
             libjansson-dev libcmocka-dev libmicrohttpd-dev postgresql tzdata ca-certificates \
-            curl procps jq
+            curl procps jq clang libclang-rt-14-dev
 
 .PHONY: all deps test check unit integration asan tsan demo clean
 all: $(B)/dagrun $(TASKS) $(if $(SIM_SRCS),$(B)/kite_sim)
@@ -86,7 +86,7 @@ unit: all $(UNITS) $(TEST_PLUGINS)
 	    DR_BUILD=$(B) timeout 600 $$t || { echo "FAILED: $$t"; fail=1; }; \
 	done; exit $$fail
 
-integration: all
+integration: all $(TEST_PLUGINS)
 	$(Q)DR_BUILD=$(B) bash tests/run_integration.sh
 
 asan:
@@ -110,3 +110,50 @@ clean:
 	rm -rf build
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)
+
+# ---------------------------------------------------------------- fuzzing (begin)
+# libFuzzer targets (tests/fuzz/*.c), built with clang into $(B)/fuzz/ with ASan and UBSan.
+# `make fuzz` runs each for FUZZ_SECONDS (tests/fuzz/run.sh); any crash, leak, timeout or
+# out-of-memory fails it and leaves the input in $(B)/fuzz/artifacts/. `make fuzz-quick`: 30 s each.
+# The seed corpus tests/fuzz/corpus/<target>/ is copied to $(B)/fuzz/corpus/<target>/ first.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 600
+FUZZ_DIR     := $(B)/fuzz
+FUZZ_NAMES   := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BINS    := $(addprefix $(FUZZ_DIR)/,$(FUZZ_NAMES))
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_CFLAGS   = -std=c11 -D_DEFAULT_SOURCE -D_XOPEN_SOURCE=700 -g -O1 -Wall -Wextra -MMD -MP \
+                -Iinclude -Iruntime -fvisibility=hidden $(PKG_CFLAGS) $(FUZZ_SAN)
+FUZZ_RT_OBJS := $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(filter-out runtime/main.c,$(RUNTIME_SRCS)))
+
+.PHONY: fuzz fuzz-quick fuzz-build
+fuzz-build: $(FUZZ_BINS) $(TASKS)
+
+fuzz: fuzz-build
+	$(Q)DR_BUILD=$(B) FUZZ_DIR=$(FUZZ_DIR) bash tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_NAMES)
+
+fuzz-quick:
+	$(Q)$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=30
+
+$(FUZZ_DIR)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FUZZ_DIR)/libdagrun.a: $(FUZZ_RT_OBJS)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+# Targets that load the real plugins take the whole runtime (plugins call dr_* from it);
+# the others only the modules they use.
+FUZZ_WHOLE := fuzz_dag fuzz_config
+$(FUZZ_DIR)/fuzz_%: $(FUZZ_DIR)/obj/tests/fuzz/fuzz_%.o $(FUZZ_DIR)/libdagrun.a
+	$(Q)$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -rdynamic -o $@ $< \
+	    $(if $(filter fuzz_$*,$(FUZZ_WHOLE)),-Wl$(comma)--whole-archive $(FUZZ_DIR)/libdagrun.a \
+	    -Wl$(comma)--no-whole-archive,$(FUZZ_DIR)/libdagrun.a) $(LDLIBS)
+
+# The candle parser is plugin code: link tasks/fetch_candles.c with the fake dr_ctx.
+$(FUZZ_DIR)/fuzz_candles: $(FUZZ_DIR)/obj/tests/fuzz/fuzz_candles.o $(FUZZ_DIR)/obj/tasks/fetch_candles.o \
+                          $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(SUPPORT_SRCS))
+	$(Q)$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+$(FUZZ_DIR)/obj/tests/support/%.o: FUZZ_CFLAGS += -Itests/support
+.SECONDARY: $(patsubst %,$(FUZZ_DIR)/obj/tests/fuzz/%.o,$(FUZZ_NAMES))
+# ---------------------------------------------------------------- fuzzing (end)

@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${DR_BUILD:-build}
 work=$(mktemp -d /tmp/dagrun-demo.XXXXXX)
+chmod 711 "$work"   # the sandbox server runs as postgres and must reach its folder
 sim_pid=""
 own_db=""
 cleanup() {

@@ -8,6 +8,7 @@ export DR_TOP=$PWD
 own_db=""
 if [ -z "${DATABASE_URL:-}" ]; then
     own_db=$(mktemp -d /tmp/dagrun-it.XXXXXX)
+    chmod 711 "$own_db"   # the server runs as postgres and must reach its folder
     DATABASE_URL=$(tests/pg_sandbox.sh start "$own_db/pg") || { echo "cannot start the sandbox database"; exit 1; }
     export DATABASE_URL
 fi

@@ -44,7 +44,7 @@ finish() {
 # new_db NAME: a fresh database in the sandbox cluster; sets DATABASE_URL and applies the schema.
 new_db() {
     local name="t_$1_$$"
-    psql -qAtX "$DR_ADMIN_URL" -c "DROP DATABASE IF EXISTS $name" -c "CREATE DATABASE $name" >/dev/null
+    PGOPTIONS="-c client_min_messages=warning" psql -qAtX "$DR_ADMIN_URL" -c "DROP DATABASE IF EXISTS $name" -c "CREATE DATABASE $name" >/dev/null
     DATABASE_URL=$(echo "$DR_ADMIN_URL" | sed "s#:///dagrun?#:///$name?#")
     export DATABASE_URL
     psql -qAtX "$DATABASE_URL" -v ON_ERROR_STOP=1 -f "$DR_TOP/schema.sql" >/dev/null
@@ -54,6 +54,7 @@ q() { psql -qAtX "$DATABASE_URL" -c "$1"; }
 # start_sim ARGS...: starts the broker simulator on a free loopback port; sets SIM_URL.
 start_sim() {
     local pf="$T_WORK/sim.port.$RANDOM"
+    SIM_ARGS=("$@")
     "$DR_BUILD/kite_sim" --port 0 --port-file "$pf" "$@" >"$T_WORK/sim.log" 2>&1 &
     SIM_PID=$!
     T_PIDS+=("$SIM_PID")
@@ -61,6 +62,21 @@ start_sim() {
     for i in $(seq 1 100); do [ -s "$pf" ] && break; sleep 0.05; done
     SIM_URL="http://127.0.0.1:$(cat "$pf")"
     export SIM_URL
+}
+# sim_dump TOKEN INTERVAL FROM TO: the candles the running simulator serves, one canonical
+# line each (token,interval,ts,open,high,low,close,volume,oi), without the header.
+sim_dump() { "$DR_BUILD/kite_sim" "${SIM_ARGS[@]}" --dump-candles "$@" | tail -n +2; }
+# stored_rows: the stored candles in the same canonical form, sorted.
+stored_rows() {
+    q "select instrument_token||','||candle_interval||','||to_char(ts at time zone 'UTC','YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')||','||open||','||high||','||low||','||close||','||volume||','||coalesce(oi::text,'')
+       from kite_ohlcv_historic" | sort
+}
+# expected_rows FROM TO [INTERVAL]: the simulator's candles for every stored instrument, sorted.
+expected_rows() {
+    local tok
+    for tok in $(q "select instrument_token from instruments order by 1"); do
+        sim_dump "$tok" "${3:-day}" "$1" "$2"
+    done | sort
 }
 stop_sim() { kill "$SIM_PID" 2>/dev/null; wait "$SIM_PID" 2>/dev/null; }
 sim_stats() { curl -sf "$SIM_URL/__sim/stats"; }

@@ -9,11 +9,13 @@ export SIM_URL=http://127.0.0.1:9
 # validate: the shipped DAGs are valid.
 check "validate dags/ exits 0" dagrun validate "$DR_TOP/dags"
 
-# every broken fixture exits 2 with the expected file:line:col on line 1 of the file.
+# every broken fixture exits 2 with the expected file:line:col on line 1 of the file
+# (the fixtures use the test plugins built from tests/plugins/).
+jq --arg p "$DR_BUILD/tests/plugins" '.plugin_dir = $p' "$CONFIG" >"$T_WORK/fixtures.json"
 for f in "$DR_TOP"/tests/fixtures/dags/bad/*.yaml; do
     want=$(head -n 1 "$f" | sed -n 's/^# expect: \([0-9]*:[0-9]*\):.*/\1/p')
     [ -n "$want" ] || continue
-    out=$(dagrun validate "$f" 2>&1); rc=$?
+    out=$("$DR_BUILD/dagrun" -c "$T_WORK/fixtures.json" validate "$f" 2>&1); rc=$?
     if [ $rc = 2 ] && grep -qF "$f:$want:" <<<"$out"; then ok "validate $(basename "$f") -> 2 at $want"
     else not_ok "validate $(basename "$f"): exit $rc, output: $out"; fi
 done

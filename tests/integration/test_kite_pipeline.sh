@@ -6,18 +6,6 @@ CONFIG=$T_WORK/config.json
 END=2024-06-28
 BOOT=2021-01-01
 
-# expected_rows FROM TO: the simulator's candles for every stored instrument, one canonical
-# line each (token,interval,ts,open,high,low,close,volume,oi), sorted.
-expected_rows() {
-    local tok
-    for tok in $(q "select instrument_token from instruments order by 1"); do
-        "$DR_BUILD/kite_sim" --dump-candles "$tok" day "$1" "$2"
-    done | sort
-}
-stored_rows() {
-    q "select instrument_token||','||candle_interval||','||to_char(ts at time zone 'UTC','YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')||','||open||','||high||','||low||','||close||','||volume||','||coalesce(oi::text,'')
-       from kite_ohlcv_historic" | sort
-}
 historic() { dagrun run kite_historic --conf "{\"limit\": 50, \"bootstrap_date\": \"$BOOT\", \"end_date\": \"$1\"}"; }
 
 # ---- first run: exactly the simulator's candles; second run: no request; later: only new days
