@@ -75,8 +75,14 @@ int cli_run_dag(struct cli *c, struct dag *dag, struct store *st, struct launch 
     /* One process at a time runs a run: a resume while the first process lives is refused,
      * and one after it died (kill -9, crash) goes ahead at once. */
     bool mine = false;
-    if (store_run_lock(st, l->run_id, &mine, &err) < 0)
-        goto fail;
+    for (int tries = 0; tries < 50 && !mine; tries++) {
+        /* A process killed a moment ago still holds the lock until PostgreSQL notices its
+         * closed connection: give that up to 5 s. */
+        if (tries)
+            nanosleep(&(struct timespec){ 0, 100 * 1000000L }, NULL);
+        if (store_run_lock(st, l->run_id, &mine, &err) < 0)
+            goto fail;
+    }
     if (!mine) {
         err_set(&err, "run %s is being run by another process", l->run_id);
         err_hint(&err, "dagrun cancel %s stops it", l->run_id);

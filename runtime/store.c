@@ -650,7 +650,9 @@ json_t *store_run_get(struct store *s, const char *run_id, struct dr_err *err)
 /* ---- task instances ---- */
 
 /* Duplicate (task, map index) pairs in one batch keep the last record: ON CONFLICT DO
- * UPDATE may not touch a row twice in one statement. */
+ * UPDATE may not touch a row twice in one statement. A "running" record never replaces an
+ * ended state of the same or a later try: the coordinator's batched records can reach the
+ * database after a worker committed the instance's end together with its data. */
 static const char sql_ti_write[] =
     "INSERT INTO dagrun.task_instance AS t (run_id, task_id, map_index, map_key, state,"
     " try_number, started_at, ended_at, error, output)"
@@ -667,7 +669,9 @@ static const char sql_ti_write[] =
     " ON CONFLICT (run_id, task_id, map_index) DO UPDATE SET map_key = EXCLUDED.map_key,"
     "  state = EXCLUDED.state, try_number = EXCLUDED.try_number,"
     "  started_at = EXCLUDED.started_at, ended_at = EXCLUDED.ended_at,"
-    "  error = EXCLUDED.error, output = EXCLUDED.output";
+    "  error = EXCLUDED.error, output = EXCLUDED.output"
+    " WHERE NOT (EXCLUDED.state = 'running' AND t.state <> 'running'"
+    "  AND t.try_number >= EXCLUDED.try_number)";
 
 /* The records as one JSON array text for jsonb_to_recordset; NULL when out of memory. */
 static char *ti_records_json(const struct ti_record *recs, size_t n)
