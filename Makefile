@@ -58,7 +58,7 @@ $(B)/tests/plugins/%.so: tests/plugins/%.c
 
 $(B)/kite_sim: $(SIM_SRCS)
 	@mkdir -p $(@D)
-	$(Q)$(CC) $(ALL_CFLAGS) $(shell pkg-config --cflags libmicrohttpd) -o $@ $^ \
+	$(Q)$(CC) $(ALL_CFLAGS) $(shell pkg-config --cflags libmicrohttpd) -o $@ $(filter %.c,$^) \
 	    $(shell pkg-config --libs libmicrohttpd) $(LDLIBS)
 
 # A plugin's unit test links the plugin's source with the fake dr_ctx, not the runtime.
@@ -155,5 +155,6 @@ $(FUZZ_DIR)/fuzz_candles: $(FUZZ_DIR)/obj/tests/fuzz/fuzz_candles.o $(FUZZ_DIR)/
                           $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(SUPPORT_SRCS))
 	$(Q)$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
 $(FUZZ_DIR)/obj/tests/support/%.o: FUZZ_CFLAGS += -Itests/support
+$(FUZZ_DIR)/obj/tests/fuzz/%.o: FUZZ_CFLAGS += -Werror -Wshadow -Wstrict-prototypes -Wformat=2
 .SECONDARY: $(patsubst %,$(FUZZ_DIR)/obj/tests/fuzz/%.o,$(FUZZ_NAMES))
 # ---------------------------------------------------------------- fuzzing (end)
