@@ -86,6 +86,7 @@ struct seen {
     int try_number;
     char error[160];
     char output[200];
+    char key[32];
 };
 static struct seen *g_seen;         /* coordinator only */
 static size_t g_n_seen, g_cap_seen;
@@ -110,6 +111,8 @@ static void on_done(void *ud, const struct ti_record *r, double secs)
     s->try_number = r->try_number;
     if (r->error)
         snprintf(s->error, sizeof s->error, "%s", r->error);
+    if (r->map_key)
+        snprintf(s->key, sizeof s->key, "%s", r->map_key);
     if (r->output) {
         char *t = json_dumps(r->output, JSON_COMPACT | JSON_ENCODE_ANY);
         snprintf(s->output, sizeof s->output, "%s", t ? t : "");
@@ -340,6 +343,69 @@ static dr_status p_warn_run(dr_ctx *ctx, void *st)
     return dr_emit_json_new(ctx, json_true()) ? DR_FAIL : DR_OK;
 }
 
+/* Emits `n` blobs of k+1 ints each (value k) per call. */
+static dr_status p_blob_head_run(dr_ctx *ctx, void *st)
+{
+    (void)st;
+    int buf[8];
+    for (int k = 0; k < 4; k++) {
+        for (int j = 0; j <= k; j++)
+            buf[j] = k;
+        if (dr_emit_blob(ctx, "test/ints", buf, (size_t)(k + 1) * sizeof *buf) < 0)
+            return DR_FAIL;
+    }
+    return DR_OK;
+}
+
+/* Sums the blobs it gets; emits the sum per call (so the item output is an array). */
+static dr_status p_blob_sum_run(dr_ctx *ctx, void *st)
+{
+    (void)st;
+    const char *type = NULL;
+    size_t len = 0;
+    const int *v = dr_lane_blob(ctx, &type, &len);
+    if (!v || !type || strcmp(type, "test/ints") || dr_lane_json(ctx)) {
+        dr_error(ctx, "no blob");
+        return DR_FAIL;
+    }
+    long sum = 0;
+    for (size_t i = 0; i < len / sizeof *v; i++)
+        sum += v[i];
+    return dr_emit_json_new(ctx, json_integer(sum)) ? DR_FAIL : DR_OK;
+}
+
+/* Emits two values (unmapped: the output becomes their array), and peeks at inputs. */
+static dr_status p_twice_run(dr_ctx *ctx, void *st)
+{
+    (void)st;
+    ev(ctx, "");
+    if (dr_input(ctx, "not_an_upstream") || dr_map_item(ctx) || dr_lane_json(ctx) ||
+        dr_map_index(ctx) != -1) {
+        dr_error(ctx, "unexpected inputs");
+        return DR_FAIL;
+    }
+    if (strcmp(dr_param_str(ctx, "run_id"), "test_run") ||
+        strcmp(dr_param_str(ctx, "logical_date"), "2026-01-01T00:00:00Z") ||
+        dr_param_int(ctx, "nope") != 0 || dr_param_bool(ctx, "nope")) {
+        dr_error(ctx, "bad runtime params");
+        return DR_FAIL;
+    }
+    /* No database and no HTTP sources in these runs: clear failures, no crash. */
+    if (dr_db(ctx)) {
+        dr_error(ctx, "dr_db without a database");
+        return DR_FAIL;
+    }
+    dr_http_response resp;
+    if (dr_http_get(ctx, "kite", "/x", &resp) != -1 || !strstr(resp.error, "no HTTP sources")) {
+        dr_error(ctx, "dr_http_get without sources");
+        return DR_FAIL;
+    }
+    dr_http_response_free(&resp);
+    dr_emit_json_new(ctx, json_string("one"));
+    dr_emit_json_new(ctx, json_string("two"));
+    return DR_OK;
+}
+
 static int g_inits, g_finis;        /* coordinator only */
 static int p_counted_init(dr_ctx *ctx, void **st)
 {
@@ -377,6 +443,9 @@ DEF(d_slowpoke, "slowpoke", p_slowpoke_run);
 DEF(d_stopper, "stopper", p_stopper_run);
 DEF(d_conc, "conc", p_conc_run);
 DEF(d_warn, "warn", p_warn_run);
+DEF(d_bhead, "bhead", p_blob_head_run);
+DEF(d_bsum, "bsum", p_blob_sum_run);
+DEF(d_twice, "twice", p_twice_run);
 DEF(d_counted, "counted", p_ok_run, .init = p_counted_init, .fini = p_counted_fini);
 DEF(d_badinit, "badinit", p_ok_run, .init = p_badinit_init);
 
@@ -857,6 +926,69 @@ static void test_executor_streaming_downstream_failure(void **state)
     run_result_free(&res);
 }
 
+static void test_executor_lane_without_emits_runs_each_task(void **state)
+{
+    (void)state;
+    reset();
+    const struct tdef defs[] = {
+        { .id = "l", .def = &d_list, .params = "{\"n\": 3}" },
+        { .id = "a", .def = &d_ok, .map = "l" },
+        { .id = "b", .def = &d_ok, .map = "l", .after = { "a" } },
+        { .id = "c", .def = &d_status, .map = "l", .after = { "b" },
+          .params = "{\"status\": \"skip\", \"only\": 1}" },
+        { .id = "d", .def = &d_ok, .map = "l", .after = { "c" } },
+    };
+    struct run_result res = RUN(defs);
+    assert_int_equal(res.state, RUN_SUCCESS);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(seen_state("a", i), TI_SUCCESS);
+        assert_int_equal(seen_state("b", i), TI_SUCCESS);
+    }
+    assert_int_equal(seen_state("c", 1), TI_SKIPPED);
+    assert_int_equal(seen_state("d", 1), TI_SKIPPED);   /* a skip skips the rest of the lane */
+    assert_int_equal(seen_state("d", 0), TI_SUCCESS);   /* c emitted its index to d */
+    assert_string_equal(seen("a", 2)->key, "k2");
+    run_result_free(&res);
+}
+
+static void test_executor_blob_streaming_and_keys(void **state)
+{
+    (void)state;
+    reset();
+    const struct tdef defs[] = {
+        { .id = "l", .def = &d_list,
+          .params = "{\"list\": [\"NSE:INFY\", 17, {\"key\": \"x\"}, {\"a\": 1}, [1]]}" },
+        { .id = "h", .def = &d_bhead, .map = "l" },
+        { .id = "s", .def = &d_bsum, .map = "l", .after = { "h" } },
+        { .id = "all", .def = &d_collect, .after = { "s" }, .params = "{\"up\": \"s\"}" },
+    };
+    struct run_result res = RUN(defs);
+    assert_int_equal(res.state, RUN_SUCCESS);
+    assert_string_equal(seen("s", 0)->key, "NSE:INFY");
+    assert_string_equal(seen("s", 1)->key, "17");
+    assert_string_equal(seen("s", 2)->key, "x");
+    assert_string_equal(seen("s", 3)->key, "3");
+    assert_string_equal(seen("s", 4)->key, "4");
+    assert_string_equal(seen("s", 4)->output, "[0,2,6,12]");
+    assert_string_equal(g_input, "[[0,2,6,12],[0,2,6,12],[0,2,6,12],[0,2,6,12],[0,2,6,12]]");
+    run_result_free(&res);
+}
+
+static void test_executor_unmapped_emits_twice_is_array(void **state)
+{
+    (void)state;
+    reset();
+    const struct tdef defs[] = {
+        { .id = "t", .def = &d_twice },
+        { .id = "u", .def = &d_collect, .after = { "t" }, .params = "{\"up\": \"t\"}" },
+    };
+    struct run_result res = RUN(defs);
+    assert_int_equal(res.state, RUN_SUCCESS);
+    assert_string_equal(g_input, "[\"one\",\"two\"]");
+    assert_string_equal(seen("t", -1)->output, "[\"one\",\"two\"]");
+    run_result_free(&res);
+}
+
 static void test_executor_ten_thousand_items(void **state)
 {
     (void)state;
@@ -1087,6 +1219,352 @@ static void test_executor_random_dags_terminate(void **state)
     }
 }
 
+/* ---- with PostgreSQL: transactions, savepoints, commit failures (tests/pg_sandbox.sh) ---- */
+
+#include <unistd.h>
+#include "store.h"
+
+static char g_pgdir[64];            /* sandbox folder; empty when none runs */
+static char g_url[512];
+static struct store *g_st;
+static char g_run_id[256];
+
+static void pg_stop(void)
+{
+    store_close(g_st);
+    g_st = NULL;
+    if (!g_pgdir[0])
+        return;
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "tests/pg_sandbox.sh stop %s >/dev/null 2>&1", g_pgdir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "test_executor: could not stop the sandbox in %s\n", g_pgdir);
+    g_pgdir[0] = '\0';
+}
+
+static void sql(const char *q)
+{
+    PGresult *r = PQexec(store_conn(g_st), q);
+    ExecStatusType st = PQresultStatus(r);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+        fail_msg("%s: %s", q, PQresultErrorMessage(r));
+    PQclear(r);
+}
+
+static long sql_long(const char *q)
+{
+    PGresult *r = PQexec(store_conn(g_st), q);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+        fail_msg("%s: %s", q, PQresultErrorMessage(r));
+    long v = strtol(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    return v;
+}
+
+static char *sql_text(const char *q)
+{
+    PGresult *r = PQexec(store_conn(g_st), q);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        fail_msg("%s: %s", q, PQresultErrorMessage(r));
+    char *out = PQntuples(r) ? strdup(PQgetvalue(r, 0, 0)) : strdup("");
+    PQclear(r);
+    return out;
+}
+
+static int pg_setup(void **state)
+{
+    (void)state;
+    char tmpl[] = "/tmp/dagrun-exec-test-XXXXXX";
+    if (!mkdtemp(tmpl))
+        return -1;
+    snprintf(g_pgdir, sizeof g_pgdir, "%s", tmpl);
+    atexit(pg_stop);
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "tests/pg_sandbox.sh start %s", g_pgdir);
+    FILE *p = popen(cmd, "r");
+    if (!p || !fgets(g_url, sizeof g_url, p)) {
+        if (p)
+            pclose(p);
+        return -1;
+    }
+    if (pclose(p) != 0)
+        return -1;
+    g_url[strcspn(g_url, "\n")] = '\0';
+    struct dr_err err;
+    err_clear(&err);
+    if (!(g_st = store_open(g_url, &err)) || store_initdb(g_st, "schema.sql", &err) < 0) {
+        fprintf(stderr, "test_executor: %s\n", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+static int pg_teardown(void **state)
+{
+    (void)state;
+    pg_stop();
+    return 0;
+}
+
+/* A fresh run row (task_instance references dag_run) and a fresh data table. */
+static void pg_fresh(const char *table_sql)
+{
+    struct dr_err err;
+    err_clear(&err);
+    static int n;
+    if (store_run_create(g_st, "exec_test", "test", 1767225600 + n, 1767225600 + n,
+                         1767225600 + n, NULL, g_run_id, sizeof g_run_id, &err) < 0)
+        fail_msg("store_run_create: %s", err.msg);
+    n++;
+    sql("DROP TABLE IF EXISTS exec_t");
+    sql(table_sql);
+}
+
+static struct run_result run_db(const struct tdef *defs, size_t n, int workers)
+{
+    struct built *b = build(defs, n);
+    struct run_spec spec = {
+        .dag = &b->d, .params = b->params, .run_id = g_run_id, .run_type = "test",
+        .workers = workers, .database_url = g_url, .store = g_st, .stop = &g_stop,
+        .seed = 1, .hooks = &g_hooks,
+    };
+    struct run_result res;
+    struct dr_err err;
+    err_clear(&err);
+    if (executor_run(&spec, &res, &err) != 0)
+        fail_msg("executor_run: %s", err.msg);
+    built_free(b);
+    return res;
+}
+
+static int item_try(dr_ctx *ctx, bool count)
+{
+    long i = dr_map_index(ctx) + 1;
+    pthread_mutex_lock(&g_lock);
+    int n = count ? ++g_tries[i] : g_tries[i];
+    pthread_mutex_unlock(&g_lock);
+    return n;
+}
+
+static bool exec_ok(PGconn *c, const char *q)
+{
+    PGresult *r = PQexec(c, q);
+    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
+    PQclear(r);
+    return ok;
+}
+
+/* Lane head for the DB tests: counts the item's try, emits 4 chunks. */
+static dr_status p_dbhead_run(dr_ctx *ctx, void *st)
+{
+    (void)st;
+    item_try(ctx, true);
+    for (int k = 0; k < 4; k++)
+        if (dr_emit_json_new(ctx, json_integer(k)) < 0) {
+            dr_error(ctx, "reached chunk %d", k);
+            return DR_FAIL;
+        }
+    return DR_OK;
+}
+
+/* Inserts (item, chunk); param mode: "fail" fails item 0 chunk 2 after its insert,
+ * "retry" asks for a retry of item 1 chunk 3 on its first try. */
+static dr_status p_dbnext_run(dr_ctx *ctx, void *st)
+{
+    (void)st;
+    PGconn *c = dr_db(ctx);
+    if (!c)
+        return DR_RETRY;
+    long item = dr_map_index(ctx);
+    long long chunk = json_integer_value(dr_lane_json(ctx));
+    char q[128];
+    snprintf(q, sizeof q, "INSERT INTO exec_t VALUES (%ld, %lld)", item, chunk);
+    if (!exec_ok(c, q)) {
+        dr_error(ctx, "insert failed: %s", PQerrorMessage(c));
+        return DR_FAIL;
+    }
+    const char *mode = dr_param_str(ctx, "mode");
+    if (mode && strcmp(mode, "fail") == 0 && item == 0 && chunk == 2) {
+        dr_error(ctx, "bad chunk 2");
+        return DR_FAIL;
+    }
+    if (mode && strcmp(mode, "retry") == 0 && item == 1 && chunk == 3 && item_try(ctx, false) == 1) {
+        dr_error(ctx, "transient");
+        return DR_RETRY;
+    }
+    return DR_OK;
+}
+
+/* Unmapped/mapped: inserts its key; param mode "dup" inserts twice on try 1 (a deferred
+ * unique violation makes COMMIT fail), "kill" drops its own connection on try 1. */
+static dr_status p_dbone_run(dr_ctx *ctx, void *st)
+{
+    (void)st;
+    int t = item_try(ctx, true);
+    PGconn *c = dr_db(ctx);
+    if (!c)
+        return DR_RETRY;
+    char q[128];
+    snprintf(q, sizeof q, "INSERT INTO exec_t VALUES (%ld, %d)", dr_map_index(ctx), t);
+    if (!exec_ok(c, q))
+        return DR_FAIL;
+    const char *mode = dr_param_str(ctx, "mode");
+    if (t == 1 && mode && strcmp(mode, "dup") == 0 && dr_map_index(ctx) == 0)
+        exec_ok(c, q);
+    if (t == 1 && mode && strcmp(mode, "kill") == 0 && dr_map_index(ctx) == 0)
+        exec_ok(c, "SELECT pg_terminate_backend(pg_backend_pid())");
+    return DR_OK;
+}
+
+/* Waits (up to 20 s real time) until the run is cancelled. */
+static dr_status p_waiter_run(dr_ctx *ctx, void *st)
+{
+    (void)st;
+    ev(ctx, "");
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (!dr_cancelled(ctx)) {
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        if (t.tv_sec - t0.tv_sec > 20)
+            return DR_OK;
+        struct timespec pause = { 0, 5 * 1000000 };
+        nanosleep(&pause, NULL);
+    }
+    dr_error(ctx, "cancelled");
+    return DR_FAIL;
+}
+
+DEF(d_waiter, "waiter", p_waiter_run);
+DEF(d_dbhead, "dbhead", p_dbhead_run);
+DEF(d_dbnext, "dbnext", p_dbnext_run);
+DEF(d_dbone, "dbone", p_dbone_run);
+
+static void test_executor_db_failed_chunk_keeps_prefix(void **state)
+{
+    (void)state;
+    reset();
+    pg_fresh("CREATE TABLE exec_t (item int, chunk int)");
+    const struct tdef defs[] = {
+        { .id = "l", .def = &d_list, .params = "{\"n\": 3}" },
+        { .id = "h", .def = &d_dbhead, .map = "l" },
+        { .id = "nx", .def = &d_dbnext, .map = "l", .after = { "h" },
+          .params = "{\"mode\": \"fail\"}" },
+    };
+    struct run_result res = run_db(defs, 3, 2);
+    assert_int_equal(res.state, RUN_PARTIAL);
+    /* Item 0: chunks 0 and 1 committed, chunk 2 rolled back to its savepoint. */
+    char *got = sql_text("SELECT string_agg(item || ':' || chunk, ',' ORDER BY item, chunk) FROM exec_t");
+    assert_string_equal(got, "0:0,0:1,1:0,1:1,1:2,1:3,2:0,2:1,2:2,2:3");
+    free(got);
+    char q[512];
+    snprintf(q, sizeof q, "SELECT state || '|' || coalesce(error, '') FROM dagrun.task_instance "
+             "WHERE run_id = '%s' AND task_id = 'nx' AND map_index = 0", g_run_id);
+    got = sql_text(q);
+    assert_string_equal(got, "failed|bad chunk 2");
+    free(got);
+    snprintf(q, sizeof q, "SELECT count(*) FROM dagrun.task_instance WHERE run_id = '%s' "
+             "AND state = 'success'", g_run_id);
+    assert_int_equal(sql_long(q), 1 + 2 * 2);
+    run_result_free(&res);
+}
+
+static void test_executor_db_retry_rolls_back_the_item(void **state)
+{
+    (void)state;
+    reset();
+    pg_fresh("CREATE TABLE exec_t (item int, chunk int)");
+    const struct tdef defs[] = {
+        { .id = "l", .def = &d_list, .params = "{\"n\": 3}" },
+        { .id = "h", .def = &d_dbhead, .map = "l",
+          .retry = { .retries = 2, .retry_delay_ms = 5 } },
+        { .id = "nx", .def = &d_dbnext, .map = "l", .after = { "h" },
+          .params = "{\"mode\": \"retry\"}" },
+    };
+    struct run_result res = run_db(defs, 3, 2);
+    assert_int_equal(res.state, RUN_SUCCESS);
+    assert_int_equal(sql_long("SELECT count(*) FROM exec_t WHERE item = 1"), 4);
+    assert_int_equal(sql_long("SELECT count(*) FROM exec_t"), 12);
+    assert_int_equal(seen("nx", 1)->try_number, 2);
+    run_result_free(&res);
+}
+
+static void test_executor_db_commit_failure_is_retried(void **state)
+{
+    (void)state;
+    reset();
+    pg_fresh("CREATE TABLE exec_t (item int, try int, "
+             "UNIQUE (item) DEFERRABLE INITIALLY DEFERRED)");
+    const struct tdef defs[] = {
+        { .id = "l", .def = &d_list, .params = "{\"n\": 2}" },
+        { .id = "m", .def = &d_dbone, .map = "l", .params = "{\"mode\": \"dup\"}",
+          .retry = { .retries = 1, .retry_delay_ms = 5 } },
+    };
+    struct run_result res = run_db(defs, 2, 1);
+    assert_int_equal(res.state, RUN_SUCCESS);
+    assert_int_equal(sql_long("SELECT try FROM exec_t WHERE item = 0"), 2);
+    assert_int_equal(seen("m", 0)->try_number, 2);
+    assert_int_equal(g_n_retries, 1);
+    run_result_free(&res);
+}
+
+static void test_executor_db_lost_connection_reconnects(void **state)
+{
+    (void)state;
+    reset();
+    pg_fresh("CREATE TABLE exec_t (item int, try int)");
+    const struct tdef defs[] = {
+        { .id = "l", .def = &d_list, .params = "{\"n\": 3}" },
+        { .id = "m", .def = &d_dbone, .map = "l", .params = "{\"mode\": \"kill\"}",
+          .retry = { .retries = 1, .retry_delay_ms = 5 } },
+    };
+    struct run_result res = run_db(defs, 2, 1);
+    assert_int_equal(res.state, RUN_SUCCESS);
+    assert_int_equal(sql_long("SELECT count(*) FROM exec_t"), 3);
+    assert_int_equal(sql_long("SELECT try FROM exec_t WHERE item = 0"), 2);
+    assert_int_equal(g_n_retries, 1);
+    char q[256];
+    snprintf(q, sizeof q, "SELECT count(*) FROM dagrun.task_instance WHERE run_id = '%s' "
+             "AND state = 'success'", g_run_id);
+    assert_int_equal(sql_long(q), 4);
+    run_result_free(&res);
+}
+
+/* `dagrun cancel` sets cancel_requested; the coordinator's heartbeat sees it and stops. */
+static void test_executor_db_cancel_request_via_heartbeat(void **state)
+{
+    (void)state;
+    reset();
+    pg_fresh("CREATE TABLE exec_t (item int)");
+    struct dr_err err;
+    err_clear(&err);
+    if (store_run_set_state(g_st, g_run_id, RUN_RUNNING, NULL, &err) < 0 ||
+        store_run_request_cancel(g_st, g_run_id, &err) < 0)
+        fail_msg("cancel: %s", err.msg);
+    struct config cfg = { .heartbeat_sec = 1 };
+    const struct tdef defs[] = {
+        { .id = "l", .def = &d_list, .params = "{\"n\": 10}" },
+        { .id = "m", .def = &d_waiter, .map = "l" },
+    };
+    struct built *b = build(defs, 2);
+    struct run_spec spec = {
+        .dag = &b->d, .cfg = &cfg, .params = b->params, .run_id = g_run_id,
+        .run_type = "test", .workers = 2, .database_url = g_url, .store = g_st,
+        .stop = &g_stop, .seed = 1, .hooks = &g_hooks,
+    };
+    struct run_result res;
+    if (executor_run(&spec, &res, &err) != 0)
+        fail_msg("executor_run: %s", err.msg);
+    built_free(b);
+    assert_int_equal(res.state, RUN_CANCELLED);
+    assert_in_range(count_ev_prefix("m:"), 1, 2);
+    assert_int_equal(res.units_cancelled, count_ev_prefix("m:"));
+    char q[256];
+    snprintf(q, sizeof q, "SELECT count(*) FROM dagrun.task_instance WHERE run_id = '%s' "
+             "AND task_id = 'm' AND state = 'cancelled'", g_run_id);
+    assert_int_equal(sql_long(q), (long)count_ev_prefix("m:"));
+    run_result_free(&res);
+}
+
 int main(void)
 {
     log_setup(LOG_TEXT, DR_LOG_ERROR);
@@ -1103,6 +1581,9 @@ int main(void)
         cmocka_unit_test(test_executor_lane_items_do_not_wait),
         cmocka_unit_test(test_executor_streaming_emits_in_order),
         cmocka_unit_test(test_executor_streaming_downstream_failure),
+        cmocka_unit_test(test_executor_lane_without_emits_runs_each_task),
+        cmocka_unit_test(test_executor_blob_streaming_and_keys),
+        cmocka_unit_test(test_executor_unmapped_emits_twice_is_array),
         cmocka_unit_test(test_executor_ten_thousand_items),
         cmocka_unit_test(test_executor_execution_timeout),
         cmocka_unit_test(test_executor_cancel_via_stop),
@@ -1111,5 +1592,14 @@ int main(void)
         cmocka_unit_test(test_executor_warnings_counters_init_fini),
         cmocka_unit_test(test_executor_random_dags_terminate),
     };
-    return cmocka_run_group_tests_name("executor", tests, NULL, NULL);
+    int failed = cmocka_run_group_tests_name("executor", tests, NULL, NULL);
+    const struct CMUnitTest db_tests[] = {
+        cmocka_unit_test(test_executor_db_failed_chunk_keeps_prefix),
+        cmocka_unit_test(test_executor_db_retry_rolls_back_the_item),
+        cmocka_unit_test(test_executor_db_commit_failure_is_retried),
+        cmocka_unit_test(test_executor_db_lost_connection_reconnects),
+        cmocka_unit_test(test_executor_db_cancel_request_via_heartbeat),
+    };
+    failed += cmocka_run_group_tests_name("executor_db", db_tests, pg_setup, pg_teardown);
+    return failed;
 }

@@ -1,0 +1,149 @@
+/* runtime-private: plugins never include this */
+/* The executor's shared run state, work units and dr_ctx: between executor.c and ctx.c. */
+#ifndef DR_CTX_H
+#define DR_CTX_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <dagrun/task.h>
+#include "executor.h"
+#include "workq.h"
+
+/* Threads and ownership, in one place:
+ * - The coordinator (the caller of executor_run) owns every field of struct exec
+ *   marked "coordinator", struct tstate and struct lane, and the units that are
+ *   not in a worker's hands.
+ * - A unit is handed to a worker through exec.q (workq.c, under its lock) and
+ *   back the same way; between the two only that worker touches it (and its
+ *   lrec slots). The lock hand-off orders the accesses.
+ * - What workers read while running: the spec, dag, params (read-only JSON,
+ *   never increfed by workers), tstate[].output of tasks that ended before the
+ *   unit was dispatched (never changed again until the workers are joined),
+ *   lanes[] layout and keys (written before the lane's first dispatch), and
+ *   plugin states (set by init before the first dispatch).
+ * Lock order: exec.q.lock and exec.acc_lock are never held together. */
+
+/* One lane task's record for one unit (an unmapped instance has one). */
+struct lrec {
+    int64_t start_ms, end_ms;   /* wall ms of the first call start and last call end */
+    int agg;                    /* worst status of its calls (see ctx.c), -1: never called */
+    enum ti_state state;        /* final state, set when the unit ends */
+    char *error;                /* last dr_error of its calls, or NULL; owned */
+    json_t *output;             /* emitted output (last lane task / unmapped), owned */
+    int n_out;                  /* emits accumulated into output */
+    int sent;                   /* emits handed to the next lane task */
+};
+
+struct unit {
+    struct unit *next;          /* queue link: exec.q.lock while queued, else the owner */
+    int task;                   /* unmapped task, or the lane head */
+    int lane;                   /* -1 when unmapped */
+    long index;                 /* map index, -1 when unmapped */
+    int try_number;             /* 1-based, set by the coordinator before dispatch */
+    int64_t due_ms;             /* retry due time (monotonic / fake clock) */
+    struct lrec *recs;          /* one per lane task (1 when unmapped) */
+    /* Results, written by the worker, read by the coordinator after hand-back. */
+    dr_status status;           /* unit outcome: OK, SKIP, RETRY, FAIL, FATAL */
+    bool cancelled;             /* ended by cancellation: rolled back, recorded cancelled */
+    bool committed;             /* records were written and committed on the worker's conn */
+    char *error;                /* unit error (timeout, commit, the failing task's), owned */
+    int err_task;               /* lane position whose error is the unit's, or -1 */
+    int64_t try_start_ms, deadline_ms;  /* monotonic / fake clock; deadline 0: none */
+};
+
+struct lane {
+    int *tasks;                 /* dag task indexes, head first */
+    int n;
+    int over;                   /* task whose output is mapped */
+    size_t n_items;             /* set at expansion */
+    struct unit *units;         /* n_items, one calloc */
+    struct lrec *recs;          /* n_items * n, one calloc */
+    char **keys;                /* n_items display keys */
+    size_t n_ended;
+};
+
+enum phase { PH_WAITING, PH_RUNNING, PH_ENDED };
+
+struct tstate {
+    enum phase phase;
+    enum ti_state state;        /* final (aggregate for mapped) state once ended */
+    json_t *output;             /* ended: output (mapped: array of item outputs); owned */
+    int lane, lane_pos;         /* -1 when unmapped */
+    bool inited;                /* init ran (fini due) */
+    void *pstate;               /* plugin state from init */
+    int pool;                   /* index into exec.pools, -1: no limit */
+    size_t n_ok, n_skip, n_fail;/* mapped: item tallies */
+    struct unit unit;           /* unmapped: its one unit */
+    struct lrec rec;            /* unmapped: its record */
+};
+
+struct pool_state {
+    int slots, in_use;
+    struct unit *head, *tail;   /* units waiting for a slot */
+};
+
+struct worker {
+    struct exec *ex;
+    pthread_t thread;
+    PGconn *conn;               /* this worker's own, opened lazily */
+    bool in_txn;                /* a BEGIN is open on conn */
+    int sp_depth;               /* savepoints open */
+    struct http_client *http;   /* lazily */
+    struct ti_record *recbuf;   /* max lane length */
+};
+
+struct exec {
+    const struct run_spec *spec;
+    const struct dag *dag;
+    const char *run_id;
+    /* Read-only strings and JSON for the runtime's own params. */
+    char logical_date[32], dis[32], die[32];
+    json_t *rt_params;          /* object run_id/logical_date/...; coordinator creates, read-only */
+
+    struct tstate *ts;          /* coordinator (see top) */
+    struct lane *lanes;
+    size_t n_lanes;
+    int max_lane;
+    struct pool_state *pools;
+    size_t n_pools;
+
+    struct workq q;             /* units to workers and back (its own lock) */
+
+    int cancel;                 /* atomic (__atomic_*): workers stop early when nonzero */
+
+    pthread_mutex_t acc_lock;   /* guards warnings, counters */
+    json_t *warnings, *counters;
+
+    struct worker *workers;
+    int n_workers;
+};
+
+/* Monotonic ms (fake clock in tests). Any thread. */
+int64_t ctx_mono_ms(const struct exec *ex);
+/* Wall ms for records (fake clock in tests). Any thread. */
+int64_t ctx_wall_ms(const struct exec *ex);
+
+/* Runs one unit on worker w: every lane task call, emits, savepoints, the
+ * transaction, and the unit's outcome and final per-task states in u. Worker
+ * thread; u belongs to the caller for the call. */
+void ctx_run_unit(struct worker *w, struct unit *u);
+
+/* Calls def->init (or fini) for task i with a ctx that has params and no item.
+ * init: returns 0, or -1 with *error set (malloc'd). Coordinator thread. */
+int ctx_call_init(struct exec *ex, int i, char **error);
+void ctx_call_fini(struct exec *ex, int i);
+
+/* Closes the worker's connection and HTTP client. The worker's thread or after join. */
+void ctx_worker_cleanup(struct worker *w);
+
+/* Fills out[0..n) (n = lane length, 1 when unmapped) with u's records; the
+ * strings and outputs are borrowed from u and the lane. Any thread that owns u. */
+void ctx_build_records(const struct exec *ex, const struct unit *u, struct ti_record *out);
+
+/* Frees an lrec's error/output and resets it to "never called". Owner of the unit. */
+void ctx_lrec_reset(struct lrec *r);
+
+#endif

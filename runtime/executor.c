@@ -1,0 +1,989 @@
+/* The executor: the coordinator of one DAG run and its pool of worker threads. */
+#include "executor.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ctx.h"
+#include "log.h"
+
+enum { FLUSH_MS = 200, FLUSH_RECORDS = 1000, POLL_MS = 100 };
+
+/* Coordinator-only state of one executor_run, next to struct exec. */
+struct coord {
+    struct exec *ex;
+    struct run_result *res;
+    uint64_t rng;               /* jitter PRNG (splitmix64) */
+    size_t in_flight;           /* units handed to the queue and not yet back */
+    bool stopping;              /* *stop or a cancel request was seen */
+    bool fatal;                 /* a unit returned DR_FATAL */
+    bool dirty;                 /* a task ended: rescan the waiting ones */
+    struct unit **heap;         /* retries by due time (binary min-heap) */
+    size_t n_heap, cap_heap;
+    struct unit *batch_head, *batch_tail;   /* units to push to the ready queue */
+    size_t n_batch;
+    struct ti_record *pend;     /* records for store_ti_write (borrowed strings/outputs) */
+    size_t n_pend, cap_pend;
+    int64_t pend_since;         /* mono ms of the oldest pending record */
+    int64_t next_heartbeat;
+    size_t done, total;         /* progress */
+    struct ti_record *recbuf;   /* max lane length */
+};
+
+static uint64_t splitmix(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static bool stop_requested(const struct run_spec *spec)
+{
+    return spec->stop && __atomic_load_n(spec->stop, __ATOMIC_RELAXED) != 0;
+}
+
+/* ---- workers ---- */
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    struct exec *ex = w->ex;
+    struct unit *u;
+    while ((u = workq_pop(&ex->q))) {
+        ctx_run_unit(w, u);
+        bool halt = u->status == DR_FATAL && !u->cancelled;
+        if (halt)   /* units in flight may stop early; the coordinator takes the queue back */
+            __atomic_store_n(&ex->cancel, 1, __ATOMIC_RELEASE);
+        workq_finish(&ex->q, u, halt);
+    }
+    ctx_worker_cleanup(w);
+    return NULL;
+}
+
+/* Pushes the coordinator's batch to the ready queue. */
+static void flush_dispatch(struct coord *co)
+{
+    if (!co->batch_head)
+        return;
+    workq_push(&co->ex->q, co->batch_head, co->batch_tail, co->n_batch);
+    co->in_flight += co->n_batch;
+    co->batch_head = co->batch_tail = NULL;
+    co->n_batch = 0;
+}
+
+/* Takes back the units no worker has started (stop, fatal). They are recorded nowhere. */
+static void reclaim_ready(struct coord *co)
+{
+    struct exec *ex = co->ex;
+    struct unit *u = workq_reclaim(&ex->q);
+    for (; u; u = u->next) {
+        co->in_flight--;
+        int p = ex->ts[u->task].pool;
+        if (p >= 0)
+            ex->pools[p].in_use--;
+    }
+    for (u = co->batch_head; u; u = u->next) {
+        int p = ex->ts[u->task].pool;
+        if (p >= 0)
+            ex->pools[p].in_use--;
+    }
+    co->batch_head = co->batch_tail = NULL;
+    co->n_batch = 0;
+    co->n_heap = 0;
+}
+
+/* Queues u for a worker, or for its pool when the pool is full. */
+static void dispatch(struct coord *co, struct unit *u)
+{
+    struct exec *ex = co->ex;
+    u->next = NULL;
+    int p = ex->ts[u->task].pool;
+    if (p >= 0) {
+        struct pool_state *ps = &ex->pools[p];
+        if (ps->in_use >= ps->slots) {
+            if (ps->tail)
+                ps->tail->next = u;
+            else
+                ps->head = u;
+            ps->tail = u;
+            return;
+        }
+        ps->in_use++;
+    }
+    if (co->batch_tail)
+        co->batch_tail->next = u;
+    else
+        co->batch_head = u;
+    co->batch_tail = u;
+    co->n_batch++;
+}
+
+static void pool_release(struct coord *co, int p)
+{
+    if (p < 0)
+        return;
+    struct pool_state *ps = &co->ex->pools[p];
+    ps->in_use--;
+    if (co->stopping || co->fatal || !ps->head)
+        return;
+    struct unit *u = ps->head;
+    ps->head = u->next;
+    if (!ps->head)
+        ps->tail = NULL;
+    dispatch(co, u);
+}
+
+/* ---- retry heap ---- */
+
+static int heap_push(struct coord *co, struct unit *u)
+{
+    if (co->n_heap == co->cap_heap) {
+        size_t cap = co->cap_heap ? co->cap_heap * 2 : 16;
+        struct unit **h = realloc(co->heap, cap * sizeof *h);
+        if (!h)
+            return -1;
+        co->heap = h;
+        co->cap_heap = cap;
+    }
+    size_t i = co->n_heap++;
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (co->heap[parent]->due_ms <= u->due_ms)
+            break;
+        co->heap[i] = co->heap[parent];
+        i = parent;
+    }
+    co->heap[i] = u;
+    return 0;
+}
+
+static struct unit *heap_pop(struct coord *co)
+{
+    struct unit *top = co->heap[0];
+    struct unit *last = co->heap[--co->n_heap];
+    size_t i = 0, n = co->n_heap;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= n)
+            break;
+        if (c + 1 < n && co->heap[c + 1]->due_ms < co->heap[c]->due_ms)
+            c++;
+        if (last->due_ms <= co->heap[c]->due_ms)
+            break;
+        co->heap[i] = co->heap[c];
+        i = c;
+    }
+    if (n)
+        co->heap[i] = last;
+    return top;
+}
+
+/* ---- records and hooks ---- */
+
+static void flush_records(struct coord *co)
+{
+    struct exec *ex = co->ex;
+    if (!co->n_pend)
+        return;
+    struct dr_err e;
+    err_clear(&e);
+    if (store_ti_write(ex->spec->store, ex->run_id, co->pend, co->n_pend, &e) < 0)
+        log_msg(DR_LOG_ERROR, ex->run_id, NULL, NULL, "recording %zu task instances: %s",
+                co->n_pend, e.msg);
+    co->n_pend = 0;
+}
+
+/* Queues a record for the store; its strings and output must live until the flush. */
+static void add_record(struct coord *co, const struct ti_record *r)
+{
+    if (!co->ex->spec->store)
+        return;
+    if (r->map_index < 0) {
+        /* An unmapped task's running record may still be pending: one row may appear
+         * only once per upsert statement. O(pending) for the few unmapped tasks. */
+        for (size_t i = 0; i < co->n_pend; i++)
+            if (co->pend[i].map_index < 0 && strcmp(co->pend[i].task_id, r->task_id) == 0) {
+                co->pend[i] = *r;
+                return;
+            }
+    }
+    if (co->n_pend == co->cap_pend) {
+        size_t cap = co->cap_pend ? co->cap_pend * 2 : 64;
+        struct ti_record *p = realloc(co->pend, cap * sizeof *p);
+        if (!p) {
+            flush_records(co);
+            return;
+        }
+        co->pend = p;
+        co->cap_pend = cap;
+    }
+    if (!co->n_pend)
+        co->pend_since = ctx_mono_ms(co->ex);
+    co->pend[co->n_pend++] = *r;
+    if (co->n_pend >= FLUSH_RECORDS)
+        flush_records(co);
+}
+
+static void hook_done(struct coord *co, const struct ti_record *r)
+{
+    const struct exec_hooks *h = co->ex->spec->hooks;
+    if (h && h->unit_done) {
+        double secs = r->start_ms && r->end_ms > r->start_ms
+                          ? (double)(r->end_ms - r->start_ms) / 1000.0 : 0;
+        h->unit_done(h->ud, r, secs);
+    }
+}
+
+static void progress(struct coord *co)
+{
+    const struct exec_hooks *h = co->ex->spec->hooks;
+    if (h && h->progress)
+        h->progress(h->ud, co->done, co->total);
+}
+
+static void first_error(struct coord *co, const char *task, const char *key, const char *msg)
+{
+    if (co->res->error[0] || !msg)
+        return;
+    if (key)
+        snprintf(co->res->error, sizeof co->res->error, "%s[%s]: %s", task, key, msg);
+    else
+        snprintf(co->res->error, sizeof co->res->error, "%s: %s", task, msg);
+}
+
+/* ---- task state ---- */
+
+static void end_task(struct coord *co, int i, enum ti_state st)
+{
+    struct tstate *t = &co->ex->ts[i];
+    t->phase = PH_ENDED;
+    t->state = st;
+    co->dirty = true;
+}
+
+/* Ends a task (or a whole lane) that will not run, with a record per task. */
+static void end_not_run(struct coord *co, int i, enum ti_state st, const char *error)
+{
+    struct exec *ex = co->ex;
+    const struct tstate *t = &ex->ts[i];
+    int n = t->lane >= 0 ? ex->lanes[t->lane].n : 1;
+    int64_t now = ctx_wall_ms(ex);
+    for (int pos = 0; pos < n; pos++) {
+        int ti = t->lane >= 0 ? ex->lanes[t->lane].tasks[pos] : i;
+        /* Keep the error alive until the records are flushed: on the task's rec. */
+        struct lrec *r = &ex->ts[ti].rec;
+        ctx_lrec_reset(r);
+        r->error = error ? strdup(error) : NULL;
+        struct ti_record rec = {
+            .task_id = ex->dag->tasks[ti].id, .map_index = -1, .state = st,
+            .start_ms = st == TI_FAILED ? now : 0, .end_ms = now, .error = r->error,
+        };
+        end_task(co, ti, st);
+        ex->ts[ti].state = st;
+        add_record(co, &rec);
+        hook_done(co, &rec);
+        if (st == TI_FAILED) {
+            ex->ts[ti].n_fail = 1;
+            first_error(co, ex->dag->tasks[ti].id, NULL, error);
+        }
+    }
+    co->done++;
+}
+
+/* The trigger decision for task i on its upstreams outside its lane. */
+enum decision { D_WAIT, D_RUN, D_SKIP, D_UPSTREAM_FAILED };
+
+static enum decision decide(struct coord *co, int i)
+{
+    struct exec *ex = co->ex;
+    const struct task *t = &ex->dag->tasks[i];
+    int lane = ex->ts[i].lane;
+    size_t ok = 0, skip = 0, fail = 0, n = 0;
+    for (size_t k = 0; k < t->n_after; k++) {
+        int a = t->after_idx[k];
+        const struct tstate *u = &ex->ts[a];
+        if (lane >= 0 && u->lane == lane)
+            continue;
+        if (u->phase != PH_ENDED)
+            return D_WAIT;
+        n++;
+        if (u->state == TI_SUCCESS)
+            ok++;
+        else if (u->state == TI_SKIPPED)
+            skip++;
+        else
+            fail++;
+    }
+    enum decision d = D_RUN;
+    switch (t->trigger) {
+    case TR_ALL_SUCCESS: d = fail ? D_UPSTREAM_FAILED : skip ? D_SKIP : D_RUN; break;
+    case TR_NONE_FAILED: d = fail ? D_UPSTREAM_FAILED : D_RUN; break;
+    case TR_ALL_DONE: d = D_RUN; break;
+    case TR_ONE_FAILED: d = !n || fail ? D_RUN : D_SKIP; break;
+    case TR_ONE_SUCCESS: d = !n || ok ? D_RUN : fail ? D_UPSTREAM_FAILED : D_SKIP; break;
+    }
+    if (t->map_idx >= 0 && !(lane >= 0 && ex->ts[t->map_idx].lane == lane)) {
+        const struct tstate *m = &ex->ts[t->map_idx];
+        if (m->phase != PH_ENDED)
+            return D_WAIT;
+        if (d == D_RUN && m->state != TI_SUCCESS)
+            d = m->state == TI_SKIPPED ? D_SKIP : D_UPSTREAM_FAILED;
+    }
+    return d;
+}
+
+/* ---- starting tasks ---- */
+
+static void start_unmapped(struct coord *co, int i)
+{
+    struct exec *ex = co->ex;
+    struct tstate *t = &ex->ts[i];
+    const struct task *task = &ex->dag->tasks[i];
+    const struct prior_task *pt = ex->spec->prior ? prior_find(ex->spec->prior, task->id) : NULL;
+    if (pt && !pt->mapped && (pt->state == TI_SUCCESS || pt->state == TI_SKIPPED)) {
+        t->output = json_incref(pt->output);
+        end_task(co, i, pt->state);
+        co->done++;
+        return;
+    }
+    char *error = NULL;
+    if (ctx_call_init(ex, i, &error) < 0) {
+        end_not_run(co, i, TI_FAILED, error);
+        free(error);
+        return;
+    }
+    t->phase = PH_RUNNING;
+    struct unit *u = &t->unit;
+    u->task = i;
+    u->lane = -1;
+    u->index = -1;
+    u->try_number = 1;
+    u->recs = &t->rec;
+    if (ex->spec->store) {
+        struct ti_record rec = {
+            .task_id = task->id, .map_index = -1, .state = TI_RUNNING, .try_number = 1,
+            .start_ms = ctx_wall_ms(ex),
+        };
+        add_record(co, &rec);
+    }
+    dispatch(co, u);
+}
+
+/* The display key of a map item: its "key" member, the item itself when a
+ * string or number, else the map index. */
+static char *item_key(const json_t *item, size_t index)
+{
+    char buf[64];
+    const json_t *k = json_is_object(item) ? json_object_get(item, "key") : NULL;
+    if (json_is_string(k))
+        return strdup(json_string_value(k));
+    if (json_is_string(item))
+        return strdup(json_string_value(item));
+    if (json_is_integer(item))
+        snprintf(buf, sizeof buf, "%" JSON_INTEGER_FORMAT, json_integer_value(item));
+    else if (json_is_real(item))
+        snprintf(buf, sizeof buf, "%.17g", json_real_value(item));
+    else
+        snprintf(buf, sizeof buf, "%zu", index);
+    return strdup(buf);
+}
+
+static bool prior_item_done(const struct exec *ex, const struct lane *l, size_t i)
+{
+    if (!ex->spec->prior)
+        return false;
+    for (int pos = 0; pos < l->n; pos++) {
+        const struct prior_task *pt = prior_find(ex->spec->prior, ex->dag->tasks[l->tasks[pos]].id);
+        if (!pt || !pt->mapped || i >= pt->n_items || !pt->done || !pt->done[i])
+            return false;
+    }
+    return true;
+}
+
+static void end_lane(struct coord *co, struct lane *l);
+static void item_ended(struct coord *co, struct lane *l, size_t index);
+
+static void start_lane(struct coord *co, int head)
+{
+    struct exec *ex = co->ex;
+    struct lane *l = &ex->lanes[ex->ts[head].lane];
+    const struct task *over = &ex->dag->tasks[l->over];
+    const json_t *items = ex->ts[l->over].output;
+    char msg[256];
+    if (!json_is_array(items)) {
+        if (!items)
+            snprintf(msg, sizeof msg, "map over \"%s\": it produced no output", over->id);
+        else
+            snprintf(msg, sizeof msg, "map over \"%s\": its output is not an array", over->id);
+        end_not_run(co, head, TI_FAILED, msg);
+        return;
+    }
+    size_t n = json_array_size(items);
+    if (n == 0) {
+        end_not_run(co, head, TI_SKIPPED, NULL);
+        return;
+    }
+    l->n_items = n;
+    l->units = calloc(n, sizeof *l->units);
+    l->recs = calloc(n * (size_t)l->n, sizeof *l->recs);
+    l->keys = calloc(n, sizeof *l->keys);
+    if (!l->units || !l->recs || !l->keys) {
+        end_not_run(co, head, TI_FAILED, "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < n * (size_t)l->n; i++)
+        l->recs[i].agg = -1;
+    for (size_t i = 0; i < n; i++)
+        if (!(l->keys[i] = item_key(json_array_get(items, i), i))) {
+            end_not_run(co, head, TI_FAILED, "out of memory");
+            return;
+        }
+    co->total += n - 1;     /* the lane counted as one unit until now */
+    for (int pos = 0; pos < l->n; pos++)
+        ex->ts[l->tasks[pos]].phase = PH_RUNNING;
+
+    bool any = false;
+    for (size_t i = 0; i < n && !any; i++)
+        any = !prior_item_done(ex, l, i);
+    if (any) {
+        for (int pos = 0; pos < l->n; pos++) {
+            char *error = NULL;
+            if (ctx_call_init(ex, l->tasks[pos], &error) < 0) {
+                snprintf(msg, sizeof msg, "init of %s: %s", ex->dag->tasks[l->tasks[pos]].id,
+                         error ? error : "failed");
+                free(error);
+                co->total -= n - 1;
+                end_not_run(co, head, TI_FAILED, msg);
+                return;
+            }
+        }
+    }
+    const struct prior_task *last =
+        ex->spec->prior ? prior_find(ex->spec->prior, ex->dag->tasks[l->tasks[l->n - 1]].id) : NULL;
+    for (size_t i = 0; i < n; i++) {
+        struct unit *u = &l->units[i];
+        u->task = head;
+        u->lane = ex->ts[head].lane;
+        u->index = (long)i;
+        u->try_number = 1;
+        u->recs = &l->recs[i * (size_t)l->n];
+        if (prior_item_done(ex, l, i)) {
+            for (int pos = 0; pos < l->n; pos++)
+                u->recs[pos].state = TI_SUCCESS;
+            if (last && last->item_outputs) {
+                json_t *o = json_array_get(last->item_outputs, i);
+                if (o && !json_is_null(o))
+                    u->recs[l->n - 1].output = json_incref(o);
+            }
+            item_ended(co, l, i);
+            continue;
+        }
+        dispatch(co, u);
+    }
+}
+
+/* Starts or settles every waiting task whose upstreams have ended. O(tasks) per pass. */
+static void schedule(struct coord *co)
+{
+    struct exec *ex = co->ex;
+    while (co->dirty && !co->stopping && !co->fatal) {
+        co->dirty = false;
+        for (size_t k = 0; k < ex->dag->n_tasks; k++) {
+            int i = ex->dag->topo[k];
+            struct tstate *t = &ex->ts[i];
+            if (t->phase != PH_WAITING || (t->lane >= 0 && t->lane_pos > 0))
+                continue;
+            enum decision d = D_RUN;
+            if (t->lane >= 0) {
+                const struct lane *l = &ex->lanes[t->lane];
+                for (int pos = 0; pos < l->n && d == D_RUN; pos++)
+                    d = decide(co, l->tasks[pos]);
+                /* A later member still waiting must hold the lane back. */
+                for (int pos = 0; pos < l->n && d != D_WAIT; pos++)
+                    if (decide(co, l->tasks[pos]) == D_WAIT)
+                        d = D_WAIT;
+            } else {
+                d = decide(co, i);
+            }
+            if (d == D_WAIT)
+                continue;
+            if (d == D_SKIP)
+                end_not_run(co, i, TI_SKIPPED, NULL);
+            else if (d == D_UPSTREAM_FAILED)
+                end_not_run(co, i, TI_UPSTREAM_FAILED, NULL);
+            else if (t->lane >= 0)
+                start_lane(co, i);
+            else
+                start_unmapped(co, i);
+        }
+    }
+}
+
+/* ---- results ---- */
+
+static int64_t retry_delay(struct coord *co, const struct retry_policy *p, int try_number)
+{
+    int64_t d = p->retry_delay_ms > 0 ? p->retry_delay_ms : 0;
+    if (p->exponential)
+        for (int k = 1; k < try_number && d < INT64_MAX / 4; k++)
+            d *= 2;
+    if (d > 0)
+        d += (int64_t)(splitmix(&co->rng) % (uint64_t)(d / 10 + 1));
+    if (p->max_retry_delay_ms > 0 && d > p->max_retry_delay_ms)
+        d = p->max_retry_delay_ms;
+    return d;
+}
+
+static void end_lane(struct coord *co, struct lane *l)
+{
+    struct exec *ex = co->ex;
+    for (int pos = 0; pos < l->n; pos++) {
+        int ti = l->tasks[pos];
+        struct tstate *t = &ex->ts[ti];
+        json_t *arr = json_array();
+        for (size_t i = 0; i < l->n_items; i++) {
+            json_t *o = l->recs[i * (size_t)l->n + pos].output;
+            json_array_append(arr, o ? o : json_null());
+        }
+        t->output = arr;
+        end_task(co, ti, t->n_fail ? TI_FAILED : t->n_ok ? TI_SUCCESS : TI_SKIPPED);
+    }
+}
+
+static void item_ended(struct coord *co, struct lane *l, size_t index)
+{
+    struct exec *ex = co->ex;
+    for (int pos = 0; pos < l->n; pos++) {
+        struct tstate *t = &ex->ts[l->tasks[pos]];
+        switch (l->recs[index * (size_t)l->n + pos].state) {
+        case TI_SUCCESS: t->n_ok++; break;
+        case TI_SKIPPED: t->n_skip++; break;
+        case TI_FAILED: case TI_UPSTREAM_FAILED: t->n_fail++; break;
+        default: break;
+        }
+    }
+    co->done++;
+    if (++l->n_ended == l->n_items)
+        end_lane(co, l);
+}
+
+static void set_fatal(struct coord *co)
+{
+    if (co->fatal)
+        return;
+    co->fatal = true;
+    reclaim_ready(co);
+    __atomic_store_n(&co->ex->cancel, 1, __ATOMIC_RELEASE);
+}
+
+static void handle_result(struct coord *co, struct unit *u)
+{
+    struct exec *ex = co->ex;
+    const struct task *head = &ex->dag->tasks[u->task];
+    int n = u->lane < 0 ? 1 : ex->lanes[u->lane].n;
+    co->in_flight--;
+    pool_release(co, ex->ts[u->task].pool);
+    ctx_build_records(ex, u, co->recbuf);
+    const char *key = u->lane < 0 ? NULL : ex->lanes[u->lane].keys[u->index];
+
+    if (u->status == DR_RETRY && !u->cancelled) {
+        if (!co->stopping && !co->fatal && u->try_number <= head->retry.retries) {
+            int64_t delay = retry_delay(co, &head->retry, u->try_number);
+            u->due_ms = ctx_mono_ms(ex) + delay;
+            const struct exec_hooks *h = ex->spec->hooks;
+            int ep = u->err_task >= 0 ? u->err_task : 0;
+            if (h && h->unit_retry)
+                h->unit_retry(h->ud, &co->recbuf[ep], delay);
+            if (log_enabled(DR_LOG_INFO))
+                log_msg(DR_LOG_INFO, ex->run_id, head->id, key, "try %d failed: %s; retry in %lld ms",
+                        u->try_number, co->recbuf[ep].error ? co->recbuf[ep].error : "retry",
+                        (long long)delay);
+            u->try_number++;
+            if (heap_push(co, u) == 0)
+                return;
+        }
+        if (co->stopping || co->fatal) {
+            /* Not retried because the run stops: the unit was rolled back. */
+            u->cancelled = true;
+            for (int pos = 0; pos < n; pos++)
+                u->recs[pos].state = TI_CANCELLED;
+            ctx_build_records(ex, u, co->recbuf);
+        }
+    }
+    if (u->status == DR_FATAL && !u->cancelled && !co->fatal) {
+        /* The first fatal error is the run's error, over any earlier failure. */
+        int ep = u->err_task >= 0 ? u->err_task : 0;
+        const char *msg = co->recbuf[ep].error ? co->recbuf[ep].error : "fatal error";
+        co->res->error[0] = '\0';
+        first_error(co, co->recbuf[ep].task_id, key, msg);
+        set_fatal(co);
+    }
+    for (int pos = 0; pos < n; pos++) {
+        if (!u->committed)
+            add_record(co, &co->recbuf[pos]);
+        hook_done(co, &co->recbuf[pos]);
+    }
+    if (u->cancelled)
+        co->res->units_cancelled++;
+    else if (u->status == DR_OK)
+        co->res->units_ok++;
+    else if (u->status == DR_SKIP)
+        co->res->units_skipped++;
+    else {
+        co->res->units_failed++;
+        int ep = u->err_task >= 0 ? u->err_task : 0;
+        first_error(co, co->recbuf[ep].task_id, key, co->recbuf[ep].error ? co->recbuf[ep].error : "failed");
+    }
+    if (u->lane < 0) {
+        struct tstate *t = &ex->ts[u->task];
+        t->output = u->recs[0].output;
+        u->recs[0].output = NULL;
+        t->state = u->recs[0].state;
+        if (t->state == TI_FAILED)
+            t->n_fail = 1;
+        co->done++;
+        end_task(co, u->task, t->state);
+    } else {
+        item_ended(co, &ex->lanes[u->lane], (size_t)u->index);
+    }
+}
+
+/* ---- setup ---- */
+
+static int build_lanes(struct exec *ex, struct dr_err *err)
+{
+    const struct dag *d = ex->dag;
+    size_t n = d->n_tasks;
+    ex->lanes = calloc(n ? n : 1, sizeof *ex->lanes);
+    if (!ex->lanes)
+        return err_set(err, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        ex->ts[i].lane = ex->ts[i].lane_pos = -1;
+        ex->ts[i].pool = -1;
+        ex->ts[i].rec.agg = -1;
+    }
+    /* A lane: consecutive tasks mapped over the same task, chained by after. A
+     * task joins its predecessor's lane when exactly one of its upstreams maps
+     * over the same task, that upstream ends its lane, and its trigger rule
+     * needs the predecessor's success anyway (all_success, none_failed). */
+    for (size_t k = 0; k < n; k++) {
+        int i = d->topo[k];
+        const struct task *t = &d->tasks[i];
+        if (t->map_idx < 0)
+            continue;
+        int pred = -1, cnt = 0;
+        for (size_t a = 0; a < t->n_after; a++)
+            if (d->tasks[t->after_idx[a]].map_idx == t->map_idx) {
+                pred = t->after_idx[a];
+                cnt++;
+            }
+        struct lane *l = NULL;
+        if (cnt == 1 && (t->trigger == TR_ALL_SUCCESS || t->trigger == TR_NONE_FAILED) &&
+            ex->ts[pred].lane >= 0) {
+            struct lane *pl = &ex->lanes[ex->ts[pred].lane];
+            if (pl->tasks[pl->n - 1] == pred)
+                l = pl;
+        }
+        if (!l) {
+            l = &ex->lanes[ex->n_lanes++];
+            if (!(l->tasks = calloc(n, sizeof *l->tasks)))
+                return err_set(err, "out of memory");
+            l->over = t->map_idx;
+        }
+        ex->ts[i].lane = (int)(l - ex->lanes);
+        ex->ts[i].lane_pos = l->n;
+        l->tasks[l->n++] = i;
+        if (l->n > ex->max_lane)
+            ex->max_lane = l->n;
+    }
+    return 0;
+}
+
+static int build_pools(struct exec *ex, struct dr_err *err)
+{
+    const struct config *cfg = ex->spec->cfg;
+    if (!cfg || !cfg->n_pools)
+        return 0;
+    ex->pools = calloc(cfg->n_pools, sizeof *ex->pools);
+    if (!ex->pools)
+        return err_set(err, "out of memory");
+    ex->n_pools = cfg->n_pools;
+    for (size_t p = 0; p < cfg->n_pools; p++)
+        ex->pools[p].slots = cfg->pools[p].slots > 0 ? cfg->pools[p].slots : 1;
+    for (size_t i = 0; i < ex->dag->n_tasks; i++) {
+        const char *name = ex->dag->tasks[i].pool;
+        for (size_t p = 0; name && p < cfg->n_pools; p++)
+            if (strcmp(cfg->pools[p].name, name) == 0)
+                ex->ts[i].pool = (int)p;
+    }
+    return 0;
+}
+
+static void iso_utc(int64_t t, char *buf, size_t len)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    gmtime_r(&tt, &tm);
+    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* Waits for results, a due retry, a records flush or the next poll of *stop,
+ * whichever comes first, and returns the results that came (a list). */
+static struct unit *wait_results(struct coord *co)
+{
+    struct exec *ex = co->ex;
+    const struct run_spec *spec = ex->spec;
+    bool fake = spec->clock && spec->clock->now_ms;
+    int64_t now = ctx_mono_ms(ex);
+    int64_t due = co->n_heap ? co->heap[0]->due_ms : INT64_MAX;
+    if (co->in_flight == 0) {
+        if (due == INT64_MAX)
+            return NULL;
+        if (fake) {
+            /* Nothing runs: virtual time jumps to the retry. */
+            if (spec->clock->wait_until)
+                spec->clock->wait_until(spec->clock->ud, due);
+            return NULL;
+        }
+    }
+    int64_t wait = POLL_MS;
+    if (due != INT64_MAX && due - now < wait)
+        wait = due - now;
+    if (co->n_pend && co->pend_since + FLUSH_MS - now < wait)
+        wait = co->pend_since + FLUSH_MS - now;
+    return workq_results(&ex->q, wait);
+}
+
+static void run_loop(struct coord *co)
+{
+    struct exec *ex = co->ex;
+    const struct run_spec *spec = ex->spec;
+    int hb_ms = (spec->cfg && spec->cfg->heartbeat_sec > 0 ? spec->cfg->heartbeat_sec : 5) * 1000;
+    co->next_heartbeat = ctx_mono_ms(ex) + hb_ms;
+    co->dirty = true;
+    for (;;) {
+        if (!co->stopping && stop_requested(spec)) {
+            /* Take the queue back first, so no worker starts a unit only to cancel it. */
+            co->stopping = true;
+            reclaim_ready(co);
+            __atomic_store_n(&ex->cancel, 1, __ATOMIC_RELEASE);
+            log_msg(DR_LOG_INFO, ex->run_id, NULL, NULL,
+                    "stopping: %zu units in flight finish, nothing new starts", co->in_flight);
+        }
+        schedule(co);
+        int64_t now = ctx_mono_ms(ex);
+        while (co->n_heap && co->heap[0]->due_ms <= now && !co->stopping && !co->fatal)
+            dispatch(co, heap_pop(co));
+        flush_dispatch(co);
+        progress(co);
+
+        bool all_ended = true;
+        for (size_t i = 0; i < ex->dag->n_tasks && all_ended; i++)
+            all_ended = ex->ts[i].phase == PH_ENDED;
+        if (co->in_flight == 0 && (co->stopping || co->fatal || (all_ended && !co->n_heap)))
+            break;
+        if (co->in_flight == 0 && !co->n_heap && !co->dirty) {
+            /* Nothing runs, nothing is due and nothing can start: a bug, not a hang. */
+            snprintf(co->res->error, sizeof co->res->error, "internal: the run is stuck");
+            co->fatal = true;
+            break;
+        }
+
+        struct unit *done = wait_results(co);
+        while (done) {
+            struct unit *next = done->next;
+            handle_result(co, done);
+            done = next;
+        }
+
+        now = ctx_mono_ms(ex);
+        if (co->n_pend && now - co->pend_since >= FLUSH_MS)
+            flush_records(co);
+        if (spec->store && now >= co->next_heartbeat) {
+            co->next_heartbeat = now + hb_ms;
+            bool cancel = false;
+            struct dr_err e;
+            err_clear(&e);
+            if (store_run_heartbeat(spec->store, ex->run_id, &cancel, &e) < 0)
+                log_msg(DR_LOG_WARN, ex->run_id, NULL, NULL, "heartbeat: %s", e.msg);
+            else if (cancel && !co->stopping) {
+                co->stopping = true;
+                reclaim_ready(co);
+                __atomic_store_n(&ex->cancel, 1, __ATOMIC_RELEASE);
+                log_msg(DR_LOG_INFO, ex->run_id, NULL, NULL, "cancel requested: stopping");
+            }
+        }
+    }
+}
+
+static enum run_state final_state(struct coord *co)
+{
+    struct exec *ex = co->ex;
+    bool all_ended = true;
+    for (size_t i = 0; i < ex->dag->n_tasks; i++)
+        all_ended = all_ended && ex->ts[i].phase == PH_ENDED;
+    if (co->fatal)
+        return RUN_FAILED;
+    if (co->stopping && (!all_ended || co->res->units_cancelled))
+        return RUN_CANCELLED;
+    bool partial = false;
+    for (size_t i = 0; i < ex->dag->n_tasks; i++) {
+        const struct tstate *t = &ex->ts[i];
+        if (t->lane < 0 || !ex->lanes[t->lane].n_items) {
+            if (t->state == TI_FAILED)
+                return RUN_FAILED;
+        } else if (t->n_fail) {
+            if (!t->n_ok && !t->n_skip)
+                return RUN_FAILED;
+            partial = true;
+        }
+    }
+    return partial ? RUN_PARTIAL : RUN_SUCCESS;
+}
+
+static void exec_free(struct exec *ex)
+{
+    if (ex->ts) {
+        for (size_t i = 0; i < ex->dag->n_tasks; i++) {
+            json_decref(ex->ts[i].output);
+            ctx_lrec_reset(&ex->ts[i].rec);
+            free(ex->ts[i].unit.error);
+        }
+    }
+    for (size_t k = 0; k < ex->n_lanes; k++) {
+        struct lane *l = &ex->lanes[k];
+        for (size_t i = 0; l->recs && i < l->n_items * (size_t)l->n; i++)
+            ctx_lrec_reset(&l->recs[i]);
+        for (size_t i = 0; l->units && i < l->n_items; i++)
+            free(l->units[i].error);
+        for (size_t i = 0; l->keys && i < l->n_items; i++)
+            free(l->keys[i]);
+        free(l->tasks);
+        free(l->units);
+        free(l->recs);
+        free(l->keys);
+    }
+    free(ex->lanes);
+    free(ex->ts);
+    free(ex->pools);
+    json_decref(ex->rt_params);
+    json_decref(ex->warnings);
+    json_decref(ex->counters);
+}
+
+int executor_run(const struct run_spec *spec, struct run_result *res, struct dr_err *err)
+{
+    memset(res, 0, sizeof *res);
+    if (!spec || !spec->dag || spec->workers < 1)
+        return err_set(err, "executor: no DAG or no workers");
+    struct exec ex_s = { .spec = spec, .dag = spec->dag };
+    struct exec *ex = &ex_s;
+    struct coord co = { .ex = ex, .res = res, .rng = spec->seed };
+    int rc = -1;
+    ex->run_id = spec->run_id ? spec->run_id : "local";
+    iso_utc(spec->logical_date, ex->logical_date, sizeof ex->logical_date);
+    iso_utc(spec->data_interval_start, ex->dis, sizeof ex->dis);
+    iso_utc(spec->data_interval_end, ex->die, sizeof ex->die);
+    ex->rt_params = json_pack("{s:s, s:s, s:s, s:s}", "run_id", ex->run_id, "logical_date",
+                              ex->logical_date, "data_interval_start", ex->dis,
+                              "data_interval_end", ex->die);
+    ex->warnings = json_array();
+    ex->counters = json_object();
+    ex->ts = calloc(spec->dag->n_tasks ? spec->dag->n_tasks : 1, sizeof *ex->ts);
+    if (!ex->rt_params || !ex->warnings || !ex->counters || !ex->ts) {
+        err_set(err, "out of memory");
+        goto out;
+    }
+    if (build_lanes(ex, err) < 0 || build_pools(ex, err) < 0)
+        goto out;
+    co.recbuf = calloc((size_t)(ex->max_lane > 0 ? ex->max_lane : 1), sizeof *co.recbuf);
+    if (!co.recbuf) {
+        err_set(err, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < spec->dag->n_tasks; i++)
+        if (ex->ts[i].lane < 0 || ex->ts[i].lane_pos == 0)
+            co.total++;
+
+    if (workq_init(&ex->q) < 0) {
+        err_set(err, "cannot create the work queue");
+        goto out;
+    }
+    pthread_mutex_init(&ex->acc_lock, NULL);
+
+    ex->workers = calloc((size_t)spec->workers, sizeof *ex->workers);
+    if (!ex->workers) {
+        err_set(err, "out of memory");
+        goto out_sync;
+    }
+    for (int i = 0; i < spec->workers; i++) {
+        struct worker *w = &ex->workers[ex->n_workers];
+        w->ex = ex;
+        w->recbuf = calloc((size_t)(ex->max_lane > 0 ? ex->max_lane : 1), sizeof *w->recbuf);
+        if (!w->recbuf || pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+            free(w->recbuf);
+            w->recbuf = NULL;
+            break;
+        }
+        ex->n_workers++;
+    }
+    if (ex->n_workers == 0) {
+        err_set(err, "cannot start worker threads");
+        goto out_sync;
+    }
+    if (ex->n_workers < spec->workers)
+        log_msg(DR_LOG_WARN, ex->run_id, NULL, NULL, "started %d of %d worker threads",
+                ex->n_workers, spec->workers);
+
+    run_loop(&co);
+
+    workq_shutdown(&ex->q);
+    for (int i = 0; i < ex->n_workers; i++) {
+        pthread_join(ex->workers[i].thread, NULL);
+        free(ex->workers[i].recbuf);
+    }
+    for (size_t i = 0; i < spec->dag->n_tasks; i++)
+        ctx_call_fini(ex, (int)i);
+    flush_records(&co);
+
+    res->state = final_state(&co);
+    res->warnings = ex->warnings;
+    res->counters = ex->counters;
+    ex->warnings = ex->counters = NULL;
+    res->outputs = json_object();
+    for (size_t i = 0; i < spec->dag->n_tasks; i++)
+        if (ex->ts[i].lane < 0 && ex->ts[i].output)
+            json_object_set(res->outputs, spec->dag->tasks[i].id, ex->ts[i].output);
+    if (spec->store) {
+        struct dr_err e;
+        err_clear(&e);
+        if (store_run_add_warnings(spec->store, ex->run_id, res->warnings, res->counters, &e) < 0)
+            log_msg(DR_LOG_ERROR, ex->run_id, NULL, NULL, "recording warnings: %s", e.msg);
+    }
+    rc = 0;
+out_sync:
+    free(ex->workers);
+    pthread_mutex_destroy(&ex->acc_lock);
+    workq_destroy(&ex->q);
+out:
+    free(co.recbuf);
+    free(co.heap);
+    free(co.pend);
+    exec_free(ex);
+    if (rc < 0)
+        run_result_free(res);
+    return rc;
+}
+
+void run_result_free(struct run_result *res)
+{
+    if (!res)
+        return;
+    json_decref(res->warnings);
+    json_decref(res->counters);
+    json_decref(res->outputs);
+    res->warnings = res->counters = res->outputs = NULL;
+}
