@@ -99,7 +99,7 @@ tsan:
 test: deps
 	$(Q)$(MAKE) --no-print-directory check
 
-check: unit integration asan tsan
+check: unit integration asan tsan fuzz-quick
 
 # `make demo`: the main job end to end on the sandbox database and the broker simulator.
 demo: deps
@@ -158,3 +158,28 @@ $(FUZZ_DIR)/obj/tests/support/%.o: FUZZ_CFLAGS += -Itests/support
 $(FUZZ_DIR)/obj/tests/fuzz/%.o: FUZZ_CFLAGS += -Werror -Wshadow -Wstrict-prototypes -Wformat=2
 .SECONDARY: $(patsubst %,$(FUZZ_DIR)/obj/tests/fuzz/%.o,$(FUZZ_NAMES))
 # ---------------------------------------------------------------- fuzzing (end)
+
+# ---------------------------------------------------------------- benchmarks (begin)
+# `make bench`: the performance benchmarks (tests/bench/bench.sh) with the real binary, plugins,
+# simulator and a sandbox PostgreSQL of its own; prints one table and writes
+# build/bench/results.json (BENCH_RESULTS). Not part of `make test`. BENCH_REPS (default 3)
+# repeats each timing; `make bench BENCH_ONLY="ingest engine"` runs some of them.
+BENCH_TOOLS   := $(B)/benchtools
+BENCH_RESULTS ?= build/bench/results.json
+BENCH_REPS    ?= 3
+BENCH_ONLY    ?=
+.PHONY: bench
+bench: all $(BENCH_TOOLS)/runproc $(BENCH_TOOLS)/copy_ref $(BENCH_TOOLS)/bench_engine
+	$(Q)DR_BUILD=$(B) BENCH_TOOLS=$(BENCH_TOOLS) BENCH_RESULTS=$(BENCH_RESULTS) \
+	    BENCH_REPS=$(BENCH_REPS) bash tests/bench/bench.sh $(BENCH_ONLY)
+
+$(BENCH_TOOLS)/%: tests/bench/%.c
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(LDLIBS)
+
+# The executor micro-benchmark links the runtime itself (no database, no plugins).
+$(BENCH_TOOLS)/bench_engine: tests/bench/bench_engine.c $(B)/libdagrun.a
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(ALL_CFLAGS) -Iruntime -rdynamic -o $@ $< -Wl,--whole-archive $(B)/libdagrun.a \
+	    -Wl,--no-whole-archive $(LDLIBS)
+# ---------------------------------------------------------------- benchmarks (end)
