@@ -14,7 +14,19 @@
 
 struct store {
     PGconn *conn;               /* owned; used by one thread at a time */
+    char *url;                  /* for reconnecting; may hold a password: wiped on close */
+    char **locks;               /* run ids locked with store_run_lock: re-taken on reconnect */
+    size_t n_locks;
 };
+
+/* A lost connection (server restarted, network cut) is reopened by the next statement
+ * of the store: up to RECONNECT_MS of attempts with backoff, then the statement is sent
+ * once more. Every statement of the store is a single autocommit statement that is safe
+ * to repeat (upserts, state sets, heartbeats); a warnings append whose reply was lost
+ * with the connection may be stored twice. */
+#define RECONNECT_MS 30000
+
+static bool store_reconnect(struct store *s);
 
 /* A timestamptz column as an ISO-8601 UTC string, or SQL NULL. */
 #define ISO(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
@@ -70,6 +82,34 @@ static PGresult *exec(PGconn *conn, const char *sql, int n, const char *const *v
     vsnprintf(what, sizeof what, what_fmt, ap);
     va_end(ap);
     pg_err(err, conn, res, what);
+    PQclear(res);
+    return NULL;
+}
+
+/* exec on the store's connection, reconnecting once when the connection was lost. */
+static PGresult *sexec(struct store *s, const char *sql, int n, const char *const *vals,
+                       struct dr_err *err, const char *what_fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+
+static PGresult *sexec(struct store *s, const char *sql, int n, const char *const *vals,
+                       struct dr_err *err, const char *what_fmt, ...)
+{
+    PGresult *res = PQexecParams(s->conn, sql, n, NULL, vals, NULL, NULL, 0);
+    ExecStatusType st = PQresultStatus(res);
+    if (!(res && (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)) &&
+        PQstatus(s->conn) == CONNECTION_BAD && store_reconnect(s)) {
+        PQclear(res);
+        res = PQexecParams(s->conn, sql, n, NULL, vals, NULL, NULL, 0);
+        st = PQresultStatus(res);
+    }
+    if (res && (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK))
+        return res;
+    char what[512];
+    va_list ap;
+    va_start(ap, what_fmt);
+    vsnprintf(what, sizeof what, what_fmt, ap);
+    va_end(ap);
+    pg_err(err, s->conn, res, what);
     PQclear(res);
     return NULL;
 }
@@ -162,10 +202,10 @@ static json_t *load_json(const char *text, const char *what, struct dr_err *err)
 }
 
 /* One-row, one-column JSON query; a NULL or missing value gives NULL with err "no run". */
-static json_t *query_json(PGconn *conn, const char *sql, int n, const char *const *vals,
+static json_t *query_json(struct store *s, const char *sql, int n, const char *const *vals,
                           const char *what, const char *run_id, struct dr_err *err)
 {
-    PGresult *res = exec(conn, sql, n, vals, err, "%s", what);
+    PGresult *res = sexec(s, sql, n, vals, err, "%s", what);
     if (!res)
         return NULL;
     json_t *v = NULL;
@@ -286,11 +326,57 @@ struct store *store_open(const char *url, struct dr_err *err)
         err_set(err, "out of memory");
         return NULL;
     }
+    if (url && !(s->url = strdup(url))) {
+        free(s);
+        err_set(err, "out of memory");
+        return NULL;
+    }
     if (!(s->conn = store_open_conn(url, err))) {
+        free(s->url);
         free(s);
         return NULL;
     }
     return s;
+}
+
+/* Reopens a lost connection with backoff (100 ms doubling to 2 s, for up to
+ * RECONNECT_MS) and re-takes the run locks. Returns true when connected again.
+ * Sleeps: the coordinator waits here, its workers keep their own connections. */
+static bool store_reconnect(struct store *s)
+{
+    char line[512];
+    first_line(PQerrorMessage(s->conn), line, sizeof line);
+    log_warn("database connection lost (%s); reconnecting", line[0] ? line : "no reason given");
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    long delay_ms = 100;
+    for (;;) {
+        struct dr_err e = { .msg = "" };
+        PGconn *c = store_open_conn(s->url, &e);
+        if (c) {
+            PQfinish(s->conn);
+            s->conn = c;
+            for (size_t i = 0; i < s->n_locks; i++) {
+                const char *v[] = { s->locks[i] };
+                PGresult *r = PQexecParams(c, "SELECT pg_try_advisory_lock(1684107122, hashtext($1))",
+                                           1, NULL, v, NULL, NULL, 0);
+                if (PQresultStatus(r) != PGRES_TUPLES_OK || strcmp(PQgetvalue(r, 0, 0), "t") != 0)
+                    log_error("run %s: could not take its lock again after reconnecting",
+                              s->locks[i]);
+                PQclear(r);
+            }
+            log_info("database connection reopened");
+            return true;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long spent = (long)((now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000);
+        if (spent + delay_ms > RECONNECT_MS) {
+            log_error("%s; giving up after %ld ms", e.msg, spent);
+            return false;
+        }
+        nanosleep(&(struct timespec){ delay_ms / 1000, (delay_ms % 1000) * 1000000L }, NULL);
+        delay_ms = delay_ms * 2 > 2000 ? 2000 : delay_ms * 2;
+    }
 }
 
 void store_close(struct store *s)
@@ -298,6 +384,13 @@ void store_close(struct store *s)
     if (!s)
         return;
     PQfinish(s->conn);
+    if (s->url) {
+        explicit_bzero(s->url, strlen(s->url));
+        free(s->url);
+    }
+    for (size_t i = 0; i < s->n_locks; i++)
+        free(s->locks[i]);
+    free(s->locks);
     free(s);
 }
 
@@ -439,7 +532,7 @@ int store_run_create(struct store *s, const char *dag_id, const char *run_type,
     if (!scheduled && strcmp(run_type, "manual") != 0 && strcmp(run_type, "test") != 0)
         return err_set(err, "create run of %s: unknown run type \"%s\"", dag_id, run_type);
     const char *dv[] = { dag_id };
-    PGresult *res = exec(s->conn, sql_dag_ensure, 1, dv, err, "create run of %s", dag_id);
+    PGresult *res = sexec(s, sql_dag_ensure, 1, dv, err, "create run of %s", dag_id);
     if (!res)
         return -1;
     PQclear(res);
@@ -476,7 +569,7 @@ int store_run_create(struct store *s, const char *dag_id, const char *run_type,
         }
         const char *v[] = { id, dag_id, run_type, t0, t1, t2, conf_txt ? conf_txt : "{}",
                             pid, host_p[0] ? host_p : NULL };
-        res = exec(s->conn, sql_run_create, 9, v, err, "create run of %s", dag_id);
+        res = sexec(s, sql_run_create, 9, v, err, "create run of %s", dag_id);
         if (!res)
             break;
         int made = PQntuples(res);
@@ -517,7 +610,7 @@ int store_run_set_state(struct store *s, const char *run_id, enum run_state stat
     char *etmp, *htmp;
     const char *e = text_param(error, &etmp), *h = text_param(host, &htmp);
     const char *v[] = { run_id, run_state_name(state), e, pid, h[0] ? h : NULL };
-    PGresult *res = exec(s->conn, sql_run_set_state, 5, v, err, "set state of run %s", run_id);
+    PGresult *res = sexec(s, sql_run_set_state, 5, v, err, "set state of run %s", run_id);
     free(etmp);
     free(htmp);
     if (!res)
@@ -532,8 +625,8 @@ int store_run_heartbeat(struct store *s, const char *run_id, bool *cancel_reques
                         struct dr_err *err)
 {
     const char *v[] = { run_id };
-    PGresult *res = exec(s->conn,
-                         "UPDATE dagrun.dag_run SET heartbeat_at = now() WHERE run_id = $1"
+    PGresult *res = sexec(s,
+                          "UPDATE dagrun.dag_run SET heartbeat_at = now() WHERE run_id = $1"
                          " RETURNING cancel_requested",
                          1, v, err, "heartbeat of run %s", run_id);
     if (!res)
@@ -576,7 +669,7 @@ int store_run_add_warnings(struct store *s, const char *run_id, const json_t *wa
         goto out;
     }
     const char *v[] = { run_id, w, c };
-    PGresult *res = exec(s->conn, sql_run_add_warnings, 3, v, err, "add warnings to run %s",
+    PGresult *res = sexec(s, sql_run_add_warnings, 3, v, err, "add warnings to run %s",
                          run_id);
     if (!res)
         goto out;
@@ -592,7 +685,7 @@ out:
 int store_run_request_cancel(struct store *s, const char *run_id, struct dr_err *err)
 {
     const char *v[] = { run_id };
-    PGresult *res = exec(s->conn,
+    PGresult *res = sexec(s,
                          "WITH u AS (UPDATE dagrun.dag_run SET cancel_requested = true"
                          " WHERE run_id = $1 AND state IN ('queued', 'running') RETURNING 1)"
                          " SELECT (SELECT count(*) FROM u),"
@@ -631,19 +724,27 @@ int store_run_lock(struct store *s, const char *run_id, bool *got, struct dr_err
 {
     /* Two 32-bit keys: a fixed namespace for run locks, and the run id's hash. */
     const char *v[] = { run_id };
-    PGresult *res = exec(s->conn, "SELECT pg_try_advisory_lock(1684107122, hashtext($1))", 1, v,
+    PGresult *res = sexec(s, "SELECT pg_try_advisory_lock(1684107122, hashtext($1))", 1, v,
                          err, "lock run %s", run_id);
     if (!res)
         return -1;
     *got = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
     PQclear(res);
+    if (*got) {                 /* remembered, to take it again after a reconnect */
+        char **l = realloc(s->locks, (s->n_locks + 1) * sizeof *l);
+        if (l) {
+            s->locks = l;
+            if ((l[s->n_locks] = strdup(run_id)))
+                s->n_locks++;
+        }
+    }
     return 0;
 }
 
 json_t *store_run_get(struct store *s, const char *run_id, struct dr_err *err)
 {
     const char *v[] = { run_id };
-    return query_json(s->conn, "SELECT " RUN_JSON " FROM dagrun.dag_run r WHERE r.run_id = $1",
+    return query_json(s, "SELECT " RUN_JSON " FROM dagrun.dag_run r WHERE r.run_id = $1",
                       1, v, "get run", run_id, err);
 }
 
@@ -723,7 +824,11 @@ int store_ti_write_conn(PGconn *conn, const char *run_id, const struct ti_record
 int store_ti_write(struct store *s, const char *run_id, const struct ti_record *recs, size_t n,
                    struct dr_err *err)
 {
-    return store_ti_write_conn(s->conn, run_id, recs, n, err);
+    /* An idempotent upsert: sent once more after a lost connection is reopened. */
+    int rc = store_ti_write_conn(s->conn, run_id, recs, n, err);
+    if (rc < 0 && PQstatus(s->conn) == CONNECTION_BAD && store_reconnect(s))
+        rc = store_ti_write_conn(s->conn, run_id, recs, n, err);
+    return rc;
 }
 
 /* ---- resume ---- */
@@ -780,7 +885,7 @@ int store_prior_load(struct store *s, const char *run_id, struct prior *out,
     out->tasks = NULL;
     out->n_tasks = 0;
     const char *v[] = { run_id };
-    PGresult *res = exec(s->conn,
+    PGresult *res = sexec(s,
                          "SELECT task_id, map_index, state, output::text"
                          " FROM dagrun.task_instance WHERE run_id = $1"
                          " ORDER BY task_id, map_index",
@@ -830,10 +935,18 @@ json_t *store_runs_list(struct store *s, const char *dag_id, int limit, struct d
         "   ('queued', 'running') THEN now() END) - r.started_at)::numeric, 3),"
         "  'items_ok', c.ok, 'items_skipped', c.skipped, 'items_failed', c.failed) AS j"
         "  FROM dagrun.dag_run r"
-        "  CROSS JOIN LATERAL (SELECT count(*) FILTER (WHERE t.state = 'success') AS ok,"
-        "   count(*) FILTER (WHERE t.state = 'skipped') AS skipped,"
-        "   count(*) FILTER (WHERE t.state IN ('failed', 'upstream_failed')) AS failed"
-        "   FROM dagrun.task_instance t WHERE t.run_id = r.run_id AND t.map_index >= 0) c"
+        /* An item (one map index) counts once however many lane tasks it went through:
+         * failed if any of them failed, else skipped if any skipped, else ok if any
+         * succeeded (items not started yet are not counted). */
+        "  CROSS JOIN LATERAL (SELECT"
+        "   count(*) FILTER (WHERE i.failed = 0 AND i.skipped = 0 AND i.ok > 0) AS ok,"
+        "   count(*) FILTER (WHERE i.failed = 0 AND i.skipped > 0) AS skipped,"
+        "   count(*) FILTER (WHERE i.failed > 0) AS failed"
+        "   FROM (SELECT count(*) FILTER (WHERE t.state = 'success') AS ok,"
+        "     count(*) FILTER (WHERE t.state = 'skipped') AS skipped,"
+        "     count(*) FILTER (WHERE t.state IN ('failed', 'upstream_failed')) AS failed"
+        "     FROM dagrun.task_instance t WHERE t.run_id = r.run_id AND t.map_index >= 0"
+        "     GROUP BY t.map_index) i) c"
         "  WHERE ($1::text IS NULL OR r.dag_id = $1::text)"
         "  ORDER BY r.queued_at DESC, r.run_id DESC LIMIT $2::int) x",
         2, v, err, "list runs");
@@ -848,7 +961,7 @@ json_t *store_run_status(struct store *s, const char *run_id, struct dr_err *err
 {
     const char *v[] = { run_id };
     return query_json(
-        s->conn,
+        s,
         "SELECT json_build_object('run', " RUN_JSON ","
         " 'tasks', (SELECT coalesce(json_agg(json_build_object("
         "   'task_id', t.task_id, 'map_index', t.map_index, 'map_key', t.map_key,"
@@ -873,7 +986,7 @@ json_t *store_run_status(struct store *s, const char *run_id, struct dr_err *err
 int store_dag_set_paused(struct store *s, const char *dag_id, bool paused, struct dr_err *err)
 {
     const char *v[] = { dag_id, paused ? "true" : "false" };
-    PGresult *res = exec(s->conn,
+    PGresult *res = sexec(s,
                          "INSERT INTO dagrun.dag (dag_id, paused) VALUES ($1, $2::boolean)"
                          " ON CONFLICT (dag_id) DO UPDATE SET paused = EXCLUDED.paused,"
                          " updated_at = now()",
@@ -887,7 +1000,7 @@ int store_dag_set_paused(struct store *s, const char *dag_id, bool paused, struc
 int store_dag_is_paused(struct store *s, const char *dag_id, bool *paused, struct dr_err *err)
 {
     const char *v[] = { dag_id };
-    PGresult *res = exec(s->conn, "SELECT paused FROM dagrun.dag WHERE dag_id = $1", 1, v, err,
+    PGresult *res = sexec(s, "SELECT paused FROM dagrun.dag WHERE dag_id = $1", 1, v, err,
                          "read pause flag of %s", dag_id);
     if (!res)
         return -1;
@@ -901,7 +1014,7 @@ json_t *store_runs_stale(struct store *s, int timeout_sec, struct dr_err *err)
     char t[16];
     snprintf(t, sizeof t, "%d", timeout_sec);
     const char *v[] = { t };
-    PGresult *res = exec(s->conn,
+    PGresult *res = sexec(s,
                          "SELECT coalesce(json_agg(run_id ORDER BY heartbeat_at NULLS FIRST,"
                          " run_id), '[]') FROM dagrun.dag_run WHERE state = 'running'"
                          " AND coalesce(heartbeat_at, started_at, queued_at)"
@@ -917,7 +1030,7 @@ json_t *store_runs_stale(struct store *s, int timeout_sec, struct dr_err *err)
 int store_runs_active(struct store *s, const char *dag_id, int *n, struct dr_err *err)
 {
     const char *v[] = { dag_id };
-    PGresult *res = exec(s->conn,
+    PGresult *res = sexec(s,
                          "SELECT count(*) FROM dagrun.dag_run"
                          " WHERE dag_id = $1 AND state IN ('queued', 'running')",
                          1, v, err, "count active runs of %s", dag_id);
@@ -935,7 +1048,7 @@ int store_last_scheduled(struct store *s, const char *dag_id, int64_t *logical_d
 {
     /* dag.last_scheduled_at remembers the latest even when old runs have been deleted. */
     const char *v[] = { dag_id };
-    PGresult *res = exec(s->conn,
+    PGresult *res = sexec(s,
                          "SELECT extract(epoch FROM greatest("
                          " (SELECT max(logical_date) FROM dagrun.dag_run"
                          "  WHERE dag_id = $1 AND run_type = 'scheduled'),"

@@ -54,9 +54,9 @@ dagrun run kite_historic --conf '{"limit": 40, "bootstrap_date": "2020-01-01", "
 step "dagrun run kite_historic again, a week later: only the new days are fetched"
 dagrun run kite_historic --conf '{"limit": 40, "bootstrap_date": "2020-01-01", "end_date": "2026-11-27"}'
 step "a few stored candles"
-psql -X "$DATABASE_URL" -c "select tradingsymbol, exchange, candle_interval, ts, open, high, low, close, volume
+PGTZ=Asia/Kolkata psql -X "$DATABASE_URL" -c "select tradingsymbol, exchange, candle_interval, ts, open, high, low, close, volume
                             from kite_ohlcv_historic order by instrument_token, ts desc limit 5"
-psql -X "$DATABASE_URL" -c "select count(*) as candles, count(distinct instrument_token) as instruments,
+PGTZ=Asia/Kolkata psql -X "$DATABASE_URL" -c "select count(*) as candles, count(distinct instrument_token) as instruments,
                                    min(ts)::date as first, max(ts)::date as last from kite_ohlcv_historic"
 step "dagrun runs"
 dagrun runs
