@@ -50,6 +50,10 @@ struct launch {
  * final state, summary, JUnit. Returns the exit code. Coordinator thread. */
 int cli_run_dag(struct cli *c, struct dag *dag, struct store *st, struct launch *l);
 
+/* Reads a stored run's logical date and data interval (store_run_get's
+ * object) into l. 0, or -1 with err. */
+int cli_run_dates(const json_t *run, struct launch *l, struct dr_err *err);
+
 /* Parses a --conf JSON text or --conf-file; new reference or NULL with err. */
 json_t *cli_parse_conf(const char *text, const char *file, struct dr_err *err);
 

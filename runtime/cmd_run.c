@@ -272,6 +272,19 @@ int cmd_test(struct cli *c, int argc, char **argv) { return run_or_test(c, argc,
 
 /* ---- resume ---- */
 
+int cli_run_dates(const json_t *run, struct launch *l, struct dr_err *err)
+{
+    const char *keys[] = { "logical_date", "data_interval_start", "data_interval_end" };
+    int64_t *dst[] = { &l->logical_date, &l->data_interval_start, &l->data_interval_end };
+    for (int i = 0; i < 3; i++) {
+        const char *v = json_string_value(json_object_get(run, keys[i]));
+        if (v && date_parse_instant(v, dst[i], err) < 0)
+            return err_prefix(err, "run %s: %s", json_string_value(json_object_get(run, "run_id")),
+                              keys[i]);
+    }
+    return 0;
+}
+
 static const char resume_usage[] =
     "usage: dagrun resume RUN_ID\n"
     "Re-runs what did not succeed in RUN_ID (failed, cancelled or interrupted items), with\n"
@@ -319,14 +332,9 @@ int cmd_resume(struct cli *c, int argc, char **argv)
     };
     json_t *conf = json_object_get(run, "conf");
     l.conf = json_is_object(conf) ? conf : NULL;
-    const char *keys[] = { "logical_date", "data_interval_start", "data_interval_end" };
-    int64_t *dst[] = { &l.logical_date, &l.data_interval_start, &l.data_interval_end };
-    for (int i = 0; i < 3; i++) {
-        const char *v = json_string_value(json_object_get(run, keys[i]));
-        if (v && date_parse_instant(v, dst[i], &err) < 0) {
-            err_print(&err);
-            goto out;
-        }
+    if (cli_run_dates(run, &l, &err) < 0) {
+        err_print(&err);
+        goto out;
     }
     if (!l.run_type)
         l.run_type = "manual";

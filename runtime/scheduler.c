@@ -29,7 +29,7 @@ struct dag_file {
 struct sched_run {
     struct sched *s;
     struct version *v;
-    struct launch l;
+    struct launch l;            /* l.conf is owned here */
     pthread_t thread;
     bool done;                  /* protected by sched.lock */
     int rc;
@@ -150,8 +150,10 @@ static void *run_thread(void *arg)
     return NULL;
 }
 
+/* Starts a run thread. conf: the run's stored conf when resuming (borrowed, copied), else
+ * NULL. */
 static int start_run(struct sched *s, struct version *v, const char *run_id, bool resume,
-                     int64_t logical, int64_t start, int64_t end)
+                     const json_t *conf, int64_t logical, int64_t start, int64_t end)
 {
     struct sched_run *r = calloc(1, sizeof *r);
     if (!r)
@@ -166,11 +168,14 @@ static int start_run(struct sched *s, struct version *v, const char *run_id, boo
     snprintf(r->l.run_id, sizeof r->l.run_id, "%s", run_id);
     if (resume)
         r->l.resume_run_id = r->l.run_id;
+    if (json_is_object(conf))
+        r->l.conf = json_deep_copy(conf); /* the run thread gets its own copy */
     pthread_mutex_lock(&s->lock);
     v->refs++;
     pthread_mutex_unlock(&s->lock);
     if (pthread_create(&r->thread, NULL, run_thread, r) != 0) {
         version_put(s, v);
+        json_decref(r->l.conf);
         free(r);
         return -1;
     }
@@ -201,6 +206,7 @@ static int reap(struct sched *s, bool wait_all)
             if (done->rc && !worst)
                 worst = done->rc;
             version_put(s, done->v);
+            json_decref(done->l.conf);
             free(done);
             continue;
         }
@@ -275,7 +281,7 @@ static void fire_dag(struct sched *s, struct version *v, int64_t now)
         if (made == 1)
             continue; /* another scheduler fired it */
         log_info("fired %s", run_id);
-        if (start_run(s, v, run_id, false, start, start, end) < 0)
+        if (start_run(s, v, run_id, false, NULL, start, start, end) < 0)
             log_error("%s: cannot start a thread", run_id);
         active++;
     }
@@ -300,17 +306,14 @@ static void resume_stale(struct sched *s)
         for (size_t k = 0; dag_id && k < s->n_files && !v; k++)
             if (s->files[k].v && strcmp(s->files[k].v->dag->dag_id, dag_id) == 0)
                 v = s->files[k].v;
-        if (v) {
-            int64_t t[3] = { 0, 0, 0 };
-            const char *keys[] = { "logical_date", "data_interval_start", "data_interval_end" };
-            for (int k = 0; k < 3; k++) {
-                const char *txt = json_string_value(json_object_get(run, keys[k]));
-                if (txt)
-                    date_parse_instant(txt, &t[k], &err);
-            }
+        struct launch dates = { 0 };
+        if (v && cli_run_dates(run, &dates, &err) == 0) {
             log_info("resuming %s: its heartbeat stopped", json_string_value(id));
-            start_run(s, v, json_string_value(id), true, t[0], t[1], t[2]);
-        }
+            start_run(s, v, json_string_value(id), true, json_object_get(run, "conf"),
+                      dates.logical_date,
+                      dates.data_interval_start, dates.data_interval_end);
+        } else if (v)
+            log_error("%s", err.msg);
         json_decref(run);
     }
     json_decref(ids);
