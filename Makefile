@@ -56,10 +56,10 @@ $(B)/tests/plugins/%.so: tests/plugins/%.c
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(ALL_CFLAGS) -fPIC -shared -o $@ $<
 
-$(B)/kite_sim: $(SIM_SRCS)
-	@mkdir -p $(@D)
-	$(Q)$(CC) $(ALL_CFLAGS) $(shell pkg-config --cflags libmicrohttpd) -o $@ $(filter %.c,$^) \
-	    $(shell pkg-config --libs libmicrohttpd) $(LDLIBS)
+SIM_OBJS := $(patsubst %.c,$(B)/obj/%.o,$(SIM_SRCS))
+$(SIM_OBJS): ALL_CFLAGS += $(shell pkg-config --cflags libmicrohttpd)
+$(B)/kite_sim: $(SIM_OBJS)
+	$(Q)$(CC) $(SAN) -o $@ $^ $(shell pkg-config --libs libmicrohttpd) $(LDLIBS)
 
 # A plugin's unit test links the plugin's source with the fake dr_ctx, not the runtime.
 $(B)/tests/test_task_%: tests/unit/test_task_%.c tasks/%.c $(SUPPORT_SRCS)
@@ -183,3 +183,51 @@ $(BENCH_TOOLS)/bench_engine: tests/bench/bench_engine.c $(B)/libdagrun.a
 	$(Q)$(CC) $(ALL_CFLAGS) -Iruntime -rdynamic -o $@ $< -Wl,--whole-archive $(B)/libdagrun.a \
 	    -Wl,--no-whole-archive $(LDLIBS)
 # ---------------------------------------------------------------- benchmarks (end)
+
+# ---------------------------------------------------------------- reliability (begin)
+# The reliability and security suite (README "Reliability"). The quick versions of its tests
+# run in `make integration`; these targets add the sanitizer and valgrind runs and the long
+# versions. Sanitizer reports go to files under $(B)/san-logs/; any file there fails the run,
+# even from a process whose exit code a test does not check.
+DEB_PKGS     += valgrind openssl
+SAN_ITESTS   ?= tests/integration/test_cli.sh tests/integration/test_kite_pipeline.sh
+SAN_ASAN     := -fsanitize=address,undefined -fno-sanitize-recover=all
+SAN_TSAN     := -fsanitize=thread
+TORTURE_ITESTS := tests/integration/test_faults.sh tests/integration/test_db_faults.sh \
+                  tests/integration/test_proc_faults.sh tests/integration/test_runstate.sh \
+                  tests/integration/test_memory.sh
+
+.PHONY: integration-deps integration-asan integration-tsan valgrind torture
+# what the integration tests need from the build dir $(B)
+integration-deps: all $(TEST_PLUGINS)
+
+# run_san DIR OPTIONS-VAR: runs $(SAN_ITESTS) with the build in DIR, then fails on any report
+define run_san
+	$(Q)rm -rf $(1)/san-logs && mkdir -p $(1)/san-logs
+	$(Q)$(2) DR_BUILD=$(1) bash tests/run_integration.sh $(SAN_ITESTS); rc=$$?; \
+	if ls $(1)/san-logs/* >/dev/null 2>&1; then \
+	    echo "sanitizer reports:"; head -n 40 $(1)/san-logs/*; exit 1; fi; exit $$rc
+endef
+
+integration-asan:
+	$(Q)$(MAKE) --no-print-directory B=build/asan SAN='$(SAN_ASAN)' CFLAGS='-g -O1' integration-deps
+	$(call run_san,build/asan,ASAN_OPTIONS=abort_on_error=1:detect_leaks=1:log_path=$(CURDIR)/build/asan/san-logs/asan \
+	    UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:log_path=$(CURDIR)/build/asan/san-logs/ubsan)
+
+integration-tsan:
+	$(Q)$(MAKE) --no-print-directory B=build/tsan SAN='$(SAN_TSAN)' CFLAGS='-g -O1' integration-deps
+	$(call run_san,build/tsan,TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:log_path=$(CURDIR)/build/tsan/san-logs/tsan)
+
+# memcheck on small simulator runs (tests/integration/test_memory.sh)
+valgrind: integration-deps
+	$(Q)command -v valgrind >/dev/null || { echo "valgrind is not installed (make deps installs it)"; exit 1; }
+	$(Q)DR_BUILD=$(B) bash tests/run_integration.sh tests/integration/test_memory.sh
+
+# the long versions: 20 kill -9 trials, 5 database restarts, longer and denser fault storms
+# on more instruments, then 10 minutes of fuzzing per target
+torture: integration-deps
+	$(Q)DR_KILL_TRIALS=20 DR_DB_RESTART_TRIALS=5 DR_FAULT_P=0.5 DR_FAULT_STORM=60 \
+	    DR_FAULT_INSTRUMENTS=30 DR_FAULT_RETRIES=15 DR_BUILD=$(B) \
+	    bash tests/run_integration.sh $(TORTURE_ITESTS)
+	$(Q)$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=600
+# ---------------------------------------------------------------- reliability (end)

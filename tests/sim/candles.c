@@ -1,62 +1,15 @@
 /* kite_sim candles: Kite intervals, IST calendar math, deterministic OHLCV bars, formatting */
-/* A part of kite_sim.c, which #includes it (KITE_SIM_UNITY); compiled alone it is empty. See
- * the note in kite_sim.c for why the simulator has no header. */
-#ifdef KITE_SIM_UNITY
 #include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "candles.h"
+
 /* IST is UTC+05:30 all year (no DST): local seconds = UTC seconds + SIM_IST_OFFSET. */
 #define SIM_IST_OFFSET 19800
-
-struct sim_interval {
-    const char *name;   /* Kite name: "minute", "3minute", ..., "day" */
-    int minutes;        /* bar length; 0 for day */
-    int max_days;       /* longest request Kite accepts: to_date - from_date in days */
-};
-
-/* Kite interval by name, or NULL when Kite has no such interval. Any thread. */
-static const struct sim_interval *candles_interval(const char *name);
-
-/* Days since 1970-01-01 of a proleptic Gregorian date (no range checks). */
-static int64_t candles_days_from_civil(int64_t y, unsigned m, unsigned d);
-/* The date of a day number; inverse of candles_days_from_civil. */
-static void candles_civil_from_days(int64_t z, int *y, int *m, int *d);
-
-/* Parses "YYYY-MM-DD", "YYYY-MM-DD HH:MM[:SS]" or the same with 'T' or '+' between date and
- * time, read as IST wall time. Stores local (IST) seconds since the epoch in *local.
- * Returns 0, or -1 on anything else (nothing stored). Any thread. */
-static int candles_parse_time(const char *s, int64_t *local);
-
-/* One bar. Prices are in ticks of 0.05 (price = ticks / 20). */
-struct candle {
-    int64_t ts;                 /* bar start, UTC seconds since the epoch */
-    int64_t open, high, low, close;
-    int64_t volume, oi;
-};
-
-/* Generates the bars of `token` at `iv` whose start lies in [from_local, to_local] (IST local
- * seconds, both inclusive), Mon-Fri only, never before day `first_day` (days since epoch).
- * Each bar is a pure function of (seed, token, interval, bar start): any two requests agree on
- * the bars they share. Returns a malloc'ed array (caller frees; NULL when *n is 0). Any thread. */
-static struct candle *candles_generate(uint64_t seed, int64_t token, const struct sim_interval *iv,
-                                int64_t first_day, int64_t from_local, int64_t to_local,
-                                size_t *n);
-
-/* Writes a tick count as Kite prints a price: the shortest decimal ("1705", "1699.25",
- * "1698.1", "-3.5"). buf needs 32 bytes. Returns buf. */
-static char *candles_fmt_price(char *buf, int64_t ticks);
-/* Writes a UTC timestamp as Kite does, in IST: "2017-12-15T09:15:00+0530". buf >= 32 bytes. */
-static char *candles_fmt_ts_ist(char *buf, int64_t ts);
-/* Writes a UTC timestamp as "2017-12-15T03:45:00Z". buf >= 32 bytes. */
-static char *candles_fmt_ts_utc(char *buf, int64_t ts);
-
-/* Stateless 64-bit mix of four words (splitmix64 rounds). Same inputs, same output. */
-static uint64_t candles_hash(uint64_t a, uint64_t b, uint64_t c, uint64_t d);
-/* candles_hash mapped to [0, 1). */
-static double candles_unit(uint64_t a, uint64_t b, uint64_t c, uint64_t d);
-
 
 /* Kite's intervals and the longest range (to_date - from_date, days) one request may ask for. */
 static const struct sim_interval intervals[] = {
@@ -69,7 +22,7 @@ static const struct sim_interval intervals[] = {
 #define SESSION_OPEN (9 * 3600 + 15 * 60)
 #define SESSION_CLOSE (15 * 3600 + 30 * 60)
 
-static const struct sim_interval *candles_interval(const char *name)
+const struct sim_interval *candles_interval(const char *name)
 {
     for (size_t i = 0; i < sizeof intervals / sizeof intervals[0]; i++)
         if (strcmp(intervals[i].name, name) == 0)
@@ -77,7 +30,8 @@ static const struct sim_interval *candles_interval(const char *name)
     return NULL;
 }
 
-/* Howard Hinnant's days_from_civil / civil_from_days. */
+/* Days since 1970-01-01 of a proleptic Gregorian date (no range checks). Howard Hinnant's
+ * days_from_civil / civil_from_days, like candles_civil_from_days below. */
 static int64_t candles_days_from_civil(int64_t y, unsigned m, unsigned d)
 {
     y -= m <= 2;
@@ -88,6 +42,7 @@ static int64_t candles_days_from_civil(int64_t y, unsigned m, unsigned d)
     return era * 146097 + (int64_t)doe - 719468;
 }
 
+/* The date of a day number; inverse of candles_days_from_civil. */
 static void candles_civil_from_days(int64_t z, int *y, int *m, int *d)
 {
     z += 719468;
@@ -127,7 +82,7 @@ static int month_days(int y, int m)
     return m == 2 && leap ? 29 : md[m - 1];
 }
 
-static int candles_parse_time(const char *s, int64_t *local)
+int candles_parse_time(const char *s, int64_t *local)
 {
     int y = digits(s, 4), mo, d, hh = 0, mi = 0, ss = 0;
     if (y < 0 || s[4] != '-' || (mo = digits(s + 5, 2)) < 0 || s[7] != '-' ||
@@ -156,7 +111,7 @@ static int candles_parse_time(const char *s, int64_t *local)
     return 0;
 }
 
-static uint64_t candles_hash(uint64_t a, uint64_t b, uint64_t c, uint64_t d)
+uint64_t candles_hash(uint64_t a, uint64_t b, uint64_t c, uint64_t d)
 {
     uint64_t words[4] = { a, b, c, d };
     uint64_t h = 0x9e3779b97f4a7c15ULL;
@@ -170,7 +125,7 @@ static uint64_t candles_hash(uint64_t a, uint64_t b, uint64_t c, uint64_t d)
     return h;
 }
 
-static double candles_unit(uint64_t a, uint64_t b, uint64_t c, uint64_t d)
+double candles_unit(uint64_t a, uint64_t b, uint64_t c, uint64_t d)
 {
     return (double)(candles_hash(a, b, c, d) >> 11) * (1.0 / 9007199254740992.0);
 }
@@ -235,7 +190,7 @@ static void make_bar(uint64_t seed, int64_t token, const struct sim_interval *iv
     c->oi = 100000 + (int64_t)(candles_hash(seed ^ S_OI, tok, ivk, key) % 9000000);
 }
 
-static struct candle *candles_generate(uint64_t seed, int64_t token, const struct sim_interval *iv,
+struct candle *candles_generate(uint64_t seed, int64_t token, const struct sim_interval *iv,
                                 int64_t first_day, int64_t from_local, int64_t to_local,
                                 size_t *n)
 {
@@ -280,7 +235,7 @@ static struct candle *candles_generate(uint64_t seed, int64_t token, const struc
     return v;
 }
 
-static char *candles_fmt_price(char *buf, int64_t ticks)
+char *candles_fmt_price(char *buf, int64_t ticks)
 {
     /* One tick is 5 paise, so the exact decimal comes from integers, never from %g. */
     int64_t paise = ticks * 5;
@@ -308,14 +263,12 @@ static char *fmt_ts(char *buf, int64_t secs, const char *zone)
     return buf;
 }
 
-static char *candles_fmt_ts_ist(char *buf, int64_t ts)
+char *candles_fmt_ts_ist(char *buf, int64_t ts)
 {
     return fmt_ts(buf, ts + SIM_IST_OFFSET, "+0530");
 }
 
-static char *candles_fmt_ts_utc(char *buf, int64_t ts)
+char *candles_fmt_ts_utc(char *buf, int64_t ts)
 {
     return fmt_ts(buf, ts, "Z");
 }
-
-#endif

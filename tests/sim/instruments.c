@@ -1,37 +1,16 @@
 /* kite_sim instrument master: deterministic instruments and Kite's CSV dump of them */
-/* A part of kite_sim.c, which #includes it (KITE_SIM_UNITY); compiled alone it is empty. See
- * the note in kite_sim.c for why the simulator has no header. */
-#ifdef KITE_SIM_UNITY
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-struct instrument {
-    int64_t token, exchange_token;
-    char *symbol, *name;        /* owned */
-};
-struct instruments {
-    struct instrument *v;       /* owned; v[k].exchange_token = SIM_FIRST_EXCHANGE_TOKEN + k */
-    size_t n;
-    char exchange[16];
-    int segment_code;           /* low byte of every token (NSE 1, BSE 4, ...) */
-    char *csv;                  /* owned: header + all rows, CRLF line ends */
-    size_t csv_len;
-    size_t header_len;          /* the first header_len bytes of csv are the header line */
-};
+#include "candles.h"
+#include "instruments.h"
+#include "sbuf.h"
+
+/* The first instrument's exchange_token; instrument k has SIM_FIRST_EXCHANGE_TOKEN + k. */
 #define SIM_FIRST_EXCHANGE_TOKEN 1001
-
-/* Builds n instruments for exchange `ex` from `seed` (names only; tokens depend on k and the
- * exchange alone, so they are stable across seeds). hostile: names and some symbols carry
- * quotes, commas, backslashes, newlines, unicode and SQL. Returns 0, or -1 on a bad argument
- * (exchange empty or longer than 15 bytes). Main thread, before serving. */
-static int instruments_init(struct instruments *in, size_t n, const char *ex, uint64_t seed,
-                     bool hostile);
-/* The instrument with this token, or NULL. Borrowed. Any thread (the table is read-only). */
-static const struct instrument *instruments_find(const struct instruments *in, int64_t token);
-/* Frees everything instruments_init allocated. */
-static void instruments_free(struct instruments *in);
-
 
 static const char *const adjectives[] = {
     "ADITYA", "BHARAT", "CENTRAL", "DECCAN", "EASTERN", "GOLDEN", "HINDUSTAN", "INDIAN",
@@ -95,7 +74,7 @@ static char *dup_printf(const char *a, const char *b, size_t k)
     return sbuf_take(&s, NULL);
 }
 
-static int instruments_init(struct instruments *in, size_t n, const char *ex, uint64_t seed,
+int instruments_init(struct instruments *in, size_t n, const char *ex, uint64_t seed,
                      bool hostile)
 {
     memset(in, 0, sizeof *in);
@@ -138,7 +117,7 @@ static int instruments_init(struct instruments *in, size_t n, const char *ex, ui
     return 0;
 }
 
-static const struct instrument *instruments_find(const struct instruments *in, int64_t token)
+const struct instrument *instruments_find(const struct instruments *in, int64_t token)
 {
     if (token < 0 || token % 256 != in->segment_code)
         return NULL;
@@ -148,7 +127,7 @@ static const struct instrument *instruments_find(const struct instruments *in, i
     return &in->v[k];
 }
 
-static void instruments_free(struct instruments *in)
+void instruments_free(struct instruments *in)
 {
     for (size_t k = 0; k < in->n; k++) {
         free(in->v[k].symbol);
@@ -158,5 +137,3 @@ static void instruments_free(struct instruments *in)
     free(in->csv);
     memset(in, 0, sizeof *in);
 }
-
-#endif

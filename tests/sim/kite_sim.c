@@ -8,11 +8,18 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "candles.h"
+#include "instruments.h"
+#include "sbuf.h"
 
 /* The usage block: `kite_sim --help` prints exactly this text. */
 static const char usage_text[] =
@@ -106,18 +113,6 @@ static const char usage_text[] =
 "  (same --seed, --history-start, --instruments and --exchange), ts like\n"
 "  2017-12-15T03:45:00Z, prices shortest decimal, oi always. The max-days limit is not\n"
 "  applied. Exits 0, or 2 on a bad argument.\n";
-
-/* One translation unit on purpose: the parts below are #included, and compiled alone they are
- * empty (#ifdef KITE_SIM_UNITY). The Makefile's kite_sim rule passes all prerequisites ($^) to
- * cc, and -MMD adds every included header to them, so a header in tests/sim would be compiled as a
- * precompiled header over the binary on the next build; included .c files are harmless there. */
-#include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
-#define KITE_SIM_UNITY
-#include "sbuf.c"
-#include "candles.c"
-#include "instruments.c"
 
 /* ---- settings ---- */
 

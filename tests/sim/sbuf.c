@@ -1,25 +1,10 @@
 /* kite_sim growable byte buffer for response bodies and CSV dumps */
-/* A part of kite_sim.c, which #includes it (KITE_SIM_UNITY); compiled alone it is empty. See
- * the note in kite_sim.c for why the simulator has no header. */
-#ifdef KITE_SIM_UNITY
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-struct sbuf {
-    char *p;        /* NUL-terminated after every append; owned; hand it on with sbuf_take */
-    size_t len, cap;
-};
-/* Appends n bytes of s. Never fails (aborts when memory runs out). Any thread, own buffer. */
-static void sbuf_add(struct sbuf *b, const char *s, size_t n);
-/* Appends a NUL-terminated string. */
-static void sbuf_adds(struct sbuf *b, const char *s);
-/* Appends printf-formatted text. */
-static void sbuf_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Hands the bytes to the caller (free() them) and leaves an empty buffer. Never NULL. */
-static char *sbuf_take(struct sbuf *b, size_t *len);
-
+#include "sbuf.h"
 
 static void sbuf_reserve(struct sbuf *b, size_t extra)
 {
@@ -37,7 +22,7 @@ static void sbuf_reserve(struct sbuf *b, size_t extra)
     b->cap = cap;
 }
 
-static void sbuf_add(struct sbuf *b, const char *s, size_t n)
+void sbuf_add(struct sbuf *b, const char *s, size_t n)
 {
     sbuf_reserve(b, n);
     memcpy(b->p + b->len, s, n);
@@ -45,12 +30,12 @@ static void sbuf_add(struct sbuf *b, const char *s, size_t n)
     b->p[b->len] = '\0';
 }
 
-static void sbuf_adds(struct sbuf *b, const char *s)
+void sbuf_adds(struct sbuf *b, const char *s)
 {
     sbuf_add(b, s, strlen(s));
 }
 
-static void sbuf_printf(struct sbuf *b, const char *fmt, ...)
+void sbuf_printf(struct sbuf *b, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -65,7 +50,7 @@ static void sbuf_printf(struct sbuf *b, const char *fmt, ...)
     b->len += (size_t)n;
 }
 
-static char *sbuf_take(struct sbuf *b, size_t *len)
+char *sbuf_take(struct sbuf *b, size_t *len)
 {
     sbuf_reserve(b, 0);
     b->p[b->len] = '\0';
@@ -76,5 +61,3 @@ static char *sbuf_take(struct sbuf *b, size_t *len)
     b->len = b->cap = 0;
     return p;
 }
-
-#endif
