@@ -59,7 +59,7 @@ $(B)/tests/plugins/%.so: tests/plugins/%.c
 SIM_OBJS := $(patsubst %.c,$(B)/obj/%.o,$(SIM_SRCS))
 $(SIM_OBJS): ALL_CFLAGS += $(shell pkg-config --cflags libmicrohttpd)
 $(B)/kite_sim: $(SIM_OBJS)
-	$(Q)$(CC) $(SAN) -o $@ $^ $(shell pkg-config --libs libmicrohttpd) $(LDLIBS)
+	$(Q)$(CC) $(SAN) -o $@ $(filter %.o,$^) $(shell pkg-config --libs libmicrohttpd) $(LDLIBS)
 
 # A plugin's unit test links the plugin's source with the fake dr_ctx, not the runtime.
 $(B)/tests/test_task_%: tests/unit/test_task_%.c tasks/%.c $(SUPPORT_SRCS)
