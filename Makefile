@@ -99,7 +99,7 @@ tsan:
 test: deps
 	$(Q)$(MAKE) --no-print-directory check
 
-check: unit integration asan tsan fuzz-quick
+check: unit integration asan tsan integration-asan integration-tsan fuzz-quick
 
 # `make demo`: the main job end to end on the sandbox database and the broker simulator.
 demo: deps
@@ -190,7 +190,14 @@ $(BENCH_TOOLS)/bench_engine: tests/bench/bench_engine.c $(B)/libdagrun.a
 # versions. Sanitizer reports go to files under $(B)/san-logs/; any file there fails the run,
 # even from a process whose exit code a test does not check.
 DEB_PKGS     += valgrind openssl
-SAN_ITESTS   ?= tests/integration/test_cli.sh tests/integration/test_kite_pipeline.sh
+# Not test_kite_pipeline by default: its rate-limit timing assertions (>= 95% of the limit,
+# no 429) measure wake-up latency, which the sanitizers slow down (seen: one 429 under ASan,
+# 9.2 requests/s and four 429s under TSan). DR_SANITIZER is set for the tests, so a test can
+# relax such assertions; add it with SAN_ITESTS='... tests/integration/test_kite_pipeline.sh'.
+SAN_ITESTS   ?= tests/integration/test_cli.sh tests/integration/test_faults.sh \
+                tests/integration/test_db_faults.sh tests/integration/test_security.sh
+TSAN_ITESTS  ?= tests/integration/test_cli.sh tests/integration/test_faults.sh \
+                tests/integration/test_proc_faults.sh
 SAN_ASAN     := -fsanitize=address,undefined -fno-sanitize-recover=all
 SAN_TSAN     := -fsanitize=thread
 TORTURE_ITESTS := tests/integration/test_faults.sh tests/integration/test_db_faults.sh \
@@ -201,10 +208,13 @@ TORTURE_ITESTS := tests/integration/test_faults.sh tests/integration/test_db_fau
 # what the integration tests need from the build dir $(B)
 integration-deps: all $(TEST_PLUGINS)
 
-# run_san DIR OPTIONS-VAR: runs $(SAN_ITESTS) with the build in DIR, then fails on any report
+# run_san DIR OPTIONS TESTS: runs TESTS with the build in DIR, then fails on any report.
+# The broker simulator is test equipment: it runs uninstrumented (a plain build copied into
+# DIR), so that the rate-limit test measures dagrun's timing, not the sanitizer's.
 define run_san
+	$(Q)$(MAKE) --no-print-directory B=build/sim-plain build/sim-plain/kite_sim && cp build/sim-plain/kite_sim $(1)/kite_sim
 	$(Q)rm -rf $(1)/san-logs && mkdir -p $(1)/san-logs
-	$(Q)$(2) DR_BUILD=$(1) bash tests/run_integration.sh $(SAN_ITESTS); rc=$$?; \
+	$(Q)$(2) DR_SANITIZER=$(notdir $(1)) DR_BUILD=$(1) bash tests/run_integration.sh $(3); rc=$$?; \
 	if ls $(1)/san-logs/* >/dev/null 2>&1; then \
 	    echo "sanitizer reports:"; head -n 40 $(1)/san-logs/*; exit 1; fi; exit $$rc
 endef
@@ -212,11 +222,11 @@ endef
 integration-asan:
 	$(Q)$(MAKE) --no-print-directory B=build/asan SAN='$(SAN_ASAN)' CFLAGS='-g -O1' integration-deps
 	$(call run_san,build/asan,ASAN_OPTIONS=abort_on_error=1:detect_leaks=1:log_path=$(CURDIR)/build/asan/san-logs/asan \
-	    UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:log_path=$(CURDIR)/build/asan/san-logs/ubsan)
+	    UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:log_path=$(CURDIR)/build/asan/san-logs/ubsan,$(SAN_ITESTS))
 
 integration-tsan:
 	$(Q)$(MAKE) --no-print-directory B=build/tsan SAN='$(SAN_TSAN)' CFLAGS='-g -O1' integration-deps
-	$(call run_san,build/tsan,TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:log_path=$(CURDIR)/build/tsan/san-logs/tsan)
+	$(call run_san,build/tsan,TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:log_path=$(CURDIR)/build/tsan/san-logs/tsan,$(TSAN_ITESTS))
 
 # memcheck on small simulator runs (tests/integration/test_memory.sh)
 valgrind: integration-deps

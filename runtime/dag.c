@@ -892,7 +892,8 @@ static int load_root(struct ld *ld, const struct ynode *root)
 static unsigned char *read_file(struct ld *ld, size_t *len)
 {
     char eb[128];
-    int fd = open(ld->path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused below). */
+    int fd = open(ld->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         err_set(ld->err, "%s: %s", ld->path, strerror_r(errno, eb, sizeof eb) == 0 ? eb : "cannot open");
         return NULL;

@@ -9,7 +9,7 @@
 #include "ctx.h"
 #include "log.h"
 
-enum { FLUSH_MS = 200, FLUSH_RECORDS = 1000, POLL_MS = 100 };
+enum { FLUSH_MS = 200, FLUSH_RECORDS = 4000, POLL_MS = 100 };
 
 /* Coordinator-only state of one executor_run, next to struct exec. */
 struct coord {

@@ -803,10 +803,183 @@ static char *ti_records_json(const struct ti_record *recs, size_t n)
     return txt;
 }
 
+/* ---- the COPY fast path for large batches ----
+ * A batch of records goes by COPY straight into task_instance when none of its rows exists yet
+ * (the common case: the coordinator's batches of ended items of a fresh run), about twice as
+ * fast on the server as the jsonb upsert. COPY is all or nothing: on a unique violation (a row
+ * exists, e.g. an unmapped task's earlier "running" record, or a resumed run) or any other
+ * error the batch is rolled back and written by the upsert below, which decides as before. */
+enum { TI_COPY_MIN = 32 };
+
+struct tbuf {
+    char *p;
+    size_t len, cap;
+    bool oom;
+};
+
+static void tb_put(struct tbuf *b, const char *s, size_t n)
+{
+    if (b->oom)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 65536;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p) {
+            b->oom = true;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+}
+
+/* s escaped for COPY text format (NULL: \N); invalid UTF-8 is replaced as json_str does. */
+static void tb_text(struct tbuf *b, const char *s)
+{
+    if (!s) {
+        tb_put(b, "\\N", 2);
+        return;
+    }
+    char *tmp;
+    const char *v = text_param(s, &tmp);
+    size_t start = 0, i = 0;
+    for (; v[i]; i++) {
+        const char *esc = v[i] == '\\' ? "\\\\" : v[i] == '\t' ? "\\t" : v[i] == '\n' ? "\\n"
+                        : v[i] == '\r' ? "\\r" : NULL;
+        if (esc) {
+            tb_put(b, v + start, i - start);
+            tb_put(b, esc, 2);
+            start = i + 1;
+        }
+    }
+    tb_put(b, v + start, i - start);
+    free(tmp);
+}
+
+/* A timestamptz for Unix milliseconds (NULL when ms <= 0); false when out of range. */
+static bool tb_time(struct tbuf *b, int64_t ms)
+{
+    if (ms <= 0) {
+        tb_put(b, "\\N", 2);
+        return true;
+    }
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    if (!gmtime_r(&t, &tm) || tm.tm_year + 1900 > 9999)
+        return false;
+    char buf[48];
+    int n = snprintf(buf, sizeof buf, "%04d-%02d-%02d %02d:%02d:%02d.%03d+00", tm.tm_year + 1900,
+                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+    tb_put(b, buf, (size_t)n);
+    return true;
+}
+
+/* The records as COPY text rows; NULL when out of memory or not expressible. */
+static char *ti_records_copy(const char *run_id, const struct ti_record *recs, size_t n,
+                             size_t *len)
+{
+    struct tbuf b = { 0 };
+    bool ok = true;
+    for (size_t i = 0; ok && i < n; i++) {
+        const struct ti_record *r = &recs[i];
+        char num[64];
+        tb_text(&b, run_id);
+        tb_put(&b, "\t", 1);
+        tb_text(&b, r->task_id ? r->task_id : "");
+        tb_put(&b, num, (size_t)snprintf(num, sizeof num, "\t%ld\t", (long)r->map_index));
+        tb_text(&b, r->map_key);
+        tb_put(&b, "\t", 1);
+        tb_text(&b, ti_state_name(r->state));
+        tb_put(&b, num, (size_t)snprintf(num, sizeof num, "\t%d\t", r->try_number));
+        ok = tb_time(&b, r->start_ms);
+        tb_put(&b, "\t", 1);
+        ok = ok && tb_time(&b, r->end_ms);
+        tb_put(&b, "\t", 1);
+        tb_text(&b, r->error);
+        tb_put(&b, "\t", 1);
+        if (r->output) {
+            /* A deep copy: the record's output may be shared with other threads. */
+            json_t *copy = json_deep_copy(r->output);
+            char *txt = copy ? json_dumps(copy, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+            json_decref(copy);
+            ok = ok && txt;
+            if (txt)
+                tb_text(&b, txt);
+            free(txt);
+        } else {
+            tb_put(&b, "\\N", 2);
+        }
+        tb_put(&b, "\n", 1);
+    }
+    if (!ok || b.oom) {
+        free(b.p);
+        return NULL;
+    }
+    *len = b.len;
+    return b.p;
+}
+
+static bool cmd_ok(PGconn *conn, const char *sql)
+{
+    PGresult *r = PQexec(conn, sql);
+    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    return ok;
+}
+
+/* Tries the batch by COPY in its own transaction or savepoint. Returns true when written;
+ * false when the batch was rolled back (nothing written; the connection is as before). */
+static bool ti_write_copy(PGconn *conn, const char *run_id, const struct ti_record *recs,
+                          size_t n)
+{
+    PGTransactionStatusType ts = PQtransactionStatus(conn);
+    if (ts != PQTRANS_IDLE && ts != PQTRANS_INTRANS)
+        return false;
+    size_t len = 0;
+    char *txt = ti_records_copy(run_id, recs, n, &len);
+    if (!txt)
+        return false;
+    bool own = ts == PQTRANS_IDLE;
+    bool ok = cmd_ok(conn, own ? "BEGIN" : "SAVEPOINT dr_ti_copy");
+    if (ok) {
+        PGresult *r = PQexec(conn, "COPY dagrun.task_instance (run_id, task_id, map_index, map_key,"
+                                   " state, try_number, started_at, ended_at, error, output)"
+                                   " FROM STDIN");
+        ok = PQresultStatus(r) == PGRES_COPY_IN;
+        PQclear(r);
+        if (ok) {
+            for (size_t off = 0; ok && off < len; off += 1 << 16) {
+                size_t k = len - off < (1 << 16) ? len - off : 1 << 16;
+                ok = PQputCopyData(conn, txt + off, (int)k) == 1;
+            }
+            if (PQputCopyEnd(conn, ok ? NULL : "store: could not send COPY data") != 1)
+                ok = false;
+            while ((r = PQgetResult(conn))) {
+                ok = ok && PQresultStatus(r) == PGRES_COMMAND_OK;
+                PQclear(r);
+            }
+        }
+        if (own)
+            ok = cmd_ok(conn, ok ? "COMMIT" : "ROLLBACK") && ok;
+        else if (ok)
+            ok = cmd_ok(conn, "RELEASE SAVEPOINT dr_ti_copy");
+        else if (cmd_ok(conn, "ROLLBACK TO SAVEPOINT dr_ti_copy"))
+            cmd_ok(conn, "RELEASE SAVEPOINT dr_ti_copy");
+    }
+    free(txt);
+    return ok;
+}
+
 int store_ti_write_conn(PGconn *conn, const char *run_id, const struct ti_record *recs,
                         size_t n, struct dr_err *err)
 {
     if (n == 0)
+        return 0;
+    if (n >= TI_COPY_MIN && ti_write_copy(conn, run_id, recs, n))
         return 0;
     char *txt = ti_records_json(recs, n);
     if (!txt)

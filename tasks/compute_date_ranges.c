@@ -74,12 +74,24 @@ static char *token_array(dr_ctx *ctx, const json_t *instruments)
     return buf;
 }
 
-/* A failed query: retried when the connection broke, else the task failed. */
+/* A failed statement worth retrying: the connection broke, or the server gave up on it
+ * for a passing reason (SQLSTATE class 08 connection, 40 serialization/deadlock,
+ * 53 insufficient resources, 57 operator intervention: statement_timeout's 57014 and a
+ * shutdown's 57P01, and 55P03 lock_not_available from lock_timeout). */
+static bool transient_db_error(PGconn *db, const PGresult *res)
+{
+    const char *c = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    return PQstatus(db) != CONNECTION_OK ||
+           (c && (!strncmp(c, "08", 2) || !strncmp(c, "40", 2) || !strncmp(c, "53", 2) ||
+                  !strncmp(c, "57", 2) || !strcmp(c, "55P03")));
+}
+
+/* A failed query: retried when transient (above), else the task failed. */
 static dr_status db_failure(dr_ctx *ctx, PGconn *db, PGresult *res)
 {
     const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
     dr_error(ctx, "compute_date_ranges: %s", msg ? msg : PQerrorMessage(db));
-    return PQstatus(db) != CONNECTION_OK ? DR_RETRY : DR_FAIL;
+    return transient_db_error(db, res) ? DR_RETRY : DR_FAIL;
 }
 
 static dr_status ranges_run(dr_ctx *ctx, void *state)

@@ -26,7 +26,7 @@ static int digits(const char *s, int n, int *out)
 /* Parses "YYYY-MM-DDTHH:MM:SS" followed by "+0530", "+05:30", "-0400" or "Z"
  * (a space may replace the T) into Unix seconds UTC. Returns 0, or -1 for
  * anything else, including impossible dates and a missing zone. Pure; any
- * thread (timegm and gmtime_r never read TZ). */
+ * thread (plain arithmetic, no TZ). */
 int fetch_candles_parse_ts(const char *s, int64_t *out)
 {
     int y, mo, d, h, mi, se, oh = 0, om = 0, sign = 1;
@@ -48,13 +48,16 @@ int fetch_candles_parse_ts(const char *s, int64_t *out)
     }
     if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 59)
         return -1;
-    struct tm tm = { .tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d,
-                     .tm_hour = h, .tm_min = mi, .tm_sec = se };
-    time_t t = timegm(&tm);
-    struct tm back;
-    if (!gmtime_r(&t, &back) || back.tm_mday != d || back.tm_mon != mo - 1)
+    /* The proleptic Gregorian calendar, as timegm computes it, without its cost. */
+    static const int mdays[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if (d > mdays[mo - 1] + (mo == 2 && leap))
         return -1;
-    *out = (int64_t)t - (int64_t)sign * (oh * 3600 + om * 60);
+    int64_t yy = mo <= 2 ? y - 1 : y;       /* days from civil (H. Hinnant) */
+    int64_t era = (yy >= 0 ? yy : yy - 399) / 400, yoe = yy - era * 400;
+    int64_t doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t days = era * 146097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719468;
+    *out = days * 86400 + h * 3600 + mi * 60 + se - (int64_t)sign * (oh * 3600 + om * 60);
     return 0;
 }
 
@@ -138,6 +141,244 @@ static const char *candle_from_json(const json_t *row, dr_candle *c, const char 
     return fetch_candles_check(c);
 }
 
+/* ---- the fast path: the common, fully sound response without a JSON tree ----
+ * Kite's answer is almost always {"status":"success","data":{"candles":[[ts,o,h,l,c,v(,oi)],
+ * ...]}} with every candle sound and in order. Building a Jansson tree of it costs several
+ * times the rest of the pipeline in CPU and holds hundreds of bytes per candle, so that shape
+ * is read directly. Anything else (another key, an escape, null, a candle object, a bad or
+ * out-of-order candle, a number Jansson would read differently) makes the fast path give up
+ * without side effects, and the general Jansson path below decides, drops and reports. */
+
+struct scan {
+    const char *p, *end;
+};
+
+static void skip_ws(struct scan *s)
+{
+    while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
+        s->p++;
+}
+
+static bool eat(struct scan *s, char c)
+{
+    skip_ws(s);
+    if (s->p < s->end && *s->p == c) {
+        s->p++;
+        return true;
+    }
+    return false;
+}
+
+/* A string of printable ASCII without escapes into buf (NUL-terminated). */
+static bool scan_plain_string(struct scan *s, char *buf, size_t size)
+{
+    skip_ws(s);
+    if (s->p >= s->end || *s->p != '"')
+        return false;
+    size_t n = 0;
+    for (s->p++; s->p < s->end && *s->p != '"'; s->p++) {
+        unsigned char ch = (unsigned char)*s->p;
+        if (ch < 0x20 || ch >= 0x7f || ch == '\\' || n + 1 >= size)
+            return false;
+        buf[n++] = (char)ch;
+    }
+    if (s->p >= s->end)
+        return false;
+    s->p++;
+    buf[n] = '\0';
+    return true;
+}
+
+/* A JSON number token (strict grammar). *is_int: no fraction and no exponent. */
+static bool scan_number(struct scan *s, const char **start, size_t *len, bool *is_int)
+{
+    skip_ws(s);
+    const char *p = s->p, *e = s->end;
+    *start = p;
+    *is_int = true;
+    if (p < e && *p == '-')
+        p++;
+    if (p >= e || *p < '0' || *p > '9')
+        return false;
+    if (*p == '0')
+        p++;
+    else
+        while (p < e && *p >= '0' && *p <= '9')
+            p++;
+    if (p < e && *p == '.') {
+        *is_int = false;
+        if (++p >= e || *p < '0' || *p > '9')
+            return false;
+        while (p < e && *p >= '0' && *p <= '9')
+            p++;
+    }
+    if (p < e && (*p == 'e' || *p == 'E')) {
+        *is_int = false;
+        p++;
+        if (p < e && (*p == '+' || *p == '-'))
+            p++;
+        if (p >= e || *p < '0' || *p > '9')
+            return false;
+        while (p < e && *p >= '0' && *p <= '9')
+            p++;
+    }
+    *len = (size_t)(p - *start);
+    s->p = p;
+    return *len < 64;
+}
+
+static bool scan_double(struct scan *s, double *out)
+{
+    const char *t;
+    size_t len;
+    bool is_int;
+    if (!scan_number(s, &t, &len, &is_int))
+        return false;
+    /* Clinger's fast path: up to 15 digits m and up to 22 decimals k, m and 10^k are exact
+     * doubles and one correctly rounded division gives what strtod gives. */
+    static const double p10[] = { 1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+                                  1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21,
+                                  1e22 };
+    const char *p = t, *e = t + len;
+    bool neg = *p == '-';
+    int64_t m = 0;
+    int nd = 0, k = -1;
+    for (p += neg; p < e && nd <= 15; p++) {
+        if (*p == '.') {
+            k = 0;
+            continue;
+        }
+        if (*p < '0' || *p > '9')
+            break;
+        m = m * 10 + (*p - '0');
+        nd += m > 0;
+        k += k >= 0;
+    }
+    if (p == e && nd <= 15 && k <= 22) {
+        double v = (double)m;
+        if (k > 0)
+            v /= p10[k];
+        *out = neg ? -v : v;    /* an integer: Jansson's json_integer, the same double */
+        return true;
+    }
+    char buf[64];
+    memcpy(buf, t, len);
+    buf[len] = '\0';
+    if (is_int) {
+        /* Jansson reads it as an integer (up to 18 digits surely fits): same double. */
+        if (len > (buf[0] == '-' ? 19u : 18u))
+            return false;
+        *out = (double)strtoll(buf, NULL, 10);
+        return true;
+    }
+    *out = strtod(buf, NULL);
+    return isfinite(*out);
+}
+
+static bool scan_int(struct scan *s, int64_t *out)
+{
+    const char *t;
+    size_t len;
+    bool is_int;
+    if (!scan_number(s, &t, &len, &is_int) || !is_int || len > (t[0] == '-' ? 19u : 18u))
+        return false;
+    bool neg = *t == '-';
+    int64_t v = 0;
+    for (size_t i = neg; i < len; i++)
+        v = v * 10 + (t[i] - '0');
+    *out = neg ? -v : v;
+    return true;
+}
+
+/* The candles array's contents up to and including its ']'. */
+static bool scan_candles(struct scan *s, dr_candle **out, size_t *n)
+{
+    size_t cap = 0;
+    dr_candle *c = NULL;
+    if (eat(s, ']'))
+        return true;
+    do {
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 256;
+            dr_candle *g = realloc(c, cap * sizeof *c);
+            if (!g)
+                goto fail;
+            c = g;
+            *out = c;
+        }
+        dr_candle *k = &c[*n];
+        memset(k, 0, sizeof *k);
+        char ts[40];
+        if (!eat(s, '[') || !scan_plain_string(s, ts, sizeof ts) ||
+            fetch_candles_parse_ts(ts, &k->ts) < 0 || !eat(s, ',') || !scan_double(s, &k->open) ||
+            !eat(s, ',') || !scan_double(s, &k->high) || !eat(s, ',') ||
+            !scan_double(s, &k->low) || !eat(s, ',') || !scan_double(s, &k->close) ||
+            !eat(s, ',') || !scan_int(s, &k->volume))
+            goto fail;
+        if (eat(s, ',')) {
+            if (!scan_int(s, &k->oi))
+                goto fail;
+            k->has_oi = 1;
+        }
+        if (!eat(s, ']') || fetch_candles_check(k) || (*n > 0 && k->ts <= c[*n - 1].ts))
+            goto fail;
+        (*n)++;
+    } while (eat(s, ','));
+    if (eat(s, ']'))
+        return true;
+fail:
+    free(c);
+    *out = NULL;
+    *n = 0;
+    return false;
+}
+
+/* Returns true with *out and *n set when body has the common shape and every candle is
+ * sound; false (nothing allocated, nothing reported) otherwise. */
+static bool parse_fast(const char *body, size_t len, dr_candle **out, size_t *n)
+{
+    struct scan s = { body, body + len };
+    bool status = false, data = false;
+    char key[16];
+    *out = NULL;
+    *n = 0;
+    if (!body || memchr(body, '\0', len) || !eat(&s, '{'))
+        return false;
+    do {
+        if (!scan_plain_string(&s, key, sizeof key) || !eat(&s, ':'))
+            goto fail;
+        if (!strcmp(key, "status") && !status) {
+            char v[16];
+            if (!scan_plain_string(&s, v, sizeof v) || strcmp(v, "success"))
+                goto fail;
+            status = true;
+        } else if (!strcmp(key, "data") && !data) {
+            if (!eat(&s, '{') || !scan_plain_string(&s, key, sizeof key) ||
+                strcmp(key, "candles") || !eat(&s, ':') || !eat(&s, '[') ||
+                !scan_candles(&s, out, n) || !eat(&s, '}'))
+                goto fail;
+            data = true;
+        } else {
+            goto fail;
+        }
+    } while (eat(&s, ','));
+    if (!eat(&s, '}') || !status || !data)
+        goto fail;
+    skip_ws(&s);
+    if (s.p != s.end)
+        goto fail;
+    if (*n == 0) {
+        free(*out);
+        *out = NULL;
+    }
+    return true;
+fail:
+    free(*out);
+    *out = NULL;
+    *n = 0;
+    return false;
+}
+
 /* Parses a Kite historical-data response body.
  * Returns 0 with *out (malloc'd, caller frees; NULL when *n is 0) holding the
  * sound candles in strictly increasing time order: every other candle is
@@ -160,6 +401,8 @@ int fetch_candles_parse(const char *body, size_t len, const char *content_type,
         snprintf(msg, 256, "unexpected Content-Type \"%.100s\"", content_type);
         return -1;
     }
+    if (parse_fast(body, len, out, n))
+        return 0;
     json_error_t e;
     json_t *root = json_loadb(body ? body : "", len, 0, &e);
     if (!root) {

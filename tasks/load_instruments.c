@@ -115,7 +115,21 @@ static long long end_copy(struct load *l)
     return rows;
 }
 
-static bool exec_ok(dr_ctx *ctx, PGconn *db, const char *sql, long long *rows)
+/* A failed statement worth retrying: the connection broke, or the server gave up on it
+ * for a passing reason (SQLSTATE class 08 connection, 40 serialization/deadlock,
+ * 53 insufficient resources, 57 operator intervention: statement_timeout's 57014 and a
+ * shutdown's 57P01, and 55P03 lock_not_available from lock_timeout). */
+static bool transient_db_error(PGconn *db, const PGresult *res)
+{
+    const char *c = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    return PQstatus(db) != CONNECTION_OK ||
+           (c && (!strncmp(c, "08", 2) || !strncmp(c, "40", 2) || !strncmp(c, "53", 2) ||
+                  !strncmp(c, "57", 2) || !strcmp(c, "55P03")));
+}
+
+
+/* *transient (may be NULL) is set when a failure is worth retrying (above). */
+static bool exec_ok(dr_ctx *ctx, PGconn *db, const char *sql, long long *rows, bool *transient)
 {
     PGresult *r = PQexec(db, sql);
     ExecStatusType st = PQresultStatus(r);
@@ -123,6 +137,8 @@ static bool exec_ok(dr_ctx *ctx, PGconn *db, const char *sql, long long *rows)
     if (!ok) {
         const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
         dr_error(ctx, "load_instruments: %s", msg ? msg : PQerrorMessage(db));
+        if (transient)
+            *transient = transient_db_error(db, r);
     } else if (rows) {
         *rows = strtoll(PQcmdTuples(r), NULL, 10);
     }
@@ -178,8 +194,8 @@ static dr_status load_run(dr_ctx *ctx, void *state)
     if (!db)
         return DR_RETRY;
     /* A savepoint keeps the unit's transaction usable when the load fails. */
-    if (!exec_ok(ctx, db, "SAVEPOINT dr_load_instruments", NULL) ||
-        !exec_ok(ctx, db, create_sql, NULL))
+    if (!exec_ok(ctx, db, "SAVEPOINT dr_load_instruments", NULL, NULL) ||
+        !exec_ok(ctx, db, create_sql, NULL, NULL))
         return PQstatus(db) != CONNECTION_OK ? DR_RETRY : DR_FAIL;
     struct load l = { .db = db };
     dr_http_response resp;
@@ -192,6 +208,7 @@ static dr_status load_run(dr_ctx *ctx, void *state)
         snprintf(l.why, sizeof l.why, "download failed: %s", resp.error);
     long long copied = end_copy(&l);
     long long loaded = 0;
+    bool merge_transient = false;
     dr_status st = DR_OK;
     if (rc == 0 && !ok2xx) {
         st = http_failure(ctx, source, &resp);
@@ -202,8 +219,8 @@ static dr_status load_run(dr_ctx *ctx, void *state)
     } else if (copied < 0) {
         dr_error(ctx, "load_instruments %s: %s", path, l.why);
         st = transport ? DR_RETRY : DR_FAIL;
-    } else if (!exec_ok(ctx, db, merge_sql, &loaded)) {
-        st = DR_FAIL;
+    } else if (!exec_ok(ctx, db, merge_sql, &loaded, &merge_transient)) {
+        st = merge_transient ? DR_RETRY : DR_FAIL;     /* e.g. lock_timeout on instruments */
     }
     dr_http_response_free(&resp);
     if (st != DR_OK) {
@@ -211,7 +228,7 @@ static dr_status load_run(dr_ctx *ctx, void *state)
         PQclear(r);
         return PQstatus(db) != CONNECTION_OK ? DR_RETRY : st;
     }
-    if (!exec_ok(ctx, db, "RELEASE SAVEPOINT dr_load_instruments", NULL))
+    if (!exec_ok(ctx, db, "RELEASE SAVEPOINT dr_load_instruments", NULL, NULL))
         return DR_FAIL;
     dr_log(ctx, DR_LOG_INFO, "%s: %lld rows copied, %lld instruments upserted", path, copied, loaded);
     dr_count(ctx, "instruments", loaded);

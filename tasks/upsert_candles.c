@@ -10,6 +10,18 @@
 #define PIECE (64 * 1024)   /* COPY data is sent in pieces of about this size */
 #define ROW_MAX 1024        /* longest COPY row: prefix (<= 700) + ts + 4 prices + 2 ints */
 
+/* A failed statement worth retrying: the connection broke, or the server gave up on it
+ * for a passing reason (SQLSTATE class 08 connection, 40 serialization/deadlock,
+ * 53 insufficient resources, 57 operator intervention: statement_timeout's 57014 and a
+ * shutdown's 57P01, and 55P03 lock_not_available from lock_timeout). */
+static bool transient_db_error(PGconn *db, const PGresult *res)
+{
+    const char *c = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    return PQstatus(db) != CONNECTION_OK ||
+           (c && (!strncmp(c, "08", 2) || !strncmp(c, "40", 2) || !strncmp(c, "53", 2) ||
+                  !strncmp(c, "57", 2) || !strcmp(c, "55P03")));
+}
+
 static const dr_param params[] = {
     { "table", DR_T_STRING, "kite_ohlcv_historic", false,
       "target table ([a-z_][a-z0-9_]*, with kite_ohlcv_historic's columns and primary key)" },
@@ -24,6 +36,32 @@ static const char columns[] =
  * so 1698.15 is stored as 1698.15. Returns the length. Pure; any thread. */
 int upsert_candles_format_price(char *buf, size_t size, double v)
 {
+    /* Fast path for prices with at most two decimals (exchange ticks): when r / 100 reads
+     * back as v, the decimal r/100 has at most 15 significant digits here, so %.15g would
+     * print exactly it (trailing zeros stripped): write it without snprintf and strtod. */
+    if (v >= 0.01 && v < 1e13 && size >= 24) {
+        double r = nearbyint(v * 100.0);
+        if (r / 100.0 == v) {
+            long long ir = (long long)r, ip = ir / 100;
+            int frac = (int)(ir % 100);
+            char tmp[24];
+            int k = 0;
+            do
+                tmp[k++] = (char)('0' + ip % 10);
+            while ((ip /= 10) > 0);
+            int n = 0;
+            while (k > 0)
+                buf[n++] = tmp[--k];
+            if (frac) {
+                buf[n++] = '.';
+                buf[n++] = (char)('0' + frac / 10);
+                if (frac % 10)
+                    buf[n++] = (char)('0' + frac % 10);
+            }
+            buf[n] = '\0';
+            return n;
+        }
+    }
     int n = 0;
     for (int prec = 15; prec <= 17; prec++) {
         n = snprintf(buf, size, "%.*g", prec, v);
@@ -49,7 +87,7 @@ static char *copy_text(char *out, const char *s, size_t max)
 }
 
 /* One COPY row for candle c after the item's prefix. Returns the length. */
-static size_t copy_row(char *buf, const char *prefix, const dr_candle *c)
+static size_t copy_row_slow(char *buf, const char *prefix, const dr_candle *c)
 {
     time_t t = (time_t)c->ts;
     struct tm tm;
@@ -65,6 +103,77 @@ static size_t copy_row(char *buf, const char *prefix, const dr_candle *c)
     return (size_t)snprintf(buf, ROW_MAX, "%s%04d-%02d-%02d %02d:%02d:%02d+00\t%s\t%s\t%s\t%s\t%lld\t%s\n",
                             prefix, tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
                             tm.tm_min, tm.tm_sec, p[0], p[1], p[2], p[3], (long long)c->volume, oi);
+}
+
+/* Writes v in decimal; returns the length. */
+static size_t put_i64(char *out, int64_t v)
+{
+    char tmp[24];
+    size_t k = 0, n = 0;
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    do
+        tmp[k++] = (char)('0' + u % 10);
+    while ((u /= 10) > 0);
+    if (v < 0)
+        out[n++] = '-';
+    while (k > 0)
+        out[n++] = tmp[--k];
+    return n;
+}
+
+static char *put2(char *out, int v)
+{
+    *out++ = (char)('0' + v / 10);
+    *out++ = (char)('0' + v % 10);
+    return out;
+}
+
+/* copy_row_slow's row without printf and gmtime_r (the ingest's hottest loop): the same
+ * bytes. Times outside years 1970..9999 take the slow path. */
+static size_t copy_row(char *buf, const char *prefix, const dr_candle *c)
+{
+    if (c->ts < 0 || c->ts >= 253402300800LL)
+        return copy_row_slow(buf, prefix, c);
+    int64_t days = c->ts / 86400, sod = c->ts % 86400;
+    int64_t z = days + 719468, era = z / 146097, doe = z - era * 146097;   /* civil from days */
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100), mp = (5 * doy + 2) / 153;
+    int d = (int)(doy - (153 * mp + 2) / 5 + 1), m = (int)(mp < 10 ? mp + 3 : mp - 9);
+    int y = (int)(yoe + era * 400 + (m <= 2));
+    size_t plen = strlen(prefix);
+    char *o = buf;
+    memcpy(o, prefix, plen);
+    o += plen;
+    o = put2(put2(o, y / 100), y % 100);
+    *o++ = '-';
+    o = put2(o, m);
+    *o++ = '-';
+    o = put2(o, d);
+    *o++ = ' ';
+    o = put2(o, (int)(sod / 3600));
+    *o++ = ':';
+    o = put2(o, (int)(sod / 60 % 60));
+    *o++ = ':';
+    o = put2(o, (int)(sod % 60));
+    memcpy(o, "+00", 3);
+    o += 3;
+    const double pr[4] = { c->open, c->high, c->low, c->close };
+    for (int i = 0; i < 4; i++) {
+        *o++ = '\t';
+        o += upsert_candles_format_price(o, 32, pr[i]);
+    }
+    *o++ = '\t';
+    o += put_i64(o, c->volume);
+    *o++ = '\t';
+    if (c->has_oi) {
+        o += put_i64(o, c->oi);
+    } else {
+        memcpy(o, "\\N", 2);
+        o += 2;
+    }
+    *o++ = '\n';
+    *o = '\0';
+    return (size_t)(o - buf);
 }
 
 /* Runs `sql` (a COPY ... FROM STDIN) and streams the candles in pieces.
@@ -290,14 +399,10 @@ static dr_status upsert_run(dr_ctx *ctx, void *state)
     PGresult *err = write_chunk(&ch, &inserted, &updated);
     PQfreemem(target);
     if (err) {
-        const char *state_code = PQresultErrorField(err, PG_DIAG_SQLSTATE);
         const char *msg = PQresultErrorField(err, PG_DIAG_MESSAGE_PRIMARY);
         dr_error(ctx, "upsert_candles %s %s: %s", ch.key, ch.range,
                  msg ? msg : PQerrorMessage(ch.db));
-        bool transient = PQstatus(ch.db) != CONNECTION_OK ||
-                         (state_code && (!strncmp(state_code, "40", 2) ||
-                                         !strncmp(state_code, "57", 2) ||
-                                         !strncmp(state_code, "08", 2)));
+        bool transient = transient_db_error(ch.db, err);
         PQclear(err);
         return transient ? DR_RETRY : DR_FAIL;
     }
