@@ -244,11 +244,18 @@ static void progress(struct coord *co)
         h->progress(h->ud, co->done, co->total);
 }
 
+/* Keeps the run's first error, with the task and item in front unless the message already
+ * starts with the plugin's name (plugins write whole lines: "fetch_candles NSE:INFY ..."). */
 static void first_error(struct coord *co, const char *task, const char *key, const char *msg)
 {
     if (co->res->error[0] || !msg)
         return;
-    if (key)
+    int i = dag_task_index(co->ex->spec->dag, task);
+    const char *plugin = i >= 0 ? co->ex->spec->dag->tasks[i].plugin_name : NULL;
+    size_t n = plugin ? strlen(plugin) : 0;
+    if (plugin && strncmp(msg, plugin, n) == 0 && (msg[n] == ' ' || msg[n] == ':'))
+        snprintf(co->res->error, sizeof co->res->error, "%s", msg);
+    else if (key)
         snprintf(co->res->error, sizeof co->res->error, "%s[%s]: %s", task, key, msg);
     else
         snprintf(co->res->error, sizeof co->res->error, "%s: %s", task, msg);
