@@ -74,10 +74,13 @@ TEST_LIBS = $(shell pkg-config --libs cmocka libmicrohttpd) $(LDLIBS)
 $(B)/libdagrun.a: $(RUNTIME_OBJS)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(B)/tests/test_%: tests/unit/test_%.c $(B)/libdagrun.a
+# They also take the test helpers that do not fake the runtime (fake_ctx.c defines dr_* too).
+RT_SUPPORT_OBJS := $(B)/obj/tests/support/sandbox.o $(B)/obj/tests/support/prop.o
+.SECONDARY: $(RT_SUPPORT_OBJS)
+$(B)/tests/test_%: tests/unit/test_%.c $(RT_SUPPORT_OBJS) $(B)/libdagrun.a
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(ALL_CFLAGS) -Iruntime -Itests/support $(shell pkg-config --cflags cmocka) -rdynamic \
-	    -o $@ $< $(if $(filter $*,$(PLUGIN_HOST_TESTS:test_%=%)),-Wl$(comma)--whole-archive $(B)/libdagrun.a \
+	    -o $@ $< $(RT_SUPPORT_OBJS) $(if $(filter $*,$(PLUGIN_HOST_TESTS:test_%=%)),-Wl$(comma)--whole-archive $(B)/libdagrun.a \
 	    -Wl$(comma)--no-whole-archive,$(B)/libdagrun.a) $(TEST_LIBS)
 
 # Unit tests: every binary under a timeout, run from the top of the tree.

@@ -1,0 +1,300 @@
+#!/usr/bin/env bash
+# make bench: the performance benchmarks of issue 7 with the real binary, plugins, simulator and
+# a sandbox PostgreSQL. Prints one table (benchmark, figure, target, pass/short) and writes
+# $BENCH_RESULTS (default build/bench/results.json). Each timing is repeated $BENCH_REPS times
+# (default 3, at least 3 for a real run) and the median is reported.
+#
+#   DR_BUILD=build/bench BENCH_TOOLS=build/bench/benchtools bash tests/bench/bench.sh [ONLY...]
+# ONLY: run just these benchmarks (rate rate3 ingest minimal memory noop engine scale).
+# Exit status: 0 when every figure meets its target, 1 when one is short, 2 on a harness error.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+export DR_TOP=$PWD
+DR_BUILD=${DR_BUILD:-build}
+case "$DR_BUILD" in /*) ;; *) DR_BUILD=$DR_TOP/$DR_BUILD ;; esac
+export DR_BUILD
+TOOLS=${BENCH_TOOLS:-$DR_BUILD/benchtools}
+OUT=${BENCH_RESULTS:-$DR_TOP/build/bench/results.json}
+REPS=${BENCH_REPS:-3}
+# Not the integration tests' port: a bench may run while they do.
+export PG_SANDBOX_PORT=${PG_SANDBOX_PORT:-54337}
+END=2024-06-28          # a Friday; the fixed end date of every run
+NEXT_DAY=2024-07-01     # the next trading day
+
+BENCH_DIR=$(mktemp -d /tmp/dagrun-bench.XXXXXX)
+chmod 711 "$BENCH_DIR"   # the server runs as postgres and must reach its folder
+DR_ADMIN_URL=$(tests/pg_sandbox.sh start "$BENCH_DIR/pg") || { echo "bench: cannot start the sandbox database"; exit 2; }
+export DR_ADMIN_URL
+PG_LOG=$BENCH_DIR/pg/server.log
+source tests/integration/lib.sh
+bench_cleanup() {
+    cleanup
+    tests/pg_sandbox.sh stop "$BENCH_DIR/pg" >/dev/null 2>&1
+    rm -rf "$BENCH_DIR"
+}
+trap bench_cleanup EXIT
+CONFIG=$T_WORK/config.json
+LOG=$T_WORK/run.log
+T0=$(date +%s)
+
+ROWS=$T_WORK/rows.jsonl
+: >"$ROWS"
+say() { printf '# [%4ds] %s\n' $(( $(date +%s) - T0 )) "$*" >&2; }
+
+# median V...: the median of numbers (the lower middle for an even count).
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+calc() { awk "BEGIN { printf \"%.6g\", $1 }"; }
+# row ID BENCHMARK FIGURE VALUE OP TARGET UNIT [DETAIL]: one table row; OP is >= <= ==.
+row() {
+    local pass
+    if awk -v v="$4" -v t="$6" -v op="$5" 'BEGIN {
+            if (op == ">=") exit !(v + 0 >= t + 0); if (op == "<=") exit !(v + 0 <= t + 0);
+            exit !(v + 0 == t + 0) }'; then pass=pass; else pass=short; fi
+    jq -nc --arg id "$1" --arg b "$2" --arg f "$3" --argjson v "$4" --arg op "$5" \
+        --argjson t "$6" --arg u "$7" --arg d "${8:-}" --arg p "$pass" \
+        '{id: $id, benchmark: $b, figure: $f, value: $v, op: $op, target: $t, unit: $u,
+          detail: $d, result: $p}' >>"$ROWS"
+    say "$2 / $3: $4 $7 (target $5 $6): $pass${8:+ - $8}"
+}
+# timed OUT CMD...: runs CMD under runproc (wait4: wall, CPU, peak RSS of the child) with its
+# output in $LOG; OUT gets runproc's JSON. Returns CMD's status.
+timed() { local out=$1; shift; "$TOOLS/runproc" "$out" -- "$@" >"$LOG" 2>&1; }
+jf() { jq -r "$2" "$1"; }
+fail_run() { echo "bench: $1 failed (exit $2); its log:" >&2; tail -n 20 "$LOG" >&2; exit 2; }
+historic() {    # historic LIMIT BOOT END [INTERVAL]
+    echo "{\"limit\": $1, \"bootstrap_date\": \"$2\", \"end_date\": \"$3\", \"candle_interval\": \"${4:-day}\"}"
+}
+fresh_candles() { q "TRUNCATE kite_ohlcv_historic" >/dev/null; q "CHECKPOINT" >/dev/null; }
+load_instruments() {
+    dagrun run kite_instruments >"$LOG" 2>&1 || fail_run kite_instruments $?
+}
+want() { [ ${#ONLY[@]} -eq 0 ] && return 0; local w; for w in "${ONLY[@]}"; do [ "$w" = "$1" ] && return 0; done; return 1; }
+ONLY=("$@")
+days_between() { echo $(( ($(date -ud "$2" +%s) - $(date -ud "$1" +%s)) / 86400 + 1 )); }
+
+# ---- 1. rate-limit saturation: simulator bucket R/s burst 1, source R/s, 8 workers
+bench_rate() {   # bench_rate ID RATE INSTRUMENTS
+    local id=$1 rate=$2 n=$3 ratios=() n429=0 reqs=() i
+    new_db "$id"
+    start_sim --instruments "$n" --rate "$rate" --burst 1
+    write_config "$CONFIG" "$rate" 5 8
+    load_instruments
+    for i in $(seq 1 "$REPS"); do
+        fresh_candles
+        sim_reset
+        timed "$T_WORK/m.json" "$DR_BUILD/dagrun" -c "$CONFIG" run kite_historic \
+            --conf "$(historic "$n" 2020-01-01 "$END")" || fail_run "rate run" $?
+        local s; s=$(sim_stats)
+        reqs+=("$(jq -r .historical_requests <<<"$s")")
+        n429=$(( n429 + $(jq -r '.by_status["429"] // 0' <<<"$s") ))
+        ratios+=("$(jq -r --argjson r "$rate" '(.historical_requests - 1) / (.last_ts - .first_ts) / $r' <<<"$s")")
+        say "$id rep $i: $(jq -c '{historical_requests, by_status, peak_rps}' <<<"$s"), rate/limit ${ratios[-1]}"
+    done
+    stop_sim
+    local med; med=$(median "${ratios[@]}")
+    row "$id" "rate limit $rate/s, burst 1, 8 workers" "achieved rate / limit (median of $REPS)" \
+        "$(calc "$med")" ">=" 0.98 "" "requests per run: ${reqs[*]}; ratios: ${ratios[*]}"
+    row "$id" "rate limit $rate/s, burst 1, 8 workers" "429 answers (all $REPS runs)" "$n429" "==" 0 ""
+}
+
+# ---- 3 (+2). ingest throughput, 200 instruments of day candles 1995-01-01..END; then the
+# minimal-requests checks on the last run's database.
+bench_ingest() {
+    local n=200 boot=1995-01-01 i w
+    new_db ingest
+    start_sim --instruments $n --rate 0
+    write_config "$CONFIG" 0 5 8
+    load_instruments
+    say "ingest: dumping the simulator's candles for the COPY reference"
+    local csv=$T_WORK/candles.csv tok
+    : >"$csv"
+    for tok in $(q "select instrument_token from instruments order by 1 limit $n"); do
+        sim_dump "$tok" day "$boot" "$END" >>"$csv"
+    done
+    local total; total=$(wc -l <"$csv")
+    local ref=() d2=() d8=() cpu2=() cpu8=()
+    for i in $(seq 1 "$REPS"); do
+        for w in ref 2 8; do
+            fresh_candles
+            if [ "$w" = ref ]; then
+                local out; out=$("$TOOLS/copy_ref" "$DATABASE_URL" "$csv" 1) || { echo "bench: copy_ref failed" >&2; exit 2; }
+                ref+=("$(awk '{ printf "%.1f", $1 / $2 }' <<<"$out")")
+                say "ingest rep $i: COPY reference $out -> ${ref[-1]} candles/s"
+                continue
+            fi
+            write_config "$CONFIG" 0 5 "$w"
+            sim_reset
+            timed "$T_WORK/m.json" "$DR_BUILD/dagrun" -c "$CONFIG" run kite_historic \
+                --conf "$(historic $n $boot $END)" || fail_run "ingest run" $?
+            local stored; stored=$(q "select count(*) from kite_ohlcv_historic")
+            [ "$stored" = "$total" ] || { echo "bench: stored $stored candles, want $total" >&2; exit 2; }
+            local wall cpu; wall=$(jf "$T_WORK/m.json" .wall_s)
+            cpu=$(jf "$T_WORK/m.json" '(.user_s + .sys_s)')
+            local rate; rate=$(calc "$total / $wall")
+            local cpm; cpm=$(calc "$cpu / $total * 1000000")
+            if [ "$w" = 2 ]; then d2+=("$rate"); cpu2+=("$cpm"); else d8+=("$rate"); cpu8+=("$cpm"); fi
+            say "ingest rep $i: $w workers ${wall}s -> $rate candles/s, CPU $cpu s ($cpm s per 1M)"
+        done
+    done
+    local mref m2 m8; mref=$(median "${ref[@]}"); m2=$(median "${d2[@]}"); m8=$(median "${d8[@]}")
+    row ingest2 "ingest $total day candles, 200 instruments, 2 workers" "dagrun candles/s / plain COPY candles/s" \
+        "$(calc "$m2 / $mref")" ">=" 0.80 "" "dagrun $m2/s, COPY $mref/s"
+    row ingest8 "ingest $total day candles, 200 instruments, 8 workers" "dagrun candles/s / plain COPY candles/s" \
+        "$(calc "$m8 / $mref")" ">=" 0.80 "" "dagrun $m8/s, COPY $mref/s"
+    row cpu2 "ingest, 2 workers" "dagrun CPU (user+sys) s per 1M candles" "$(median "${cpu2[@]}")" "<=" 1.5 s
+    row cpu8 "ingest, 8 workers" "dagrun CPU (user+sys) s per 1M candles" "$(median "${cpu8[@]}")" "<=" 1.5 s
+
+    # 2. minimal requests: the first run is the last 8-worker run above (after sim_reset).
+    local first expect days
+    first=$(sim_stat .historical_requests)
+    days=$(days_between $boot $END)
+    expect=$(( n * ((days + 1999) / 2000) ))
+    row minimal1 "minimal requests, 200 instruments, $boot..$END" "first run: requests (sum of ceil($days/2000) = $expect)" \
+        "$first" "==" "$expect" "" "simulator counted $first, computed $expect"
+    sim_reset
+    dagrun run kite_historic --conf "$(historic $n $boot $END)" >"$LOG" 2>&1 || fail_run "no-op run" $?
+    row minimal2 "minimal requests, same end date again" "second run: requests" "$(sim_stat .historical_requests)" "==" 0 ""
+    sim_reset
+    dagrun run kite_historic --conf "$(historic $n $boot $NEXT_DAY)" >"$LOG" 2>&1 || fail_run "next-day run" $?
+    local next; next=$(sim_stat .historical_requests)
+    local per; per=$(sim_stat '[.requests_by_token[]] | (min == 1 and max == 1 and length == '"$n"')')
+    row minimal3 "minimal requests, one trading day later" "requests (one per instrument: $per)" "$next" "==" "$n" ""
+    stop_sim
+}
+
+# ---- 4. memory bounded by the chunk: 8 workers, minute candles, 8 instruments, 1 and 5 years
+bench_memory() {
+    local i y rss1=() rss5=()
+    new_db memory
+    start_sim --instruments 8 --rate 0
+    write_config "$CONFIG" 0 5 8
+    load_instruments
+    for i in $(seq 1 "$REPS"); do
+        for y in 1 5; do
+            fresh_candles
+            local boot; boot=$(date -ud "$END - $y year + 1 day" +%F)
+            timed "$T_WORK/m.json" "$DR_BUILD/dagrun" -c "$CONFIG" run kite_historic \
+                --conf "$(historic 8 "$boot" "$END" minute)" || fail_run "memory run" $?
+            local kb; kb=$(jf "$T_WORK/m.json" .maxrss_kb)
+            local mb; mb=$(calc "$kb / 1024")
+            if [ $y = 1 ]; then rss1+=("$mb"); else rss5+=("$mb"); fi
+            say "memory rep $i: $y year(s) from $boot: $(q 'select count(*) from kite_ohlcv_historic') candles in $(jf "$T_WORK/m.json" .wall_s) s, peak RSS $mb MB"
+        done
+    done
+    stop_sim
+    local m1 m5; m1=$(median "${rss1[@]}"); m5=$(median "${rss5[@]}")
+    row memory1 "memory, 8 workers, minute candles, 8 instruments x 1 year" "peak RSS of dagrun (MB)" "$m1" "<=" 64 MB "runs: ${rss1[*]}"
+    row memory5 "memory, 8 workers, minute candles, 8 instruments x 5 years" "peak RSS of dagrun (MB)" "$m5" "<=" 64 MB "runs: ${rss5[*]}"
+    row memory_ratio "memory, 5 years vs 1 year" "peak RSS 5 years / 1 year" "$(calc "$m5 / $m1")" "<=" 1.10 ""
+}
+
+# ---- 5. incremental no-op over 5000 up-to-date instruments
+bench_noop() {
+    local i walls=()
+    new_db noop
+    start_sim --instruments 5000 --rate 0
+    write_config "$CONFIG" 0 5 8
+    load_instruments
+    q "INSERT INTO kite_ohlcv_historic (instrument_token, tradingsymbol, exchange, candle_interval, ts,
+         open, high, low, close, volume, oi)
+       SELECT instrument_token, tradingsymbol, exchange, 'day', timestamptz '$END 00:00:00+05:30',
+              1, 1, 1, 1, 0, 0 FROM instruments" >/dev/null
+    q "ANALYZE" >/dev/null
+    for i in $(seq 1 "$REPS"); do
+        sim_reset
+        timed "$T_WORK/m.json" "$DR_BUILD/dagrun" -c "$CONFIG" run kite_historic \
+            --conf "$(historic 0 1995-01-01 "$END")" || fail_run "no-op run" $?
+        walls+=("$(jf "$T_WORK/m.json" .wall_s)")
+        [ "$(sim_stat .historical_requests)" = 0 ] || { echo "bench: the no-op run made requests" >&2; exit 2; }
+    done
+    local reqs; reqs=$(sim_stat .historical_requests)
+    # One more run with every statement logged: how many read the candle table.
+    local db=${DATABASE_URL#*:///}; db=${db%%\?*}
+    q "ALTER DATABASE $db SET log_statement = 'all'" >/dev/null
+    local before; before=$(stat -c %s "$PG_LOG")
+    dagrun run kite_historic --conf "$(historic 0 1995-01-01 "$END")" >"$LOG" 2>&1 || fail_run "no-op run" $?
+    q "ALTER DATABASE $db RESET log_statement" >/dev/null
+    local nq; nq=$(tail -c +$((before + 1)) "$PG_LOG" | grep -E 'LOG:  (statement|execute)' | grep -c kite_ohlcv_historic)
+    stop_sim
+    local m; m=$(median "${walls[@]}")
+    row noop_wall "no-op run, 5000 instruments up to date" "wall s (median of $REPS)" "$m" "<=" 1.0 s "runs: ${walls[*]}"
+    row noop_req "no-op run, 5000 instruments up to date" "historical requests" "$reqs" "==" 0 ""
+    row noop_q "no-op run, 5000 instruments up to date" "statements reading the candle table" "$nq" "==" 1 "" "counted with log_statement=all"
+}
+
+# ---- 6. engine overhead via dagrun run
+bench_engine() {
+    local i lane=() one=()
+    new_db engine
+    export SIM_URL=${SIM_URL:-http://127.0.0.1:9}     # the config names it; no request is made
+    write_config "$CONFIG" 0 5 2
+    sed -i "s#\"dags_dir\": \"[^\"]*\"#\"dags_dir\": \"$DR_TOP/tests/bench/dags\"#" "$CONFIG"
+    for i in $(seq 1 "$REPS"); do
+        timed "$T_WORK/m.json" "$DR_BUILD/dagrun" -c "$CONFIG" run bench_lane || fail_run bench_lane $?
+        lane+=("$(jf "$T_WORK/m.json" '.wall_s * 1000000 / 100000')")
+        say "engine rep $i: 100000 items x 2 tasks in $(jf "$T_WORK/m.json" .wall_s) s (CPU $(jf "$T_WORK/m.json" '.user_s + .sys_s') s)"
+    done
+    local done_items; done_items=$(q "select count(*) from dagrun.task_instance where task_id = 'step2' and state = 'success'
+        and run_id = (select run_id from dagrun.dag_run where dag_id = 'bench_lane' order by queued_at desc limit 1)")
+    [ "$done_items" = 100000 ] || { echo "bench: bench_lane recorded $done_items items, want 100000" >&2; exit 2; }
+    for i in $(seq 1 $(( REPS < 5 ? 5 : REPS ))); do
+        timed "$T_WORK/m.json" "$DR_BUILD/dagrun" -c "$CONFIG" run bench_one || fail_run bench_one $?
+        one+=("$(jf "$T_WORK/m.json" '.wall_s * 1000')")
+    done
+    row engine_item "engine: 100000 items x lane of 2 noop tasks, 2 workers" "wall us per item (median)" \
+        "$(calc "$(median "${lane[@]}")")" "<=" 20 us "runs: ${lane[*]}"
+    row engine_one "engine: dagrun run of a one-task noop DAG" "wall ms, start to exit (median)" \
+        "$(calc "$(median "${one[@]}")")" "<=" 50 ms "runs: ${one[*]}"
+}
+
+# ---- 7. scale: wall time per instrument at 50, 200, 800 instruments
+bench_scale() {
+    local i n per50 per800
+    new_db scale
+    start_sim --instruments 800 --rate 0
+    write_config "$CONFIG" 0 5 8
+    load_instruments
+    local detail=""
+    for n in 50 200 800; do
+        local per=()
+        for i in $(seq 1 "$REPS"); do
+            fresh_candles
+            timed "$T_WORK/m.json" "$DR_BUILD/dagrun" -c "$CONFIG" run kite_historic \
+                --conf "$(historic $n 2015-01-01 "$END")" || fail_run "scale run" $?
+            per+=("$(jf "$T_WORK/m.json" ".wall_s * 1000 / $n")")
+        done
+        local m; m=$(calc "$(median "${per[@]}")")
+        say "scale: $n instruments: ${per[*]} ms per instrument"
+        detail="$detail$n: $m ms; "
+        [ $n = 50 ] && per50=$m
+        [ $n = 800 ] && per800=$m
+    done
+    stop_sim
+    row scale "scale, day candles 2015..$END, 8 workers" "wall per instrument, 800 / 50 instruments" \
+        "$(calc "$per800 / $per50")" "<=" 1.20 "" "${detail% }"
+}
+
+say "dagrun bench: $(nproc) cores, $REPS repetitions, build $DR_BUILD"
+want rate && bench_rate rate10 10 300
+want rate3 && bench_rate rate3 3 100
+want ingest && bench_ingest
+want memory && bench_memory
+want noop && bench_noop
+want engine && bench_engine
+want scale && bench_scale
+
+# ---- the table and results.json
+mkdir -p "$(dirname "$OUT")"
+jq -s --arg host "$(uname -n)" --arg cpu "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')" \
+    --argjson nproc "$(nproc)" --arg mem "$(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)" \
+    --argjson reps "$REPS" --argjson secs $(( $(date +%s) - T0 )) \
+    '{machine: {nproc: $nproc, cpu: $cpu, memory: $mem}, repetitions: $reps, seconds: $secs, results: .}' \
+    "$ROWS" >"$OUT"
+echo
+printf '%-58s | %-52s | %12s | %-9s | %s\n' benchmark figure value target result
+printf '%s\n' "$(printf -- '-%.0s' $(seq 1 150))"
+jq -r '.results[] | [.benchmark, .figure, (.value | tostring) + (if .unit != "" then " " + .unit else "" end),
+        .op + " " + (.target | tostring), .result] | @tsv' "$OUT" |
+    awk -F'\t' '{ printf "%-58s | %-52s | %12s | %-9s | %s\n", $1, $2, $3, $4, $5 }'
+echo "machine: $(nproc) cores, $(jq -r .machine.cpu "$OUT"), $(jq -r .machine.memory "$OUT"); $(jq -r .seconds "$OUT") s; results in $OUT"
+jq -e '[.results[] | select(.result != "pass")] | length == 0' "$OUT" >/dev/null
