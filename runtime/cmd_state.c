@@ -28,14 +28,53 @@ static void print_json(const json_t *v)
     free(s);
 }
 
-/* Opens the store or prints why not; the exit code for a failure is 1. */
-static struct store *open_or_report(struct cli *c)
+/* Prints the usage to stderr; returns the exit code for bad arguments. */
+static int usage_error(const char *usage)
 {
-    struct dr_err err;
-    err_clear(&err);
-    struct store *st = cli_open_store(c, &err);
+    fputs(usage, stderr);
+    return EXIT_BAD_INPUT;
+}
+
+/* True when the arguments are exactly one operand (not an option). */
+static bool one_operand(int argc, char **argv)
+{
+    return argc == 2 && argv[1][0] != '-';
+}
+
+/* Parses [OPERAND] [--json] [--limit N] (--limit only when limit is not NULL).
+ * Returns 0, or an exit code after printing why. */
+static int parse_list_args(int argc, char **argv, const char *usage, const char **operand,
+                           bool *json, long *limit)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0)
+            *json = true;
+        else if (limit && strcmp(argv[i], "--limit") == 0 && i + 1 < argc) {
+            char *end;
+            errno = 0;
+            *limit = strtol(argv[++i], &end, 10);
+            if (errno || *end || *limit < 1 || *limit > 100000) {
+                fprintf(stderr, "%s: --limit takes a whole number from 1 to 100000\n", argv[0]);
+                return EXIT_BAD_INPUT;
+            }
+        } else if (argv[i][0] != '-' && !*operand)
+            *operand = argv[i];
+        else
+            return usage_error(usage);
+    }
+    return 0;
+}
+
+/* Opens the store or prints why not (the exit code for that is EXIT_FAILED).
+ * On success err is left cleared, ready for the next store call. */
+static struct store *open_or_report(struct cli *c, struct dr_err *err)
+{
+    err_clear(err);
+    struct store *st = cli_open_store(c, err);
     if (!st)
-        err_print(&err);
+        err_print(err);
+    else
+        err_clear(err);
     return st;
 }
 
@@ -54,18 +93,16 @@ int cmd_initdb(struct cli *c, int argc, char **argv)
     char beside[4096];
     if (argc == 3 && strcmp(argv[1], "--schema") == 0)
         schema = argv[2];
-    else if (argc != 1) {
-        fputs(initdb_usage, stderr);
-        return EXIT_BAD_INPUT;
-    } else {
+    else if (argc != 1)
+        return usage_error(initdb_usage);
+    else {
         snprintf(beside, sizeof beside, "%s/schema.sql", c->cfg->dir ? c->cfg->dir : ".");
         schema = access(beside, R_OK) == 0 ? beside : "schema.sql";
     }
-    struct store *st = open_or_report(c);
+    struct dr_err err;
+    struct store *st = open_or_report(c, &err);
     if (!st)
         return EXIT_FAILED;
-    struct dr_err err;
-    err_clear(&err);
     int rc = EXIT_OK;
     if (store_initdb(st, schema, &err) < 0) {
         err_print(&err);
@@ -90,29 +127,13 @@ int cmd_runs(struct cli *c, int argc, char **argv)
     const char *dag = NULL;
     long limit = 20;
     bool json = false;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--json") == 0)
-            json = true;
-        else if (strcmp(argv[i], "--limit") == 0 && i + 1 < argc) {
-            char *end;
-            errno = 0;
-            limit = strtol(argv[++i], &end, 10);
-            if (errno || *end || limit < 1 || limit > 100000) {
-                fprintf(stderr, "runs: --limit takes a whole number from 1 to 100000\n");
-                return EXIT_BAD_INPUT;
-            }
-        } else if (argv[i][0] != '-' && !dag)
-            dag = argv[i];
-        else {
-            fputs(runs_usage, stderr);
-            return EXIT_BAD_INPUT;
-        }
-    }
-    struct store *st = open_or_report(c);
+    int rc = parse_list_args(argc, argv, runs_usage, &dag, &json, &limit);
+    if (rc)
+        return rc;
+    struct dr_err err;
+    struct store *st = open_or_report(c, &err);
     if (!st)
         return EXIT_FAILED;
-    struct dr_err err;
-    err_clear(&err);
     json_t *runs = store_runs_list(st, dag, (int)limit, &err);
     store_close(st);
     if (!runs) {
@@ -156,25 +177,15 @@ int cmd_status(struct cli *c, int argc, char **argv)
         return EXIT_OK;
     const char *id = NULL;
     bool json = false;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--json") == 0)
-            json = true;
-        else if (argv[i][0] != '-' && !id)
-            id = argv[i];
-        else {
-            fputs(status_usage, stderr);
-            return EXIT_BAD_INPUT;
-        }
-    }
-    if (!id) {
-        fputs(status_usage, stderr);
-        return EXIT_BAD_INPUT;
-    }
-    struct store *st = open_or_report(c);
+    int rc = parse_list_args(argc, argv, status_usage, &id, &json, NULL);
+    if (rc)
+        return rc;
+    if (!id)
+        return usage_error(status_usage);
+    struct dr_err err;
+    struct store *st = open_or_report(c, &err);
     if (!st)
         return EXIT_FAILED;
-    struct dr_err err;
-    err_clear(&err);
     json_t *s = store_run_status(st, id, &err);
     store_close(st);
     if (!s) {
@@ -245,15 +256,12 @@ int cmd_cancel(struct cli *c, int argc, char **argv)
 {
     if (cli_wants_help(argc, argv, cancel_usage))
         return EXIT_OK;
-    if (argc != 2 || argv[1][0] == '-') {
-        fputs(cancel_usage, stderr);
-        return EXIT_BAD_INPUT;
-    }
-    struct store *st = open_or_report(c);
+    if (!one_operand(argc, argv))
+        return usage_error(cancel_usage);
+    struct dr_err err;
+    struct store *st = open_or_report(c, &err);
     if (!st)
         return EXIT_FAILED;
-    struct dr_err err;
-    err_clear(&err);
     int rc = EXIT_OK;
     if (store_run_request_cancel(st, argv[1], &err) < 0) {
         err_print(&err);
@@ -274,10 +282,8 @@ int cmd_pause(struct cli *c, int argc, char **argv)
 {
     if (cli_wants_help(argc, argv, pause_usage))
         return EXIT_OK;
-    if (argc != 2 || argv[1][0] == '-') {
-        fputs(pause_usage, stderr);
-        return EXIT_BAD_INPUT;
-    }
+    if (!one_operand(argc, argv))
+        return usage_error(pause_usage);
     bool paused = strcmp(argv[0], "pause") == 0;
     struct dr_err err;
     err_clear(&err);
@@ -286,7 +292,7 @@ int cmd_pause(struct cli *c, int argc, char **argv)
         err_print(&err);
         return EXIT_BAD_INPUT;
     }
-    struct store *st = open_or_report(c);
+    struct store *st = open_or_report(c, &err);
     if (!st) {
         dag_free(d);
         return EXIT_FAILED;

@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "plugin.h"
+
 /* A config is a page of JSON: a bigger file (or a FIFO, /dev/zero) is refused
  * before parsing, like a DAG file over 1 MiB. Nesting is bounded by jansson
  * (JSON_PARSER_MAX_DEPTH, 2048), invalid UTF-8 is refused by jansson too; both
@@ -22,16 +24,6 @@ struct cl {
     struct config *c;
     struct dr_err *err;
 };
-
-static bool valid_ident(const char *s)
-{
-    if (!s || !(*s >= 'a' && *s <= 'z'))
-        return false;
-    for (const char *p = s; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_'))
-            return false;
-    return true;
-}
 
 /* Replaces ${VAR} with getenv(VAR) and $$ with $; any other '$' stays. Returns a
  * malloc'd string or NULL with err (the message names the variable, never a value). */
@@ -309,7 +301,7 @@ static int read_dags(const struct cl *l, json_t *obj)
     char where[512];
     json_object_foreach(obj, k, v) {
         snprintf(where, sizeof where, "dags.%s", k);
-        if (!valid_ident(k))
+        if (!plugin_valid_name(k))
             return bad(l, where, "bad dag_id: must match [a-z][a-z0-9_]*");
         if (!json_is_object(v))
             return bad(l, where, "expected an object like {\"params\": {...}}");

@@ -257,16 +257,6 @@ static struct ynode *parse_yaml(struct ld *ld, const unsigned char *buf, size_t 
 
 /* ---- Small typed readers for scalars. */
 
-static bool valid_ident(const char *s)
-{
-    if (!s || !(*s >= 'a' && *s <= 'z'))
-        return false;
-    for (const char *p = s; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_'))
-            return false;
-    return true;
-}
-
 static bool is_null(const struct ynode *n)
 {
     return n->kind == Y_SCALAR && n->plain &&
@@ -466,7 +456,7 @@ static int retry_key(struct ld *ld, const struct ynode *k, const struct ynode *v
         }
         if (get_text(ld, v, what, pool) < 0)
             return -1;
-        if (!valid_ident(*pool))
+        if (!plugin_valid_name(*pool))
             return at_node(ld, v, "%s: bad pool name \"%s\": must match [a-z][a-z0-9_]*", what, *pool);
         return 1;
     }
@@ -536,7 +526,7 @@ static int load_task(struct ld *ld, size_t idx, const struct ynode *key, const s
     ti->key = key;
     if (!(t->id = strdup(key->text)) || !(t->params = json_object()))
         return err_set(ld->err, "%s: out of memory", ld->path);
-    if (!valid_ident(t->id))
+    if (!plugin_valid_name(t->id))
         return at_node(ld, key, "bad task id \"%s\": must match [a-z][a-z0-9_]*", t->id);
     snprintf(ctx, sizeof ctx, "task \"%s\"", t->id);
     if (val->kind != Y_MAP)
@@ -819,7 +809,7 @@ static int load_root(struct ld *ld, const struct ynode *root)
         if (strcmp(key, "dag_id") == 0) {
             if (get_text(ld, v, key, &s) < 0)
                 return -1;
-            if (!valid_ident(s))
+            if (!plugin_valid_name(s))
                 return at_node(ld, v, "bad dag_id \"%s\": must match [a-z][a-z0-9_]*", s);
             if (!(d->dag_id = strdup(s)))
                 return err_set(ld->err, "%s: out of memory", ld->path);

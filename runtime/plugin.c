@@ -20,7 +20,7 @@ struct plugins {
     size_t n, cap;
 };
 
-static bool valid_ident(const char *s)
+bool plugin_valid_name(const char *s)
 {
     if (!s || !(*s >= 'a' && *s <= 'z'))
         return false;
@@ -265,7 +265,7 @@ static int check_def(const char *path, const char *name, const dr_task_def *def,
         const dr_param *p = &def->params[i];
         if (i >= 256)
             return err_set(err, "%s: param table has more than 256 entries (missing { NULL } end?)", path);
-        if (!valid_ident(p->name))
+        if (!plugin_valid_name(p->name))
             return err_set(err, "%s: bad param name \"%s\": must match [a-z][a-z0-9_]*", path, p->name);
         if ((unsigned)p->type > DR_T_LIST)
             return err_set(err, "%s: param \"%s\": unknown type %d", path, p->name, (int)p->type);
@@ -287,7 +287,7 @@ static int check_def(const char *path, const char *name, const dr_task_def *def,
 
 static struct plugin *load_one(const struct plugins *ps, const char *name, struct dr_err *err)
 {
-    if (!valid_ident(name)) {
+    if (!plugin_valid_name(name)) {
         err_set(err, "bad plugin name \"%s\": must match [a-z][a-z0-9_]*", name ? name : "");
         return NULL;
     }

@@ -18,6 +18,11 @@ struct plugin {
  * coordinator) only. The plugins stay loaded until plugins_free. */
 struct plugins;
 
+/* True when s matches [a-z][a-z0-9_]*: the rule for plugin, DAG, task, pool
+ * and param names (so a name never holds '/' or ".."). NULL or "" is false.
+ * Pure; any thread. */
+bool plugin_valid_name(const char *s);
+
 struct plugins *plugins_open(const char *dir);
 void plugins_free(struct plugins *ps);
 

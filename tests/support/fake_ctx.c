@@ -1,12 +1,12 @@
 /* A fake dr_ctx for plugin unit tests: implements every dr_* function of task.h. */
 #define _GNU_SOURCE /* asprintf, vasprintf */
 #include "fake_ctx.h"
+#include "sandbox.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 struct fake_http {
@@ -242,28 +242,6 @@ bool fake_ctx_has(const json_t *arr, const char *needle)
     return false;
 }
 
-uint64_t fake_seed(void)
-{
-    const char *s = getenv("DR_TEST_SEED");
-    if (s && *s) {
-        char *end;
-        unsigned long long v = strtoull(s, &end, 0);
-        if (!*end)
-            return v;
-    }
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000003u ^ (uint64_t)ts.tv_nsec;
-}
-
-uint64_t fake_rand(uint64_t *s)   /* splitmix64 */
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
 /* ---- the dr_* API ---- */
 
 DR_EXPORT const char *dr_param_str(dr_ctx *c, const char *name)
@@ -491,27 +469,17 @@ static const char fallback_schema[] =
     "ingested_at timestamptz NOT NULL DEFAULT now(), "
     "PRIMARY KEY (instrument_token, candle_interval, ts));";
 
-PGconn *fake_db_start(char dir[256])
+PGconn *fake_db_start(void)
 {
-    snprintf(dir, 256, "/tmp/dagrun-task-test.%ld", (long)getpid());
-    char cmd[512], url[512] = "";
-    snprintf(cmd, sizeof cmd, "tests/pg_sandbox.sh start %s 2>&1", dir);
-    FILE *p = popen(cmd, "r");
-    if (!p)
+    char *url = sandbox_start("task-test");
+    if (!url)
         return NULL;
-    while (fgets(url, sizeof url, p) && strncmp(url, "postgresql:", 11))
-        ;
-    pclose(p);
-    url[strcspn(url, "\n")] = '\0';
-    if (strncmp(url, "postgresql:", 11)) {
-        fprintf(stderr, "fake_db_start: no sandbox (%s)\n", cmd);
-        return NULL;
-    }
     PGconn *db = PQconnectdb(url);
+    free(url);
     if (PQstatus(db) != CONNECTION_OK) {
         fprintf(stderr, "fake_db_start: %s", PQerrorMessage(db));
         PQfinish(db);
-        fake_db_stop(NULL, dir);
+        sandbox_stop();
         return NULL;
     }
     char *schema = NULL;
@@ -537,11 +505,20 @@ PGconn *fake_db_start(char dir[256])
     return db;
 }
 
-void fake_db_stop(PGconn *db, const char *dir)
+void fake_db_stop(PGconn *db)
 {
     PQfinish(db);
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "tests/pg_sandbox.sh stop %s >/dev/null 2>&1", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "fake_db_stop: %s failed\n", cmd);
+    sandbox_stop();
+}
+
+int fake_db_exec(PGconn *db, const char *sql)
+{
+    PGresult *r = PQexec(db, sql);
+    ExecStatusType st = PQresultStatus(r);
+    PQclear(r);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        fprintf(stderr, "%s: %s", sql, PQerrorMessage(db));
+        return -1;
+    }
+    return 0;
 }

@@ -56,16 +56,16 @@ size_t fake_ctx_http_left(dr_ctx *ctx);                /* scripted responses not
 /* True when some captured string of arr contains needle. */
 bool fake_ctx_has(const json_t *arr, const char *needle);
 
-/* A throwaway PostgreSQL (tests/pg_sandbox.sh) under a new /tmp folder,
- * with schema.sql applied (or just the market-data tables when schema.sql is
- * missing). Returns the connection (autocommit), or NULL when no server could
- * be started: the caller skips. dir receives the folder for fake_db_stop. */
-PGconn *fake_db_start(char dir[256]);
-void fake_db_stop(PGconn *db, const char *dir);
+/* A throwaway PostgreSQL (tests/support/sandbox.h) with schema.sql applied
+ * (or just the market-data tables when schema.sql is missing). Returns the
+ * connection (autocommit), or NULL when no server could be started: the caller
+ * skips. fake_db_stop closes db (may be NULL) and stops the sandbox. */
+PGconn *fake_db_start(void);
+void fake_db_stop(PGconn *db);
+/* Runs one statement on db; 0, or -1 after printing the statement and the
+ * server's error to stderr. */
+int fake_db_exec(PGconn *db, const char *sql);
 
-/* Test helpers: the seed for property tests (DR_TEST_SEED or time), printed
- * by the caller on failure; and a small deterministic PRNG. */
-uint64_t fake_seed(void);
-uint64_t fake_rand(uint64_t *state);
+/* Seeds and PRNGs for property tests: tests/support/prop.h. */
 
 #endif

@@ -10,27 +10,13 @@
 #include <cmocka.h>
 
 #include "date.h"
+#include "prop.h"
 
 static uint64_t rng_state;
 
 static uint64_t rng_next(void)
 {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
-}
-
-static uint64_t seed_from_env(void)
-{
-    const char *s = getenv("DR_TEST_SEED");
-    if (s && *s) {
-        char *end;
-        unsigned long long v = strtoull(s, &end, 10);
-        if (*end == '\0' && v != 0)
-            return v;
-    }
-    return (uint64_t)time(NULL) ^ 0x9e3779b97f4a7c15ULL;
+    return prop_xorshift(&rng_state);
 }
 
 static void test_date_known_days(void **state)
@@ -52,7 +38,7 @@ static void test_date_known_days(void **state)
 static void test_date_roundtrip_property(void **state)
 {
     (void)state;
-    uint64_t seed = seed_from_env();
+    uint64_t seed = prop_seed();
     rng_state = seed;
     for (int i = 0; i < 200000; i++) {
         int64_t days = (int64_t)(rng_next() % 2000000) - 1000000;
@@ -195,7 +181,7 @@ static void test_date_format_instant(void **state)
 static void test_date_instant_roundtrip_property(void **state)
 {
     (void)state;
-    uint64_t seed = seed_from_env();
+    uint64_t seed = prop_seed();
     rng_state = seed;
     for (int i = 0; i < 100000; i++) {
         int64_t t = (int64_t)(rng_next() % (32503680000LL + 2208988800LL)) - 2208988800LL;

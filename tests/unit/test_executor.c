@@ -14,6 +14,7 @@
 
 #include "executor.h"
 #include "log.h"
+#include "prop.h"
 
 /* ---- fixture: an event log shared by the test plugins ---- */
 
@@ -1184,10 +1185,7 @@ static void test_executor_warnings_counters_init_fini(void **state)
 static void test_executor_random_dags_terminate(void **state)
 {
     (void)state;
-    uint64_t seed = 12345;
-    const char *env = getenv("DR_TEST_SEED");
-    if (env)
-        seed = strtoull(env, NULL, 10);
+    uint64_t seed = prop_seed_or(12345);
     static const char *ids[] = { "t0", "t1", "t2", "t3", "t4", "t5", "t6", "t7" };
     static const char *status[] = { "{\"status\":\"ok\"}", "{\"status\":\"skip\"}",
                                     "{\"status\":\"fail\"}", "{\"status\":\"retry\"}" };
@@ -1222,10 +1220,10 @@ static void test_executor_random_dags_terminate(void **state)
 /* ---- with PostgreSQL: transactions, savepoints, commit failures (tests/pg_sandbox.sh) ---- */
 
 #include <unistd.h>
+#include "sandbox.h"
 #include "store.h"
 
-static char g_pgdir[64];            /* sandbox folder; empty when none runs */
-static char g_url[512];
+static char *g_url;                 /* the sandbox's URL; NULL when none runs */
 static struct store *g_st;
 static char g_run_id[256];
 
@@ -1233,13 +1231,9 @@ static void pg_stop(void)
 {
     store_close(g_st);
     g_st = NULL;
-    if (!g_pgdir[0])
-        return;
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, "tests/pg_sandbox.sh stop %s >/dev/null 2>&1", g_pgdir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "test_executor: could not stop the sandbox in %s\n", g_pgdir);
-    g_pgdir[0] = '\0';
+    sandbox_stop();
+    free(g_url);
+    g_url = NULL;
 }
 
 static void sql(const char *q)
@@ -1274,22 +1268,8 @@ static char *sql_text(const char *q)
 static int pg_setup(void **state)
 {
     (void)state;
-    char tmpl[] = "/tmp/dagrun-exec-test-XXXXXX";
-    if (!mkdtemp(tmpl))
+    if (!(g_url = sandbox_start("exec-test")))
         return -1;
-    snprintf(g_pgdir, sizeof g_pgdir, "%s", tmpl);
-    atexit(pg_stop);
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, "tests/pg_sandbox.sh start %s", g_pgdir);
-    FILE *p = popen(cmd, "r");
-    if (!p || !fgets(g_url, sizeof g_url, p)) {
-        if (p)
-            pclose(p);
-        return -1;
-    }
-    if (pclose(p) != 0)
-        return -1;
-    g_url[strcspn(g_url, "\n")] = '\0';
     struct dr_err err;
     err_clear(&err);
     if (!(g_st = store_open(g_url, &err)) || store_initdb(g_st, "schema.sql", &err) < 0) {

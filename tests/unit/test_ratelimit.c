@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "prop.h"
 #include "ratelimit.h"
 
 #define MS 1000000LL
@@ -124,22 +125,13 @@ struct worker {
     int id;
 };
 
-static uint64_t xorshift(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return *s = x;
-}
-
 static void *reserve_many(void *arg)
 {
     struct worker *w = arg;
     struct shared *sh = w->sh;
     uint64_t rng = ((uint64_t)sh->seed << 8 | (uint64_t)w->id) * 0x9E3779B97F4A7C15ULL + 1;
     for (int i = 0; i < PER_THREAD; i++) {
-        int64_t step = sh->max_step ? (int64_t)(xorshift(&rng) % (uint64_t)sh->max_step) : 0;
+        int64_t step = sh->max_step ? (int64_t)(prop_xorshift(&rng) % (uint64_t)sh->max_step) : 0;
         int64_t now = atomic_fetch_add(&sh->clock, step) + step;
         sh->times[w->id][i] = ratelimit_reserve(sh->rl, now);
         if (i > 0 && sh->times[w->id][i] < sh->times[w->id][i - 1]) {
@@ -153,18 +145,6 @@ static int cmp_i64(const void *a, const void *b)
 {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
     return (x > y) - (x < y);
-}
-
-static unsigned test_seed(void)
-{
-    const char *s = getenv("DR_TEST_SEED");
-    if (s && *s) {
-        char *end;
-        unsigned long v = strtoul(s, &end, 10);
-        if (*end == '\0')
-            return (unsigned)v;
-    }
-    return (unsigned)time(NULL);
 }
 
 static void run_concurrent(double rate, int burst, int64_t max_step, unsigned seed)
@@ -229,7 +209,7 @@ static void run_concurrent(double rate, int burst, int64_t max_step, unsigned se
 static void test_ratelimit_threads_spacing_after_burst(void **state)
 {
     (void)state;
-    unsigned seed = test_seed();
+    unsigned seed = (unsigned)prop_seed();
     run_concurrent(50, 1, 0, seed);
     run_concurrent(50, 5, 1 * MS, seed);
     run_concurrent(3, 3, 100 * MS, seed);
@@ -238,7 +218,7 @@ static void test_ratelimit_threads_spacing_after_burst(void **state)
 static void test_ratelimit_threads_window_cap_with_idle_gaps(void **state)
 {
     (void)state;
-    unsigned seed = test_seed();
+    unsigned seed = (unsigned)prop_seed();
     /* The clock often jumps past the schedule, so the bucket refills and
      * bursts again: the window cap must still hold. */
     run_concurrent(10, 4, 400 * MS, seed);

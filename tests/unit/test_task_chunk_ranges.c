@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "fake_ctx.h"
+#include "prop.h"
 
 long chunk_ranges_limit(const char *interval);
 int chunk_ranges_parse_date(const char *s, long *day);
@@ -88,16 +89,16 @@ static void test_chunk_ranges_edges(void **state)
 static void test_chunk_ranges_property_cover_exact(void **state)
 {
     (void)state;
-    uint64_t seed = fake_seed(), s = seed;
+    uint64_t seed = prop_seed(), s = seed;
     static long c[4096][2];
     static const long limits[] = { 60, 100, 200, 400, 2000 };
     for (int iter = 0; iter < 20000; iter++) {
-        long from = (long)(fake_rand(&s) % 30000) - 10000;
-        long len = (long)(fake_rand(&s) % 12000);
-        long limit = (iter % 7 == 0) ? 3 + (long)(fake_rand(&s) % 2500)
-                                     : limits[fake_rand(&s) % 5];
+        long from = (long)(prop_splitmix(&s) % 30000) - 10000;
+        long len = (long)(prop_splitmix(&s) % 12000);
+        long limit = (iter % 7 == 0) ? 3 + (long)(prop_splitmix(&s) % 2500)
+                                     : limits[prop_splitmix(&s) % 5];
         if (iter % 11 == 0)
-            len = limit * (long)(fake_rand(&s) % 5) + (long)(fake_rand(&s) % 3) - 1;
+            len = limit * (long)(prop_splitmix(&s) % 5) + (long)(prop_splitmix(&s) % 3) - 1;
         long to = from + len;
         size_t n = chunk_ranges_split(from, to, limit, c, 4096);
         long days = to - from + 1;

@@ -10,13 +10,14 @@
 #include <cmocka.h>
 
 #include "fake_ctx.h"
+#include "prop.h"
 
 int compute_date_ranges_pick(const char *next_stored, const char *bootstrap, const char *end,
                              const char **from, const char **to);
 
 static void random_date(uint64_t *s, char out[11])
 {
-    time_t t = (time_t)(fake_rand(s) % (86400LL * 365 * 60)) + 86400LL * 365 * 20;
+    time_t t = (time_t)(prop_splitmix(s) % (86400LL * 365 * 60)) + 86400LL * 365 * 20;
     struct tm tm;
     gmtime_r(&t, &tm);
     snprintf(out, 11, "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
@@ -25,7 +26,7 @@ static void random_date(uint64_t *s, char out[11])
 static void test_compute_date_ranges_pick_property(void **state)
 {
     (void)state;
-    uint64_t seed = fake_seed(), s = seed;
+    uint64_t seed = prop_seed(), s = seed;
     for (int i = 0; i < 20000; i++) {
         char next[11], boot[11], end[11];
         random_date(&s, next);
@@ -33,7 +34,7 @@ static void test_compute_date_ranges_pick_property(void **state)
         random_date(&s, end);
         if (i % 5 == 0)
             memcpy(end, next, 11);                       /* next == end: one day left */
-        bool stored = fake_rand(&s) % 2;
+        bool stored = prop_splitmix(&s) % 2;
         const char *from = NULL, *to = NULL;
         int keep = compute_date_ranges_pick(stored ? next : NULL, boot, end, &from, &to);
         const char *want_from = stored ? next : boot;
@@ -49,30 +50,24 @@ static void test_compute_date_ranges_pick_property(void **state)
 /* ---- SQL path on a real PostgreSQL ---- */
 
 static PGconn *db;
-static char dir[256];
 
 static int db_setup(void **state)
 {
     (void)state;
-    db = fake_db_start(dir);
+    db = fake_db_start();
     return 0;
 }
 
 static int db_teardown(void **state)
 {
     (void)state;
-    if (db)
-        fake_db_stop(db, dir);
+    fake_db_stop(db);
     return 0;
 }
 
 static void exec(const char *sql)
 {
-    PGresult *r = PQexec(db, sql);
-    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
-        fprintf(stderr, "%s: %s", sql, PQerrorMessage(db));
-    assert_true(PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK);
-    PQclear(r);
+    assert_int_equal(fake_db_exec(db, sql), 0);
 }
 
 #define INSTRUMENTS "[{\"instrument_token\":11,\"tradingsymbol\":\"A\",\"exchange\":\"NSE\"}," \

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "fake_ctx.h"
+#include "prop.h"
 
 typedef void (*fetch_candles_drop_fn)(void *ud, const char *ts, const char *why);
 int fetch_candles_parse_ts(const char *s, int64_t *out);
@@ -157,24 +158,24 @@ static json_t *num(double v)
 static void test_fetch_candles_property_drops_exactly_bad(void **state)
 {
     (void)state;
-    uint64_t seed = fake_seed(), s = seed;
+    uint64_t seed = prop_seed(), s = seed;
     for (int iter = 0; iter < 3000; iter++) {
-        size_t k = fake_rand(&s) % 40;
+        size_t k = prop_splitmix(&s) % 40;
         json_t *arr = json_array();
         dr_candle *want = calloc(k + 1, sizeof *want);
         size_t nwant = 0, nbad = 0;
-        int64_t cur = 1500000000 + (int64_t)(fake_rand(&s) % 100000000);
+        int64_t cur = 1500000000 + (int64_t)(prop_splitmix(&s) % 100000000);
         for (size_t i = 0; i < k; i++) {
-            cur += 60 + (int64_t)(fake_rand(&s) % 86400);
+            cur += 60 + (int64_t)(prop_splitmix(&s) % 86400);
             dr_candle c = { .ts = cur };
-            c.low = 1 + (double)(fake_rand(&s) % 500000) / 100;
-            c.high = c.low + (double)(fake_rand(&s) % 10000) / 100;
-            c.open = c.low + (c.high - c.low) * (double)(fake_rand(&s) % 101) / 100;
-            c.close = c.low + (c.high - c.low) * (double)(fake_rand(&s) % 101) / 100;
-            c.volume = (int64_t)(fake_rand(&s) % 10000000);
-            c.has_oi = fake_rand(&s) % 2;
-            c.oi = c.has_oi ? (int64_t)(fake_rand(&s) % 1000000) : 0;
-            int bad = fake_rand(&s) % 4 == 0 ? 1 + (int)(fake_rand(&s) % 12) : 0;
+            c.low = 1 + (double)(prop_splitmix(&s) % 500000) / 100;
+            c.high = c.low + (double)(prop_splitmix(&s) % 10000) / 100;
+            c.open = c.low + (c.high - c.low) * (double)(prop_splitmix(&s) % 101) / 100;
+            c.close = c.low + (c.high - c.low) * (double)(prop_splitmix(&s) % 101) / 100;
+            c.volume = (int64_t)(prop_splitmix(&s) % 10000000);
+            c.has_oi = prop_splitmix(&s) % 2;
+            c.oi = c.has_oi ? (int64_t)(prop_splitmix(&s) % 1000000) : 0;
+            int bad = prop_splitmix(&s) % 4 == 0 ? 1 + (int)(prop_splitmix(&s) % 12) : 0;
             if ((bad == 10 || bad == 11) && nwant == 0)
                 bad = 0;                       /* needs an earlier kept candle */
             int64_t ts = cur;
@@ -191,7 +192,7 @@ static void test_fetch_candles_property_drops_exactly_bad(void **state)
             case 11: ts = want[nwant - 1].ts - 60; break;   /* out of order */
             default: break;
             }
-            put_ts(tsbuf, sizeof tsbuf, ts, (int)(fake_rand(&s) % 3));
+            put_ts(tsbuf, sizeof tsbuf, ts, (int)(prop_splitmix(&s) % 3));
             if (bad == 7)
                 snprintf(tsbuf, sizeof tsbuf, "2024-13-01T09:15:00+0530");
             v[0] = json_string(tsbuf);
@@ -200,14 +201,14 @@ static void test_fetch_candles_property_drops_exactly_bad(void **state)
             v[3] = num(c.low);
             v[4] = num(c.close);
             v[5] = bad == 9 ? json_real((double)c.volume + 0.5)
-                   : fake_rand(&s) % 5 == 0 ? json_real((double)c.volume) : json_integer(c.volume);
+                   : prop_splitmix(&s) % 5 == 0 ? json_real((double)c.volume) : json_integer(c.volume);
             v[6] = c.has_oi ? json_integer(c.oi) : NULL;
             if (bad == 8) {
                 json_decref(v[2]);
                 v[2] = json_string("12.5");
             }
             json_t *row;
-            if (fake_rand(&s) % 2) {
+            if (prop_splitmix(&s) % 2) {
                 row = json_array();
                 for (int f = 0; f < 7; f++)
                     if (v[f])

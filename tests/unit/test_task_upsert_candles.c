@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "fake_ctx.h"
+#include "prop.h"
 
 int upsert_candles_format_price(char *buf, size_t size, double v);
 
@@ -16,30 +17,24 @@ int upsert_candles_format_price(char *buf, size_t size, double v);
              "\"exchange\":\"NSE\",\"interval\":\"day\",\"chunks\":[]}"
 
 static PGconn *db;
-static char dir[256];
 
 static int db_setup(void **state)
 {
     (void)state;
-    db = fake_db_start(dir);
+    db = fake_db_start();
     return 0;
 }
 
 static int db_teardown(void **state)
 {
     (void)state;
-    if (db)
-        fake_db_stop(db, dir);
+    fake_db_stop(db);
     return 0;
 }
 
 static void exec(const char *sql)
 {
-    PGresult *r = PQexec(db, sql);
-    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
-        fprintf(stderr, "%s: %s", sql, PQerrorMessage(db));
-    assert_true(PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK);
-    PQclear(r);
+    assert_int_equal(fake_db_exec(db, sql), 0);
 }
 
 static char *query1(const char *sql)
@@ -87,11 +82,11 @@ static void test_upsert_candles_price_text_is_shortest(void **state)
     assert_string_equal(buf, "1705");
     upsert_candles_format_price(buf, sizeof buf, 0.1 + 0.2);
     assert_string_equal(buf, "0.30000000000000004");
-    uint64_t seed = fake_seed(), s = seed;
+    uint64_t seed = prop_seed(), s = seed;
     for (int i = 0; i < 100000; i++) {
-        double v = (double)(fake_rand(&s) % 100000000) / 100.0;
+        double v = (double)(prop_splitmix(&s) % 100000000) / 100.0;
         if (i % 3 == 0)
-            v = (double)(fake_rand(&s) >> 11) / (double)(1ULL << 40);
+            v = (double)(prop_splitmix(&s) >> 11) / (double)(1ULL << 40);
         upsert_candles_format_price(buf, sizeof buf, v);
         char shorter[32];
         snprintf(shorter, sizeof shorter, "%.14g", v);

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "date.h"
+#include "prop.h"
 #include "tz.h"
 
 static int64_t at(const char *iso)
@@ -185,19 +186,11 @@ static void test_tz_roundtrip_property(void **state)
     (void)state;
     static const char *names[] = { "America/New_York", "Europe/London", "Asia/Kolkata", "Australia/Sydney",
                                    "Australia/Lord_Howe", "Pacific/Apia", "America/Sao_Paulo", "UTC" };
-    const char *s = getenv("DR_TEST_SEED");
-    char *end = NULL;
-    uint64_t seed = s && *s ? strtoull(s, &end, 10) : (uint64_t)time(NULL);
-    if (seed == 0)
-        seed = 1;
-    uint64_t x = seed;
+    uint64_t seed = prop_seed(), x = seed;
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         const struct tz *z = zone(names[i]);
         for (int k = 0; k < 20000; k++) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            int64_t t = (int64_t)(x % 6000000000ULL) - 1000000000LL; /* 1938..2160 */
+            int64_t t = (int64_t)(prop_xorshift(&x) % 6000000000ULL) - 1000000000LL; /* 1938..2160 */
             struct tm tm;
             tz_localtime(z, t, &tm);
             int64_t a, b;
