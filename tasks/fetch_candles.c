@@ -337,12 +337,14 @@ fail:
  * sound; false (nothing allocated, nothing reported) otherwise. */
 static bool parse_fast(const char *body, size_t len, dr_candle **out, size_t *n)
 {
+    *out = NULL;
+    *n = 0;
+    if (!body || memchr(body, '\0', len))
+        return false;
     struct scan s = { body, body + len };
     bool status = false, data = false;
     char key[16];
-    *out = NULL;
-    *n = 0;
-    if (!body || memchr(body, '\0', len) || !eat(&s, '{'))
+    if (!eat(&s, '{'))
         return false;
     do {
         if (!scan_plain_string(&s, key, sizeof key) || !eat(&s, ':'))
