@@ -27,7 +27,7 @@ SUPPORT_SRCS := $(wildcard tests/support/*.c)
 # Debian packages the build, the tests and the demo need.
 DEB_PKGS := gcc make pkg-config libc6-dev libcurl4-openssl-dev libpq-dev libyaml-dev \
             libjansson-dev libcmocka-dev libmicrohttpd-dev postgresql tzdata ca-certificates \
-            curl procps jq clang libclang-rt-14-dev
+            curl procps jq time clang libclang-rt-14-dev
 
 .PHONY: all deps test check unit integration asan tsan demo clean
 all: $(B)/dagrun $(TASKS) $(if $(SIM_SRCS),$(B)/kite_sim)

@@ -55,7 +55,12 @@ q() { psql -qAtX "$DATABASE_URL" -c "$1"; }
 start_sim() {
     local pf="$T_WORK/sim.port.$RANDOM"
     SIM_ARGS=("$@")
-    "$DR_BUILD/kite_sim" --port 0 --port-file "$pf" "$@" >"$T_WORK/sim.log" 2>&1 &
+    # The simulator is the measuring instrument of the rate tests: it stamps each request's
+    # arrival in its handler thread, so as root it runs at a higher priority than the load it
+    # measures (dagrun and PostgreSQL on the same two cores).
+    local prio=()
+    [ "$(id -u)" = 0 ] && prio=(nice -n -10)
+    "${prio[@]}" "$DR_BUILD/kite_sim" --port 0 --port-file "$pf" "$@" >"$T_WORK/sim.log" 2>&1 &
     SIM_PID=$!
     T_PIDS+=("$SIM_PID")
     local i
