@@ -6,14 +6,14 @@ DR_TOP=${DR_TOP:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 DR_BUILD=${DR_BUILD:-build}
 case "$DR_BUILD" in /*) ;; *) DR_BUILD=$DR_TOP/$DR_BUILD ;; esac
 export DAGRUN_PLUGIN_DIR=$DR_BUILD/tasks
-T_WORK=$(mktemp -d /tmp/dagrun-t.XXXXXX)
+T_WORK=$(mktemp -d /tmp/dagrun-t.XXXXXX)   # kept after the test when T_KEEP is set
 T_PASS=0 T_FAIL=0 T_PIDS=()
 
 cleanup() {
     local p
     for p in "${T_PIDS[@]}"; do kill "$p" 2>/dev/null; done
     for p in "${T_PIDS[@]}"; do wait "$p" 2>/dev/null; done
-    rm -rf "$T_WORK"
+    [ -n "${T_KEEP:-}" ] || rm -rf "$T_WORK"
 }
 trap cleanup EXIT
 
