@@ -137,8 +137,10 @@ CREATE TABLE IF NOT EXISTS dagrun.task_instance (
     ended_at   timestamptz,
     error      text,
     output     jsonb,
+    checkpoint text,                                   -- how far a failed item committed
     PRIMARY KEY (run_id, task_id, map_index)
 );
+ALTER TABLE dagrun.task_instance ADD COLUMN IF NOT EXISTS checkpoint text;
 
 -- run_id names a dagrun.dag_run row, but is not declared a foreign key: the check would take
 -- a KEY SHARE lock on that one run row in every item's transaction, while the heartbeat

@@ -105,6 +105,7 @@ void ctx_lrec_reset(struct lrec *r)
 {
     free(r->error);
     json_decref(r->output);
+    free(r->checkpoint);
     memset(r, 0, sizeof *r);
     r->agg = -1;
 }
@@ -240,6 +241,14 @@ static void finalize(struct exec *ex, struct unit *u)
     }
 }
 
+static void drop_checkpoints(struct unit *u, int n)
+{
+    for (int pos = 0; pos < n; pos++) {
+        free(u->recs[pos].checkpoint);
+        u->recs[pos].checkpoint = NULL;
+    }
+}
+
 void ctx_build_records(const struct exec *ex, const struct unit *u, struct ti_record *out)
 {
     int n = lane_len(ex, u);
@@ -255,6 +264,7 @@ void ctx_build_records(const struct exec *ex, const struct unit *u, struct ti_re
             .end_ms = r->end_ms,
             .error = r->error,
             .output = r->output,
+            .checkpoint = r->checkpoint,
         };
     }
 }
@@ -348,6 +358,8 @@ void ctx_run_unit(struct worker *w, struct unit *u)
             worker_sql(w, "ROLLBACK", NULL);
         }
         w->in_txn = false;
+        if (!u->committed)
+            drop_checkpoints(u, n);     /* they described work that was rolled back */
     }
     finalize(ex, u);
 }
@@ -592,6 +604,24 @@ DR_EXPORT bool dr_cancelled(dr_ctx *ctx)
     if (cancelled_flag(ctx->ex))
         return true;
     return ctx->u && ctx->u->deadline_ms && ctx_mono_ms(ctx->ex) >= ctx->u->deadline_ms;
+}
+
+DR_EXPORT void dr_set_checkpoint(dr_ctx *ctx, const char *text)
+{
+    if (!ctx || !ctx->u || ctx->u->lane < 0)
+        return;
+    struct lrec *r = &ctx->u->recs[ctx->pos];
+    free(r->checkpoint);
+    r->checkpoint = text ? strndup(text, 255) : NULL;
+}
+
+DR_EXPORT const char *dr_checkpoint(dr_ctx *ctx)
+{
+    if (!ctx || !ctx->u || ctx->u->lane < 0 || !ctx->ex->spec->prior)
+        return NULL;
+    const struct prior_task *pt = prior_find(ctx->ex->spec->prior, ctx->ex->dag->tasks[ctx->task].id);
+    size_t i = (size_t)ctx->u->index;
+    return pt && pt->checkpoints && i < pt->n_items ? pt->checkpoints[i] : NULL;
 }
 
 DR_EXPORT PGconn *dr_db(dr_ctx *ctx)

@@ -35,6 +35,7 @@ struct lrec {
     json_t *output;             /* emitted output (last lane task / unmapped), owned */
     int n_out;                  /* emits accumulated into output */
     int sent;                   /* emits handed to the next lane task */
+    char *checkpoint;           /* last dr_set_checkpoint, or NULL; owned */
 };
 
 struct unit {

@@ -67,6 +67,9 @@ void prior_free(struct prior *p)
         json_decref(p->tasks[i].output);
         free(p->tasks[i].done);
         json_decref(p->tasks[i].item_outputs);
+        for (size_t k = 0; p->tasks[i].checkpoints && k < p->tasks[i].n_items; k++)
+            free(p->tasks[i].checkpoints[k]);
+        free(p->tasks[i].checkpoints);
     }
     free(p->tasks);
     p->tasks = NULL;

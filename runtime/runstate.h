@@ -35,6 +35,7 @@ struct ti_record {
     int64_t start_ms, end_ms;   /* Unix ms; 0 when not started/ended */
     const char *error;          /* NULL when none */
     const json_t *output;       /* small JSON output, NULL when none */
+    const char *checkpoint;     /* NULL: keep the stored one */
 };
 
 /* What a run already achieved, loaded for a resume. */
@@ -46,6 +47,7 @@ struct prior_task {
     size_t n_items;             /* mapped: size of done[] and outputs */
     unsigned char *done;        /* mapped: 1 where the item ended success or skipped */
     json_t *item_outputs;       /* mapped: array (index = map index) of outputs or null, owned */
+    char **checkpoints;         /* mapped: n_items stored checkpoints or NULLs, owned */
 };
 
 struct prior {

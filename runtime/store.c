@@ -756,21 +756,23 @@ json_t *store_run_get(struct store *s, const char *run_id, struct dr_err *err)
  * database after a worker committed the instance's end together with its data. */
 static const char sql_ti_write[] =
     "INSERT INTO dagrun.task_instance AS t (run_id, task_id, map_index, map_key, state,"
-    " try_number, started_at, ended_at, error, output)"
+    " try_number, started_at, ended_at, error, output, checkpoint)"
     " SELECT DISTINCT ON (r.task_id, r.map_index) $1, r.task_id, r.map_index, r.map_key,"
     "  r.state, r.try_number,"
     "  CASE WHEN r.start_ms > 0"
     "   THEN timestamptz 'epoch' + r.start_ms * interval '1 millisecond' END,"
     "  CASE WHEN r.end_ms > 0"
     "   THEN timestamptz 'epoch' + r.end_ms * interval '1 millisecond' END,"
-    "  r.error, r.output"
+    "  r.error, r.output, r.checkpoint"
     " FROM jsonb_to_recordset($2::jsonb) AS r(i int, task_id text, map_index int, map_key text,"
-    "  state text, try_number int, start_ms bigint, end_ms bigint, error text, output jsonb)"
+    "  state text, try_number int, start_ms bigint, end_ms bigint, error text, output jsonb,"
+    "  checkpoint text)"
     " ORDER BY r.task_id, r.map_index, r.i DESC"
     " ON CONFLICT (run_id, task_id, map_index) DO UPDATE SET map_key = EXCLUDED.map_key,"
     "  state = EXCLUDED.state, try_number = EXCLUDED.try_number,"
     "  started_at = EXCLUDED.started_at, ended_at = EXCLUDED.ended_at,"
-    "  error = EXCLUDED.error, output = EXCLUDED.output"
+    "  error = EXCLUDED.error, output = EXCLUDED.output,"
+    "  checkpoint = coalesce(EXCLUDED.checkpoint, t.checkpoint)"
     " WHERE NOT (EXCLUDED.state = 'running' AND t.state <> 'running'"
     "  AND t.try_number >= EXCLUDED.try_number)";
 
@@ -794,6 +796,8 @@ static char *ti_records_json(const struct ti_record *recs, size_t n)
              json_object_set_new(o, "end_ms", json_integer(r->end_ms)) == 0 &&
              (!r->map_key || json_object_set_new(o, "map_key", json_str(r->map_key)) == 0) &&
              (!r->error || json_object_set_new(o, "error", json_str(r->error)) == 0) &&
+             (!r->checkpoint ||
+              json_object_set_new(o, "checkpoint", json_str(r->checkpoint)) == 0) &&
              /* A deep copy: the record's output may be shared with other threads. */
              (!r->output ||
               json_object_set_new(o, "output", json_deep_copy(r->output)) == 0);
@@ -913,6 +917,8 @@ static char *ti_records_copy(const char *run_id, const struct ti_record *recs, s
         } else {
             tb_put(&b, "\\N", 2);
         }
+        tb_put(&b, "\t", 1);
+        tb_text(&b, r->checkpoint);
         tb_put(&b, "\n", 1);
     }
     if (!ok || b.oom) {
@@ -947,8 +953,8 @@ static bool ti_write_copy(PGconn *conn, const char *run_id, const struct ti_reco
     bool ok = cmd_ok(conn, own ? "BEGIN" : "SAVEPOINT dr_ti_copy");
     if (ok) {
         PGresult *r = PQexec(conn, "COPY dagrun.task_instance (run_id, task_id, map_index, map_key,"
-                                   " state, try_number, started_at, ended_at, error, output)"
-                                   " FROM STDIN");
+                                   " state, try_number, started_at, ended_at, error, output,"
+                                   " checkpoint) FROM STDIN");
         ok = PQresultStatus(r) == PGRES_COPY_IN;
         PQclear(r);
         if (ok) {
@@ -1024,7 +1030,8 @@ static int prior_task_fill(struct prior_task *t, PGresult *res, int from, int to
         t->n_items = (size_t)max_index + 1;
         t->done = calloc(t->n_items, 1);
         t->item_outputs = json_array();
-        if (!t->done || !t->item_outputs)
+        t->checkpoints = calloc(t->n_items, sizeof *t->checkpoints);
+        if (!t->done || !t->item_outputs || !t->checkpoints)
             return err_set(err, "load run: out of memory");
         for (size_t k = 0; k < t->n_items; k++)
             if (json_array_append_new(t->item_outputs, json_null()) < 0)
@@ -1047,6 +1054,8 @@ static int prior_task_fill(struct prior_task *t, PGresult *res, int from, int to
             t->done[idx] = st == TI_SUCCESS || st == TI_SKIPPED;
             if (out)
                 json_array_set_new(t->item_outputs, (size_t)idx, out);
+            if (!PQgetisnull(res, i, 4) && !(t->checkpoints[idx] = strdup(PQgetvalue(res, i, 4))))
+                return err_set(err, "load run: out of memory");
         }
     }
     return 0;
@@ -1059,7 +1068,7 @@ int store_prior_load(struct store *s, const char *run_id, struct prior *out,
     out->n_tasks = 0;
     const char *v[] = { run_id };
     PGresult *res = sexec(s,
-                         "SELECT task_id, map_index, state, output::text"
+                         "SELECT task_id, map_index, state, output::text, checkpoint"
                          " FROM dagrun.task_instance WHERE run_id = $1"
                          " ORDER BY task_id, map_index",
                          1, v, err, "load run %s", run_id);

@@ -573,6 +573,7 @@ static dr_status fetch_chunk(struct item *it, const char *from, const char *to)
         it->candles += (long long)n;
         dr_count(ctx, "candles", (long long)n);
         snprintf(it->reached, sizeof it->reached, "%s", to);
+        dr_set_checkpoint(ctx, to);
         return DR_OK;
     }
     free(c);
@@ -621,7 +622,11 @@ static dr_status fetch_run(dr_ctx *ctx, void *state)
                  "(map this task over chunk_ranges)", it.key);
         return DR_FAIL;
     }
-    size_t i;
+    /* A resumed item whose earlier try committed a prefix before failing goes on after it. */
+    const char *done_to = dr_checkpoint(ctx);
+    if (!is_date(done_to))
+        done_to = NULL;
+    size_t i, skipped = 0;
     const json_t *ch;
     json_array_foreach(chunks, i, ch) {
         const char *from = json_string_value(json_array_get(ch, 0));
@@ -630,6 +635,11 @@ static dr_status fetch_run(dr_ctx *ctx, void *state)
             dr_error(ctx, "fetch_candles %s: chunk %zu is not [\"YYYY-MM-DD\", \"YYYY-MM-DD\"]; "
                      "reached %s", it.key, i, reached(&it));
             return DR_FAIL;
+        }
+        if (done_to && strcmp(to, done_to) <= 0) {
+            snprintf(it.reached, sizeof it.reached, "%s", to);
+            skipped++;
+            continue;
         }
         if (dr_cancelled(ctx)) {
             dr_error(ctx, "fetch_candles %s: cancelled before %s..%s; reached %s", it.key, from,
@@ -640,7 +650,10 @@ static dr_status fetch_run(dr_ctx *ctx, void *state)
         if (st != DR_OK)
             return st;
     }
-    dr_log(ctx, DR_LOG_INFO, "%s: %zu chunks, %lld candles", it.key, json_array_size(chunks),
+    if (skipped)
+        dr_log(ctx, DR_LOG_INFO, "%s: %zu chunks through %s were stored by an earlier try", it.key,
+               skipped, done_to);
+    dr_log(ctx, DR_LOG_INFO, "%s: %zu chunks, %lld candles", it.key, json_array_size(chunks) - skipped,
            it.candles);
     return it.candles > 0 ? DR_OK : DR_SKIP;
 }

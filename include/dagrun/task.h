@@ -127,6 +127,16 @@ DR_EXPORT void dr_count(dr_ctx *ctx, const char *counter, long long delta);
  * stop soon and return DR_FAIL (or DR_RETRY). */
 DR_EXPORT bool dr_cancelled(dr_ctx *ctx);
 
+/* ---- Checkpoints: how far a lane item got, for a resumed run. A call may
+ * record a short text (at most 255 bytes; e.g. the last date it handed down);
+ * it is stored with the item's state in the item's transaction, so it is true
+ * of what was committed, and dropped when the item's transaction rolls back.
+ * dr_checkpoint returns what an earlier process stored for this task and item
+ * (NULL when none): a resumed item can skip the work it already committed.
+ * Both are no-ops (NULL) outside a mapped task. */
+DR_EXPORT void dr_set_checkpoint(dr_ctx *ctx, const char *text);
+DR_EXPORT const char *dr_checkpoint(dr_ctx *ctx);      /* borrowed */
+
 /* ---- Database: the worker's own connection. The first call in an instance
  * or lane item opens a transaction that the runtime commits together with the
  * item's recorded state when the item ends (or rolls back when it is retried).

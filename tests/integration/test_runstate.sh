@@ -64,6 +64,32 @@ expected_rows "$BOOT" "$END" >"$T_WORK/expected"; stored_rows >"$T_WORK/stored"
 expect_eq "resume after cancel completes the table" \
     "$(md5sum <"$T_WORK/stored" | cut -c1-32)" "$(md5sum <"$T_WORK/expected" | cut -c1-32)"
 
+# ---- a chunk that fails for good keeps the prefix before it; resume fetches only the rest
+# (day candles 2016-01-01..2024-06-28 are two chunks per instrument: the second one fails)
+curl -sf "$SIM_URL/__sim/config?rate=0&reject_from=2022-01-01" >/dev/null
+write_config "$CONFIG" 0 5 4
+new_db prefix
+dagrun run kite_instruments >/dev/null 2>&1
+sim_reset
+PCONF="{\"limit\": 5, \"bootstrap_date\": \"$BOOT\", \"end_date\": \"$END\"}"
+dagrun run kite_historic --conf "$PCONF" >"$T_WORK/run.out" 2>&1; rc=$?
+run=$(latest_run kite_historic)
+expect_eq "every item failing at its second chunk fails the run" "$rc:$(q "select state from dagrun.dag_run where run_id='$run'")" 1:failed
+first_to=$(q "select min(checkpoint) || ' ' || max(checkpoint) || ' ' || count(*) from dagrun.task_instance where run_id='$run' and task_id='fetch' and state='failed'")
+expect_eq "each failed item records how far it committed" "$first_to" "2021-06-22 2021-06-22 5"
+expect_eq "the first chunk of each instrument is stored" \
+    "$(q "select count(distinct instrument_token) || ' ' || (max(ts) at time zone 'Asia/Kolkata')::date from kite_ohlcv_historic")" "5 2021-06-22"
+curl -sf "$SIM_URL/__sim/config?reject_from=" >/dev/null
+sim_reset
+dagrun resume "$run" >"$T_WORK/resume.out" 2>&1; rc=$?
+expect_eq "resume exits 0" "$rc" 0
+expect_eq "resume requests only the chunk that failed, once per instrument" \
+    "$(sim_stat '.historical_requests')" 5
+expected_rows "$BOOT" "$END" | grep -E "^($(q "select string_agg(instrument_token::text, '|') from kite_ohlcv_historic"))," >"$T_WORK/expected"
+stored_rows >"$T_WORK/stored"
+expect_eq "resume completes the table" \
+    "$(md5sum <"$T_WORK/stored" | cut -c1-32)" "$(md5sum <"$T_WORK/expected" | cut -c1-32)"
+
 # ---- runs and status: tables for people, JSON with --json
 out=$(dagrun runs kite_historic)
 check "runs prints a table" grep -q 'RUN ID' <<<"$out"

@@ -103,7 +103,9 @@ static const char usage_text[] =
 "  GET /__sim/config?KEY=VALUE&...  change settings at run time and print them all:\n"
 "      rate, burst, retry_after (0|1), slow_ms, object_candles (0|1), fault_5xx,\n"
 "      fault_slow, fault_truncate, fault_malformed, fault_reset, fault_wrong_type,\n"
-"      fault_wrong_shape, fault_bad_prices, fault_endless, fault_429_storm (count).\n"
+"      fault_wrong_shape, fault_bad_prices, fault_endless, fault_429_storm (count),\n"
+"      reject_from (YYYY-MM-DD: a historical request whose range reaches that day gets\n"
+"      400 InputException, as for an instrument with no data there; empty: off).\n"
 "      All keys are checked before any applies (400 on a bad one). Setting rate or\n"
 "      burst empties the bucket.\n"
 "\n"
@@ -131,6 +133,7 @@ struct config {
     long slow_ms;
     bool object_candles;
     double p[F_COUNT];      /* fault probabilities */
+    int64_t reject_from;    /* 0, or IST local seconds: later ranges get 400 */
 };
 
 /* Read-only once the server starts. */
@@ -514,6 +517,10 @@ static enum MHD_Result historical(struct MHD_Connection *c, const char *tok_s, c
         *status = 400;
         return send_error(c, 400, "InputException", msg, NULL, NULL);
     }
+    if (cfg->reject_from && r.to >= cfg->reject_from) {
+        *status = 400;
+        return send_error(c, 400, "InputException", "invalid to date", NULL, NULL);
+    }
     bool storm = false;
     pthread_mutex_lock(&cfg_lock);
     if (g_storm > 0) {
@@ -631,6 +638,12 @@ static json_t *config_json(void)
                           (int)cfg.burst, "retry_after", cfg.retry_after, "slow_ms",
                           (int)cfg.slow_ms, "object_candles", cfg.object_candles,
                           "fault_429_storm", (json_int_t)storm);
+    char day[16] = "";
+    time_t rf = (time_t)cfg.reject_from;
+    struct tm tm;
+    if (rf && gmtime_r(&rf, &tm))
+        strftime(day, sizeof day, "%Y-%m-%d", &tm);
+    json_object_set_new(o, "reject_from", json_string(day));
     for (int f = 0; f < F_COUNT; f++) {
         char key[32];
         snprintf(key, sizeof key, "fault_%s", fault_names[f]);
@@ -689,6 +702,13 @@ static int config_set(struct cfg_update *u, const char *key, const char *val)
         *(key[0] == 'r' ? &u->cfg.retry_after : &u->cfg.object_candles) = l;
     } else if (strcmp(key, "slow_ms") == 0) {
         if (parse_long(val, 0, 3600000, &u->cfg.slow_ms) < 0)
+            goto bad;
+    } else if (strcmp(key, "reject_from") == 0) {
+        char t[32];
+        snprintf(t, sizeof t, "%.10s 00:00:00", val);
+        u->cfg.reject_from = 0;
+        if (*val && (strlen(val) != 10 || candles_parse_time(t, &u->cfg.reject_from) < 0 ||
+                     u->cfg.reject_from == 0))
             goto bad;
     } else if (strcmp(key, "fault_429_storm") == 0) {
         if (parse_long(val, 0, 1000000000, &l) < 0)

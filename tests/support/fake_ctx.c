@@ -37,6 +37,7 @@ struct dr_ctx {
     json_t *counters;
     json_t *logs, *warnings, *requests;
     char *error;
+    char *checkpoint, *prior_checkpoint;
     struct fake_http *http;
     size_t nhttp, next_http;
     size_t piece;
@@ -144,6 +145,8 @@ void fake_ctx_free(dr_ctx *c)
     json_decref(c->logs);
     json_decref(c->warnings);
     json_decref(c->requests);
+    free(c->checkpoint);
+    free(c->prior_checkpoint);
     for (size_t i = 0; i < c->nblobs; i++) {
         free(c->blobs[i].type);
         free(c->blobs[i].data);
@@ -195,6 +198,14 @@ void fake_ctx_set_lane_blob(dr_ctx *c, const char *type, const void *data, size_
 
 void fake_ctx_set_db(dr_ctx *c, PGconn *db) { c->db = db; }
 void fake_ctx_set_cancelled(dr_ctx *c, bool cancelled) { c->cancelled = cancelled; }
+
+void fake_ctx_set_prior_checkpoint(dr_ctx *c, const char *text)
+{
+    free(c->prior_checkpoint);
+    c->prior_checkpoint = text ? xstrdup(text) : NULL;
+}
+
+const char *fake_ctx_checkpoint(dr_ctx *c) { return c->checkpoint; }
 void fake_ctx_fail_emit_after(dr_ctx *c, int n) { c->emit_fail_after = n; }
 void fake_ctx_set_stream_piece(dr_ctx *c, size_t piece) { c->piece = piece ? piece : 1; }
 
@@ -380,6 +391,16 @@ DR_EXPORT void dr_count(dr_ctx *c, const char *counter, long long delta)
 }
 
 DR_EXPORT bool dr_cancelled(dr_ctx *c) { return c->cancelled; }
+
+DR_EXPORT void dr_set_checkpoint(dr_ctx *c, const char *text)
+{
+    if (!c->map_item)
+        return;
+    free(c->checkpoint);
+    c->checkpoint = text ? strndup(text, 255) : NULL;
+}
+
+DR_EXPORT const char *dr_checkpoint(dr_ctx *c) { return c->map_item ? c->prior_checkpoint : NULL; }
 
 DR_EXPORT PGconn *dr_db(dr_ctx *c)
 {

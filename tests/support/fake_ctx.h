@@ -33,6 +33,8 @@ void fake_ctx_set_lane_json(dr_ctx *ctx, const char *json_text);
 void fake_ctx_set_lane_blob(dr_ctx *ctx, const char *type, const void *data, size_t len); /* borrowed */
 void fake_ctx_set_db(dr_ctx *ctx, PGconn *db);       /* borrowed; NULL: dr_db fails */
 void fake_ctx_set_cancelled(dr_ctx *ctx, bool cancelled);
+/* What dr_checkpoint returns (an earlier process's checkpoint of this item). */
+void fake_ctx_set_prior_checkpoint(dr_ctx *ctx, const char *text);
 /* dr_emit_* returns -1 once `n` emits have succeeded (-1: never fail). */
 void fake_ctx_fail_emit_after(dr_ctx *ctx, int n);
 void fake_ctx_set_emit_hook(dr_ctx *ctx, fake_emit_hook hook, void *ud);
@@ -51,6 +53,7 @@ long long fake_ctx_counter(dr_ctx *ctx, const char *name);  /* 0 when never coun
 const json_t *fake_ctx_logs(dr_ctx *ctx);              /* array of strings "LEVEL message" */
 const json_t *fake_ctx_warnings(dr_ctx *ctx);          /* array of strings */
 const char *fake_ctx_error(dr_ctx *ctx);               /* last dr_error, or NULL */
+const char *fake_ctx_checkpoint(dr_ctx *ctx);          /* last dr_set_checkpoint, or NULL */
 const json_t *fake_ctx_requests(dr_ctx *ctx);          /* array of "source path" strings */
 size_t fake_ctx_http_left(dr_ctx *ctx);                /* scripted responses not consumed */
 /* True when some captured string of arr contains needle. */

@@ -1339,12 +1339,26 @@ static dr_status p_dbhead_run(dr_ctx *ctx, void *st)
 {
     (void)st;
     item_try(ctx, true);
-    for (int k = 0; k < 4; k++)
+    for (int k = 0; k < 4; k++) {
         if (dr_emit_json_new(ctx, json_integer(k)) < 0) {
             dr_error(ctx, "reached chunk %d", k);
             return DR_FAIL;
         }
+        char cp[16];
+        snprintf(cp, sizeof cp, "%d", k);
+        dr_set_checkpoint(ctx, cp);
+    }
     return DR_OK;
+}
+
+/* "item:checkpoint" of task h's items, in order ("-" for none). */
+static char *h_checkpoints(void)
+{
+    char q[256];
+    snprintf(q, sizeof q, "SELECT string_agg(map_index || ':' || coalesce(checkpoint, '-'), ','"
+             " ORDER BY map_index) FROM dagrun.task_instance WHERE run_id = '%s' AND task_id = 'h'",
+             g_run_id);
+    return sql_text(q);
 }
 
 /* Inserts (item, chunk); param mode: "fail" fails item 0 chunk 2 after its insert,
@@ -1445,6 +1459,9 @@ static void test_executor_db_failed_chunk_keeps_prefix(void **state)
     snprintf(q, sizeof q, "SELECT count(*) FROM dagrun.task_instance WHERE run_id = '%s' "
              "AND state = 'success'", g_run_id);
     assert_int_equal(sql_long(q), 1 + 2 * 2);
+    got = h_checkpoints();      /* item 0 committed chunks 0 and 1 */
+    assert_string_equal(got, "0:1,1:3,2:3");
+    free(got);
     run_result_free(&res);
 }
 
@@ -1465,6 +1482,23 @@ static void test_executor_db_retry_rolls_back_the_item(void **state)
     assert_int_equal(sql_long("SELECT count(*) FROM exec_t WHERE item = 1"), 4);
     assert_int_equal(sql_long("SELECT count(*) FROM exec_t"), 12);
     assert_int_equal(seen("nx", 1)->try_number, 2);
+    run_result_free(&res);
+
+    /* With no retry left, item 1's work is rolled back and so is its checkpoint. */
+    reset();
+    pg_fresh("CREATE TABLE exec_t (item int, chunk int)");
+    const struct tdef once[] = {
+        { .id = "l", .def = &d_list, .params = "{\"n\": 3}" },
+        { .id = "h", .def = &d_dbhead, .map = "l" },
+        { .id = "nx", .def = &d_dbnext, .map = "l", .after = { "h" },
+          .params = "{\"mode\": \"retry\"}" },
+    };
+    res = run_db(once, 3, 2);
+    assert_int_equal(res.state, RUN_PARTIAL);
+    assert_int_equal(sql_long("SELECT count(*) FROM exec_t WHERE item = 1"), 0);
+    char *got = h_checkpoints();
+    assert_string_equal(got, "0:3,1:-,2:3");
+    free(got);
     run_result_free(&res);
 }
 

@@ -346,6 +346,32 @@ static void test_fetch_candles_run_400_keeps_prefix(void **state)
     assert_string_equal(fake_ctx_error(ctx), "fetch_candles NSE:INFY 2024-03-02..2024-05-01: "
                         "HTTP 400 InputException: invalid from date; reached 2024-03-01");
     assert_int_equal(fake_ctx_http_left(ctx), 1);        /* stopped at the failing chunk */
+    assert_string_equal(fake_ctx_checkpoint(ctx), "2024-03-01");
+    fake_ctx_free(ctx);
+}
+
+/* A resumed item goes on after the chunks its checkpoint says are stored. */
+static void test_fetch_candles_run_resumes_after_checkpoint(void **state)
+{
+    (void)state;
+    dr_ctx *ctx = fetch_ctx();
+    fake_ctx_set_prior_checkpoint(ctx, "2024-03-01");
+    fake_ctx_push_http(ctx, 0, 200, JSON, ok_body("2024-03-04"));
+    fake_ctx_push_http(ctx, 0, 200, JSON, ok_body("2024-05-03"));
+    assert_int_equal(run(ctx), DR_OK);
+    assert_int_equal(json_array_size(fake_ctx_requests(ctx)), 2);
+    assert_string_equal(json_string_value(json_array_get(fake_ctx_requests(ctx), 0)),
+                        "kite /instruments/historical/408065/day?from=2024-03-02+00:00:00"
+                        "&to=2024-05-01+23:59:59&oi=1");
+    assert_string_equal(fake_ctx_checkpoint(ctx), "2024-06-30");
+    fake_ctx_free(ctx);
+
+    ctx = fetch_ctx();                                   /* not a date: fetch everything */
+    fake_ctx_set_prior_checkpoint(ctx, "x");
+    for (int i = 0; i < 3; i++)
+        fake_ctx_push_http(ctx, 0, 200, JSON, ok_body("2024-01-02"));
+    run(ctx);
+    assert_int_equal(json_array_size(fake_ctx_requests(ctx)), 3);
     fake_ctx_free(ctx);
 }
 
@@ -506,6 +532,7 @@ int main(void)
         cmocka_unit_test(test_fetch_candles_run_all_chunks),
         cmocka_unit_test(test_fetch_candles_run_403_is_fatal),
         cmocka_unit_test(test_fetch_candles_run_400_keeps_prefix),
+        cmocka_unit_test(test_fetch_candles_run_resumes_after_checkpoint),
         cmocka_unit_test(test_fetch_candles_run_error_in_200_body),
         cmocka_unit_test(test_fetch_candles_run_transient_and_bad),
         cmocka_unit_test(test_fetch_candles_run_drops_warn_emit_fail_cancel),
