@@ -11,27 +11,8 @@
 #include <cmocka.h>
 
 #include "cron.h"
-#include "date.h"
 #include "prop.h"
-#include "tz.h"
-
-static int64_t at(const char *iso)
-{
-    int64_t t;
-    struct dr_err err;
-    if (date_parse_instant(iso, &t, &err) != 0)
-        fail_msg("%s: %s", iso, err.msg);
-    return t;
-}
-
-static const struct tz *zone(const char *name)
-{
-    struct dr_err err;
-    const struct tz *z = tz_get(name, &err);
-    if (!z)
-        fail_msg("%s: %s", name, err.msg);
-    return z;
-}
+#include "when.h"
 
 /* ---------------------------------------------------------------- table of known schedules */
 
