@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Memory: dagrun under valgrind memcheck on small simulator runs (5 instruments): the
-# instrument load, a clean kite_historic run, one under a mix of broker faults, a fatal
-# wrong-token run, `dagrun test --junit`, and refused input files. Each must report no
-# definite or indirect leak and no invalid read or write (valgrind exits 99 otherwise).
+# instrument load, a clean kite_historic run, one whose items fail at a chunk and its
+# resume, one under a mix of broker faults, a fatal wrong-token run, `dagrun test --junit`,
+# and refused input files. Each must report no definite or indirect leak and no invalid
+# read or write (valgrind exits 99 otherwise).
 # Skipped (not failed) when valgrind is not installed: `make valgrind` installs it.
 source "$(dirname "$0")/lib.sh"
 CONFIG=$T_WORK/config.json
@@ -40,6 +41,12 @@ vg() {
 new_db memory
 vg load 0 run kite_instruments
 vg historic 0 run kite_historic --conf "$CONF"
+# every item fails at its second chunk (2022 on), then the resume goes on from its checkpoint
+q "truncate kite_ohlcv_historic" >/dev/null
+curl -sf "$SIM_URL/__sim/config?reject_from=2022-01-01" >/dev/null
+vg prefix 1 run kite_historic --conf '{"limit": 5, "bootstrap_date": "2016-01-01", "end_date": "2024-06-28"}'
+curl -sf "$SIM_URL/__sim/config?reject_from=" >/dev/null
+vg resume 0 resume "$(q "select run_id from dagrun.dag_run where state = 'failed' order by queued_at desc limit 1")"
 q "truncate kite_ohlcv_historic" >/dev/null
 curl -sf "$SIM_URL/__sim/config?fault_5xx=0.2&fault_truncate=0.2&fault_reset=0.2&fault_bad_prices=0.3&fault_malformed=0.3&fault_wrong_type=0.1&fault_endless=0.1&fault_slow=0.1&slow_ms=1500" >/dev/null
 vg historic_faults 0 run kite_historic --conf "$CONF"
