@@ -27,6 +27,7 @@ struct coord {
     struct ti_record *pend;     /* records for store_ti_write (borrowed strings/outputs) */
     size_t n_pend, cap_pend;
     int64_t pend_since;         /* mono ms of the oldest pending record */
+    size_t records_lost;        /* records the store refused (after reconnecting): run failed */
     int64_t next_heartbeat;
     size_t done, total;         /* progress */
     struct ti_record *recbuf;   /* max lane length */
@@ -190,9 +191,13 @@ static void flush_records(struct coord *co)
         return;
     struct dr_err e;
     err_clear(&e);
-    if (store_ti_write(ex->spec->store, ex->run_id, co->pend, co->n_pend, &e) < 0)
+    if (store_ti_write(ex->spec->store, ex->run_id, co->pend, co->n_pend, &e) < 0) {
         log_msg(DR_LOG_ERROR, ex->run_id, NULL, NULL, "recording %zu task instances: %s",
                 co->n_pend, e.msg);
+        if (!co->res->error[0])
+            snprintf(co->res->error, sizeof co->res->error, "recording task instances: %s", e.msg);
+        co->records_lost += co->n_pend;
+    }
     co->n_pend = 0;
 }
 
@@ -832,8 +837,8 @@ static enum run_state final_state(struct coord *co)
     bool all_ended = true;
     for (size_t i = 0; i < ex->dag->n_tasks; i++)
         all_ended = all_ended && ex->ts[i].phase == PH_ENDED;
-    if (co->fatal)
-        return RUN_FAILED;
+    if (co->fatal || co->records_lost)
+        return RUN_FAILED;      /* a run whose state was not all stored cannot say success */
     if (co->stopping && (!all_ended || co->res->units_cancelled))
         return RUN_CANCELLED;
     bool partial = false;

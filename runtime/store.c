@@ -60,7 +60,13 @@ static int pg_err(struct dr_err *err, PGconn *conn, const PGresult *res, const c
     first_line(primary ? primary : PQerrorMessage(conn), line, sizeof line);
     if (!line[0] && res)
         first_line(PQresultErrorMessage(res), line, sizeof line);
-    return err_set(err, "%s: %s", what, line[0] ? line : "unknown database error");
+    /* A missing schema, table or column: a database never initialized, or one made by an
+     * older dagrun (schema.sql only adds, so applying it again upgrades). */
+    const char *code = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    bool old_schema = code && (!strcmp(code, "3F000") || !strcmp(code, "42P01") ||
+                               !strcmp(code, "42703"));
+    return err_set(err, "%s: %s%s", what, line[0] ? line : "unknown database error",
+                   old_schema ? " (run `dagrun initdb` to create or upgrade the schema)" : "");
 }
 
 /* Runs one parameterized statement (all parameters text, NULL for SQL NULL). Returns the
