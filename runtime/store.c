@@ -66,7 +66,7 @@ static int pg_err(struct dr_err *err, PGconn *conn, const PGresult *res, const c
     bool old_schema = code && (!strcmp(code, "3F000") || !strcmp(code, "42P01") ||
                                !strcmp(code, "42703"));
     return err_set(err, "%s: %s%s", what, line[0] ? line : "unknown database error",
-                   old_schema ? " (run `dagrun initdb` to create or upgrade the schema)" : "");
+                   old_schema ? "\nhint: run `dagrun initdb` to create or upgrade the schema" : "");
 }
 
 /* Runs one parameterized statement (all parameters text, NULL for SQL NULL). Returns the
@@ -1156,7 +1156,7 @@ json_t *store_run_status(struct store *s, const char *run_id, struct dr_err *err
         "   'state', t.state, 'try_number', t.try_number,"
         "   'started_at', " ISO("t.started_at") ", 'ended_at', " ISO("t.ended_at") ","
         "   'duration_s', round(extract(epoch FROM t.ended_at - t.started_at)::numeric, 3),"
-        "   'error', t.error)"
+        "   'error', t.error, 'checkpoint', t.checkpoint)"
         "   ORDER BY t.started_at NULLS LAST, t.task_id, t.map_index), '[]')"
         "  FROM dagrun.task_instance t WHERE t.run_id = r.run_id),"
         " 'summary', json_build_object('by_task', (SELECT coalesce("

@@ -86,7 +86,7 @@ check "junit records the failure" grep -q '<failure' "$T_WORK/fail.xml"
 q "alter table dagrun.task_instance drop column checkpoint" >/dev/null
 out=$(dagrun run ci_mapped 2>&1); rc=$?
 expect_eq "run on an old schema exits 1" "$rc" 1
-check "the error says to run dagrun initdb" grep -q 'run `dagrun initdb` to create or upgrade' <<<"$out"
+check "the error hints at dagrun initdb" grep -q "hint: run \`dagrun initdb\` to create or upgrade" <<<"$out"
 check "initdb upgrades it" dagrun initdb
 out=$(dagrun run ci_mapped 2>&1); rc=$?
 expect_eq "run after the upgrade exits 0" "$rc" 0

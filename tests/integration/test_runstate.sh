@@ -77,6 +77,8 @@ run=$(latest_run kite_historic)
 expect_eq "every item failing at its second chunk fails the run" "$rc:$(q "select state from dagrun.dag_run where run_id='$run'")" 1:failed
 first_to=$(q "select min(checkpoint) || ' ' || max(checkpoint) || ' ' || count(*) from dagrun.task_instance where run_id='$run' and task_id='fetch' and state='failed'")
 expect_eq "each failed item records how far it committed" "$first_to" "2021-06-22 2021-06-22 5"
+expect_eq "status --json shows the checkpoints" \
+    "$(dagrun status "$run" --json | jq -r '[.tasks[] | select(.task_id == "fetch") | .checkpoint] | unique | join(" ")')" 2021-06-22
 expect_eq "the first chunk of each instrument is stored" \
     "$(q "select count(distinct instrument_token) || ' ' || (max(ts) at time zone 'Asia/Kolkata')::date from kite_ohlcv_historic")" "5 2021-06-22"
 curl -sf "$SIM_URL/__sim/config?reject_from=" >/dev/null
