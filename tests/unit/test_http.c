@@ -351,12 +351,12 @@ static void test_http_429_retry_after_capped_and_dated(void **state)
     f.src.max_retry_delay_ms = 50;
     fixture_open(&f);
     dr_http_response r;
-    /* An hour, capped to 50 ms. */
+    /* An hour, capped to 50 ms (the bound is loose: a busy machine is slow, not an hour). */
     server_mode(M_429_THEN_OK, "3600");
     int64_t t0 = mono_ns();
     assert_int_equal(http_get(f.c, "kite", "/q", NULL, NULL, &r, NULL), 0);
     assert_int_equal(r.status, 200);
-    assert_true(since(t0) < 1.0);
+    assert_true(since(t0) < 10.0);
     resp_free(&r);
     /* An HTTP-date in the past: retry at once. */
     pthread_mutex_lock(&srv.lock);
@@ -691,7 +691,7 @@ static void test_http_deadline_stops_retry_wait(void **state)
     dr_http_response r;
     int64_t t0 = mono_ns();
     assert_int_equal(http_get(f.c, "kite", "/d", NULL, NULL, &r, &call), -1);
-    assert_true(since(t0) < 1.5);
+    assert_true(since(t0) < 4.0);          /* not the 5 s retry delay */
     assert_non_null(strstr(r.error, "deadline passed"));
     fixture_close(&f);
 }
