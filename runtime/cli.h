@@ -39,7 +39,7 @@ struct launch {
     json_t *conf;               /* --conf object (borrowed), may be NULL */
     int64_t logical_date;       /* Unix seconds */
     int64_t data_interval_start, data_interval_end;
-    const char *resume_run_id;  /* resume this run instead of creating one */
+    const char *resume_run_id;  /* resume this run instead of creating one (may be run_id) */
     const char *junit_path;     /* write JUnit XML here, or NULL */
     bool print_instances;       /* `dagrun test`: one line per task instance */
     volatile int *stop;         /* set by a signal handler or the scheduler */

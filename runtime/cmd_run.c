@@ -56,7 +56,8 @@ int cli_run_dag(struct cli *c, struct dag *dag, struct store *st, struct launch 
         }
 
     if (l->resume_run_id) {
-        snprintf(l->run_id, sizeof l->run_id, "%s", l->resume_run_id);
+        if (l->resume_run_id != l->run_id)   /* the scheduler passes run_id itself */
+            snprintf(l->run_id, sizeof l->run_id, "%s", l->resume_run_id);
         if (store_prior_load(st, l->run_id, &prior, &err) < 0)
             goto fail;
         have_prior = true;

@@ -41,6 +41,31 @@ for trial in $(seq 1 "$TRIALS"); do
     [ "$T_FAIL" = 0 ] || { echo "# resume output:"; tail -n 20 "$T_WORK/resume.out"; q "select task_id, map_index, state, error from dagrun.task_instance where run_id='$run' and state <> 'success'"; }
 done
 
+# ---- the scheduler resumes a run whose process died, once its heartbeat is older than
+# heartbeat_timeout_sec (5 s here); the DAG has no schedule, so nothing else fires
+mkdir -p "$T_WORK/stale_dags"
+sed 's/^schedule: .*/schedule: null/' "$DR_TOP/dags/kite_historic.yaml" >"$T_WORK/stale_dags/kite_historic.yaml"
+jq --arg d "$T_WORK/stale_dags" '.dags_dir = $d' "$CONFIG" >"$T_WORK/stale.json"
+new_db stale
+dagrun run kite_instruments >/dev/null 2>&1
+"$DR_BUILD/dagrun" -c "$CONFIG" run kite_historic --conf "$CONF" >"$T_WORK/run.out" 2>&1 &
+pid=$!
+sleep 1
+kill -9 $pid; wait $pid 2>/dev/null
+run=$(latest_run kite_historic)
+expect_eq "the killed run is left running" "$(q "select state from dagrun.dag_run where run_id='$run'")" running
+"$DR_BUILD/dagrun" -c "$T_WORK/stale.json" scheduler --once >"$T_WORK/sched.out" 2>&1; rc=$?
+check "a scheduler before the heartbeat timeout leaves it alone" \
+    test "$rc:$(q "select state from dagrun.dag_run where run_id='$run'")" = 0:running
+sleep 5
+"$DR_BUILD/dagrun" -c "$T_WORK/stale.json" scheduler --once >"$T_WORK/sched.out" 2>&1; rc=$?
+expect_eq "the scheduler resumes the dead run and exits 0" "$rc" 0
+check "it logs why" grep -q "resuming $run: its heartbeat stopped" "$T_WORK/sched.out"
+expect_eq "one run, now success" "$(q "select count(*) || ':' || max(state) from dagrun.dag_run where dag_id='kite_historic'")" 1:success
+expected_rows "$BOOT" "$END" >"$T_WORK/expected"; stored_rows >"$T_WORK/stored"
+expect_eq "the resumed run completes the table" \
+    "$(md5sum <"$T_WORK/stored" | cut -c1-32)" "$(md5sum <"$T_WORK/expected" | cut -c1-32)"
+
 # ---- cancel: the run ends cancelled within 5 s; resume completes it (at 10 requests/s the
 # run takes about 4 s, so the cancel lands in the middle of it)
 curl -sf "$SIM_URL/__sim/config?rate=10" >/dev/null
