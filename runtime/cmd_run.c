@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cron.h"
 #include "date.h"
 #include "executor.h"
 #include "http.h"
@@ -191,7 +192,8 @@ static const char run_usage[] =
     "Runs DAG now (run_type manual) and waits for it. DAG is a dag_id or a file path.\n"
     "  --conf JSON        run params overriding every other source, e.g. '{\"limit\": 5}'\n"
     "  --conf-file FILE   the same, read from a JSON file\n"
-    "  --logical-date T   the interval to run for (ISO-8601, default now), to re-run a past one\n"
+    "  --logical-date T   the interval to run for (ISO-8601, default now), to re-run a past one:\n"
+    "                     the run's data interval is T to the schedule's next time after T\n"
     "exit: 0 success, 1 failed or cancelled, 2 bad input (nothing ran), 3 partial\n";
 
 static const char test_usage[] =
@@ -252,6 +254,11 @@ static int run_or_test(struct cli *c, int argc, char **argv, bool test)
         json_decref(l.conf);
         return EXIT_BAD_INPUT;
     }
+    /* A past interval re-run by hand gets the interval its scheduled run would have had:
+     * from the logical date to the schedule's next time after it. */
+    int64_t next;
+    if (when && dag->cron && cron_next(dag->cron, dag->tz, l.logical_date, &next) == 0)
+        l.data_interval_end = next;
     struct store *st = cli_open_store(c, &err);
     if (!st) {
         err_print(&err);

@@ -232,7 +232,7 @@ static int64_t zone_midnight(const struct tz *z, int64_t days)
  * cron ticks is due once end <= now; its logical date is start (as in
  * Airflow). catchup: every due interval after the last scheduled one (oldest
  * first); otherwise only the latest. At most max_active_runs at once. */
-static void fire_dag(struct sched *s, struct version *v, int64_t now)
+static int fire_dag(struct sched *s, struct version *v, int64_t now)
 {
     const struct dag *d = v->dag;
     struct dr_err err;
@@ -244,10 +244,10 @@ static void fire_dag(struct sched *s, struct version *v, int64_t now)
         store_runs_active(s->st, d->dag_id, &active, &err) < 0 ||
         store_last_scheduled(s->st, d->dag_id, &last, &found, &err) < 0) {
         log_error("%s: %s", d->dag_id, err.msg);
-        return;
+        return 0;
     }
     if (paused || active >= d->max_active_runs)
-        return;
+        return 0;
     int64_t floor = d->start_date != INT64_MIN ? zone_midnight(d->tz, d->start_date) : INT64_MIN;
     /* The first interval starts at the first tick at or after max(start_date, last run + 1s). */
     int64_t from = found ? last : (floor != INT64_MIN ? floor - 1 : INT64_MIN);
@@ -262,12 +262,13 @@ static void fire_dag(struct sched *s, struct version *v, int64_t now)
             probe = t;
         }
         if (a == INT64_MIN || (found && a <= last) || (floor != INT64_MIN && a < floor))
-            return;
+            return 0;
         from = a - 1;
         if (!d->catchup)
             active = d->max_active_runs - 1; /* fire one at most */
     }
     int64_t start, end;
+    int fired = 0;
     while (active < d->max_active_runs && cron_next(d->cron, d->tz, from, &start) == 0 &&
            cron_next(d->cron, d->tz, start, &end) == 0 && end <= now && !s->stop) {
         from = start;
@@ -276,27 +277,31 @@ static void fire_dag(struct sched *s, struct version *v, int64_t now)
                                     sizeof run_id, &err);
         if (made < 0) {
             log_error("%s: %s", d->dag_id, err.msg);
-            return;
+            return fired;
         }
         if (made == 1)
             continue; /* another scheduler fired it */
         log_info("fired %s", run_id);
         if (start_run(s, v, run_id, false, NULL, start, start, end) < 0)
             log_error("%s: cannot start a thread", run_id);
+        else
+            fired++;
         active++;
     }
+    return fired;
 }
 
 /* Resumes runs whose process died (heartbeat older than heartbeat_timeout_sec). */
-static void resume_stale(struct sched *s)
+static int resume_stale(struct sched *s)
 {
     struct dr_err err;
     err_clear(&err);
     json_t *ids = store_runs_stale(s->st, s->c->cfg->heartbeat_timeout_sec, &err);
     if (!ids) {
         log_error("%s", err.msg);
-        return;
+        return 0;
     }
+    int resumed = 0;
     size_t i;
     json_t *id;
     json_array_foreach(ids, i, id) {
@@ -309,14 +314,16 @@ static void resume_stale(struct sched *s)
         struct launch dates = { 0 };
         if (v && cli_run_dates(run, &dates, &err) == 0) {
             log_info("resuming %s: its heartbeat stopped", json_string_value(id));
-            start_run(s, v, json_string_value(id), true, json_object_get(run, "conf"),
-                      dates.logical_date,
-                      dates.data_interval_start, dates.data_interval_end);
+            if (start_run(s, v, json_string_value(id), true, json_object_get(run, "conf"),
+                          dates.logical_date, dates.data_interval_start,
+                          dates.data_interval_end) == 0)
+                resumed++;
         } else if (v)
             log_error("%s", err.msg);
         json_decref(run);
     }
     json_decref(ids);
+    return resumed;
 }
 
 static const char scheduler_usage[] =
@@ -325,7 +332,8 @@ static const char scheduler_usage[] =
     "times in each DAG's time zone: catchup true runs every missed interval since start_date,\n"
     "catchup false only the latest; max_active_runs is respected; paused DAGs are skipped;\n"
     "runs whose process died are resumed. Runs execute in this process.\n"
-    "  --once   fire what is due now, wait for those runs, and exit (for cron and tests)\n"
+    "  --once   fire what is due now, wait for those runs, fire what max_active_runs held\n"
+    "           back, and exit when nothing more is due (for cron and tests)\n"
     "SIGTERM or SIGINT: stop firing, let running runs reach a resumable state, exit 0.\n";
 
 int cmd_scheduler(struct cli *c, int argc, char **argv)
@@ -356,21 +364,32 @@ int cmd_scheduler(struct cli *c, int argc, char **argv)
     int rc = EXIT_OK;
     log_info("scheduler started on %s%s", c->cfg->dags_dir, once ? " (once)" : "");
     int64_t last_scan = 0, last_stale = 0;
+    int once_worst = 0;
+    const int64_t started_at = (int64_t)time(NULL);
     while (!s.stop) {
         int64_t now = (int64_t)time(NULL);
         if (now - last_scan >= 2) {
             scan_dags(&s);
             last_scan = now;
         }
+        int started = 0;
         if (now - last_stale >= 30 || once) {
-            resume_stale(&s);
+            started += resume_stale(&s);
             last_stale = now;
         }
         for (size_t i = 0; i < s.n_files && !s.stop; i++)
             if (s.files[i].v && s.files[i].v->dag->cron)
-                fire_dag(&s, s.files[i].v, now);
-        if (once)
-            break;
+                started += fire_dag(&s, s.files[i].v, once ? started_at : now);
+        if (once) {
+            /* Wait for this round; intervals that max_active_runs held back go next. What
+             * became due after --once started waits for the next scheduler. */
+            int w = reap(&s, true);
+            if (w && !once_worst)
+                once_worst = w;
+            if (!started)
+                break;
+            continue;
+        }
         int worst = reap(&s, false);
         if (worst)
             log_warn("a scheduled run ended with exit code %d", worst);
@@ -381,7 +400,7 @@ int cmd_scheduler(struct cli *c, int argc, char **argv)
         log_info("stopping: no new runs; waiting for running runs to reach a resumable state");
     int worst = reap(&s, true);
     if (once)
-        rc = worst;
+        rc = once_worst ? once_worst : worst;
     for (size_t i = 0; i < s.n_files; i++) {
         version_put(&s, s.files[i].v);
         free(s.files[i].path);

@@ -167,6 +167,38 @@ q "delete from dagrun.dag_run" >/dev/null
 "$DR_BUILD/dagrun" -c "$T_WORK/sched.json" scheduler --once >/dev/null 2>&1
 expect_eq "a paused DAG gets no scheduled run" "$(q "select count(*) from dagrun.dag_run where dag_id='daily_catchup'")" 0
 
+# ---- max_active_runs 1: --once runs the 3 missed days one after another; each run's tasks
+# see its logical date and data interval. A manual run with --logical-date gets that
+# interval, and its --conf is recorded and shown by status.
+mkdir -p "$T_WORK/echo_dags"
+cat >"$T_WORK/echo_dags/echo.yaml" <<YAML
+dag_id: echo
+schedule: "@daily"
+start_date: $(date -u -d '3 days ago' +%Y-%m-%d)
+catchup: true
+max_active_runs: 1
+tasks:
+  e: { plugin: echo_params }
+YAML
+jq --arg d "$T_WORK/echo_dags" --arg p "$DR_BUILD/tests/plugins" '.dags_dir = $d | .plugin_dir = $p' \
+    "$CONFIG" >"$T_WORK/echo.json"
+new_db echo
+"$DR_BUILD/dagrun" -c "$T_WORK/echo.json" scheduler --once >"$T_WORK/s1.out" 2>&1; rc=$?
+expect_eq "--once with max_active_runs 1 exits 0" "$rc" 0
+expect_eq "it runs all 3 missed days" \
+    "$(q "select string_agg(to_char(logical_date at time zone 'UTC','YYYY-MM-DD'), ' ' order by logical_date) from dagrun.dag_run where state = 'success'")" \
+    "$(for i in 3 2 1; do date -u -d "$i days ago" +%Y-%m-%d; done | paste -sd' ')"
+expect_eq "one at a time" "$(q "select count(*) from dagrun.dag_run a join dagrun.dag_run b on a.run_id < b.run_id and a.started_at < b.ended_at and b.started_at < a.ended_at")" 0
+expect_eq "each run's task sees its logical date and data interval" \
+    "$(q "select count(*) from dagrun.dag_run r join dagrun.task_instance t using (run_id) where t.output->>'logical_date' = to_char(r.logical_date at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') and t.output->>'data_interval_start' = t.output->>'logical_date' and (t.output->>'data_interval_end')::timestamptz = r.logical_date + interval '1 day' and t.output->>'run_id' = r.run_id")" 3
+out=$("$DR_BUILD/dagrun" -c "$T_WORK/echo.json" run echo --logical-date 2026-01-05T00:00:00Z --conf '{"note": "hi"}' 2>&1); rc=$?
+expect_eq "run --logical-date --conf exits 0" "$rc" 0
+expect_eq "--logical-date sets the run's interval and --conf its params" \
+    "$(q "select t.output->>'data_interval_start' || ' ' || (t.output->>'data_interval_end') || ' ' || (t.output->>'note') || ' ' || r.conf::text from dagrun.dag_run r join dagrun.task_instance t using (run_id) where r.run_type = 'manual'")" \
+    '2026-01-05T00:00:00Z 2026-01-06T00:00:00Z hi {"note": "hi"}'
+run=$(latest_run echo)
+check "status shows the conf" grep -q '^conf: *{"note": *"hi"}' <<<"$("$DR_BUILD/dagrun" -c "$T_WORK/echo.json" status "$run")"
+
 # ---- a DAG edited while the scheduler runs is reloaded; a broken edit keeps the old version
 "$DR_BUILD/dagrun" -c "$T_WORK/sched.json" --log-format text scheduler >"$T_WORK/sched.log" 2>&1 &
 sp=$!
