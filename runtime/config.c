@@ -229,10 +229,11 @@ static int read_source(const struct cl *l, const char *name, const json_t *obj, 
     snprintf(where, sizeof where, "%s.base_url", base);
     if (strncmp(s->base_url, "http://", 7) != 0 && strncmp(s->base_url, "https://", 8) != 0)
         return bad(l, where, "must start with http:// or https://");
-    size_t len = strlen(s->base_url);
-    while (len > 0 && s->base_url[len - 1] == '/')
+    /* Trailing slashes go, but not those of the scheme ("http:///" has no host). */
+    size_t len = strlen(s->base_url), scheme = (size_t)(strstr(s->base_url, "://") + 3 - s->base_url);
+    while (len > scheme && s->base_url[len - 1] == '/')
         s->base_url[--len] = '\0';
-    const char *host = strstr(s->base_url, "://") + 3;
+    const char *host = s->base_url + scheme;
     if (!*host || *host == '/')
         return bad(l, where, "has no host");
     if (s->max_retry_delay_ms < s->retry_delay_ms)

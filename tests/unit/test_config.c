@@ -168,6 +168,7 @@ static void test_config_bad_values(void **state)
     (void)state;
     expect_error(FIX "bad_type.json", "max_active_tasks: expected an integer", NULL);
     expect_error(FIX "bad_url.json", "sources.kite.base_url: must start with http:// or https://", NULL);
+    expect_error(FIX "no_host.json", "sources.kite.base_url: has no host", NULL);   /* found by fuzz_config */
     expect_error(FIX "bad_format.json", "log_format: \"xml\" is not one of auto, text, json", NULL);
     expect_error(FIX "bad_pool.json", "pools.kite.slots: 0 out of range", NULL);
     expect_error(FIX "duplicate.json", FIX "duplicate.json:2:", "duplicate");
