@@ -43,6 +43,8 @@ struct launch {
     const char *junit_path;     /* write JUnit XML here, or NULL */
     bool print_instances;       /* `dagrun test`: one line per task instance */
     volatile int *stop;         /* set by a signal handler or the scheduler */
+    bool requeue_on_stop;       /* stopped through *stop: back to queued, not cancelled (the
+                                 * scheduler's runs, which the next scheduler resumes) */
     char run_id[160];           /* out: the run's id */
 };
 

@@ -132,6 +132,10 @@ int cli_run_dag(struct cli *c, struct dag *dag, struct store *st, struct launch 
     if (executor_run(&spec, &res, &err) < 0)
         goto fail_run;
     double wall = wall_now() - t0;
+    if (res.state == RUN_CANCELLED && l->requeue_on_stop && l->stop && *l->stop) {
+        res.state = RUN_QUEUED;
+        log_msg(DR_LOG_INFO, l->run_id, NULL, NULL, "interrupted: queued for the next scheduler");
+    }
     if (store_run_set_state(st, l->run_id, res.state, res.error[0] ? res.error : NULL, &err) < 0)
         err_print(&err); /* the data is committed; only the run row lags */
     report_summary(rep, &res, wall);

@@ -165,6 +165,7 @@ static int start_run(struct sched *s, struct version *v, const char *run_id, boo
     r->l.data_interval_start = start;
     r->l.data_interval_end = end;
     r->l.stop = &s->stop;
+    r->l.requeue_on_stop = true;
     snprintf(r->l.run_id, sizeof r->l.run_id, "%s", run_id);
     if (resume)
         r->l.resume_run_id = r->l.run_id;
@@ -291,7 +292,8 @@ static int fire_dag(struct sched *s, struct version *v, int64_t now)
     return fired;
 }
 
-/* Resumes runs whose process died (heartbeat older than heartbeat_timeout_sec). */
+/* Resumes runs whose process died (heartbeat older than heartbeat_timeout_sec) and runs
+ * that a stopping scheduler handed back (queued). */
 static int resume_stale(struct sched *s)
 {
     struct dr_err err;
@@ -313,7 +315,9 @@ static int resume_stale(struct sched *s)
                 v = s->files[k].v;
         struct launch dates = { 0 };
         if (v && cli_run_dates(run, &dates, &err) == 0) {
-            log_info("resuming %s: its heartbeat stopped", json_string_value(id));
+            log_info("resuming %s: %s", json_string_value(id),
+                     strcmp(json_string_value(json_object_get(run, "state")), "queued") == 0
+                         ? "a stopped scheduler handed it back" : "its heartbeat stopped");
             if (start_run(s, v, json_string_value(id), true, json_object_get(run, "conf"),
                           dates.logical_date, dates.data_interval_start,
                           dates.data_interval_end) == 0)
@@ -334,7 +338,8 @@ static const char scheduler_usage[] =
     "runs whose process died are resumed. Runs execute in this process.\n"
     "  --once   fire what is due now, wait for those runs, fire what max_active_runs held\n"
     "           back, and exit when nothing more is due (for cron and tests)\n"
-    "SIGTERM or SIGINT: stop firing, let running runs reach a resumable state, exit 0.\n";
+    "SIGTERM or SIGINT: stop firing, let running runs reach a resumable state and queue them\n"
+    "for the next scheduler, exit 0.\n";
 
 int cmd_scheduler(struct cli *c, int argc, char **argv)
 {
@@ -397,7 +402,7 @@ int cmd_scheduler(struct cli *c, int argc, char **argv)
         nanosleep(&ts, NULL);
     }
     if (s.stop)
-        log_info("stopping: no new runs; waiting for running runs to reach a resumable state");
+        log_info("stopping: no new runs; running runs are queued for the next scheduler");
     int worst = reap(&s, true);
     if (once)
         rc = once_worst ? once_worst : worst;

@@ -1204,9 +1204,13 @@ json_t *store_runs_stale(struct store *s, int timeout_sec, struct dr_err *err)
     const char *v[] = { t };
     PGresult *res = sexec(s,
                          "SELECT coalesce(json_agg(run_id ORDER BY heartbeat_at NULLS FIRST,"
-                         " run_id), '[]') FROM dagrun.dag_run WHERE state = 'running'"
+                         " run_id), '[]') FROM dagrun.dag_run WHERE (state = 'running'"
                          " AND coalesce(heartbeat_at, started_at, queued_at)"
-                         "  < now() - make_interval(secs => $1::int)",
+                         "  < now() - make_interval(secs => $1::int))"
+                         /* queued: handed back by a stopped scheduler, or its process died
+                          * before it started (a new run leaves queued within milliseconds) */
+                         " OR (state = 'queued'"
+                         "  AND coalesce(heartbeat_at, queued_at) < now() - interval '5 seconds')",
                          1, v, err, "list stale runs");
     if (!res)
         return NULL;

@@ -82,7 +82,8 @@ json_t *store_run_status(struct store *s, const char *run_id, struct dr_err *err
 /* Pause flag and scheduler bookkeeping. */
 int store_dag_set_paused(struct store *s, const char *dag_id, bool paused, struct dr_err *err);
 int store_dag_is_paused(struct store *s, const char *dag_id, bool *paused, struct dr_err *err);
-/* Runs in state running whose heartbeat is older than timeout_sec: array of run ids. */
+/* Runs to resume: running with a heartbeat older than timeout_sec (the process died), or
+ * queued for over 5 s (handed back by a stopped scheduler): array of run ids. */
 json_t *store_runs_stale(struct store *s, int timeout_sec, struct dr_err *err);
 /* Number of runs of dag_id in state queued or running. */
 int store_runs_active(struct store *s, const char *dag_id, int *n, struct dr_err *err);

@@ -199,6 +199,37 @@ expect_eq "--logical-date sets the run's interval and --conf its params" \
 run=$(latest_run echo)
 check "status shows the conf" grep -q '^conf: *{"note": *"hi"}' <<<"$("$DR_BUILD/dagrun" -c "$T_WORK/echo.json" status "$run")"
 
+# ---- SIGTERM to a scheduler in the middle of a run: exit 0, the run is handed back (queued)
+# with the items it finished kept; the next scheduler resumes it and runs only the rest
+mkdir -p "$T_WORK/slow_dags"
+cat >"$T_WORK/slow_dags/slow.yaml" <<YAML
+dag_id: slow
+schedule: "@daily"
+start_date: $(date -u -d '1 day ago' +%Y-%m-%d)
+catchup: true
+max_active_tasks: 2
+tasks:
+  items: { plugin: emit_list, params: { n: 6 } }
+  s: { plugin: sleep, map: items, params: { ms: 1500 } }
+YAML
+jq --arg d "$T_WORK/slow_dags" '.dags_dir = $d' "$CONFIG" >"$T_WORK/slow.json"
+new_db slow
+"$DR_BUILD/dagrun" -c "$T_WORK/slow.json" scheduler >"$T_WORK/slow1.out" 2>&1 &
+sp=$!
+T_PIDS+=("$sp")
+sleep 3
+kill -TERM $sp; wait $sp; rc=$?
+expect_eq "SIGTERM mid-run: the scheduler exits 0" "$rc" 0
+expect_eq "the run is queued for the next scheduler, with some items done" \
+    "$(q "select r.state || ':' || (count(*) filter (where t.task_id = 's' and t.state = 'success') between 1 and 5) from dagrun.dag_run r join dagrun.task_instance t using (run_id) group by r.state")" queued:true
+done_before=$(q "select string_agg(map_index::text, ',' order by map_index) from dagrun.task_instance where task_id = 's' and state = 'success'")
+sleep 5
+"$DR_BUILD/dagrun" -c "$T_WORK/slow.json" scheduler --once >"$T_WORK/slow2.out" 2>&1; rc=$?
+expect_eq "the next scheduler resumes it and exits 0" "$rc:$(q "select string_agg(state, ',') from dagrun.dag_run")" 0:success
+check "it says why" grep -q 'a stopped scheduler handed it back' "$T_WORK/slow2.out"
+expect_eq "items finished before the stop were not run again" \
+    "$(q "select count(*) from dagrun.task_instance where task_id = 's' and map_index in ($done_before) and ended_at > (select max(started_at) from dagrun.dag_run)")" 0
+
 # ---- a DAG edited while the scheduler runs is reloaded; a broken edit keeps the old version
 "$DR_BUILD/dagrun" -c "$T_WORK/sched.json" --log-format text scheduler >"$T_WORK/sched.log" 2>&1 &
 sp=$!
