@@ -315,9 +315,10 @@ static int resume_stale(struct sched *s)
                 v = s->files[k].v;
         struct launch dates = { 0 };
         if (v && cli_run_dates(run, &dates, &err) == 0) {
+            const char *state = json_string_value(json_object_get(run, "state"));
             log_info("resuming %s: %s", json_string_value(id),
-                     strcmp(json_string_value(json_object_get(run, "state")), "queued") == 0
-                         ? "a stopped scheduler handed it back" : "its heartbeat stopped");
+                     state && strcmp(state, "queued") == 0 ? "a stopped scheduler handed it back"
+                                                           : "its heartbeat stopped");
             if (start_run(s, v, json_string_value(id), true, json_object_get(run, "conf"),
                           dates.logical_date, dates.data_interval_start,
                           dates.data_interval_end) == 0)
