@@ -207,7 +207,8 @@ static json_t *load_json(const char *text, const char *what, struct dr_err *err)
     return v;
 }
 
-/* One-row, one-column JSON query; a NULL or missing value gives NULL with err "no run". */
+/* One-row, one-column JSON query; a NULL or missing value gives NULL with err "run X: no
+ * such run". */
 static json_t *query_json(struct store *s, const char *sql, int n, const char *const *vals,
                           const char *what, const char *run_id, struct dr_err *err)
 {
@@ -215,8 +216,10 @@ static json_t *query_json(struct store *s, const char *sql, int n, const char *c
     if (!res)
         return NULL;
     json_t *v = NULL;
-    if (PQntuples(res) < 1 || PQgetisnull(res, 0, 0))
-        err_set(err, "%s: no such run %s", what, run_id ? run_id : "");
+    if (PQntuples(res) < 1 || PQgetisnull(res, 0, 0)) {
+        err_set(err, "run %s: no such run", run_id ? run_id : "");
+        err_hint(err, "dagrun runs lists the runs");
+    }
     else
         v = load_json(PQgetvalue(res, 0, 0), what, err);
     PQclear(res);

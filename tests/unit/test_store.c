@@ -173,7 +173,7 @@ static void test_store_run_create_scheduled_unique(void **state)
     assert_int_equal(store_run_create(g_st, "kite_historic", "bogus", T0, T0, T0, NULL, id2,
                                       sizeof id2, &err), -1);
     assert_null(store_run_get(g_st, "no_such_run", &err));
-    assert_non_null(strstr(err.msg, "no such run no_such_run"));
+    assert_non_null(strstr(err.msg, "run no_such_run: no such run"));
     /* A buffer too small for the id is an error, not a truncation. */
     char tiny[16];
     assert_int_equal(store_run_create(g_st, "kite_historic", "manual", T0, T0, T0, NULL, tiny,
