@@ -371,7 +371,7 @@ int cmd_scheduler(struct cli *c, int argc, char **argv)
     log_info("scheduler started on %s%s", c->cfg->dags_dir, once ? " (once)" : "");
     int64_t last_scan = 0, last_stale = 0;
     int once_worst = 0;
-    const int64_t started_at = (int64_t)time(NULL);
+    const int64_t once_due_by = (int64_t)time(NULL);   /* --once: what is due by now */
     while (!s.stop) {
         int64_t now = (int64_t)time(NULL);
         if (now - last_scan >= 2) {
@@ -385,7 +385,7 @@ int cmd_scheduler(struct cli *c, int argc, char **argv)
         }
         for (size_t i = 0; i < s.n_files && !s.stop; i++)
             if (s.files[i].v && s.files[i].v->dag->cron)
-                started += fire_dag(&s, s.files[i].v, once ? started_at : now);
+                started += fire_dag(&s, s.files[i].v, once ? once_due_by : now);
         if (once) {
             /* Wait for this round; intervals that max_active_runs held back go next. What
              * became due after --once started waits for the next scheduler. */

@@ -219,9 +219,9 @@ static json_t *query_json(struct store *s, const char *sql, int n, const char *c
     if (PQntuples(res) < 1 || PQgetisnull(res, 0, 0)) {
         err_set(err, "run %s: no such run", run_id ? run_id : "");
         err_hint(err, "dagrun runs lists the runs");
-    }
-    else
+    } else {
         v = load_json(PQgetvalue(res, 0, 0), what, err);
+    }
     PQclear(res);
     return v;
 }
