@@ -8,6 +8,7 @@
 
 #include "ctx.h"
 #include "log.h"
+#include "recorder.h"
 
 enum { FLUSH_MS = 200, FLUSH_RECORDS = 4000, POLL_MS = 100 };
 
@@ -24,9 +25,9 @@ struct coord {
     size_t n_heap, cap_heap;
     struct unit *batch_head, *batch_tail;   /* units to push to the ready queue */
     size_t n_batch;
-    struct ti_record *pend;     /* records for store_ti_write (borrowed strings/outputs) */
-    size_t n_pend, cap_pend;
-    int64_t pend_since;         /* mono ms of the oldest pending record */
+    struct recorder *rec;       /* task-instance records to the store; NULL: no store */
+    size_t n_pend;              /* records in the recorder's open batch */
+    int64_t pend_since;         /* mono ms of the oldest of them */
     size_t records_lost;        /* records the store refused (after reconnecting): run failed */
     int64_t next_heartbeat;
     size_t done, total;         /* progress */
@@ -186,48 +187,19 @@ static struct unit *heap_pop(struct coord *co)
 
 static void flush_records(struct coord *co)
 {
-    struct exec *ex = co->ex;
-    if (!co->n_pend)
-        return;
-    struct dr_err e;
-    err_clear(&e);
-    if (store_ti_write(ex->spec->store, ex->run_id, co->pend, co->n_pend, &e) < 0) {
-        log_msg(DR_LOG_ERROR, ex->run_id, NULL, NULL, "recording %zu task instances: %s",
-                co->n_pend, e.msg);
-        if (!co->res->error[0])
-            snprintf(co->res->error, sizeof co->res->error, "recording task instances: %s", e.msg);
-        co->records_lost += co->n_pend;
-    }
+    if (co->n_pend)
+        recorder_flush(co->rec);
     co->n_pend = 0;
 }
 
-/* Queues a record for the store; its strings and output must live until the flush. */
+/* Queues a record for the store. */
 static void add_record(struct coord *co, const struct ti_record *r)
 {
-    if (!co->ex->spec->store)
+    if (!co->rec)
         return;
-    if (r->map_index < 0) {
-        /* An unmapped task's running record may still be pending: one row may appear
-         * only once per upsert statement. O(pending) for the few unmapped tasks. */
-        for (size_t i = 0; i < co->n_pend; i++)
-            if (co->pend[i].map_index < 0 && strcmp(co->pend[i].task_id, r->task_id) == 0) {
-                co->pend[i] = *r;
-                return;
-            }
-    }
-    if (co->n_pend == co->cap_pend) {
-        size_t cap = co->cap_pend ? co->cap_pend * 2 : 64;
-        struct ti_record *p = realloc(co->pend, cap * sizeof *p);
-        if (!p) {
-            flush_records(co);
-            return;
-        }
-        co->pend = p;
-        co->cap_pend = cap;
-    }
     if (!co->n_pend)
         co->pend_since = ctx_mono_ms(co->ex);
-    co->pend[co->n_pend++] = *r;
+    co->n_pend = recorder_add(co->rec, r);
     if (co->n_pend >= FLUSH_RECORDS)
         flush_records(co);
 }
@@ -920,6 +892,10 @@ int executor_run(const struct run_spec *spec, struct run_result *res, struct dr_
         if (ex->ts[i].lane < 0 || ex->ts[i].lane_pos == 0)
             co.total++;
 
+    if (spec->store && !(co.rec = recorder_start(spec->database_url, spec->store, ex->run_id))) {
+        err_set(err, "out of memory");
+        goto out;
+    }
     if (workq_init(&ex->q) < 0) {
         err_set(err, "cannot create the work queue");
         goto out;
@@ -959,7 +935,14 @@ int executor_run(const struct run_spec *spec, struct run_result *res, struct dr_
     }
     for (size_t i = 0; i < spec->dag->n_tasks; i++)
         ctx_call_fini(ex, (int)i);
-    flush_records(&co);
+    char lost_msg[512];
+    size_t lost = recorder_close(co.rec, lost_msg, sizeof lost_msg);
+    co.rec = NULL;
+    if (lost) {
+        co.records_lost += lost;
+        if (!res->error[0])
+            snprintf(res->error, sizeof res->error, "recording task instances: %s", lost_msg);
+    }
 
     res->state = final_state(&co);
     res->warnings = ex->warnings;
@@ -983,7 +966,7 @@ out_sync:
 out:
     free(co.recbuf);
     free(co.heap);
-    free(co.pend);
+    recorder_close(co.rec, NULL, 0);
     exec_free(ex);
     if (rc < 0)
         run_result_free(res);

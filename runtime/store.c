@@ -135,9 +135,39 @@ static int parse_i64(const char *s, int64_t *out)
     return 0;
 }
 
+/* The length of the valid UTF-8 sequence at p[i] (len: bytes in p), 0 when there is none.
+ * PostgreSQL and Jansson both refuse invalid UTF-8 (overlong forms, surrogates, > U+10FFFF). */
+static size_t utf8_seq(const unsigned char *p, size_t i, size_t len)
+{
+    unsigned c = p[i];
+    size_t n = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3
+             : (c & 0xF8) == 0xF0 ? 4 : 0;
+    bool ok = n > 0 && i + n <= len;
+    for (size_t k = 1; ok && k < n; k++)
+        ok = (p[i + k] & 0xC0) == 0x80;
+    if (ok && n > 1) {
+        unsigned cp = c & (0xFF >> (n + 1));
+        for (size_t k = 1; k < n; k++)
+            cp = cp << 6 | (p[i + k] & 0x3F);
+        static const unsigned min[5] = { 0, 0, 0x80, 0x800, 0x10000 };
+        ok = cp >= min[n] && cp <= 0x10FFFF && !(cp >= 0xD800 && cp <= 0xDFFF);
+    }
+    return ok ? n : 0;
+}
+
+static bool utf8_valid(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t i = 0, n; i < len; i += n)
+        if (p[i] < 0x80)
+            n = 1;
+        else if (!(n = utf8_seq(p, i, len)))
+            return false;
+    return true;
+}
+
 /* A copy of s with every byte that is not part of valid UTF-8 replaced by '?'; NULL when
- * out of memory. PostgreSQL and Jansson both refuse invalid UTF-8, and an error text may
- * come from anywhere (an HTTP body, a file). */
+ * out of memory. An error text may come from anywhere (an HTTP body, a file). */
 static char *utf8_clean(const char *s)
 {
     size_t len = strlen(s);
@@ -147,20 +177,8 @@ static char *utf8_clean(const char *s)
     const unsigned char *p = (const unsigned char *)s;
     size_t i = 0;
     while (i < len) {
-        unsigned c = p[i];
-        size_t n = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3
-                 : (c & 0xF8) == 0xF0 ? 4 : 0;
-        bool ok = n > 0 && i + n <= len;
-        for (size_t k = 1; ok && k < n; k++)
-            ok = (p[i + k] & 0xC0) == 0x80;
-        if (ok && n > 1) {
-            unsigned cp = c & (0xFF >> (n + 1));
-            for (size_t k = 1; k < n; k++)
-                cp = cp << 6 | (p[i + k] & 0x3F);
-            static const unsigned min[5] = { 0, 0, 0x80, 0x800, 0x10000 };
-            ok = cp >= min[n] && cp <= 0x10FFFF && !(cp >= 0xD800 && cp <= 0xDFFF);
-        }
-        if (ok) {
+        size_t n = utf8_seq(p, i, len);
+        if (n) {
             memcpy(out + i, p + i, n);
             i += n;
         } else
@@ -186,13 +204,8 @@ static json_t *json_str(const char *s)
 static const char *text_param(const char *s, char **tmp)
 {
     *tmp = NULL;
-    if (!s)
-        return NULL;
-    json_t *probe = json_string(s);     /* Jansson's UTF-8 check */
-    if (probe) {
-        json_decref(probe);
+    if (!s || utf8_valid(s, strlen(s)))
         return s;
-    }
     *tmp = utf8_clean(s);
     return *tmp ? *tmp : "?";
 }
@@ -850,86 +863,102 @@ static void tb_put(struct tbuf *b, const char *s, size_t n)
     b->len += n;
 }
 
-/* s escaped for COPY text format (NULL: \N); invalid UTF-8 is replaced as json_str does. */
-static void tb_text(struct tbuf *b, const char *s)
+static void tb_u16(struct tbuf *b, uint16_t v)
+{
+    unsigned char x[2] = { (unsigned char)(v >> 8), (unsigned char)v };
+    tb_put(b, (const char *)x, 2);
+}
+
+static void tb_u32(struct tbuf *b, uint32_t v)
+{
+    unsigned char x[4] = { (unsigned char)(v >> 24), (unsigned char)(v >> 16),
+                           (unsigned char)(v >> 8), (unsigned char)v };
+    tb_put(b, (const char *)x, 4);
+}
+
+/* A binary COPY field: its length, then its bytes (a NULL is the length -1). */
+static void tb_null(struct tbuf *b)
+{
+    tb_u32(b, UINT32_MAX);
+}
+
+static void tb_int4(struct tbuf *b, int32_t v)
+{
+    tb_u32(b, 4);
+    tb_u32(b, (uint32_t)v);
+}
+
+/* text (and a jsonb's text after its version byte 1); invalid UTF-8 is replaced as
+ * json_str does. */
+static void tb_text(struct tbuf *b, const char *s, bool jsonb)
 {
     if (!s) {
-        tb_put(b, "\\N", 2);
+        tb_null(b);
         return;
     }
     char *tmp;
     const char *v = text_param(s, &tmp);
-    size_t start = 0, i = 0;
-    for (; v[i]; i++) {
-        const char *esc = v[i] == '\\' ? "\\\\" : v[i] == '\t' ? "\\t" : v[i] == '\n' ? "\\n"
-                        : v[i] == '\r' ? "\\r" : NULL;
-        if (esc) {
-            tb_put(b, v + start, i - start);
-            tb_put(b, esc, 2);
-            start = i + 1;
-        }
+    size_t n = strlen(v);
+    if (n > INT32_MAX - 1) {
+        b->oom = true;
+        n = 0;
     }
-    tb_put(b, v + start, i - start);
+    tb_u32(b, (uint32_t)(n + jsonb));
+    if (jsonb)
+        tb_put(b, "\1", 1);
+    tb_put(b, v, n);
     free(tmp);
 }
 
-/* A timestamptz for Unix milliseconds (NULL when ms <= 0); false when out of range. */
-static bool tb_time(struct tbuf *b, int64_t ms)
+/* A timestamptz for Unix milliseconds (NULL when ms <= 0): microseconds since 2000-01-01. */
+static void tb_time(struct tbuf *b, int64_t ms)
 {
     if (ms <= 0) {
-        tb_put(b, "\\N", 2);
-        return true;
+        tb_null(b);
+        return;
     }
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    if (!gmtime_r(&t, &tm) || tm.tm_year + 1900 > 9999)
-        return false;
-    char buf[48];
-    int n = snprintf(buf, sizeof buf, "%04d-%02d-%02d %02d:%02d:%02d.%03d+00", tm.tm_year + 1900,
-                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
-    tb_put(b, buf, (size_t)n);
-    return true;
+    uint64_t us = (uint64_t)((ms - 946684800000LL) * 1000);
+    tb_u32(b, 8);
+    tb_u32(b, (uint32_t)(us >> 32));
+    tb_u32(b, (uint32_t)us);
 }
 
-/* The records as COPY text rows; NULL when out of memory or not expressible. */
+/* The records in COPY's binary format; NULL when out of memory. Binary spares the server
+ * parsing numbers and times, and the client formatting them. */
 static char *ti_records_copy(const char *run_id, const struct ti_record *recs, size_t n,
                              size_t *len)
 {
     struct tbuf b = { 0 };
+    tb_put(&b, "PGCOPY\n\377\r\n\0", 11);
+    tb_u32(&b, 0);      /* flags */
+    tb_u32(&b, 0);      /* header extension length */
     bool ok = true;
     for (size_t i = 0; ok && i < n; i++) {
         const struct ti_record *r = &recs[i];
-        char num[64];
-        tb_text(&b, run_id);
-        tb_put(&b, "\t", 1);
-        tb_text(&b, r->task_id ? r->task_id : "");
-        tb_put(&b, num, (size_t)snprintf(num, sizeof num, "\t%ld\t", (long)r->map_index));
-        tb_text(&b, r->map_key);
-        tb_put(&b, "\t", 1);
-        tb_text(&b, ti_state_name(r->state));
-        tb_put(&b, num, (size_t)snprintf(num, sizeof num, "\t%d\t", r->try_number));
-        ok = tb_time(&b, r->start_ms);
-        tb_put(&b, "\t", 1);
-        ok = ok && tb_time(&b, r->end_ms);
-        tb_put(&b, "\t", 1);
-        tb_text(&b, r->error);
-        tb_put(&b, "\t", 1);
+        tb_u16(&b, 11);
+        tb_text(&b, run_id, false);
+        tb_text(&b, r->task_id ? r->task_id : "", false);
+        tb_int4(&b, (int32_t)r->map_index);
+        tb_text(&b, r->map_key, false);
+        tb_text(&b, ti_state_name(r->state), false);
+        tb_int4(&b, r->try_number);
+        tb_time(&b, r->start_ms);
+        tb_time(&b, r->end_ms);
+        tb_text(&b, r->error, false);
         if (r->output) {
             /* A deep copy: the record's output may be shared with other threads. */
             json_t *copy = json_deep_copy(r->output);
             char *txt = copy ? json_dumps(copy, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
             json_decref(copy);
-            ok = ok && txt;
-            if (txt)
-                tb_text(&b, txt);
+            ok = txt != NULL;
+            tb_text(&b, txt, true);
             free(txt);
         } else {
-            tb_put(&b, "\\N", 2);
+            tb_null(&b);
         }
-        tb_put(&b, "\t", 1);
-        tb_text(&b, r->checkpoint);
-        tb_put(&b, "\n", 1);
+        tb_text(&b, r->checkpoint, false);
     }
+    tb_u16(&b, UINT16_MAX);    /* trailer: -1 */
     if (!ok || b.oom) {
         free(b.p);
         return NULL;
@@ -963,7 +992,7 @@ static bool ti_write_copy(PGconn *conn, const char *run_id, const struct ti_reco
     if (ok) {
         PGresult *r = PQexec(conn, "COPY dagrun.task_instance (run_id, task_id, map_index, map_key,"
                                    " state, try_number, started_at, ended_at, error, output,"
-                                   " checkpoint) FROM STDIN");
+                                   " checkpoint) FROM STDIN (FORMAT binary)");
         ok = PQresultStatus(r) == PGRES_COPY_IN;
         PQclear(r);
         if (ok) {

@@ -1,12 +1,7 @@
-/* Benchmark of the executor's own overhead: a list task, then a mapped lane of no-op tasks.
- *
- * Build and run (no Makefile rule yet):
- *   make B=build/exec build/exec/libdagrun.a
- *   cc -std=c11 -D_DEFAULT_SOURCE -D_XOPEN_SOURCE=700 -O2 -Iinclude -Iruntime \
- *      $(pkg-config --cflags jansson libpq) -rdynamic -o build/exec/bench_engine \
- *      tests/bench/bench_engine.c -Wl,--whole-archive build/exec/libdagrun.a \
- *      -Wl,--no-whole-archive $(pkg-config --libs libcurl libpq yaml-0.1 jansson) -pthread -ldl -lm
- *   build/exec/bench_engine [items] [lane_length] [workers]
+/* Benchmark of the executor's own overhead: a list task, then a mapped lane of no-op tasks,
+ * in-process, with no database (make bench builds it as build/benchtools/bench_engine and
+ * reports its figure beside the engine row).
+ *   build/benchtools/bench_engine [items] [lane_length] [workers]
  * Prints the wall time per item; speed is reported here, never asserted in tests. */
 #include <stdio.h>
 #include <stdlib.h>

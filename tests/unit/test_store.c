@@ -10,6 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "prop.h"
+#include "recorder.h"
 #include "sandbox.h"
 #include "store.h"
 
@@ -340,6 +342,104 @@ static void test_store_ti_write_batch_and_upsert(void **state)
     free(r);
 }
 
+/* A random text for a record field: hostile bytes (tabs, newlines, backslashes, quotes),
+ * multibyte UTF-8, and now and then invalid UTF-8 or NULL. */
+static char *random_text(uint64_t *rng, bool may_be_null)
+{
+    static const char *const parts[] = { "a", "Z9", "\t", "\n", "\r\n", "\\", "\\N", "'",
+                                          "\"", "%s", "\u20b9", "\u65e5\u672c", "\U0001F680",
+                                          "\xff", "\xc3", "\xed\xa0\x80", ",", " ", "{}" };
+    if (may_be_null && prop_splitmix(rng) % 5 == 0)
+        return NULL;
+    size_t n = prop_splitmix(rng) % 12, len = 0;
+    char *s = calloc(1, 12 * 8 + 1);
+    for (size_t i = 0; i < n; i++) {
+        const char *p = parts[prop_splitmix(rng) % (sizeof parts / sizeof *parts)];
+        memcpy(s + len, p, strlen(p));
+        len += strlen(p);
+    }
+    return s;
+}
+
+/* Property: a batch that goes by COPY (binary) stores exactly what the upsert stores when the
+ * same records are written one at a time, for seeded random records. A trigger notes which
+ * statement inserted each row, so a COPY that fell back to the upsert cannot pass. */
+static void test_store_ti_copy_matches_upsert(void **state)
+{
+    (void)state;
+    enum { N = 200 };
+    uint64_t seed = prop_seed();
+    uint64_t rng = seed;
+    char a[256], b[256];
+    struct dr_err err;
+    err_clear(&err);
+    make_run("copy_dag", "manual", T0, NULL, a, sizeof a);
+    make_run("copy_dag", "manual", T0, NULL, b, sizeof b);
+    free(sql1("CREATE TABLE public.ti_via (run_id text, via text)", NULL));
+    free(sql1("CREATE FUNCTION public.ti_via() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+              " INSERT INTO public.ti_via VALUES (NEW.run_id, split_part(current_query(), ' ', 1));"
+              " RETURN NEW; END $$", NULL));
+    free(sql1("CREATE TRIGGER ti_via BEFORE INSERT ON dagrun.task_instance"
+              " FOR EACH ROW EXECUTE FUNCTION public.ti_via()", NULL));
+    struct ti_record r[N];
+    char *texts[N][4];
+    json_t *outs[N];
+    static const enum ti_state states[] = { TI_SUCCESS, TI_FAILED, TI_SKIPPED, TI_CANCELLED,
+                                            TI_UPSTREAM_FAILED, TI_RUNNING };
+    for (int i = 0; i < N; i++) {
+        for (int k = 0; k < 4; k++)
+            texts[i][k] = random_text(&rng, k > 0);
+        outs[i] = NULL;
+        if (prop_splitmix(&rng) % 3 == 0)
+            outs[i] = json_pack("{s:s?, s:I, s:[f, b, n]}", "s", texts[i][1], "n",
+                                (json_int_t)(prop_splitmix(&rng) % 1000000), "a", 0.5, 1);
+        int64_t start = prop_splitmix(&rng) % 4 == 0 ? 0
+                        : T0 * 1000 + (int64_t)(prop_splitmix(&rng) % 100000000);
+        r[i] = (struct ti_record){
+            .task_id = texts[i][0], .map_index = i % 7 == 0 ? -1 : i,
+            .map_key = texts[i][1], .state = states[prop_splitmix(&rng) % 6],
+            .try_number = (int)(prop_splitmix(&rng) % 9), .start_ms = start,
+            .end_ms = start ? start + (int64_t)(prop_splitmix(&rng) % 5000) : 0,
+            .error = texts[i][2], .output = outs[i], .checkpoint = texts[i][3],
+        };
+    }
+    /* Task ids must differ per map index -1 row: one row per (task, map index). */
+    for (int i = 0; i < N; i += 7) {
+        char *t = malloc(32);
+        snprintf(t, 32, "unmapped-%d", i);
+        free(texts[i][0]);
+        r[i].task_id = texts[i][0] = t;
+    }
+    assert_int_equal(store_ti_write(g_st, a, r, N, &err), 0);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(store_ti_write(g_st, b, &r[i], 1, &err), 0);
+    free(sql1("DROP TRIGGER ti_via ON dagrun.task_instance", NULL));
+
+    assert_int_equal(sql_long("SELECT count(*) FROM public.ti_via WHERE run_id = $1"
+                              " AND via = 'COPY'", a), N);
+    assert_int_equal(sql_long("SELECT count(*) FROM public.ti_via WHERE run_id = $1"
+                              " AND via = 'INSERT'", b), N);
+    static const char cols[] = "task_id, map_index, map_key, state, try_number, started_at,"
+                               " ended_at, error, output, checkpoint";
+    char q[1024];
+    snprintf(q, sizeof q, "SELECT count(*) FROM ((SELECT %s FROM dagrun.task_instance"
+             " WHERE run_id = $1) EXCEPT ALL (SELECT %s FROM dagrun.task_instance"
+             " WHERE run_id = '%s')) d", cols, cols, b);
+    long differ = sql_long(q, a);
+    if (differ)
+        fail_msg("%ld of %d records differ between COPY and upsert (DR_TEST_SEED=%llu)",
+                 differ, N, (unsigned long long)seed);
+    assert_int_equal(sql_long("SELECT count(*) FROM dagrun.task_instance WHERE run_id = $1", b),
+                     N);
+    free(sql1("DROP TABLE public.ti_via", NULL));
+    free(sql1("DROP FUNCTION public.ti_via()", NULL));
+    for (int i = 0; i < N; i++) {
+        for (int k = 0; k < 4; k++)
+            free(texts[i][k]);
+        json_decref(outs[i]);
+    }
+}
+
 static void test_store_ti_write_conn_rolls_back(void **state)
 {
     (void)state;
@@ -646,6 +746,105 @@ static void test_store_hostile_strings_round_trip(void **state)
     json_decref(conf);
 }
 
+/* ---- recorder.c: the coordinator's records, written by threads of their own ---- */
+
+/* n mapped records of task at map indexes from.. into the recorder; returns the batch size. */
+static size_t add_items(struct recorder *rc, const char *task, long from, long n)
+{
+    size_t open = 0;
+    for (long i = from; i < from + n; i++) {
+        struct ti_record r = { .task_id = task, .map_index = i, .map_key = "k",
+                               .state = TI_SUCCESS, .try_number = 1,
+                               .start_ms = T0 * 1000 + i, .end_ms = T0 * 1000 + i + 1 };
+        open = recorder_add(rc, &r);
+    }
+    return open;
+}
+
+static void add_unmapped(struct recorder *rc, const char *task, enum ti_state st)
+{
+    char err[] = "gone after add";
+    struct ti_record r = { .task_id = task, .map_index = -1, .state = st, .try_number = 1,
+                           .start_ms = T0 * 1000, .end_ms = st == TI_RUNNING ? 0 : T0 * 1000 + 5,
+                           .error = st == TI_FAILED ? err : NULL };
+    recorder_add(rc, &r);
+    memset(err, 'x', sizeof err - 1);   /* the recorder copied the error */
+}
+
+/* Batches handed over back to back (so a second writer starts and they overlap): every record
+ * is stored, and a task's running record, in an earlier batch than its end, never replaces
+ * the end whichever writer commits first. */
+static void test_recorder_writes_every_batch(void **state)
+{
+    (void)state;
+    char id[256];
+    make_run("recorder_dag", "manual", T0, NULL, id, sizeof id);
+    struct recorder *rc = recorder_start(g_url, g_st, id);
+    assert_non_null(rc);
+    char tasks[20][8];      /* task ids are borrowed until recorder_close */
+    for (int k = 0; k < 20; k++) {
+        snprintf(tasks[k], sizeof tasks[k], "u%d", k);
+        add_unmapped(rc, tasks[k], TI_RUNNING);
+        assert_int_equal(add_items(rc, "lane", k * 2000L, 2000), k ? 2002 : 2001);
+        recorder_flush(rc);
+        add_unmapped(rc, tasks[k], k % 2 ? TI_SUCCESS : TI_FAILED);
+    }
+    add_unmapped(rc, "u0", TI_RUNNING);     /* replaces u0's end in the open batch */
+    add_unmapped(rc, "u0", TI_SUCCESS);
+    char msg[256] = "";
+    assert_int_equal(recorder_close(rc, msg, sizeof msg), 0);
+    assert_int_equal(sql_long("SELECT count(*) FROM dagrun.task_instance WHERE run_id = $1"
+                              " AND task_id = 'lane'", id), 40000);
+    assert_int_equal(sql_long("SELECT count(DISTINCT map_index) FROM dagrun.task_instance"
+                              " WHERE run_id = $1 AND task_id = 'lane' AND state = 'success'",
+                              id), 40000);
+    assert_int_equal(sql_long("SELECT count(*) FROM dagrun.task_instance WHERE run_id = $1"
+                              " AND map_index = -1 AND state = 'success'", id), 11);
+    assert_int_equal(sql_long("SELECT count(*) FROM dagrun.task_instance WHERE run_id = $1"
+                              " AND map_index = -1 AND state = 'failed'"
+                              " AND error = 'gone after add'", id), 9);
+}
+
+/* No connection of its own: the batches are written at once on the fallback store. */
+static void test_recorder_falls_back_to_the_callers_connection(void **state)
+{
+    (void)state;
+    char id[256];
+    make_run("recorder_dag", "manual", T0, NULL, id, sizeof id);
+    struct recorder *rc = recorder_start("postgresql:///none?host=/nonexistent", g_st, id);
+    assert_non_null(rc);
+    add_items(rc, "lane", 0, 100);
+    recorder_flush(rc);
+    assert_int_equal(sql_long("SELECT count(*) FROM dagrun.task_instance WHERE run_id = $1", id),
+                     100);
+    add_items(rc, "lane", 100, 5);
+    assert_int_equal(recorder_close(rc, NULL, 0), 0);
+    assert_int_equal(sql_long("SELECT count(*) FROM dagrun.task_instance WHERE run_id = $1", id),
+                     105);
+}
+
+/* Records the database refuses are counted, with the first error, never dropped silently. */
+static void test_recorder_counts_refused_records(void **state)
+{
+    (void)state;
+    free(sql1("ALTER TABLE dagrun.task_instance ADD CONSTRAINT no_ghost"
+              " CHECK (task_id <> 'ghost') NOT VALID", NULL));
+    char id[256];
+    make_run("recorder_dag", "manual", T0, NULL, id, sizeof id);
+    struct recorder *rc = recorder_start(g_url, g_st, id);
+    add_items(rc, "lane", 0, 50);
+    recorder_flush(rc);
+    add_items(rc, "ghost", 0, 40);
+    recorder_flush(rc);
+    add_items(rc, "lane", 50, 50);
+    char msg[256] = "";
+    assert_int_equal(recorder_close(rc, msg, sizeof msg), 40);
+    assert_non_null(strstr(msg, "no_ghost"));
+    free(sql1("ALTER TABLE dagrun.task_instance DROP CONSTRAINT no_ghost", NULL));
+    assert_int_equal(sql_long("SELECT count(*) FROM dagrun.task_instance WHERE run_id = $1", id),
+                     100);
+}
+
 int main(void)
 {
     const struct CMUnitTest t[] = {
@@ -655,6 +854,10 @@ int main(void)
         cmocka_unit_test(test_store_heartbeat_and_cancel),
         cmocka_unit_test(test_store_warnings_and_counters_merge),
         cmocka_unit_test(test_store_ti_write_batch_and_upsert),
+        cmocka_unit_test(test_store_ti_copy_matches_upsert),
+        cmocka_unit_test(test_recorder_writes_every_batch),
+        cmocka_unit_test(test_recorder_falls_back_to_the_callers_connection),
+        cmocka_unit_test(test_recorder_counts_refused_records),
         cmocka_unit_test(test_store_ti_write_conn_rolls_back),
         cmocka_unit_test(test_store_prior_load_reconstructs),
         cmocka_unit_test(test_store_runs_list_and_status),
