@@ -1,8 +1,10 @@
 /* runtime-private: plugins never include this */
 /* Task-instance records on their way to the run state. The coordinator fills a batch and
- * hands it over; a thread of the recorder's own writes the batches, in order, on a database
- * connection of its own, so the coordinator goes on dispatching while PostgreSQL takes the
- * previous batch. */
+ * hands it over; writer threads of the recorder's own (up to two, each with its own database
+ * connection, started when a batch is handed over while every writer is busy) write the
+ * batches, so the coordinator goes on dispatching while PostgreSQL takes the previous ones.
+ * Batches may commit out of order: store_ti_write's upsert never lets an unmapped task's
+ * "running" record replace its end. */
 #ifndef DR_RECORDER_H
 #define DR_RECORDER_H
 
@@ -12,8 +14,8 @@
 
 struct recorder;
 
-/* A recorder for run_id writing on a new connection to url. When that connection cannot be
- * opened (or no thread can start), batches are written at once on fallback instead, by the
+/* A recorder for run_id whose writers connect to url. While no writer runs (none needed yet,
+ * or none could connect or start: a warning), batches are written at once on fallback, by the
  * caller's thread. NULL when out of memory. */
 struct recorder *recorder_start(const char *url, struct store *fallback, const char *run_id);
 
@@ -22,7 +24,8 @@ struct recorder *recorder_start(const char *url, struct store *fallback, const c
  * replaces that task's record still in the open batch. Returns the open batch's size. */
 size_t recorder_add(struct recorder *rc, const struct ti_record *r);
 
-/* Hands the open batch to the writer; waits while two batches are already waiting. */
+/* Hands the open batch to the writers; waits while one batch more than there are writers is
+ * already handed over and not yet written. */
 void recorder_flush(struct recorder *rc);
 
 /* Flushes, waits until every batch is written and frees rc. Returns how many records the
