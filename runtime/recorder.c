@@ -143,12 +143,8 @@ size_t recorder_add(struct recorder *rc, const struct ti_record *r)
     struct batch *b = rc->open;
     char *error = r->error ? strdup(r->error) : NULL;
     char *checkpoint = r->checkpoint ? strdup(r->checkpoint) : NULL;
-    if ((r->error && !error) || (r->checkpoint && !checkpoint)) {
-        free(error);
-        free(checkpoint);
-        note_lost(rc, 1, "out of memory");
-        return b->n;
-    }
+    if ((r->error && !error) || (r->checkpoint && !checkpoint))
+        goto oom;
     struct ti_record *slot = NULL;
     /* An unmapped task's running record may still be here: one row may appear only once
      * per upsert statement. O(batch) for the few unmapped tasks. */
@@ -161,12 +157,8 @@ size_t recorder_add(struct recorder *rc, const struct ti_record *r)
         if (b->n == b->cap) {
             size_t cap = b->cap ? b->cap * 2 : 64;
             struct ti_record *p = realloc(b->recs, cap * sizeof *p);
-            if (!p) {
-                free(error);
-                free(checkpoint);
-                note_lost(rc, 1, "out of memory");
-                return b->n;
-            }
+            if (!p)
+                goto oom;
             b->recs = p;
             b->cap = cap;
         }
@@ -176,6 +168,11 @@ size_t recorder_add(struct recorder *rc, const struct ti_record *r)
     slot->error = error;
     slot->checkpoint = checkpoint;
     slot->output = json_incref((json_t *)r->output);
+    return b->n;
+oom:
+    free(error);
+    free(checkpoint);
+    note_lost(rc, 1, "out of memory");
     return b->n;
 }
 
