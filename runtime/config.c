@@ -2,14 +2,17 @@
 #include "config.h"
 
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "envexpand.h"
 #include "plugin.h"
 
 /* A config is a page of JSON: a bigger file (or a FIFO, /dev/zero) is refused
@@ -25,60 +28,23 @@ struct cl {
     struct dr_err *err;
 };
 
-/* Replaces ${VAR} with getenv(VAR) and $$ with $; any other '$' stays. Returns a
- * malloc'd string or NULL with err (the message names the variable, never a value). */
+/* Expands ${VAR} and $$ (envexpand). Returns a malloc'd string or NULL with err
+ * (the message names the variable, never a value). */
 static char *expand(const struct cl *l, const char *where, const char *s)
 {
-    size_t cap = strlen(s) + 1, n = 0;
-    char *out = malloc(cap);
-    if (!out)
-        return (void)err_set(l->err, "out of memory"), NULL;
-    for (const char *p = s; *p;) {
-        const char *piece = p;
-        size_t plen = 1;
-        if (p[0] == '$' && p[1] == '$') {
-            p += 2;
-        } else if (p[0] == '$' && p[1] == '{') {
-            const char *end = strchr(p + 2, '}');
-            if (!end) {
-                err_set(l->err, "%s: %s: unterminated ${ (write $$ for a literal $)", l->file, where);
-                goto fail;
-            }
-            char name[256];
-            size_t nl = (size_t)(end - (p + 2));
-            if (nl == 0 || nl >= sizeof name) {
-                err_set(l->err, "%s: %s: bad variable name in ${...}", l->file, where);
-                goto fail;
-            }
-            memcpy(name, p + 2, nl);
-            name[nl] = '\0';
-            piece = getenv(name);
-            if (!piece) {
-                err_set(l->err, "%s: %s: environment variable %s is not set", l->file, where, name);
-                err_hint(l->err, "export %s, or write $$ for a literal $", name);
-                goto fail;
-            }
-            plen = strlen(piece);
-            p = end + 1;
-        } else {
-            p++;
-        }
-        if (n + plen + 1 > cap) {
-            cap = (n + plen + 1) * 2;
-            char *o = realloc(out, cap);
-            if (!o) {
-                err_set(l->err, "out of memory");
-                goto fail;
-            }
-            out = o;
-        }
-        memcpy(out + n, piece, plen);
-        n += plen;
+    char unset[256];
+    const char *why = NULL;
+    char *out = envexpand(s, unset, sizeof unset, &why);
+    if (out)
+        return out;
+    if (unset[0]) {
+        err_set(l->err, "%s: %s: environment variable %s is not set", l->file, where, unset);
+        err_hint(l->err, "export %s, or write $$ for a literal $", unset);
+    } else if (strcmp(why, "out of memory") == 0) {
+        err_set(l->err, "out of memory");
+    } else {
+        err_set(l->err, "%s: %s: %s", l->file, where, why);
     }
-    out[n] = '\0';
-    return out;
-fail:
-    free(out);
     return NULL;
 }
 
@@ -109,6 +75,41 @@ static int expand_tree(const struct cl *l, const char *where, json_t *v)
             snprintf(sub, sizeof sub, "%s[%zu]", where, i);
             if (expand_tree(l, sub, it) < 0)
                 return -1;
+        }
+    }
+    return 0;
+}
+
+/* Expands every string of the config except the values of sources.<name>.headers:
+ * those are expanded by the HTTP client when it builds its requests, so that a
+ * secret never sits in the config (or in a message quoting it). */
+static int expand_config(const struct cl *l, json_t *root)
+{
+    char where[512];
+    const char *k;
+    json_t *v;
+    json_object_foreach(root, k, v) {
+        if (strcmp(k, "sources") != 0 || !json_is_object(v)) {
+            if (expand_tree(l, k, v) < 0)
+                return -1;
+            continue;
+        }
+        const char *sk;
+        json_t *sv;
+        json_object_foreach(v, sk, sv) {
+            const char *fk;
+            json_t *fv;
+            if (!json_is_object(sv)) {
+                snprintf(where, sizeof where, "sources.%s", sk);
+                if (expand_tree(l, where, sv) < 0)
+                    return -1;
+                continue;
+            }
+            json_object_foreach(sv, fk, fv) {
+                snprintf(where, sizeof where, "sources.%s.%s", sk, fk);
+                if (strcmp(fk, "headers") != 0 && expand_tree(l, where, fv) < 0)
+                    return -1;
+            }
         }
     }
     return 0;
@@ -150,7 +151,7 @@ static int get_int(const struct cl *l, const char *where, const json_t *v, long 
 
 static int get_small(const struct cl *l, const char *where, const json_t *v, int lo, int hi, int *out)
 {
-    long long x;
+    long long x = 0;
     if (get_int(l, where, v, lo, hi, &x) < 0)
         return -1;
     *out = (int)x;
@@ -171,7 +172,67 @@ static int one_of(const struct cl *l, const char *where, const json_t *v, const 
     return err_set(l->err, "%s: %s: \"%s\" is not one of %s", l->file, where, *out, list);
 }
 
-static int read_source(const struct cl *l, const char *name, const json_t *obj, struct source_cfg *s)
+/* RFC 9110 token characters: what a header name may hold. */
+static bool header_name_ok(const char *n)
+{
+    if (!*n)
+        return false;
+    for (const unsigned char *p = (const unsigned char *)n; *p; p++)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+              strchr("!#$%&'*+-.^_`|~", *p)))
+            return false;
+    return true;
+}
+
+static int add_header(const struct cl *l, struct source_cfg *s, const char *name, const char *value)
+{
+    struct header_cfg *h = realloc(s->headers, (s->n_headers + 1) * sizeof *h);
+    if (!h)
+        return err_set(l->err, "out of memory");
+    s->headers = h;
+    h = &s->headers[s->n_headers];
+    h->name = strdup(name);
+    h->value = strdup(value);
+    if (!h->name || !h->value) {
+        free(h->name);
+        free(h->value);
+        return err_set(l->err, "out of memory");
+    }
+    s->n_headers++;
+    return 0;
+}
+
+/* sources.<name>.headers: {"Name": "value with ${VAR}"}; values are kept as
+ * written (checked here, expanded by the HTTP client). */
+static int read_headers(const struct cl *l, const char *where, const json_t *obj, struct source_cfg *s)
+{
+    char sub[768];
+    const char *k;
+    json_t *v;
+    if (!json_is_object(obj))
+        return bad(l, where, "expected an object of header name -> value");
+    json_object_foreach((json_t *)obj, k, v) {
+        snprintf(sub, sizeof sub, "%s.%s", where, k);
+        if (!header_name_ok(k))
+            return bad(l, sub, "bad header name (letters, digits and !#$%&'*+-.^_`|~ only)");
+        if (!json_is_string(v))
+            return bad(l, sub, "expected a string");
+        const char *val = json_string_value(v), *why = NULL;
+        if (strpbrk(val, "\r\n"))
+            return bad(l, sub, "a header value cannot hold a line break");
+        if (envexpand_vars(val, NULL, NULL, &why) < 0)
+            return bad(l, sub, why);
+        for (size_t i = 0; i < s->n_headers; i++)
+            if (strcasecmp(s->headers[i].name, k) == 0)
+                return bad(l, sub, "header given twice (names are case-insensitive)");
+        if (add_header(l, s, k, val) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int read_source_keys(const struct cl *l, const char *name, const json_t *obj,
+                            struct source_cfg *s, char **key_env, char **token_env)
 {
     char where[512];
     const char *k;
@@ -196,10 +257,12 @@ static int read_source(const struct cl *l, const char *name, const json_t *obj, 
         int rc;
         if (strcmp(k, "base_url") == 0)
             rc = get_str(l, where, v, &s->base_url);
+        else if (strcmp(k, "headers") == 0)
+            rc = read_headers(l, where, v, s);
         else if (strcmp(k, "api_key_env") == 0)
-            rc = json_is_null(v) ? 0 : get_str(l, where, v, &s->api_key_env);
+            rc = json_is_null(v) ? 0 : get_str(l, where, v, key_env);
         else if (strcmp(k, "access_token_env") == 0)
-            rc = json_is_null(v) ? 0 : get_str(l, where, v, &s->access_token_env);
+            rc = json_is_null(v) ? 0 : get_str(l, where, v, token_env);
         else if (strcmp(k, "rate_limit_per_sec") == 0) {
             if (!json_is_number(v) || json_number_value(v) < 0 || json_number_value(v) > 1e6)
                 return bad(l, where, "expected a number from 0 (no limit) to 1000000");
@@ -239,6 +302,34 @@ static int read_source(const struct cl *l, const char *name, const json_t *obj, 
     if (s->max_retry_delay_ms < s->retry_delay_ms)
         return err_set(l->err, "%s: %s: max_retry_delay_ms is below retry_delay_ms", l->file, base);
     return 0;
+}
+
+/* The keys of sources.<name>, then the deprecated api_key_env/access_token_env
+ * translated into the header they stood for:
+ * "Authorization: token ${API_KEY_ENV}:${ACCESS_TOKEN_ENV}". */
+static int read_source(const struct cl *l, const char *name, const json_t *obj, struct source_cfg *s)
+{
+    char *key_env = NULL, *token_env = NULL;
+    int rc = read_source_keys(l, name, obj, s, &key_env, &token_env);
+    if (rc == 0 && !key_env && token_env)
+        rc = err_set(l->err, "%s: sources.%s: access_token_env without api_key_env", l->file, name);
+    if (rc == 0 && key_env) {
+        for (size_t i = 0; rc == 0 && i < s->n_headers; i++)
+            if (strcasecmp(s->headers[i].name, "Authorization") == 0)
+                rc = err_set(l->err, "%s: sources.%s: api_key_env and headers.Authorization both "
+                             "given; keep only headers.Authorization", l->file, name);
+        char value[600];
+        if (rc == 0 && (strlen(key_env) > 255 || (token_env && strlen(token_env) > 255)))
+            rc = err_set(l->err, "%s: sources.%s: api_key_env: bad variable name", l->file, name);
+        if (rc == 0) {
+            snprintf(value, sizeof value, "token ${%s}%s%s%s", key_env, token_env ? ":${" : "",
+                     token_env ? token_env : "", token_env ? "}" : "");
+            rc = add_header(l, s, "Authorization", value);
+        }
+    }
+    free(key_env);
+    free(token_env);
+    return rc;
 }
 
 static int read_sources(const struct cl *l, const json_t *obj)
@@ -342,7 +433,7 @@ static int read_root(const struct cl *l, json_t *root)
     struct config *c = l->c;
     if (!json_is_object(root))
         return err_set(l->err, "%s: expected a JSON object at the top", l->file);
-    if (expand_tree(l, "", root) < 0)
+    if (expand_config(l, root) < 0)
         return -1;
     const char *k;
     json_t *v;
@@ -521,8 +612,11 @@ void config_free(struct config *c)
         struct source_cfg *s = &c->sources[i];
         free(s->name);
         free(s->base_url);
-        free(s->api_key_env);
-        free(s->access_token_env);
+        for (size_t j = 0; j < s->n_headers; j++) {
+            free(s->headers[j].name);
+            free(s->headers[j].value);
+        }
+        free(s->headers);
     }
     free(c->sources);
     for (size_t i = 0; i < c->n_pools; i++)

@@ -8,13 +8,23 @@
 #include <jansson.h>
 #include "err.h"
 
+/* A request header of a source (sources.<name>.headers). The value is kept as
+ * written: its ${VAR} references are expanded by the HTTP client when it
+ * builds the request, and a header whose value names a variable is secret. */
+struct header_cfg {
+    char *name;
+    char *value;                /* e.g. "token ${API_KEY}:${ACCESS_TOKEN}" */
+};
+
 /* An HTTP data source (sources.<name>). Secrets are not stored here: only the
- * names of the environment variables that hold them. */
+ * names of the environment variables that hold them, inside header values.
+ * The deprecated api_key_env/access_token_env keys are translated at load into
+ * headers[] "Authorization": "token ${API_KEY_ENV}:${ACCESS_TOKEN_ENV}". */
 struct source_cfg {
     char *name;
     char *base_url;             /* no trailing '/' */
-    char *api_key_env;          /* e.g. "KITE_API_KEY"; NULL: no Authorization header */
-    char *access_token_env;     /* e.g. "KITE_ACCESS_TOKEN" */
+    struct header_cfg *headers; /* sent with every request, in this order */
+    size_t n_headers;
     double rate_limit_per_sec;  /* 0: no limit */
     int burst;                  /* token bucket capacity, default 1 */
     int64_t timeout_ms;         /* whole request, default 30000 */
@@ -50,10 +60,10 @@ struct config {
 };
 
 /* Reads path (NULL: "config.json" in the cwd if present, else built-in
- * defaults), expands ${ENV_VAR} in every string (an unset variable is an
- * error naming it), applies DATABASE_URL, resolves relative paths against the
+ * defaults), expands ${ENV_VAR} in every string but header values (an unset
+ * variable is an error naming it; header values are only checked), applies DATABASE_URL, resolves relative paths against the
  * file's folder, and checks every key (unknown keys are errors, reported as
- * "config.json: sources.kite.rate_limit: unknown key"). Returns a new config
+ * "config.json: sources.main.rate_limit: unknown key"). Returns a new config
  * (config_free) or NULL with err. */
 struct config *config_load(const char *path, struct dr_err *err);
 void config_free(struct config *c);

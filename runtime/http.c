@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,10 +12,16 @@
 #include <strings.h>
 #include <time.h>
 
+#include "backoff.h"
+#include "envexpand.h"
 #include "log.h"
 #include "ratelimit.h"
 
-/* The broker admits requests with a strict token bucket of burst 1: a request
+/* Atomics: the counters and the gate's last send time are plain int64_t
+ * fields read and written only through the __atomic builtins (never C11
+ * _Atomic), like the cancel flag the executor sets with __atomic_store_n. */
+
+/* A rate-limited server typically admits requests with a strict token bucket of burst 1: a request
  * that arrives even slightly before 1/rate after the previous one gets 429.
  * Our reservations are exact, but between the reserved instant and the
  * request's arrival at the server lie the wake-up from clock_nanosleep, curl's
@@ -41,19 +46,23 @@
 #define PACE_MARGIN 0.983
 #define GATE_MARGIN 0.987
 
-#define MAX_CONSECUTIVE_429 50
 #define SLEEP_SLICE_MS 100     /* a cancel is noticed within this while waiting */
 #define BACKOFF_429_MS 1000    /* first wait after a 429 without Retry-After */
+#define JITTER 0.25            /* of a backoff delay, so that workers that failed together spread out */
+#define MIN_SECRET 3           /* shorter values are not redacted (they would mangle messages) */
 
 struct source {
     const char *name;           /* borrowed from cfg->sources, like the numbers below */
     char *base_url;             /* own copy */
-    char *auth_header;          /* "Authorization: token k:t", or NULL; secret, zeroed on free */
-    char missing[256];          /* "KITE_API_KEY and KITE_ACCESS_TOKEN": unset variables, or "" */
-    bool wants_auth;            /* api_key_env is set */
+    struct curl_slist *headers; /* "Name: value" with ${VAR} expanded; zeroed on free; read-only
+                                 * after source_init, shared by every client */
+    char **secrets;             /* the values of the variables the headers name: never printed */
+    size_t n_secrets;
+    char unusable[320];         /* why the headers cannot be built ("A and B are not set"), or "" */
+    char cred_vars[256];        /* the variables the headers name ("A and B"), or "" */
     struct ratelimit *rl;       /* NULL when rate_limit_per_sec is 0; thread-safe itself */
     int64_t gate_ns;            /* least spacing of sends at the gate; 0: no gate */
-    _Atomic int64_t last_send_ns; /* when the latest request passed the gate (atomic, CAS) */
+    int64_t last_send_ns;       /* when the latest request passed the gate (__atomic CAS) */
     int64_t timeout_ms, connect_timeout_ms, retry_delay_ms, max_retry_delay_ms, max_body_bytes;
     int max_retries;
 };
@@ -62,14 +71,13 @@ struct source {
 struct http_sources {
     struct source *src;
     size_t n;
-    _Atomic int64_t requests, responses_429, retries, rate_wait_ns;
+    int64_t requests, responses_429, retries, rate_wait_ns;    /* __atomic only */
 };
 
 struct http_client {
     struct http_sources *s;
     CURL *curl;                 /* one handle, reused: its connection cache gives keep-alive */
-    struct curl_slist **headers; /* per source, built on first use; hold the secret */
-    uint64_t rng;               /* jitter */
+    uint64_t rng;               /* jitter (backoff_rng) */
     char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -108,13 +116,173 @@ static void fmt_bytes(char *out, size_t n, int64_t b)
         snprintf(out, n, "%" PRId64 " bytes", b);
 }
 
+/* ---- secrets ---- */
+
+/* Replaces every occurrence of src's secrets in buf by "***". */
+static void redact(const struct source *src, char *buf)
+{
+    for (size_t i = 0; i < src->n_secrets; i++) {
+        const char *sec = src->secrets[i];
+        size_t sl = strlen(sec);
+        if (sl < MIN_SECRET)
+            continue;
+        char *p = buf;
+        /* "***" is no longer than the secret: the text only shrinks. */
+        while ((p = strstr(p, sec))) {
+            memmove(p + 3, p + sl, strlen(p + sl) + 1);
+            memcpy(p, "***", 3);
+            p += 3;
+        }
+    }
+}
+
+/* Redacts the secrets in a buffered body of len bytes in place (no NUL needed);
+ * returns the new length. */
+static size_t redact_body(const struct source *src, char *body, size_t len)
+{
+    for (size_t i = 0; i < src->n_secrets; i++) {
+        const char *sec = src->secrets[i];
+        size_t sl = strlen(sec), o = 0;
+        if (sl < MIN_SECRET)
+            continue;
+        for (size_t r = 0; r < len;) {
+            if (r + sl <= len && memcmp(body + r, sec, sl) == 0) {
+                memcpy(body + o, "***", 3);
+                o += 3;
+                r += sl;
+            } else {
+                body[o++] = body[r++];
+            }
+        }
+        len = o;
+    }
+    return len;
+}
+
 /* ---- sources ---- */
 
 static void source_fini(struct source *src)
 {
     free(src->base_url);
-    wipe_free(src->auth_header);
+    wipe_slist(src->headers);
+    for (size_t i = 0; i < src->n_secrets; i++)
+        wipe_free(src->secrets[i]);
+    free(src->secrets);
     ratelimit_free(src->rl);
+}
+
+#define MAX_LISTED_VARS 16
+
+/* What the scan of the header values found. */
+struct scan {
+    struct source *src;
+    char vars[MAX_LISTED_VARS][256];    /* the variables named, each once */
+    bool unset[MAX_LISTED_VARS];
+    int n_vars;
+    bool any_unset, oom;
+};
+
+/* "A", "A and B", "A, B and C": the variables of sc with want_unset (or all). */
+static void list_vars(const struct scan *sc, bool only_unset, char *out, size_t size)
+{
+    int total = 0, k = 0;
+    for (int i = 0; i < sc->n_vars; i++)
+        total += !only_unset || sc->unset[i];
+    out[0] = '\0';
+    for (int i = 0; i < sc->n_vars; i++) {
+        if (only_unset && !sc->unset[i])
+            continue;
+        size_t l = strlen(out);
+        snprintf(out + l, size - l, "%s%s", k == 0 ? "" : k == total - 1 ? " and " : ", ",
+                 sc->vars[i]);
+        k++;
+    }
+}
+
+/* Per ${VAR} of a header value: note the variable, keep its value as a secret
+ * (read once, here, before workers start: getenv is not safe against a
+ * concurrent setenv), or note it unset. */
+static int scan_var(void *ud, const char *name)
+{
+    struct scan *sc = ud;
+    struct source *src = sc->src;
+    int i = 0;
+    while (i < sc->n_vars && strcmp(sc->vars[i], name) != 0)
+        i++;
+    if (i < sc->n_vars)
+        return 0;
+    const char *v = getenv(name);
+    bool unset = !v || !*v;
+    sc->any_unset |= unset;
+    if (sc->n_vars < MAX_LISTED_VARS) {
+        snprintf(sc->vars[sc->n_vars], sizeof sc->vars[0], "%s", name);
+        sc->unset[sc->n_vars++] = unset;
+    }
+    if (unset)
+        return 0;
+    for (size_t j = 0; j < src->n_secrets; j++)
+        if (strcmp(src->secrets[j], v) == 0)
+            return 0;
+    char **p = realloc(src->secrets, (src->n_secrets + 1) * sizeof *p);
+    if (p)
+        src->secrets = p;
+    if (!p || !(p[src->n_secrets] = strdup(v))) {
+        sc->oom = true;
+        return 1;
+    }
+    src->n_secrets++;
+    return 0;
+}
+
+/* Builds the source's header lines from sc->headers: the variables they name
+ * become secrets; an unset variable or a value with a line break makes the
+ * source unusable (said at the first request, not here). */
+static int source_headers(struct source *src, const struct source_cfg *sc, struct dr_err *err)
+{
+    struct scan scan = { .src = src };
+    for (size_t i = 0; i < sc->n_headers; i++) {
+        const char *why = NULL;
+        if (envexpand_vars(sc->headers[i].value, scan_var, &scan, &why) != 0 && !scan.oom)
+            return err_set(err, "sources.%s.headers.%s: %s", src->name, sc->headers[i].name, why);
+        if (scan.oom)
+            return err_set(err, "sources.%s: out of memory", src->name);
+    }
+    list_vars(&scan, false, src->cred_vars, sizeof src->cred_vars);
+    if (scan.any_unset) {
+        char unset[256];
+        list_vars(&scan, true, unset, sizeof unset);
+        snprintf(src->unusable, sizeof src->unusable, "%s %s not set", unset,
+                 strstr(unset, " and ") ? "are" : "is");
+        return 0;
+    }
+    for (size_t i = 0; i < sc->n_headers; i++) {
+        const char *why = NULL;
+        char unset[256];
+        char *v = envexpand(sc->headers[i].value, unset, sizeof unset, &why);
+        if (!v)
+            return err_set(err, "sources.%s.headers.%s: %s%s%s", src->name, sc->headers[i].name,
+                           why, unset[0] ? ": " : "", unset);
+        size_t n = strlen(sc->headers[i].name) + 2 + strlen(v) + 1;
+        char *line = malloc(n);
+        if (line)
+            snprintf(line, n, "%s: %s", sc->headers[i].name, v);
+        bool broken = strpbrk(v, "\r\n") != NULL;
+        wipe_free(v);
+        if (!line)
+            return err_set(err, "sources.%s: out of memory", src->name);
+        if (broken) {
+            wipe_free(line);
+            snprintf(src->unusable, sizeof src->unusable,
+                     "headers.%s: a variable it names holds a line break", sc->headers[i].name);
+            return 0;
+        }
+        struct curl_slist *l = curl_slist_append(src->headers, line);
+        wipe_free(line);
+        if (!l)
+            return err_set(err, "sources.%s: out of memory", src->name);
+        src->headers = l;
+    }
+    return 0;
 }
 
 static int source_init(struct source *src, const struct source_cfg *sc, struct dr_err *err)
@@ -143,33 +311,8 @@ static int source_init(struct source *src, const struct source_cfg *sc, struct d
         if (sc->burst <= 1)
             src->gate_ns = (int64_t)(1e9 / (sc->rate_limit_per_sec * GATE_MARGIN));
     }
-    atomic_init(&src->last_send_ns, INT64_MIN / 4);
-    if (sc->api_key_env && *sc->api_key_env) {
-        /* Read once, here, before workers start (getenv is not safe against a
-         * concurrent setenv). The values live only in auth_header. */
-        src->wants_auth = true;
-        const char *key = getenv(sc->api_key_env);
-        const char *tok = sc->access_token_env && *sc->access_token_env
-                              ? getenv(sc->access_token_env) : NULL;
-        bool key_ok = key && *key;
-        bool tok_ok = !(sc->access_token_env && *sc->access_token_env) || (tok && *tok);
-        if (!key_ok && !tok_ok)
-            snprintf(src->missing, sizeof src->missing, "%s and %s are not set",
-                     sc->api_key_env, sc->access_token_env);
-        else if (!key_ok)
-            snprintf(src->missing, sizeof src->missing, "%s is not set", sc->api_key_env);
-        else if (!tok_ok)
-            snprintf(src->missing, sizeof src->missing, "%s is not set", sc->access_token_env);
-        else {
-            const char *pre = "Authorization: token ";
-            size_t n = strlen(pre) + strlen(key) + 1 + (tok ? strlen(tok) : 0) + 1;
-            src->auth_header = malloc(n);
-            if (!src->auth_header)
-                return err_set(err, "sources.%s: out of memory", src->name);
-            snprintf(src->auth_header, n, "%s%s%s%s", pre, key, tok ? ":" : "", tok ? tok : "");
-        }
-    }
-    return 0;
+    __atomic_store_n(&src->last_send_ns, INT64_MIN / 4, __ATOMIC_RELAXED);
+    return source_headers(src, sc, err);
 }
 
 struct http_sources *http_sources_new(const struct config *cfg, struct dr_err *err)
@@ -194,10 +337,6 @@ struct http_sources *http_sources_new(const struct config *cfg, struct dr_err *e
         }
     }
     s->n = n;
-    atomic_init(&s->requests, 0);
-    atomic_init(&s->responses_429, 0);
-    atomic_init(&s->retries, 0);
-    atomic_init(&s->rate_wait_ns, 0);
     return s;
 }
 
@@ -213,10 +352,10 @@ void http_sources_free(struct http_sources *s)
 
 void http_sources_stats(struct http_sources *s, struct http_stats *out)
 {
-    out->requests = atomic_load(&s->requests);
-    out->responses_429 = atomic_load(&s->responses_429);
-    out->retries = atomic_load(&s->retries);
-    out->rate_wait_ms = atomic_load(&s->rate_wait_ns) / 1000000;
+    out->requests = __atomic_load_n(&s->requests, __ATOMIC_RELAXED);
+    out->responses_429 = __atomic_load_n(&s->responses_429, __ATOMIC_RELAXED);
+    out->retries = __atomic_load_n(&s->retries, __ATOMIC_RELAXED);
+    out->rate_wait_ms = __atomic_load_n(&s->rate_wait_ns, __ATOMIC_RELAXED) / 1000000;
 }
 
 /* ---- clients ---- */
@@ -227,9 +366,8 @@ struct http_client *http_client_new(struct http_sources *s)
     if (!c)
         return NULL;
     c->s = s;
-    c->headers = calloc(s->n ? s->n : 1, sizeof *c->headers);
     c->curl = curl_easy_init();
-    if (!c->headers || !c->curl) {
+    if (!c->curl) {
         http_client_free(c);
         return NULL;
     }
@@ -258,28 +396,7 @@ void http_client_free(struct http_client *c)
         return;
     if (c->curl)
         curl_easy_cleanup(c->curl);
-    if (c->headers)
-        for (size_t i = 0; i < c->s->n; i++)
-            wipe_slist(c->headers[i]);
-    free(c->headers);
     free(c);
-}
-
-static struct curl_slist *client_headers(struct http_client *c, size_t i)
-{
-    if (c->headers[i])
-        return c->headers[i];
-    struct curl_slist *l = curl_slist_append(NULL, "X-Kite-Version: 3");
-    if (l && c->s->src[i].auth_header) {
-        struct curl_slist *l2 = curl_slist_append(l, c->s->src[i].auth_header);
-        if (!l2) {
-            wipe_slist(l);
-            return NULL;
-        }
-        l = l2;
-    }
-    c->headers[i] = l;
-    return l;
 }
 
 static bool cancelled(const struct http_call *call);
@@ -391,7 +508,7 @@ static int on_prereq(void *ud, char *ip, char *local_ip, int port, int local_por
     struct source *src = a->src;
     if (!src->gate_ns)
         return CURL_PREREQFUNC_OK;
-    int64_t last = atomic_load(&src->last_send_ns);
+    int64_t last = __atomic_load_n(&src->last_send_ns, __ATOMIC_ACQUIRE);
     for (;;) {
         int64_t now = mono_ns();
         int64_t earliest = last + src->gate_ns;
@@ -401,11 +518,12 @@ static int on_prereq(void *ud, char *ip, char *local_ip, int port, int local_por
                 a->gate_failed = true;
                 return CURL_PREREQFUNC_ABORT;
             }
-            atomic_fetch_add(&a->s->rate_wait_ns, earliest - now);
+            __atomic_fetch_add(&a->s->rate_wait_ns, earliest - now, __ATOMIC_RELAXED);
             now = mono_ns();
         }
         /* Another request may have passed while we slept: then wait for it. */
-        if (atomic_compare_exchange_weak(&src->last_send_ns, &last, now))
+        if (__atomic_compare_exchange_n(&src->last_send_ns, &last, now, true, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE))
             return CURL_PREREQFUNC_OK;
     }
 }
@@ -472,22 +590,47 @@ static int64_t retry_after_ms(const char *v)
     return ms < 0 ? 0 : ms;
 }
 
-static int64_t backoff_ms(struct http_client *c, int64_t first, int64_t cap, int n)
+struct http_decision http_next_step(const struct http_outcome *o, struct http_retry_state *st,
+                                    const struct http_policy *p, uint64_t *rng)
 {
-    int64_t d = first;
-    for (int i = 1; i < n && d < cap; i++)
-        d *= 2;
-    if (d > cap)
-        d = cap;
-    /* Up to 25% jitter so that workers that failed together spread out. */
-    uint64_t x = c->rng;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    c->rng = x;
-    if (d > 0)
-        d += (int64_t)(x % (uint64_t)(d / 4 + 1));
-    return d > cap ? cap : d;
+    struct http_decision d = { .step = HTTP_STEP_DONE, .wait_ms = 0 };
+    if (o->transport == HTTP_ANSWERED && o->status == 429) {
+        /* Not counted against max_retries, but bounded. */
+        if (++st->in_a_row_429 >= HTTP_MAX_CONSECUTIVE_429) {
+            d.step = HTTP_STEP_GIVE_UP;
+            return d;
+        }
+        d.step = HTTP_STEP_WAIT_429;
+        if (o->retry_after_ms >= 0)
+            d.wait_ms = o->retry_after_ms > p->max_retry_delay_ms ? p->max_retry_delay_ms
+                                                                  : o->retry_after_ms;
+        else
+            d.wait_ms = backoff_delay_ms(p->retry_delay_ms > 0 ? p->retry_delay_ms
+                                                               : BACKOFF_429_MS,
+                                         st->in_a_row_429, p->max_retry_delay_ms, JITTER, rng);
+        return d;
+    }
+    st->in_a_row_429 = 0;
+    if (o->transport == HTTP_ANSWERED) {
+        if (o->status == 401 || o->status == 403)
+            d.step = HTTP_STEP_AUTH;
+        else if (o->status >= 500 && o->status <= 599)
+            d.step = st->transient >= p->max_retries ? HTTP_STEP_GIVE_UP : HTTP_STEP_RETRY;
+        else
+            d.step = HTTP_STEP_DONE;
+    } else if (o->transport == HTTP_BROKEN || o->delivered > 0) {
+        /* Not worth retrying; or the sink already holds part of the body and a
+         * retry would deliver it twice. */
+        d.step = HTTP_STEP_FAIL;
+    } else {
+        d.step = st->transient >= p->max_retries ? HTTP_STEP_GIVE_UP : HTTP_STEP_RETRY;
+    }
+    if (d.step == HTTP_STEP_RETRY) {
+        st->transient++;
+        d.wait_ms = backoff_delay_ms(p->retry_delay_ms, st->transient, p->max_retry_delay_ms,
+                                     JITTER, rng);
+    }
+    return d;
 }
 
 static bool transient_curl(CURLcode rc)
@@ -508,9 +651,10 @@ static bool transient_curl(CURLcode rc)
     }
 }
 
-static void set_error(dr_http_response *resp, const char *url, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_error(dr_http_response *resp, const char *url, const char *fmt, ...)
+static void set_error(dr_http_response *resp, const struct source *src, const char *url,
+                      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void set_error(dr_http_response *resp, const struct source *src, const char *url,
+                      const char *fmt, ...)
 {
     char msg[400];
     va_list ap;
@@ -518,6 +662,76 @@ static void set_error(dr_http_response *resp, const char *url, const char *fmt, 
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     snprintf(resp->error, sizeof resp->error, "GET %s: %s", url, msg);
+    redact(src, resp->error);
+}
+
+/* A retry's warning, with the source's secrets redacted. */
+static void log_retry(const struct source *src, const struct http_call *call, const char *url,
+                      const char *what, const struct http_decision *d, int transient)
+{
+    char msg[700];
+    if (d->step == HTTP_STEP_WAIT_429)
+        snprintf(msg, sizeof msg, "GET %s: %s, retry in %" PRId64 " ms", url, what, d->wait_ms);
+    else
+        snprintf(msg, sizeof msg, "GET %s: %s, retry %d/%d in %" PRId64 " ms", url, what,
+                 transient, src->max_retries, d->wait_ms);
+    redact(src, msg);
+    log_msg(DR_LOG_WARN, call ? call->run_id : NULL, call ? call->task : NULL,
+            call ? call->item : NULL, "%s", msg);
+}
+
+/* Sets up the handle for one request of src; the attempt a receives. */
+static void prepare(CURL *h, struct source *src, const char *url, struct attempt *a)
+{
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, src->headers);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)src->connect_timeout_ms);
+    curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)src->max_body_bytes);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, a);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, a);
+    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(h, CURLOPT_XFERINFODATA, a);
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(h, CURLOPT_PREREQFUNCTION, on_prereq);
+    curl_easy_setopt(h, CURLOPT_PREREQDATA, a);
+}
+
+/* The handle keeps pointers into http_get's frame: clear them. */
+static void unprepare(CURL *h)
+{
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, NULL);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, NULL);
+    curl_easy_setopt(h, CURLOPT_XFERINFODATA, NULL);
+    curl_easy_setopt(h, CURLOPT_PREREQDATA, NULL);
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 1L);
+}
+
+/* Waits for the rate limiter's reservation for the next attempt (every
+ * attempt, retries included: reserve under the limiter's lock, sleep here
+ * outside it). Returns 0, or -1 with *why (cancelled, deadline passed). */
+static int pace(struct http_sources *s, struct source *src, const struct http_call *call,
+                const char **why)
+{
+    int64_t now = mono_ns();
+    if (cancelled(call) || past_deadline(call, now)) {
+        *why = cancelled(call) ? "cancelled" : "deadline passed";
+        return -1;
+    }
+    if (src->rl) {
+        int64_t at = ratelimit_reserve(src->rl, now);
+        if (at > now) {
+            __atomic_fetch_add(&s->rate_wait_ns, at - now, __ATOMIC_RELAXED);
+            if (sleep_until(at, call, why) < 0)
+                return -1;
+        }
+        if (cancelled(call) || past_deadline(call, mono_ns())) {
+            *why = cancelled(call) ? "cancelled" : "deadline passed";
+            return -1;
+        }
+    }
+    return 0;
 }
 
 /* ---- the request ---- */
@@ -535,15 +749,13 @@ int http_get(struct http_client *c, const char *source, const char *path, dr_htt
         return -1;
     }
     struct source *src = &s->src[si];
-    if (src->wants_auth && src->missing[0]) {
-        snprintf(resp->error, sizeof resp->error, "%s: %s", src->name, src->missing);
+    if (src->unusable[0]) {
+        snprintf(resp->error, sizeof resp->error, "%s: %s", src->name, src->unusable);
         return -1;
     }
     size_t ul = strlen(src->base_url) + strlen(path) + 1;
     char *url = malloc(ul);
-    struct curl_slist *hdrs = client_headers(c, si);
-    if (!url || !hdrs) {
-        free(url);
+    if (!url) {
         snprintf(resp->error, sizeof resp->error, "%s: out of memory", src->name);
         return -1;
     }
@@ -552,48 +764,19 @@ int http_get(struct http_client *c, const char *source, const char *path, dr_htt
     CURL *h = c->curl;
     struct attempt a = { .c = c, .sink = sink, .ud = ud, .cap = src->max_body_bytes,
                          .call = call, .src = src, .s = s };
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)src->connect_timeout_ms);
-    curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)src->max_body_bytes);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &a);
-    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(h, CURLOPT_HEADERDATA, &a);
-    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
-    curl_easy_setopt(h, CURLOPT_XFERINFODATA, &a);
-    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(h, CURLOPT_PREREQFUNCTION, on_prereq);
-    curl_easy_setopt(h, CURLOPT_PREREQDATA, &a);
-
-    const char *run_id = call ? call->run_id : NULL;
-    const char *task = call ? call->task : NULL;
-    const char *item = call ? call->item : NULL;
-    int transient = 0, in_a_row_429 = 0, ret = -1;
+    prepare(h, src, url, &a);
+    const struct http_policy policy = { .max_retries = src->max_retries,
+                                        .retry_delay_ms = src->retry_delay_ms,
+                                        .max_retry_delay_ms = src->max_retry_delay_ms };
+    struct http_retry_state st = { 0 };
+    int ret = -1;
     char cap_text[32];
     fmt_bytes(cap_text, sizeof cap_text, src->max_body_bytes);
 
     for (;;) {
         const char *why = NULL;
-        /* Pace every attempt, retries included: reserve under the limiter's
-         * lock, sleep here outside it. */
-        if (src->rl) {
-            int64_t now = mono_ns();
-            if (cancelled(call) || past_deadline(call, now)) {
-                set_error(resp, url, "%s", cancelled(call) ? "cancelled" : "deadline passed");
-                goto out;
-            }
-            int64_t at = ratelimit_reserve(src->rl, now);
-            if (at > now) {
-                atomic_fetch_add(&s->rate_wait_ns, at - now);
-                if (sleep_until(at, call, &why) < 0) {
-                    set_error(resp, url, "%s", why);
-                    goto out;
-                }
-            }
-        }
-        if (cancelled(call) || past_deadline(call, mono_ns())) {
-            set_error(resp, url, "%s", cancelled(call) ? "cancelled" : "deadline passed");
+        if (pace(s, src, call, &why) < 0) {
+            set_error(resp, src, url, "%s", why);
             goto out;
         }
         int64_t timeout = src->timeout_ms;
@@ -613,96 +796,96 @@ int http_get(struct http_client *c, const char *source, const char *path, dr_htt
         a.retry_after[0] = '\0';
         c->errbuf[0] = '\0';
         resp->attempts++;
-        atomic_fetch_add(&s->requests, 1);
+        __atomic_fetch_add(&s->requests, 1, __ATOMIC_RELAXED);
         CURLcode rc = curl_easy_perform(h);
         long status = 0;
         if (rc == CURLE_OK)
             curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
 
-        int64_t wait_ms = -1;
-        char what[96];
+        /* Stops of our own making come first: they are not the server's answer. */
         if (a.over_cap || rc == CURLE_FILESIZE_EXCEEDED) {
-            set_error(resp, url, "response body over the %s cap", cap_text);
+            set_error(resp, src, url, "response body over the %s cap", cap_text);
             goto out;
         }
         if (a.sink_stopped) {
-            set_error(resp, url, "stopped by the receiver after %zu bytes", a.delivered);
+            set_error(resp, src, url, "stopped by the receiver after %zu bytes", a.delivered);
             goto out;
         }
         if (a.oom) {
-            set_error(resp, url, "out of memory reading the response");
+            set_error(resp, src, url, "out of memory reading the response");
             goto out;
         }
         if (rc == CURLE_ABORTED_BY_CALLBACK && (cancelled(call) || a.gate_failed)) {
-            set_error(resp, url, "%s", cancelled(call) ? "cancelled" : "deadline passed");
+            set_error(resp, src, url, "%s", cancelled(call) ? "cancelled" : "deadline passed");
             goto out;
         }
-        if (rc == CURLE_OK && status == 429) {
-            atomic_fetch_add(&s->responses_429, 1);
-            /* Not counted against max_retries, but bounded. */
-            if (++in_a_row_429 >= MAX_CONSECUTIVE_429) {
-                resp->status = status;
-                set_error(resp, url, "HTTP 429 %d times in a row; giving up", in_a_row_429);
-                ret = 0;
-                goto out;
-            }
-            int64_t ra = retry_after_ms(a.retry_after);
-            wait_ms = ra >= 0 ? (ra > src->max_retry_delay_ms ? src->max_retry_delay_ms : ra)
-                              : backoff_ms(c, src->retry_delay_ms > 0 ? src->retry_delay_ms
-                                                                      : BACKOFF_429_MS,
-                                           src->max_retry_delay_ms, in_a_row_429);
-            /* Every worker of this source backs off, not only this one. */
-            if (src->rl)
-                ratelimit_hold(src->rl, mono_ns() + wait_ms * 1000000LL);
-            snprintf(what, sizeof what, "HTTP 429%s", ra >= 0 ? " (Retry-After)" : "");
-        } else if (rc == CURLE_OK && status >= 500 && status <= 599) {
-            in_a_row_429 = 0;
-            if (transient >= src->max_retries) {
-                resp->status = status;
-                set_error(resp, url, "HTTP %ld after %d attempts", status, resp->attempts);
-                ret = 0;
-                goto out;
-            }
-            snprintf(what, sizeof what, "HTTP %ld", status);
-        } else if (rc == CURLE_OK) {
+
+        struct http_outcome o = {
+            .transport = rc == CURLE_OK ? HTTP_ANSWERED
+                         : transient_curl(rc) ? HTTP_TRANSIENT_ERROR : HTTP_BROKEN,
+            .status = status, .delivered = a.delivered,
+            .retry_after_ms = status == 429 ? retry_after_ms(a.retry_after) : -1,
+        };
+        if (status == 429)
+            __atomic_fetch_add(&s->responses_429, 1, __ATOMIC_RELAXED);
+        struct http_decision d = http_next_step(&o, &st, &policy, &c->rng);
+        const char *cause = c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc);
+        char what[96];
+        switch (d.step) {
+        case HTTP_STEP_DONE:
             resp->status = status;
             if (status < 200 || status > 299)
-                set_error(resp, url, "HTTP %ld", status);
+                set_error(resp, src, url, "HTTP %ld", status);
             ret = 0;
             goto out;
-        } else {
-            in_a_row_429 = 0;
-            const char *cause = c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc);
-            if (!transient_curl(rc)) {
-                set_error(resp, url, "%s", cause);
-                goto out;
+        case HTTP_STEP_AUTH:
+            resp->status = status;
+            if (src->cred_vars[0])
+                set_error(resp, src, url, "HTTP %ld: credentials refused; check %s (named in "
+                          "sources.%s.headers)", status, src->cred_vars, src->name);
+            else
+                set_error(resp, src, url, "HTTP %ld", status);
+            ret = 0;
+            goto out;
+        case HTTP_STEP_GIVE_UP:
+            if (o.transport == HTTP_ANSWERED) {
+                resp->status = status;
+                if (status == 429)
+                    set_error(resp, src, url, "HTTP 429 %d times in a row; giving up",
+                              st.in_a_row_429);
+                else
+                    set_error(resp, src, url, "HTTP %ld after %d attempts", status,
+                              resp->attempts);
+                ret = 0;
+            } else {
+                set_error(resp, src, url, "%s (after %d attempts)", cause, resp->attempts);
             }
-            if (a.delivered > 0) {
-                /* The sink already holds part of the body; a retry would
-                 * deliver it twice. */
-                set_error(resp, url, "%s after %zu bytes were delivered", cause, a.delivered);
-                goto out;
-            }
-            if (transient >= src->max_retries) {
-                set_error(resp, url, "%s (after %d attempts)", cause, resp->attempts);
-                goto out;
-            }
-            snprintf(what, sizeof what, "%s", cause);
+            goto out;
+        case HTTP_STEP_FAIL:
+            if (a.delivered > 0)
+                set_error(resp, src, url, "%s after %zu bytes were delivered", cause,
+                          a.delivered);
+            else
+                set_error(resp, src, url, "%s", cause);
+            goto out;
+        case HTTP_STEP_WAIT_429:
+            /* Every worker of this source backs off, not only this one. */
+            if (src->rl)
+                ratelimit_hold(src->rl, mono_ns() + d.wait_ms * 1000000LL);
+            snprintf(what, sizeof what, "HTTP 429%s", o.retry_after_ms >= 0 ? " (Retry-After)"
+                                                                             : "");
+            break;
+        case HTTP_STEP_RETRY:
+            if (o.transport == HTTP_ANSWERED)
+                snprintf(what, sizeof what, "HTTP %ld", status);
+            else
+                snprintf(what, sizeof what, "%s", cause);
+            break;
         }
-        if (wait_ms < 0) {
-            transient++;
-            wait_ms = backoff_ms(c, src->retry_delay_ms, src->max_retry_delay_ms, transient);
-        }
-        atomic_fetch_add(&s->retries, 1);
-        if (status == 429)
-            log_msg(DR_LOG_WARN, run_id, task, item, "GET %s: %s, retry in %" PRId64 " ms", url,
-                    what, wait_ms);
-        else
-            log_msg(DR_LOG_WARN, run_id, task, item,
-                    "GET %s: %s, retry %d/%d in %" PRId64 " ms", url, what, transient,
-                    src->max_retries, wait_ms);
-        if (sleep_until(mono_ns() + wait_ms * 1000000LL, call, &why) < 0) {
-            set_error(resp, url, "%s (%s, waiting to retry)", why, what);
+        __atomic_fetch_add(&s->retries, 1, __ATOMIC_RELAXED);
+        log_retry(src, call, url, what, &d, st.transient);
+        if (sleep_until(mono_ns() + d.wait_ms * 1000000LL, call, &why) < 0) {
+            set_error(resp, src, url, "%s (%s, waiting to retry)", why, what);
             goto out;
         }
     }
@@ -713,21 +896,21 @@ out:
             snprintf(resp->content_type, sizeof resp->content_type, "%s", ct);
         if (!a.body && !append(&a, "", 0)) {
             ret = -1;
-            set_error(resp, url, "out of memory reading the response");
+            set_error(resp, src, url, "out of memory reading the response");
         }
     }
     if (ret == 0) {
+        /* An error answer may quote what was sent: no secret leaves here. */
+        if (resp->status < 200 || resp->status > 299) {
+            a.len = redact_body(src, a.body, a.len);
+            a.body[a.len] = '\0';
+        }
         resp->body = a.body;
         resp->len = a.len;
     } else {
         free(a.body);
     }
-    /* The handle keeps pointers into this frame: clear them. */
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, NULL);
-    curl_easy_setopt(h, CURLOPT_HEADERDATA, NULL);
-    curl_easy_setopt(h, CURLOPT_XFERINFODATA, NULL);
-    curl_easy_setopt(h, CURLOPT_PREREQDATA, NULL);
-    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 1L);
+    unprepare(h);
     free(url);
     return ret;
 }

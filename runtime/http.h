@@ -10,9 +10,12 @@
 
 /* The sources of a config with their shared rate limiters. Thread-safe after
  * creation: every worker's client uses the same limiter per source, so the
- * configured rate holds across all workers. Credentials are read from the
- * environment variables the source names at creation; a missing variable is
- * not an error until a request needs it. */
+ * configured rate holds across all workers. Each source's headers
+ * (sources.<name>.headers) are built here, once, before workers start: their
+ * ${VAR} references are expanded from the environment, and the values of those
+ * variables are secrets, never logged or returned (replaced by "***" in
+ * errors, log lines and non-2xx bodies). A missing variable is not an error
+ * until a request needs it. */
 struct http_sources;
 struct http_sources *http_sources_new(const struct config *cfg, struct dr_err *err);
 void http_sources_free(struct http_sources *s);
@@ -37,13 +40,64 @@ struct http_call {
     const char *run_id, *task, *item;
 };
 
+/* ---- what one attempt's outcome means (pure; tested without a server) ---- */
+
+#define HTTP_MAX_CONSECUTIVE_429 50
+
+enum http_transport {
+    HTTP_ANSWERED,              /* the server answered: status is set */
+    HTTP_TRANSIENT_ERROR,       /* timeout, refused or reset connection, DNS: worth a retry */
+    HTTP_BROKEN,                /* any other transport error (TLS, bad URL): not retried */
+};
+
+struct http_outcome {
+    enum http_transport transport;
+    long status;                /* HTTP_ANSWERED: the status code */
+    size_t delivered;           /* body bytes already handed to a streaming sink */
+    int64_t retry_after_ms;     /* the answer's Retry-After in ms; -1: absent or unreadable */
+};
+
+/* Carried from one attempt of a request to the next; starts zeroed. */
+struct http_retry_state {
+    int transient;              /* retries of transient failures so far (max_retries bounds) */
+    int in_a_row_429;           /* consecutive 429 answers (HTTP_MAX_CONSECUTIVE_429 bounds) */
+};
+
+struct http_policy {
+    int max_retries;
+    int64_t retry_delay_ms;     /* first backoff (a 429 without Retry-After: 1000 when 0) */
+    int64_t max_retry_delay_ms; /* cap of every wait, Retry-After included */
+};
+
+enum http_step {
+    HTTP_STEP_DONE,             /* return the answer (2xx, or a 4xx for the caller to judge) */
+    HTTP_STEP_AUTH,             /* 401/403: return the answer; the credentials were refused */
+    HTTP_STEP_RETRY,            /* 5xx or transient transport error: retry after wait_ms */
+    HTTP_STEP_WAIT_429,         /* 429: every worker of the source waits wait_ms (Retry-After,
+                                 * capped, or backoff), then retry; not counted as a retry */
+    HTTP_STEP_GIVE_UP,          /* retries (or the 429 bound) used up: the last outcome stands */
+    HTTP_STEP_FAIL,             /* a transport error not retried, or part of the body delivered */
+};
+
+struct http_decision {
+    enum http_step step;
+    int64_t wait_ms;            /* RETRY and WAIT_429: how long to wait first */
+};
+
+/* Decides what the outcome o of an attempt means, updating st (counts) and
+ * drawing backoff jitter (25 %) from *rng (backoff_rng). Pure apart from those. */
+struct http_decision http_next_step(const struct http_outcome *o, struct http_retry_state *st,
+                                    const struct http_policy *p, uint64_t *rng);
+
 /* The implementation behind dr_http_get / dr_http_get_stream (sink NULL:
  * buffer the body in resp->body). Paces by the source's rate limit, retries
  * 429 (after Retry-After when given, else backoff; these retries are not
  * counted against max_retries), 5xx, timeouts and resets up to max_retries
  * with exponential backoff and jitter, and refuses bodies over
- * max_body_bytes. TLS peer and host verification are always on. Never logs
- * or returns the Authorization header or the credential values. */
+ * max_body_bytes. TLS peer and host verification are always on. A 401 or 403
+ * answer is returned (status set) with an error naming the variables the
+ * source's headers use. Never logs or returns a header value holding a
+ * variable, nor the value of any variable the headers name. */
 int http_get(struct http_client *c, const char *source, const char *path, dr_http_sink sink,
              void *ud, dr_http_response *resp, const struct http_call *call);
 

@@ -68,8 +68,12 @@ static void test_config_repo_file_has_kite(void **state)
     const struct source_cfg *k = config_source(c, "kite");
     assert_non_null(k);
     assert_string_equal(k->base_url, "https://api.kite.trade");
-    assert_string_equal(k->api_key_env, "KITE_API_KEY");
-    assert_string_equal(k->access_token_env, "KITE_ACCESS_TOKEN");
+    /* Kite's headers live in its config block, with the secrets unexpanded. */
+    assert_int_equal(k->n_headers, 2);
+    assert_string_equal(k->headers[0].name, "X-Kite-Version");
+    assert_string_equal(k->headers[0].value, "3");
+    assert_string_equal(k->headers[1].name, "Authorization");
+    assert_string_equal(k->headers[1].value, "token ${KITE_API_KEY}:${KITE_ACCESS_TOKEN}");
     assert_true(k->rate_limit_per_sec == 3.0);
     assert_int_equal(k->burst, 1);
     assert_int_equal(k->timeout_ms, 30000);
@@ -102,7 +106,7 @@ static void test_config_full_file_expands_env(void **state)
     const struct source_cfg *s = config_source(c, "sim");
     assert_non_null(s);
     assert_string_equal(s->base_url, "http://127.0.0.1:18080");   /* trailing '/' dropped */
-    assert_null(s->api_key_env);
+    assert_int_equal(s->n_headers, 0);
     assert_true(s->rate_limit_per_sec == 0.0);
     assert_int_equal(s->burst, 5);
     assert_int_equal(s->timeout_ms, 1000);
@@ -176,6 +180,60 @@ static void test_config_bad_values(void **state)
     expect_error(FIX "no_such_file.json", FIX "no_such_file.json", NULL);
 }
 
+/* Header values stay as written: an unset variable in one is not a load error
+ * (the HTTP client says so when a request needs it), and $$ stays too. */
+static void test_config_headers_kept_unexpanded(void **state)
+{
+    (void)state;
+    struct dr_err e;
+    err_clear(&e);
+    struct config *c = config_load(FIX "headers.json", &e);
+    if (!c)
+        fail_msg("%s", e.msg);
+    const struct source_cfg *s = config_source(c, "acme");
+    assert_non_null(s);
+    assert_int_equal(s->n_headers, 3);
+    assert_string_equal(s->headers[0].name, "X-Acme-Key");
+    assert_string_equal(s->headers[0].value, "${DR_TEST_SURELY_UNSET_VAR}");
+    assert_string_equal(s->headers[1].value, "free $$ tier");
+    assert_string_equal(s->headers[2].name, "Authorization");
+    assert_string_equal(s->headers[2].value, "Bearer ${DR_TEST_SURELY_UNSET_VAR}");
+    config_free(c);
+}
+
+/* The deprecated api_key_env/access_token_env become the header they stood for. */
+static void test_config_legacy_credentials_translated(void **state)
+{
+    (void)state;
+    struct dr_err e;
+    err_clear(&e);
+    struct config *c = config_load(FIX "legacy_auth.json", &e);
+    if (!c)
+        fail_msg("%s", e.msg);
+    const struct source_cfg *s = config_source(c, "old");
+    assert_int_equal(s->n_headers, 2);
+    assert_string_equal(s->headers[0].name, "X-Version");
+    assert_string_equal(s->headers[1].name, "Authorization");
+    assert_string_equal(s->headers[1].value, "token ${OLD_KEY}:${OLD_TOKEN}");
+    s = config_source(c, "keyonly");
+    assert_int_equal(s->n_headers, 1);
+    assert_string_equal(s->headers[0].value, "token ${ONLY_KEY}");
+    config_free(c);
+    expect_error(FIX "legacy_conflict.json",
+                 "sources.old: api_key_env and headers.Authorization both given", NULL);
+}
+
+static void test_config_bad_headers(void **state)
+{
+    (void)state;
+    expect_error(FIX "bad_header_name.json", "sources.acme.headers.X Key: bad header name", NULL);
+    expect_error(FIX "bad_header_value.json", "sources.acme.headers.X-Key: a header value cannot "
+                 "hold a line break", NULL);
+    expect_error(FIX "bad_header_var.json", "sources.acme.headers.X-Key: unterminated ${", NULL);
+    expect_error(FIX "bad_header_twice.json", "sources.acme.headers.x-key: header given twice", NULL);
+    expect_error(FIX "bad_headers_type.json", "sources.acme.headers: expected an object", NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest t[] = {
@@ -186,6 +244,9 @@ int main(void)
         cmocka_unit_test(test_config_unknown_keys),
         cmocka_unit_test(test_config_unset_variable_is_named),
         cmocka_unit_test(test_config_bad_values),
+        cmocka_unit_test(test_config_headers_kept_unexpanded),
+        cmocka_unit_test(test_config_legacy_credentials_translated),
+        cmocka_unit_test(test_config_bad_headers),
     };
     return cmocka_run_group_tests_name("config", t, setup, NULL);
 }

@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -24,6 +25,7 @@
 
 #define API_KEY "k3y-abc123-SECRET"
 #define ACCESS_TOKEN "t0k-xyz789-SECRET"
+#define ACME_KEY "acme-9f8e7d-SECRET"
 #define MAX_TIMES 256
 
 enum mode {
@@ -38,6 +40,7 @@ enum mode {
     M_ENDLESS,      /* an endless chunked body */
     M_AUTH,         /* 503 once, then 200 only with the right Authorization */
     M_STREAM,       /* 200 with a 300000-byte patterned body */
+    M_ACME,         /* 503 once, then 401 quoting the X-Acme-Key it got */
 };
 
 /* Shared between the MHD thread and the test thread; every field after lock
@@ -54,6 +57,7 @@ struct server {
     int64_t times[MAX_TIMES];
     char auth[256];
     char kite_version[32];
+    char acme_key[64], acme_plan[32];
     bool auth_ok;
 };
 
@@ -108,12 +112,16 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
     int64_t now = mono_ns();
     const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
     const char *kv = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Kite-Version");
+    const char *ak = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Acme-Key");
+    const char *ap = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Acme-Plan");
     pthread_mutex_lock(&srv.lock);
     int n = ++srv.requests;
     if (n <= MAX_TIMES)
         srv.times[n - 1] = now;
     snprintf(srv.auth, sizeof srv.auth, "%s", auth ? auth : "");
     snprintf(srv.kite_version, sizeof srv.kite_version, "%s", kv ? kv : "");
+    snprintf(srv.acme_key, sizeof srv.acme_key, "%s", ak ? ak : "");
+    snprintf(srv.acme_plan, sizeof srv.acme_plan, "%s", ap ? ap : "");
     enum mode mode = srv.mode;
     const char *ra = srv.retry_after;
     pthread_cond_broadcast(&srv.changed);
@@ -162,6 +170,13 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
         pthread_mutex_unlock(&srv.lock);
         return ok ? reply(conn, 200, "authorized", NULL) : reply(conn, 403, "bad token", NULL);
     }
+    case M_ACME: {
+        if (n == 1)
+            return reply(conn, 503, "busy", NULL);
+        char body[200];
+        snprintf(body, sizeof body, "{\"error\": \"key %s is not valid\"}", ak ? ak : "");
+        return reply(conn, 401, body, NULL);
+    }
     case M_STREAM: {
         char *b = patterned(300000);
         struct MHD_Response *r = MHD_create_response_from_buffer(300000, b,
@@ -192,7 +207,7 @@ static int server_start(void **state)
     srv.mode = M_OK;
     srv.retry_after = NULL;
     srv.requests = srv.connections = 0;
-    srv.auth[0] = srv.kite_version[0] = '\0';
+    srv.auth[0] = srv.kite_version[0] = srv.acme_key[0] = srv.acme_plan[0] = '\0';
     srv.auth_ok = false;
     pthread_mutex_unlock(&srv.lock);
     struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = 0 };
@@ -297,8 +312,9 @@ static void test_http_ok_body(void **state)
     assert_string_equal(r.error, "");
     assert_string_equal(r.content_type, "application/json");
     pthread_mutex_lock(&srv.lock);
-    assert_string_equal(srv.kite_version, "3");
-    assert_string_equal(srv.auth, "");          /* no credentials configured */
+    /* The runtime sends no header of its own: no broker's, no credentials. */
+    assert_string_equal(srv.kite_version, "");
+    assert_string_equal(srv.auth, "");
     pthread_mutex_unlock(&srv.lock);
     resp_free(&r);
     fixture_close(&f);
@@ -475,8 +491,11 @@ static void test_http_missing_credentials_named(void **state)
     (void)state;
     struct fixture f;
     fixture_cfg(&f);
-    f.src.api_key_env = "DR_TEST_UNSET_KEY";
-    f.src.access_token_env = "DR_TEST_UNSET_TOKEN";
+    struct header_cfg unset[] = {
+        { "Authorization", "token ${DR_TEST_UNSET_KEY}:${DR_TEST_UNSET_TOKEN}" },
+    };
+    f.src.headers = unset;
+    f.src.n_headers = 1;
     fixture_open(&f);
     dr_http_response r;
     assert_int_equal(http_get(f.c, "kite", "/q", NULL, NULL, &r, NULL), -1);
@@ -484,7 +503,7 @@ static void test_http_missing_credentials_named(void **state)
     assert_int_equal(server_requests(), 0);
     fixture_close(&f);
 
-    f.src.api_key_env = "DR_TEST_API_KEY";
+    unset[0].value = "token ${DR_TEST_API_KEY}:${DR_TEST_UNSET_TOKEN}";
     fixture_open(&f);
     assert_int_equal(http_get(f.c, "kite", "/q", NULL, NULL, &r, NULL), -1);
     assert_string_equal(r.error, "kite: DR_TEST_UNSET_TOKEN is not set");
@@ -520,8 +539,12 @@ static void test_http_auth_sent_and_never_leaked(void **state)
 
     struct fixture f;
     fixture_cfg(&f);
-    f.src.api_key_env = "DR_TEST_API_KEY";
-    f.src.access_token_env = "DR_TEST_ACCESS_TOKEN";
+    struct header_cfg kite[] = {
+        { "X-Kite-Version", "3" },
+        { "Authorization", "token ${DR_TEST_API_KEY}:${DR_TEST_ACCESS_TOKEN}" },
+    };
+    f.src.headers = kite;
+    f.src.n_headers = 2;
     f.src.max_retries = 1;
     fixture_open(&f);
     dr_http_response r1, r2;
@@ -562,6 +585,68 @@ static void test_http_auth_sent_and_never_leaked(void **state)
     free(logged);
     resp_free(&r1);
     resp_free(&r2);
+}
+
+/* A source defined only in a test config file, with headers of its own: they
+ * arrive, the variable's value never shows in a log line, an error or the
+ * returned body, and a 401 names the variable to check. */
+static void test_http_custom_source_headers(void **state)
+{
+    (void)state;
+    struct dr_err err = { 0 };
+    struct config *cfg = config_load("tests/fixtures/config/custom_source.json", &err);
+    if (!cfg)
+        fail_msg("config_load: %s", err.msg);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", srv.port);
+    free(cfg->sources[0].base_url);
+    cfg->sources[0].base_url = strdup(url);
+
+    char path[] = "/tmp/dr_test_http_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    unlink(path);
+    fflush(stderr);
+    int saved = dup(2);
+    dup2(fd, 2);
+    struct http_sources *hs = http_sources_new(cfg, &err);
+    struct http_client *c = hs ? http_client_new(hs) : NULL;
+    dr_http_response r = { 0 };
+    struct http_call call = { .run_id = "run1", .task = "fetch", .item = "ACME" };
+    server_mode(M_ACME, NULL);
+    int rc = c ? http_get(c, "acme", "/v1/quote", NULL, NULL, &r, &call) : -2;
+    http_client_free(c);
+    http_sources_free(hs);
+    config_free(cfg);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    char *logged = read_all(fd);
+    close(fd);
+
+    assert_int_equal(rc, 0);
+    assert_int_equal(r.status, 401);
+    assert_int_equal(r.attempts, 2);
+    pthread_mutex_lock(&srv.lock);
+    assert_string_equal(srv.acme_key, ACME_KEY);
+    assert_string_equal(srv.acme_plan, "free");
+    assert_string_equal(srv.auth, "Bearer " ACME_KEY);
+    assert_string_equal(srv.kite_version, "");
+    pthread_mutex_unlock(&srv.lock);
+    assert_non_null(strstr(logged, "/v1/quote: HTTP 503, retry 1/2"));
+    assert_non_null(strstr(r.error, "HTTP 401: credentials refused; check DR_TEST_ACME_KEY "
+                                    "(named in sources.acme.headers)"));
+    /* The server quoted the key back: the caller gets it redacted. */
+    assert_string_equal(r.body, "{\"error\": \"key *** is not valid\"}");
+    const char *bad[] = { ACME_KEY, "SECRET", "Bearer" };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        if (strstr(logged, bad[i]))
+            fail_msg("log output holds \"%s\": %s", bad[i], logged);
+        assert_null(strstr(r.error, bad[i]));
+        assert_null(strstr(r.body, bad[i]));
+    }
+    free(logged);
+    resp_free(&r);
 }
 
 static void test_http_keepalive_reuses_connection(void **state)
@@ -805,6 +890,83 @@ static void test_http_rate_limit_shared_by_threads(void **state)
     http_sources_free(rate_sources);
 }
 
+/* ---- http_next_step: what an attempt's outcome means, without a server ---- */
+
+#define ANS(code, ra) { HTTP_ANSWERED, code, 0, ra }
+#define NET(kind, delivered) { kind, 0, delivered, -1 }
+
+static void test_http_next_step_table(void **state)
+{
+    (void)state;
+    /* max_retries 3, first backoff 100 ms, cap 1000 ms; jitter up to 25 %. */
+    const struct http_policy p = { .max_retries = 3, .retry_delay_ms = 100,
+                                   .max_retry_delay_ms = 1000 };
+    static const struct {
+        struct http_outcome o;
+        struct http_retry_state before;
+        enum http_step step;
+        int64_t wait_lo, wait_hi;
+        struct http_retry_state after;
+    } cases[] = {
+        /* answers that stand */
+        { ANS(200, -1), { 0, 0 }, HTTP_STEP_DONE, 0, 0, { 0, 0 } },
+        { ANS(204, -1), { 2, 7 }, HTTP_STEP_DONE, 0, 0, { 2, 0 } },
+        { ANS(400, -1), { 0, 0 }, HTTP_STEP_DONE, 0, 0, { 0, 0 } },
+        { ANS(404, 5000), { 0, 0 }, HTTP_STEP_DONE, 0, 0, { 0, 0 } },
+        { ANS(301, -1), { 0, 0 }, HTTP_STEP_DONE, 0, 0, { 0, 0 } },
+        /* credentials refused: never retried, whatever is left */
+        { ANS(401, -1), { 0, 0 }, HTTP_STEP_AUTH, 0, 0, { 0, 0 } },
+        { ANS(403, 1000), { 1, 2 }, HTTP_STEP_AUTH, 0, 0, { 1, 0 } },
+        /* 5xx: retried with backoff while retries are left, counted */
+        { ANS(500, -1), { 0, 0 }, HTTP_STEP_RETRY, 100, 125, { 1, 0 } },
+        { ANS(503, -1), { 1, 0 }, HTTP_STEP_RETRY, 200, 250, { 2, 0 } },
+        { ANS(502, 3000), { 2, 4 }, HTTP_STEP_RETRY, 400, 500, { 3, 0 } },
+        { ANS(599, -1), { 3, 0 }, HTTP_STEP_GIVE_UP, 0, 0, { 3, 0 } },
+        { ANS(600, -1), { 0, 0 }, HTTP_STEP_DONE, 0, 0, { 0, 0 } },
+        /* 429: waits Retry-After (capped) or backs off from 100 ms; never counted */
+        { ANS(429, 250), { 0, 0 }, HTTP_STEP_WAIT_429, 250, 250, { 0, 1 } },
+        { ANS(429, 0), { 3, 0 }, HTTP_STEP_WAIT_429, 0, 0, { 3, 1 } },
+        { ANS(429, 86400000), { 0, 0 }, HTTP_STEP_WAIT_429, 1000, 1000, { 0, 1 } },
+        { ANS(429, -1), { 0, 0 }, HTTP_STEP_WAIT_429, 100, 125, { 0, 1 } },
+        { ANS(429, -1), { 0, 2 }, HTTP_STEP_WAIT_429, 400, 500, { 0, 3 } },
+        { ANS(429, -1), { 0, 10 }, HTTP_STEP_WAIT_429, 1000, 1000, { 0, 11 } },
+        { ANS(429, 100), { 3, HTTP_MAX_CONSECUTIVE_429 - 2 }, HTTP_STEP_WAIT_429, 100, 100,
+          { 3, HTTP_MAX_CONSECUTIVE_429 - 1 } },
+        { ANS(429, 100), { 0, HTTP_MAX_CONSECUTIVE_429 - 1 }, HTTP_STEP_GIVE_UP, 0, 0,
+          { 0, HTTP_MAX_CONSECUTIVE_429 } },
+        /* transport errors */
+        { NET(HTTP_TRANSIENT_ERROR, 0), { 0, 0 }, HTTP_STEP_RETRY, 100, 125, { 1, 0 } },
+        { NET(HTTP_TRANSIENT_ERROR, 0), { 0, 5 }, HTTP_STEP_RETRY, 100, 125, { 1, 0 } },
+        { NET(HTTP_TRANSIENT_ERROR, 0), { 3, 0 }, HTTP_STEP_GIVE_UP, 0, 0, { 3, 0 } },
+        { NET(HTTP_TRANSIENT_ERROR, 10), { 0, 0 }, HTTP_STEP_FAIL, 0, 0, { 0, 0 } },
+        { NET(HTTP_BROKEN, 0), { 0, 0 }, HTTP_STEP_FAIL, 0, 0, { 0, 0 } },
+    };
+    uint64_t seed = 12345;
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        for (int rep = 0; rep < 50; rep++) {        /* several jitter draws */
+            struct http_retry_state st = cases[i].before;
+            struct http_decision d = http_next_step(&cases[i].o, &st, &p, &seed);
+            if (d.step != cases[i].step || d.wait_ms < cases[i].wait_lo ||
+                d.wait_ms > cases[i].wait_hi || st.transient != cases[i].after.transient ||
+                st.in_a_row_429 != cases[i].after.in_a_row_429)
+                fail_msg("case %zu: step %d wait %" PRId64 " state {%d, %d}; want step %d wait "
+                         "[%" PRId64 ", %" PRId64 "] state {%d, %d}", i, d.step, d.wait_ms,
+                         st.transient, st.in_a_row_429, cases[i].step, cases[i].wait_lo,
+                         cases[i].wait_hi, cases[i].after.transient, cases[i].after.in_a_row_429);
+        }
+    }
+    /* A policy of no retries gives up at once; a first backoff of 0 with a 429
+     * still waits (1000 ms by default, capped). */
+    const struct http_policy none = { .max_retries = 0, .retry_delay_ms = 0,
+                                      .max_retry_delay_ms = 30000 };
+    struct http_retry_state st = { 0 };
+    struct http_outcome o5 = ANS(503, -1), o429 = ANS(429, -1);
+    assert_int_equal(http_next_step(&o5, &st, &none, &seed).step, HTTP_STEP_GIVE_UP);
+    struct http_decision d = http_next_step(&o429, &st, &none, &seed);
+    assert_int_equal(d.step, HTTP_STEP_WAIT_429);
+    assert_in_range(d.wait_ms, 1000, 1250);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -813,12 +975,14 @@ int main(void)
     setenv("no_proxy", "127.0.0.1", 1);
     setenv("DR_TEST_API_KEY", API_KEY, 1);
     setenv("DR_TEST_ACCESS_TOKEN", ACCESS_TOKEN, 1);
+    setenv("DR_TEST_ACME_KEY", ACME_KEY, 1);
     unsetenv("DR_TEST_UNSET_KEY");
     unsetenv("DR_TEST_UNSET_TOKEN");
     pthread_mutex_init(&srv.lock, NULL);
     pthread_cond_init(&srv.changed, NULL);
 #define T(f) cmocka_unit_test_setup_teardown(f, server_start, server_stop)
     const struct CMUnitTest t[] = {
+        cmocka_unit_test(test_http_next_step_table),
         T(test_http_ok_body),
         T(test_http_unknown_source),
         T(test_http_429_waits_for_retry_after),
@@ -830,6 +994,7 @@ int main(void)
         T(test_http_body_over_cap_refused),
         T(test_http_missing_credentials_named),
         T(test_http_auth_sent_and_never_leaked),
+        T(test_http_custom_source_headers),
         T(test_http_keepalive_reuses_connection),
         T(test_http_stream_sink_gets_body),
         T(test_http_cancel_stops_retry_wait),
