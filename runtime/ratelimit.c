@@ -12,7 +12,9 @@
  * tau = (burst - 1) * interval is how far ahead of the steady schedule a full
  * bucket lets it run; the reservation then moves tat on by one interval. Any
  * window of length W therefore holds at most burst + W * rate reservations,
- * and once the burst is spent they are exactly one interval apart. */
+ * and once the burst is spent they are exactly one interval apart.
+ * Shared state is read and written under the lock only: no atomics here (the
+ * HTTP client's counters use the __atomic builtins on plain fields). */
 struct ratelimit {
     pthread_mutex_t lock;
     int64_t interval_ns;        /* 1/rate rounded up, so the rate is never exceeded; constant */

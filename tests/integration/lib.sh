@@ -104,8 +104,8 @@ write_config() {
   "sources": {
     "kite": {
       "base_url": "\${SIM_URL}",
-      "api_key_env": "KITE_API_KEY",
-      "access_token_env": "KITE_ACCESS_TOKEN",
+      "headers": { "X-Kite-Version": "3",
+                   "Authorization": "token \${KITE_API_KEY}:\${KITE_ACCESS_TOKEN}" },
       "rate_limit_per_sec": $rate,
       "burst": 1,
       "timeout_ms": 5000,

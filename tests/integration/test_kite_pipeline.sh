@@ -41,22 +41,33 @@ expect_eq "later run adds exactly the new days" \
     "$(md5sum <"$T_WORK/stored" | cut -c1-32)" "$(md5sum <"$T_WORK/expected" | cut -c1-32)"
 stop_sim
 
-# ---- rate limit: simulator at 10/s burst 1, 8 workers: no 429, >= 95% of the limit. The source
-# is set 2% under the broker's limit, as a user would set it; pacing at exactly the limit is
-# measured by `make bench` (tests/bench/bench.sh, rate).
+# ---- rate limit: simulator at 10/s burst 1, 8 workers, the source set 2% under the broker's
+# limit as a user would set it. Asserted here is what holds on any machine, however loaded:
+# every candle stored, every 429 retried, no request beyond the minimum plus those retries.
+# How close to the limit the run gets, and that it gets no 429 at all, are timing goals: `make
+# bench` measures them (tests/bench/bench.sh, rate10 and rate3).
 new_db rate
+RBOOT=2015-01-01 REND=2024-12-31
 start_sim --instruments 50 --rate 10 --burst 1
 write_config "$CONFIG" 9.8
 dagrun run kite_instruments >/dev/null 2>&1
 sim_reset
-dagrun run kite_historic --conf '{"limit": 50, "bootstrap_date": "2015-01-01", "end_date": "2024-12-31"}' >"$T_WORK/out" 2>&1; rc=$?
+dagrun run kite_historic --conf "{\"limit\": 50, \"bootstrap_date\": \"$RBOOT\", \"end_date\": \"$REND\"}" >"$T_WORK/out" 2>&1; rc=$?
 expect_eq "rate-limited run exits 0" "$rc" 0
 n=$(sim_stat .historical_requests)
 n429=$(sim_stat '.by_status["429"] // 0')
 rate=$(sim_stats | jq -r '(.historical_requests - 1) / (.last_ts - .first_ts)')
-echo "# rate-limited run: $n requests, $n429 answered 429, achieved $rate requests/s of 10"
-expect_eq "no 429 from the broker" "$n429" 0
-expect_ge "achieved rate >= 95% of the limit" "$rate" 9.5
+echo "# rate-limited run: $n requests, $n429 answered 429, achieved $rate requests/s of 10 (not asserted)"
+expected_rows "$RBOOT" "$REND" >"$T_WORK/expected"
+stored_rows >"$T_WORK/stored"
+expect_eq "rate-limited run stores every candle" \
+    "$(md5sum <"$T_WORK/stored" | cut -c1-32)" "$(md5sum <"$T_WORK/expected" | cut -c1-32)"
+expect_eq "every 429 was retried (one retry warning each)" "$(grep -c 'HTTP 429' "$T_WORK/out")" "$n429"
+rdays=$(( ($(date -ud "$REND" +%s) - $(date -ud "$RBOOT" +%s)) / 86400 + 1 ))
+rmin=$(( 50 * ((rdays + 1999) / 2000) ))
+expect_ge "at least the minimal number of requests" "$n" "$rmin"
+expect_le "requests never above the minimum plus the 429 retries" "$n" $(( rmin + n429 ))
+expect_eq "every request carried the X-Kite-Version header from the config" "$(sim_stat .missing_kite_version)" 0
 stop_sim
 
 # ---- 20% injected 5xx: every candle still arrives

@@ -168,8 +168,8 @@ expect_eq "nothing ran for any refused file" "$(q 'select count(*) from dagrun.d
 # ---- secrets: a known API key, access token and database password; every byte dagrun
 # prints (text and JSON logs, debug level, success and error paths), stores in its schema
 # or writes to JUnit is searched for them
-AK=ak_Zq81mX0vYt AT=at_Kp5rW2cN9sLd WRONG=wrongtok_Aa77Ue DBPW=dbpw_Hj3Ty6Qe
-export KITE_API_KEY=$AK KITE_ACCESS_TOKEN=$AT
+AK=ak_Zq81mX0vYt AT=at_Kp5rW2cN9sLd WRONG=wrongtok_Aa77Ue DBPW=dbpw_Hj3Ty6Qe CS=cs_Q8wErT5yUi
+export KITE_API_KEY=$AK KITE_ACCESS_TOKEN=$AT DR_CUSTOM_SECRET=$CS
 S=$T_WORK/secrets
 mkdir -p "$S" "$T_WORK/dags"
 sed -e 's/retry_delay: 2s/retry_delay: 100ms/' -e 's/max_retry_delay: 5m/max_retry_delay: 1s/' \
@@ -179,7 +179,9 @@ start_sim --instruments 8 --rate 0 --api-key "$AK" --access-token "$AT"
 new_db secrets
 DATABASE_URL="$DATABASE_URL&password=$DBPW"     # trust auth: never used, but dagrun holds it
 write_config "$CONFIG.in" 0 2 4
-jq --arg d "$T_WORK/dags" '.dags_dir = $d | .sources.kite.retry_delay_ms = 10' "$CONFIG.in" >"$CONFIG"
+# a custom header whose value comes from the environment is a secret like the credentials
+jq --arg d "$T_WORK/dags" '.dags_dir = $d | .sources.kite.retry_delay_ms = 10
+    | .sources.kite.headers["X-Custom-Secret"] = "key=${DR_CUSTOM_SECRET}"' "$CONFIG.in" >"$CONFIG"
 jq '.log_level = "debug"' "$CONFIG" >"$T_WORK/debug.json"
 HCONF="{\"limit\": 8, \"bootstrap_date\": \"$BOOT\", \"end_date\": \"$END\"}"
 n=0
@@ -223,11 +225,12 @@ check "secrets: the failing requests are logged with their URL" \
 check "secrets: the JUnit report of the failing run holds the failures" grep -q '<failure' "$S/storm.xml"
 check "secrets: the wrong token run names the credential variables" grep -q 'KITE_ACCESS_TOKEN' "$S"/*.wrong_token_text.out
 echo "# searched $(cat "$S"/* | wc -c) bytes in $(ls "$S" | wc -l) files"
-for secret in "$AK" "$AT" "$WRONG" "$DBPW"; do
+for secret in "$AK" "$AT" "$WRONG" "$DBPW" "$CS"; do
     hits=$(grep -rlF -- "$secret" "$S" | xargs -r -n1 basename | paste -sd' ')
     expect_eq "secrets: $secret appears nowhere" "$hits" ""
 done
 expect_eq "secrets: no Authorization header printed" "$(grep -rliE 'authorization: *token' "$S" | wc -l)" 0
+expect_eq "secrets: no custom secret header printed" "$(grep -rliE 'x-custom-secret: *key=' "$S" | wc -l)" 0
 stop_sim
 
 # ---- TLS: peer and host verification always on; a self-signed server is refused
