@@ -13,7 +13,7 @@
 #include <time.h>
 
 #include "backoff.h"
-#include "envexpand.h"
+#include "headers.h"
 #include "log.h"
 #include "ratelimit.h"
 
@@ -49,17 +49,11 @@
 #define SLEEP_SLICE_MS 100     /* a cancel is noticed within this while waiting */
 #define BACKOFF_429_MS 1000    /* first wait after a 429 without Retry-After */
 #define JITTER 0.25            /* of a backoff delay, so that workers that failed together spread out */
-#define MIN_SECRET 3           /* shorter values are not redacted (they would mangle messages) */
 
 struct source {
     const char *name;           /* borrowed from cfg->sources, like the numbers below */
     char *base_url;             /* own copy */
-    struct curl_slist *headers; /* "Name: value" with ${VAR} expanded; zeroed on free; read-only
-                                 * after source_init, shared by every client */
-    char **secrets;             /* the values of the variables the headers name: never printed */
-    size_t n_secrets;
-    char unusable[320];         /* why the headers cannot be built ("A and B are not set"), or "" */
-    char cred_vars[256];        /* the variables the headers name ("A and B"), or "" */
+    struct headers hdr;         /* read-only after source_init, shared by every client */
     struct ratelimit *rl;       /* NULL when rate_limit_per_sec is 0; thread-safe itself */
     int64_t gate_ns;            /* least spacing of sends at the gate; 0: no gate */
     int64_t last_send_ns;       /* when the latest request passed the gate (__atomic CAS) */
@@ -90,22 +84,6 @@ static int64_t mono_ns(void)
     return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-static void wipe_free(char *p)
-{
-    if (!p)
-        return;
-    explicit_bzero(p, strlen(p));
-    free(p);
-}
-
-static void wipe_slist(struct curl_slist *l)
-{
-    for (struct curl_slist *i = l; i; i = i->next)
-        if (i->data)
-            explicit_bzero(i->data, strlen(i->data));
-    curl_slist_free_all(l);
-}
-
 static void fmt_bytes(char *out, size_t n, int64_t b)
 {
     if (b >= 1048576 && b % 1048576 == 0)
@@ -116,173 +94,13 @@ static void fmt_bytes(char *out, size_t n, int64_t b)
         snprintf(out, n, "%" PRId64 " bytes", b);
 }
 
-/* ---- secrets ---- */
-
-/* Replaces every occurrence of src's secrets in buf by "***". */
-static void redact(const struct source *src, char *buf)
-{
-    for (size_t i = 0; i < src->n_secrets; i++) {
-        const char *sec = src->secrets[i];
-        size_t sl = strlen(sec);
-        if (sl < MIN_SECRET)
-            continue;
-        char *p = buf;
-        /* "***" is no longer than the secret: the text only shrinks. */
-        while ((p = strstr(p, sec))) {
-            memmove(p + 3, p + sl, strlen(p + sl) + 1);
-            memcpy(p, "***", 3);
-            p += 3;
-        }
-    }
-}
-
-/* Redacts the secrets in a buffered body of len bytes in place (no NUL needed);
- * returns the new length. */
-static size_t redact_body(const struct source *src, char *body, size_t len)
-{
-    for (size_t i = 0; i < src->n_secrets; i++) {
-        const char *sec = src->secrets[i];
-        size_t sl = strlen(sec), o = 0;
-        if (sl < MIN_SECRET)
-            continue;
-        for (size_t r = 0; r < len;) {
-            if (r + sl <= len && memcmp(body + r, sec, sl) == 0) {
-                memcpy(body + o, "***", 3);
-                o += 3;
-                r += sl;
-            } else {
-                body[o++] = body[r++];
-            }
-        }
-        len = o;
-    }
-    return len;
-}
-
 /* ---- sources ---- */
 
 static void source_fini(struct source *src)
 {
     free(src->base_url);
-    wipe_slist(src->headers);
-    for (size_t i = 0; i < src->n_secrets; i++)
-        wipe_free(src->secrets[i]);
-    free(src->secrets);
+    headers_fini(&src->hdr);
     ratelimit_free(src->rl);
-}
-
-#define MAX_LISTED_VARS 16
-
-/* What the scan of the header values found. */
-struct scan {
-    struct source *src;
-    char vars[MAX_LISTED_VARS][256];    /* the variables named, each once */
-    bool unset[MAX_LISTED_VARS];
-    int n_vars;
-    bool any_unset, oom;
-};
-
-/* "A", "A and B", "A, B and C": the variables of sc with want_unset (or all). */
-static void list_vars(const struct scan *sc, bool only_unset, char *out, size_t size)
-{
-    int total = 0, k = 0;
-    for (int i = 0; i < sc->n_vars; i++)
-        total += !only_unset || sc->unset[i];
-    out[0] = '\0';
-    for (int i = 0; i < sc->n_vars; i++) {
-        if (only_unset && !sc->unset[i])
-            continue;
-        size_t l = strlen(out);
-        snprintf(out + l, size - l, "%s%s", k == 0 ? "" : k == total - 1 ? " and " : ", ",
-                 sc->vars[i]);
-        k++;
-    }
-}
-
-/* Per ${VAR} of a header value: note the variable, keep its value as a secret
- * (read once, here, before workers start: getenv is not safe against a
- * concurrent setenv), or note it unset. */
-static int scan_var(void *ud, const char *name)
-{
-    struct scan *sc = ud;
-    struct source *src = sc->src;
-    int i = 0;
-    while (i < sc->n_vars && strcmp(sc->vars[i], name) != 0)
-        i++;
-    if (i < sc->n_vars)
-        return 0;
-    const char *v = getenv(name);
-    bool unset = !v || !*v;
-    sc->any_unset |= unset;
-    if (sc->n_vars < MAX_LISTED_VARS) {
-        snprintf(sc->vars[sc->n_vars], sizeof sc->vars[0], "%s", name);
-        sc->unset[sc->n_vars++] = unset;
-    }
-    if (unset)
-        return 0;
-    for (size_t j = 0; j < src->n_secrets; j++)
-        if (strcmp(src->secrets[j], v) == 0)
-            return 0;
-    char **p = realloc(src->secrets, (src->n_secrets + 1) * sizeof *p);
-    if (p)
-        src->secrets = p;
-    if (!p || !(p[src->n_secrets] = strdup(v))) {
-        sc->oom = true;
-        return 1;
-    }
-    src->n_secrets++;
-    return 0;
-}
-
-/* Builds the source's header lines from sc->headers: the variables they name
- * become secrets; an unset variable or a value with a line break makes the
- * source unusable (said at the first request, not here). */
-static int source_headers(struct source *src, const struct source_cfg *sc, struct dr_err *err)
-{
-    struct scan scan = { .src = src };
-    for (size_t i = 0; i < sc->n_headers; i++) {
-        const char *why = NULL;
-        if (envexpand_vars(sc->headers[i].value, scan_var, &scan, &why) != 0 && !scan.oom)
-            return err_set(err, "sources.%s.headers.%s: %s", src->name, sc->headers[i].name, why);
-        if (scan.oom)
-            return err_set(err, "sources.%s: out of memory", src->name);
-    }
-    list_vars(&scan, false, src->cred_vars, sizeof src->cred_vars);
-    if (scan.any_unset) {
-        char unset[256];
-        list_vars(&scan, true, unset, sizeof unset);
-        snprintf(src->unusable, sizeof src->unusable, "%s %s not set", unset,
-                 strstr(unset, " and ") ? "are" : "is");
-        return 0;
-    }
-    for (size_t i = 0; i < sc->n_headers; i++) {
-        const char *why = NULL;
-        char unset[256];
-        char *v = envexpand(sc->headers[i].value, unset, sizeof unset, &why);
-        if (!v)
-            return err_set(err, "sources.%s.headers.%s: %s%s%s", src->name, sc->headers[i].name,
-                           why, unset[0] ? ": " : "", unset);
-        size_t n = strlen(sc->headers[i].name) + 2 + strlen(v) + 1;
-        char *line = malloc(n);
-        if (line)
-            snprintf(line, n, "%s: %s", sc->headers[i].name, v);
-        bool broken = strpbrk(v, "\r\n") != NULL;
-        wipe_free(v);
-        if (!line)
-            return err_set(err, "sources.%s: out of memory", src->name);
-        if (broken) {
-            wipe_free(line);
-            snprintf(src->unusable, sizeof src->unusable,
-                     "headers.%s: a variable it names holds a line break", sc->headers[i].name);
-            return 0;
-        }
-        struct curl_slist *l = curl_slist_append(src->headers, line);
-        wipe_free(line);
-        if (!l)
-            return err_set(err, "sources.%s: out of memory", src->name);
-        src->headers = l;
-    }
-    return 0;
 }
 
 static int source_init(struct source *src, const struct source_cfg *sc, struct dr_err *err)
@@ -312,7 +130,7 @@ static int source_init(struct source *src, const struct source_cfg *sc, struct d
             src->gate_ns = (int64_t)(1e9 / (sc->rate_limit_per_sec * GATE_MARGIN));
     }
     __atomic_store_n(&src->last_send_ns, INT64_MIN / 4, __ATOMIC_RELAXED);
-    return source_headers(src, sc, err);
+    return headers_build(&src->hdr, src->name, sc->headers, sc->n_headers, err);
 }
 
 struct http_sources *http_sources_new(const struct config *cfg, struct dr_err *err)
@@ -662,7 +480,7 @@ static void set_error(dr_http_response *resp, const struct source *src, const ch
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     snprintf(resp->error, sizeof resp->error, "GET %s: %s", url, msg);
-    redact(src, resp->error);
+    headers_redact(&src->hdr, resp->error);
 }
 
 /* A retry's warning, with the source's secrets redacted. */
@@ -675,7 +493,7 @@ static void log_retry(const struct source *src, const struct http_call *call, co
     else
         snprintf(msg, sizeof msg, "GET %s: %s, retry %d/%d in %" PRId64 " ms", url, what,
                  transient, src->max_retries, d->wait_ms);
-    redact(src, msg);
+    headers_redact(&src->hdr, msg);
     log_msg(DR_LOG_WARN, call ? call->run_id : NULL, call ? call->task : NULL,
             call ? call->item : NULL, "%s", msg);
 }
@@ -684,7 +502,7 @@ static void log_retry(const struct source *src, const struct http_call *call, co
 static void prepare(CURL *h, struct source *src, const char *url, struct attempt *a)
 {
     curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, src->headers);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, src->hdr.list);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)src->connect_timeout_ms);
     curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)src->max_body_bytes);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
@@ -749,8 +567,8 @@ int http_get(struct http_client *c, const char *source, const char *path, dr_htt
         return -1;
     }
     struct source *src = &s->src[si];
-    if (src->unusable[0]) {
-        snprintf(resp->error, sizeof resp->error, "%s: %s", src->name, src->unusable);
+    if (src->hdr.unusable[0]) {
+        snprintf(resp->error, sizeof resp->error, "%s: %s", src->name, src->hdr.unusable);
         return -1;
     }
     size_t ul = strlen(src->base_url) + strlen(path) + 1;
@@ -840,9 +658,9 @@ int http_get(struct http_client *c, const char *source, const char *path, dr_htt
             goto out;
         case HTTP_STEP_AUTH:
             resp->status = status;
-            if (src->cred_vars[0])
+            if (src->hdr.cred_vars[0])
                 set_error(resp, src, url, "HTTP %ld: credentials refused; check %s (named in "
-                          "sources.%s.headers)", status, src->cred_vars, src->name);
+                          "sources.%s.headers)", status, src->hdr.cred_vars, src->name);
             else
                 set_error(resp, src, url, "HTTP %ld", status);
             ret = 0;
@@ -902,7 +720,7 @@ out:
     if (ret == 0) {
         /* An error answer may quote what was sent: no secret leaves here. */
         if (resp->status < 200 || resp->status > 299) {
-            a.len = redact_body(src, a.body, a.len);
+            a.len = headers_redact_body(&src->hdr, a.body, a.len);
             a.body[a.len] = '\0';
         }
         resp->body = a.body;
