@@ -48,11 +48,15 @@ $(B)/obj/%.o: %.c
 $(B)/dagrun: $(B)/obj/runtime/main.o $(RUNTIME_OBJS)
 	$(Q)$(CC) $(SAN) -rdynamic -o $@ $^ $(LDLIBS)
 
-# A plugin links only the libraries it calls (Jansson for all, libpq for the SQL ones): the
-# dr_* calls resolve against the dagrun binary when it is loaded, and --as-needed drops the rest.
+# A plugin links only the libraries it calls: Jansson and libm for all, libpq for the ones that
+# run SQL, libcurl for none (HTTP goes through dr_http_get). The dr_* calls resolve against the
+# dagrun binary when it loads the plugin.
+TASK_LIBS  = $(shell pkg-config --libs jansson) -lm
+TASKS_SQL := compute_date_ranges list_instruments load_instruments upsert_candles
 $(B)/tasks/%.so: tasks/%.c
 	@mkdir -p $(@D)
-	$(Q)$(CC) $(ALL_CFLAGS) -fPIC -shared -o $@ $< -Wl,--as-needed $(LDLIBS)
+	$(Q)$(CC) $(ALL_CFLAGS) -fPIC -shared -o $@ $< -Wl,--as-needed $(TASK_LIBS) \
+	    $(if $(filter $*,$(TASKS_SQL)),$(shell pkg-config --libs libpq))
 
 $(B)/tests/plugins/%.so: tests/plugins/%.c
 	@mkdir -p $(@D)
