@@ -14,19 +14,22 @@ DR_EXPORT void dr_civil_from_days(int64_t days, int *y, int *m, int *d)
     date_civil_from_days(days, y, m, d);
 }
 
-/* Copies err's message into why (may be NULL) and returns -1. */
-static int why_from(const struct dr_err *err, char *why, size_t whylen)
+/* Runs parse on s; on failure copies its message into why (may be NULL) and returns -1. */
+static int parse_with(int (*parse)(const char *, int64_t *, struct dr_err *), const char *s,
+                      int64_t *out, char *why, size_t whylen)
 {
+    struct dr_err err;
+    err_clear(&err);
+    if (parse(s, out, &err) == 0)
+        return 0;
     if (why && whylen)
-        snprintf(why, whylen, "%s", err->msg);
+        snprintf(why, whylen, "%s", err.msg);
     return -1;
 }
 
 DR_EXPORT int dr_date_parse(const char *s, int64_t *days, char *why, size_t whylen)
 {
-    struct dr_err err;
-    err_clear(&err);
-    return date_parse(s, days, &err) < 0 ? why_from(&err, why, whylen) : 0;
+    return parse_with(date_parse, s, days, why, whylen);
 }
 
 DR_EXPORT void dr_date_format(int64_t days, char *buf, size_t len)
@@ -36,9 +39,7 @@ DR_EXPORT void dr_date_format(int64_t days, char *buf, size_t len)
 
 DR_EXPORT int dr_instant_parse(const char *s, int64_t *t, char *why, size_t whylen)
 {
-    struct dr_err err;
-    err_clear(&err);
-    return date_parse_instant(s, t, &err) < 0 ? why_from(&err, why, whylen) : 0;
+    return parse_with(date_parse_instant, s, t, why, whylen);
 }
 
 DR_EXPORT void dr_instant_format(int64_t t, char *buf, size_t len)

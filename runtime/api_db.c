@@ -15,30 +15,18 @@ bool api_db_transient(const char *sqlstate)
     return !strcmp(sqlstate, "55P03");
 }
 
-/* The first line of s, without surrounding blanks, into buf. */
-static void first_line(const char *s, char *buf, size_t len)
-{
-    if (!s)
-        s = "";
-    while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')
-        s++;
-    size_t n = strcspn(s, "\r\n");
-    if (n >= len)
-        n = len - 1;
-    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t'))
-        n--;
-    memcpy(buf, s, n);
-    buf[n] = '\0';
-}
-
 DR_EXPORT dr_status dr_db_failed(dr_ctx *ctx, PGconn *db, const PGresult *res, const char *what)
 {
-    char line[1024];
-    const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-    first_line(primary ? primary : db ? PQerrorMessage(db) : NULL, line, sizeof line);
-    if (!line[0] && res)
-        first_line(PQresultErrorMessage(res), line, sizeof line);
-    dr_error(ctx, "%s: %s", what ? what : "database", line[0] ? line : "unknown database error");
+    /* The server's primary message, else libpq's (a lost connection); its first line only. */
+    const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    if (!msg || !*msg)
+        msg = db ? PQerrorMessage(db) : "";
+    if (!*msg && res)
+        msg = PQresultErrorMessage(res);
+    if (!msg[0] || msg[0] == '\n')
+        msg = "unknown database error";
+    int n = (int)strcspn(msg, "\r\n");
+    dr_error(ctx, "%s: %.*s", what ? what : "database", n, msg);
     bool broken = !db || PQstatus(db) != CONNECTION_OK;
     const char *code = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     return broken || api_db_transient(code) ? DR_RETRY : DR_FAIL;
