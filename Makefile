@@ -48,9 +48,15 @@ $(B)/obj/%.o: %.c
 $(B)/dagrun: $(B)/obj/runtime/main.o $(RUNTIME_OBJS)
 	$(Q)$(CC) $(SAN) -rdynamic -o $@ $^ $(LDLIBS)
 
+# A plugin links only the libraries it calls: Jansson and libm for all, libpq for the ones that
+# run SQL, libcurl for none (HTTP goes through dr_http_get). The dr_* calls resolve against the
+# dagrun binary when it loads the plugin.
+TASK_LIBS  = $(shell pkg-config --libs jansson) -lm
+TASKS_SQL := compute_date_ranges list_instruments load_instruments upsert_candles
 $(B)/tasks/%.so: tasks/%.c
 	@mkdir -p $(@D)
-	$(Q)$(CC) $(ALL_CFLAGS) -fPIC -shared -o $@ $< $(LDLIBS)
+	$(Q)$(CC) $(ALL_CFLAGS) -fPIC -shared -o $@ $< -Wl,--as-needed $(TASK_LIBS) \
+	    $(if $(filter $*,$(TASKS_SQL)),$(shell pkg-config --libs libpq))
 
 $(B)/tests/plugins/%.so: tests/plugins/%.c
 	@mkdir -p $(@D)
@@ -61,8 +67,10 @@ $(SIM_OBJS): ALL_CFLAGS += $(shell pkg-config --cflags libmicrohttpd)
 $(B)/kite_sim: $(SIM_OBJS)
 	$(Q)$(CC) $(SAN) -o $@ $(filter %.o,$^) $(shell pkg-config --libs libmicrohttpd) $(LDLIBS)
 
-# A plugin's unit test links the plugin's source with the fake dr_ctx, not the runtime.
-$(B)/tests/test_task_%: tests/unit/test_task_%.c tasks/%.c $(SUPPORT_SRCS)
+# A plugin's unit test links the plugin's source with the fake dr_ctx, not the runtime, but
+# for the dr_* calls that need no ctx state (dates, database errors): those are the real ones.
+PLUGIN_API_SRCS := runtime/api_date.c runtime/api_db.c runtime/date.c runtime/err.c
+$(B)/tests/test_task_%: tests/unit/test_task_%.c tasks/%.c $(SUPPORT_SRCS) $(PLUGIN_API_SRCS)
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests/support $(shell pkg-config --cflags cmocka) -o $@ $^ \
 	    $(shell pkg-config --libs cmocka) $(LDLIBS)

@@ -247,17 +247,30 @@ json_t *plugin_value_from_json(dr_type t, const json_t *v, struct dr_err *err)
 /* The ABI and table checks, on a descriptor whose library is already open. */
 static int check_def(const char *path, const char *name, const dr_task_def *def, struct dr_err *err)
 {
-    if (def->abi_version != DR_ABI_VERSION)
+    /* Every ABI from DR_ABI_VERSION_MIN up loads: later ABIs only added calls and fields at
+     * the descriptor's end, and a field is read only when def->size covers it. */
+    if (def->abi_version < DR_ABI_VERSION_MIN || def->abi_version > DR_ABI_VERSION)
         return err_set(err, "%s: plugin ABI %u, dagrun speaks ABI %d: rebuild it against this dagrun",
                        path, (unsigned)def->abi_version, DR_ABI_VERSION);
-    if (def->size < sizeof(dr_task_def))
+    if (def->size < DR_TASK_DEF_V1_SIZE)
         return err_set(err, "%s: plugin descriptor is %u bytes, dagrun expects at least %zu: "
-                       "rebuild it against this dagrun", path, (unsigned)def->size, sizeof(dr_task_def));
+                       "rebuild it against this dagrun", path, (unsigned)def->size,
+                       (size_t)DR_TASK_DEF_V1_SIZE);
     if (!def->name || strcmp(def->name, name) != 0)
         return err_set(err, "%s: plugin calls itself \"%s\" but the file is %s.so: the names must match",
                        path, def->name ? def->name : "(null)", name);
     if (!def->run)
         return err_set(err, "%s: plugin has no run callback", path);
+    const char *source_param = DR_TASK_DEF_HAS(def, source_param) ? def->source_param : NULL;
+    if (source_param) {
+        const dr_param *sp = NULL;
+        for (size_t i = 0; def->params && def->params[i].name && i < 256 && !sp; i++)
+            if (strcmp(def->params[i].name, source_param) == 0)
+                sp = &def->params[i];
+        if (!sp || sp->type != DR_T_STRING)
+            return err_set(err, "%s: source_param \"%s\" is not a declared string param", path,
+                           source_param);
+    }
     if (!def->params)
         return 0;
     /* O(n^2) over the table: tables hold a handful of params. */

@@ -29,10 +29,11 @@ void plugins_free(struct plugins *ps);
 /* Returns the plugin `name` from dir/<name>.so, loading it on first use.
  * Refuses, before running any plugin code but the entry function: names not
  * matching [a-z][a-z0-9_]* (so no '/' or ".."), a missing file, a missing
- * dr_task_entry, abi_version != DR_ABI_VERSION ("build/tasks/x.so: plugin ABI 2,
- * dagrun speaks ABI 1: rebuild it against this dagrun"), a size smaller than
- * this dagrun's dr_task_def, a name that differs from the file's, no run
- * callback, and an unsound param table (bad or duplicate names, defaults that
+ * dr_task_entry, an abi_version outside DR_ABI_VERSION_MIN..DR_ABI_VERSION
+ * ("build/tasks/x.so: plugin ABI 3, dagrun speaks ABI 2: rebuild it against
+ * this dagrun"), a size below DR_TASK_DEF_V1_SIZE, a name that differs from
+ * the file's, no run callback, a source_param (read only when the size covers
+ * it) that is not a declared string param, and an unsound param table (bad or duplicate names, defaults that
  * do not parse as their type). NULL with err. */
 const struct plugin *plugins_get(struct plugins *ps, const char *name, struct dr_err *err);
 

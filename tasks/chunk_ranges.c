@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* Kite's longest range per historical request, in days, by candle interval. */
 static const struct { const char *interval; long days; } kite_limits[] = {
@@ -20,38 +19,6 @@ long chunk_ranges_limit(const char *interval)
         if (!strcmp(kite_limits[i].interval, interval))
             return kite_limits[i].days;
     return -1;
-}
-
-/* Parses a strict "YYYY-MM-DD" calendar date into days since 1970-01-01.
- * Returns 0, or -1 (and leaves *day alone) for anything else, including
- * dates like 2023-02-30. Pure; any thread (timegm/gmtime_r never read TZ). */
-int chunk_ranges_parse_date(const char *s, long *day)
-{
-    int y, m, d, n = 0;
-    if (!s || strlen(s) != 10 || s[4] != '-' || s[7] != '-')
-        return -1;
-    for (int i = 0; i < 10; i++)
-        if (i != 4 && i != 7 && (s[i] < '0' || s[i] > '9'))
-            return -1;
-    if (sscanf(s, "%4d-%2d-%2d%n", &y, &m, &d, &n) != 3 || n != 10)
-        return -1;
-    struct tm tm = { .tm_year = y - 1900, .tm_mon = m - 1, .tm_mday = d, .tm_hour = 12 };
-    time_t t = timegm(&tm);
-    struct tm back;
-    if (!gmtime_r(&t, &back) || back.tm_year != y - 1900 || back.tm_mon != m - 1 ||
-        back.tm_mday != d)
-        return -1;
-    *day = (long)((t - 12 * 3600) / 86400);
-    return 0;
-}
-
-/* Writes day (days since 1970-01-01) as "YYYY-MM-DD" into out. Pure; any thread. */
-void chunk_ranges_format_date(long day, char out[11])
-{
-    time_t t = (time_t)day * 86400;
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    snprintf(out, 11, "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
 }
 
 /* Splits the inclusive day range [from, to] into consecutive chunks [a, b]
@@ -99,11 +66,12 @@ static json_t *item_for(dr_ctx *ctx, const json_t *r, size_t idx, const char *in
     const char *exch = json_string_value(json_object_get(r, "exchange"));
     const char *from_s = json_string_value(json_object_get(r, "from"));
     const char *to_s = json_string_value(json_object_get(r, "to"));
-    long from, to;
-    if (!json_is_integer(tok) || !sym || !exch || chunk_ranges_parse_date(from_s, &from) < 0 ||
-        chunk_ranges_parse_date(to_s, &to) < 0) {
+    int64_t from, to;
+    char why[160] = "";
+    if (!json_is_integer(tok) || !sym || !exch || dr_date_parse(from_s, &from, why, sizeof why) < 0 ||
+        dr_date_parse(to_s, &to, why, sizeof why) < 0) {
         dr_error(ctx, "chunk_ranges: range %zu: need instrument_token, tradingsymbol, exchange "
-                 "and from/to dates (YYYY-MM-DD)", idx);
+                 "and from/to dates (YYYY-MM-DD)%s%s", idx, why[0] ? ": " : "", why);
         return NULL;
     }
     size_t n = chunk_ranges_split(from, to, limit, NULL, 0);
@@ -115,9 +83,9 @@ static json_t *item_for(dr_ctx *ctx, const json_t *r, size_t idx, const char *in
     chunk_ranges_split(from, to, limit, span, n);
     json_t *chunks = json_array();
     for (size_t k = 0; k < n; k++) {
-        char as[11], bs[11];
-        chunk_ranges_format_date(span[k][0], as);
-        chunk_ranges_format_date(span[k][1], bs);
+        char as[DR_DATE_LEN], bs[DR_DATE_LEN];
+        dr_date_format(span[k][0], as, sizeof as);
+        dr_date_format(span[k][1], bs, sizeof bs);
         json_array_append_new(chunks, json_pack("[ss]", as, bs));
     }
     free(span);

@@ -68,30 +68,12 @@ static char *token_array(dr_ctx *ctx, const json_t *instruments)
             free(buf);
             return NULL;
         }
-        off += (size_t)sprintf(buf + off, "%s%lld", i ? "," : "", (long long)json_integer_value(tok));
+        /* 21 bytes per token: a comma and at most 20 characters of a 64-bit integer. */
+        off += (size_t)snprintf(buf + off, n * 21 + 3 - off, "%s%lld", i ? "," : "",
+                                (long long)json_integer_value(tok));
     }
-    strcpy(buf + off, "}");
+    memcpy(buf + off, "}", 2);
     return buf;
-}
-
-/* A failed statement worth retrying: the connection broke, or the server gave up on it
- * for a passing reason (SQLSTATE class 08 connection, 40 serialization/deadlock,
- * 53 insufficient resources, 57 operator intervention: statement_timeout's 57014 and a
- * shutdown's 57P01, and 55P03 lock_not_available from lock_timeout). */
-static bool transient_db_error(PGconn *db, const PGresult *res)
-{
-    const char *c = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-    return PQstatus(db) != CONNECTION_OK ||
-           (c && (!strncmp(c, "08", 2) || !strncmp(c, "40", 2) || !strncmp(c, "53", 2) ||
-                  !strncmp(c, "57", 2) || !strcmp(c, "55P03")));
-}
-
-/* A failed query: retried when transient (above), else the task failed. */
-static dr_status db_failure(dr_ctx *ctx, PGconn *db, PGresult *res)
-{
-    const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-    dr_error(ctx, "compute_date_ranges: %s", msg ? msg : PQerrorMessage(db));
-    return transient_db_error(db, res) ? DR_RETRY : DR_FAIL;
 }
 
 static dr_status ranges_run(dr_ctx *ctx, void *state)
@@ -119,7 +101,7 @@ static dr_status ranges_run(dr_ctx *ctx, void *state)
     PGresult *res = PQexecParams(db, range_sql, 4, NULL, values, NULL, NULL, 0);
     free(tokens);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        dr_status st = db_failure(ctx, db, res);
+        dr_status st = dr_db_failed(ctx, db, res, "compute_date_ranges");
         PQclear(res);
         return st;
     }

@@ -1,5 +1,6 @@
 /* fetch_candles: fetch one instrument's chunks of historical candles and emit them as dr_candle arrays. */
 #include <dagrun/task.h>
+#include <dagrun/candle.h>
 
 #include <math.h>
 #include <stdio.h>

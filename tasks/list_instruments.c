@@ -29,19 +29,6 @@ static const char list_sql[] =
     "ORDER BY instrument_token "
     "LIMIT $5";
 
-/* A failed statement worth retrying: the connection broke, or the server gave up on it
- * for a passing reason (SQLSTATE class 08 connection, 40 serialization/deadlock,
- * 53 insufficient resources, 57 operator intervention: statement_timeout's 57014 and a
- * shutdown's 57P01, and 55P03 lock_not_available from lock_timeout). */
-static bool transient_db_error(PGconn *db, const PGresult *res)
-{
-    const char *c = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-    return PQstatus(db) != CONNECTION_OK ||
-           (c && (!strncmp(c, "08", 2) || !strncmp(c, "40", 2) || !strncmp(c, "53", 2) ||
-                  !strncmp(c, "57", 2) || !strcmp(c, "55P03")));
-}
-
-
 /* A PostgreSQL array literal of the strings of list, each quoted: {"NSE","BSE"}.
  * NULL (after dr_error) when list holds a non-string. Caller frees. */
 static char *text_array(dr_ctx *ctx, const char *name)
@@ -108,9 +95,7 @@ static dr_status list_run(dr_ctx *ctx, void *state)
     const char *values[5] = { arrays[0], arrays[1], arrays[2], arrays[3], lim > 0 ? limit : NULL };
     res = PQexecParams(db, list_sql, 5, NULL, values, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-        dr_error(ctx, "list_instruments: %s", msg ? msg : PQerrorMessage(db));
-        st = transient_db_error(db, res) ? DR_RETRY : DR_FAIL;
+        st = dr_db_failed(ctx, db, res, "list_instruments");
         goto out;
     }
     int n = PQntuples(res);

@@ -115,30 +115,16 @@ static long long end_copy(struct load *l)
     return rows;
 }
 
-/* A failed statement worth retrying: the connection broke, or the server gave up on it
- * for a passing reason (SQLSTATE class 08 connection, 40 serialization/deadlock,
- * 53 insufficient resources, 57 operator intervention: statement_timeout's 57014 and a
- * shutdown's 57P01, and 55P03 lock_not_available from lock_timeout). */
-static bool transient_db_error(PGconn *db, const PGresult *res)
-{
-    const char *c = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-    return PQstatus(db) != CONNECTION_OK ||
-           (c && (!strncmp(c, "08", 2) || !strncmp(c, "40", 2) || !strncmp(c, "53", 2) ||
-                  !strncmp(c, "57", 2) || !strcmp(c, "55P03")));
-}
-
-
-/* *transient (may be NULL) is set when a failure is worth retrying (above). */
+/* *transient (may be NULL) is set when a failure is worth retrying (dr_db_failed). */
 static bool exec_ok(dr_ctx *ctx, PGconn *db, const char *sql, long long *rows, bool *transient)
 {
     PGresult *r = PQexec(db, sql);
     ExecStatusType st = PQresultStatus(r);
     bool ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
     if (!ok) {
-        const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
-        dr_error(ctx, "load_instruments: %s", msg ? msg : PQerrorMessage(db));
+        bool retry = dr_db_failed(ctx, db, r, "load_instruments") == DR_RETRY;
         if (transient)
-            *transient = transient_db_error(db, r);
+            *transient = retry;
     } else if (rows) {
         *rows = strtoll(PQcmdTuples(r), NULL, 10);
     }
@@ -247,6 +233,7 @@ static const dr_task_def def = {
     .summary = "load the broker's instrument dump into the instruments table",
     .params = params,
     .run = load_run,
+    .source_param = "source",
 };
 
 DR_EXPORT const dr_task_def *dr_task_entry(void) { return &def; }

@@ -1,26 +1,14 @@
 /* upsert_candles: write one chunk of candles from the lane into PostgreSQL, merging with what is stored. */
 #include <dagrun/task.h>
+#include <dagrun/candle.h>
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define PIECE (64 * 1024)   /* COPY data is sent in pieces of about this size */
 #define ROW_MAX 1024        /* longest COPY row: prefix (<= 700) + ts + 4 prices + 2 ints */
-
-/* A failed statement worth retrying: the connection broke, or the server gave up on it
- * for a passing reason (SQLSTATE class 08 connection, 40 serialization/deadlock,
- * 53 insufficient resources, 57 operator intervention: statement_timeout's 57014 and a
- * shutdown's 57P01, and 55P03 lock_not_available from lock_timeout). */
-static bool transient_db_error(PGconn *db, const PGresult *res)
-{
-    const char *c = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-    return PQstatus(db) != CONNECTION_OK ||
-           (c && (!strncmp(c, "08", 2) || !strncmp(c, "40", 2) || !strncmp(c, "53", 2) ||
-                  !strncmp(c, "57", 2) || !strcmp(c, "55P03")));
-}
 
 static const dr_param params[] = {
     { "table", DR_T_STRING, "kite_ohlcv_historic", false,
@@ -86,25 +74,6 @@ static char *copy_text(char *out, const char *s, size_t max)
     return out;
 }
 
-/* One COPY row for candle c after the item's prefix. Returns the length. */
-static size_t copy_row_slow(char *buf, const char *prefix, const dr_candle *c)
-{
-    time_t t = (time_t)c->ts;
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    char p[4][32];
-    upsert_candles_format_price(p[0], sizeof p[0], c->open);
-    upsert_candles_format_price(p[1], sizeof p[1], c->high);
-    upsert_candles_format_price(p[2], sizeof p[2], c->low);
-    upsert_candles_format_price(p[3], sizeof p[3], c->close);
-    char oi[24] = "\\N";
-    if (c->has_oi)
-        snprintf(oi, sizeof oi, "%lld", (long long)c->oi);
-    return (size_t)snprintf(buf, ROW_MAX, "%s%04d-%02d-%02d %02d:%02d:%02d+00\t%s\t%s\t%s\t%s\t%lld\t%s\n",
-                            prefix, tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-                            tm.tm_min, tm.tm_sec, p[0], p[1], p[2], p[3], (long long)c->volume, oi);
-}
-
 /* Writes v in decimal; returns the length. */
 static size_t put_i64(char *out, int64_t v)
 {
@@ -128,33 +97,47 @@ static char *put2(char *out, int v)
     return out;
 }
 
-/* copy_row_slow's row without printf and gmtime_r (the ingest's hottest loop): the same
- * bytes. Times outside years 1970..9999 take the slow path. */
+/* Splits Unix seconds t into its UTC day number and second of the day (floor
+ * division, so a time before 1970 lands on the right day). */
+static void split_ts(int64_t t, int64_t *days, int *sod)
+{
+    int64_t d = t / 86400, r = t % 86400;
+    if (r < 0) {
+        r += 86400;
+        d--;
+    }
+    *days = d;
+    *sod = (int)r;
+}
+
+/* One COPY row for candle c after the item's prefix, written without printf (the ingest's
+ * hottest loop) but for a year outside 0..9999. Returns the length. */
 static size_t copy_row(char *buf, const char *prefix, const dr_candle *c)
 {
-    if (c->ts < 0 || c->ts >= 253402300800LL)
-        return copy_row_slow(buf, prefix, c);
-    int64_t days = c->ts / 86400, sod = c->ts % 86400;
-    int64_t z = days + 719468, era = z / 146097, doe = z - era * 146097;   /* civil from days */
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100), mp = (5 * doy + 2) / 153;
-    int d = (int)(doy - (153 * mp + 2) / 5 + 1), m = (int)(mp < 10 ? mp + 3 : mp - 9);
-    int y = (int)(yoe + era * 400 + (m <= 2));
+    int64_t days;
+    int sod, y, m, d;
+    split_ts(c->ts, &days, &sod);
+    dr_civil_from_days(days, &y, &m, &d);
     size_t plen = strlen(prefix);
     char *o = buf;
     memcpy(o, prefix, plen);
     o += plen;
-    o = put2(put2(o, y / 100), y % 100);
-    *o++ = '-';
-    o = put2(o, m);
-    *o++ = '-';
-    o = put2(o, d);
-    *o++ = ' ';
-    o = put2(o, (int)(sod / 3600));
-    *o++ = ':';
-    o = put2(o, (int)(sod / 60 % 60));
-    *o++ = ':';
-    o = put2(o, (int)(sod % 60));
+    if (y < 0 || y > 9999) {
+        o += snprintf(o, 48, "%04d-%02d-%02d %02d:%02d:%02d", y, m, d, sod / 3600, sod / 60 % 60,
+                      sod % 60);
+    } else {
+        o = put2(put2(o, y / 100), y % 100);
+        *o++ = '-';
+        o = put2(o, m);
+        *o++ = '-';
+        o = put2(o, d);
+        *o++ = ' ';
+        o = put2(o, sod / 3600);
+        *o++ = ':';
+        o = put2(o, sod / 60 % 60);
+        *o++ = ':';
+        o = put2(o, sod % 60);
+    }
     memcpy(o, "+00", 3);
     o += 3;
     const double pr[4] = { c->open, c->high, c->low, c->close };
@@ -326,12 +309,13 @@ static bool valid_table(const char *s)
     return true;
 }
 
-static void day_of(int64_t ts, char out[11])
+/* The UTC day of Unix seconds ts as "YYYY-MM-DD" into out. */
+static void day_of(int64_t ts, char out[DR_DATE_LEN])
 {
-    time_t t = (time_t)ts;
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    snprintf(out, 11, "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+    int64_t days;
+    int sod;
+    split_ts(ts, &days, &sod);
+    dr_date_format(days, out, DR_DATE_LEN);
 }
 
 static dr_status upsert_run(dr_ctx *ctx, void *state)
@@ -373,7 +357,7 @@ static dr_status upsert_run(dr_ctx *ctx, void *state)
             dr_error(ctx, "upsert_candles %s: candle %zu has a price that is not finite", ch.key, i);
             return DR_FAIL;
         }
-    char first[11], last[11];
+    char first[DR_DATE_LEN], last[DR_DATE_LEN];
     day_of(ch.c[0].ts, first);
     day_of(ch.c[ch.n - 1].ts, last);
     snprintf(ch.range, sizeof ch.range, "%s..%s", first, last);
@@ -399,12 +383,11 @@ static dr_status upsert_run(dr_ctx *ctx, void *state)
     PGresult *err = write_chunk(&ch, &inserted, &updated);
     PQfreemem(target);
     if (err) {
-        const char *msg = PQresultErrorField(err, PG_DIAG_MESSAGE_PRIMARY);
-        dr_error(ctx, "upsert_candles %s %s: %s", ch.key, ch.range,
-                 msg ? msg : PQerrorMessage(ch.db));
-        bool transient = transient_db_error(ch.db, err);
+        char what[512];
+        snprintf(what, sizeof what, "upsert_candles %s %s", ch.key, ch.range);
+        dr_status st = dr_db_failed(ctx, ch.db, err, what);
         PQclear(err);
-        return transient ? DR_RETRY : DR_FAIL;
+        return st;
     }
     dr_count(ctx, "inserted", inserted);
     dr_count(ctx, "updated", updated);

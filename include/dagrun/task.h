@@ -13,8 +13,12 @@
 extern "C" {
 #endif
 
-/* Bump on any incompatible change to this header. */
-#define DR_ABI_VERSION 1
+/* The ABI this header describes. Bump it once per release that adds calls or
+ * descriptor fields; the loader still loads every ABI from DR_ABI_VERSION_MIN
+ * up (a plugin built against an older header keeps working) and refuses a
+ * newer one. ABI 2 added the date and database-error calls and `source_param`. */
+#define DR_ABI_VERSION 2
+#define DR_ABI_VERSION_MIN 1
 
 #define DR_EXPORT __attribute__((visibility("default")))
 
@@ -51,6 +55,11 @@ typedef struct dr_param {
     const char *help;       /* one line */
 } dr_param;
 
+/* The descriptor grows only at the end. `size` says how much of it the plugin
+ * was built with: the loader refuses a size below DR_TASK_DEF_V1_SIZE and
+ * reads a field added later only when `size` covers it (DR_TASK_DEF_HAS), so a
+ * plugin built against an older, smaller layout loads and gets the defaults
+ * (NULL) for the fields it does not have. */
 typedef struct dr_task_def {
     uint32_t abi_version;   /* DR_ABI_VERSION: first field, never moves */
     uint32_t size;          /* sizeof(dr_task_def): new fields only go at the end */
@@ -67,7 +76,22 @@ typedef struct dr_task_def {
     dr_status (*run)(dr_ctx *ctx, void *state);
     /* Once per run after the last instance; optional. */
     void (*fini)(dr_ctx *ctx, void *state);
+    /* ---- ABI 1 ends here (DR_TASK_DEF_V1_SIZE). */
+    /* ABI 2: the name of this plugin's STRING param that names the config.json
+     * source it sends requests through (e.g. "source"), or NULL when it sends
+     * none. A param rather than a fixed source name, because the DAG chooses
+     * the source; with it the runtime can tell which sources (and so which
+     * credentials) a run will use before it starts. The loader refuses a name
+     * that is not a declared STRING param. */
+    const char *source_param;
 } dr_task_def;
+
+/* The size of the ABI 1 descriptor (it ended with fini): the smallest the
+ * loader accepts. */
+#define DR_TASK_DEF_V1_SIZE (offsetof(dr_task_def, fini) + sizeof(((dr_task_def *)0)->fini))
+/* True when descriptor def was built with field (its size covers it). */
+#define DR_TASK_DEF_HAS(def, field) \
+    ((def)->size >= offsetof(dr_task_def, field) + sizeof((def)->field))
 
 /* The one symbol a plugin exports:
  *   DR_EXPORT const dr_task_def *dr_task_entry(void) { return &def; } */
@@ -171,16 +195,40 @@ DR_EXPORT int dr_http_get_stream(dr_ctx *ctx, const char *source, const char *pa
                                  dr_http_sink sink, void *ud, dr_http_response *resp);
 DR_EXPORT void dr_http_response_free(dr_http_response *resp);
 
-/* ---- Candles: the typed blob fetch_candles emits and upsert_candles reads. */
-#define DR_BLOB_CANDLES "dr_candle/v1"
-typedef struct dr_candle {
-    int64_t ts;         /* candle start, Unix seconds UTC */
-    double open, high, low, close;
-    int64_t volume;
-    int64_t oi;         /* valid when has_oi */
-    int32_t has_oi;
-    int32_t reserved;
-} dr_candle;
+/* ---- Database errors. After a failed statement on dr_db's connection (res
+ * is its result, NULL when libpq returned none): sets the error to
+ * "<what>: <the server's primary message>" (or libpq's, e.g. for a lost
+ * connection) and returns DR_RETRY when the failure is passing - the
+ * connection is broken, or SQLSTATE class 08 (connection), 40 (serialization
+ * failure, deadlock), 53 (insufficient resources), 57 (operator intervention:
+ * statement_timeout, shutdown) or 55P03 (lock_timeout) - else DR_FAIL. The
+ * caller still PQclears res. Any worker thread. */
+DR_EXPORT dr_status dr_db_failed(dr_ctx *ctx, PGconn *db, const PGresult *res, const char *what);
+
+/* ---- Dates and instants: UTC arithmetic on the proleptic Gregorian calendar,
+ * never reading TZ. Pure; any thread; no ctx. A day number counts days since
+ * 1970-01-01 (negative before); an instant is Unix seconds. */
+#define DR_DATE_LEN 11      /* "YYYY-MM-DD" and its NUL */
+#define DR_INSTANT_LEN 21   /* "YYYY-MM-DDTHH:MM:SSZ" and its NUL */
+DR_EXPORT int64_t dr_days_from_civil(int y, int m, int d);      /* any y; m 1-12; d 1-31 */
+DR_EXPORT void dr_civil_from_days(int64_t days, int *y, int *m, int *d);
+/* Parses exactly "YYYY-MM-DD" (a real date, year 1900-2999) into *days.
+ * Returns 0, or -1 leaving *days alone; the reason, e.g. `bad date
+ * "2023-02-30": day 30 out of range 1-28 for 2023-02`, goes to why (may be
+ * NULL; truncated to whylen). */
+DR_EXPORT int dr_date_parse(const char *s, int64_t *days, char *why, size_t whylen);
+/* Writes days as "YYYY-MM-DD" into buf (len >= DR_DATE_LEN). */
+DR_EXPORT void dr_date_format(int64_t days, char *buf, size_t len);
+/* Parses an ISO-8601 instant "YYYY-MM-DDTHH:MM[:SS]" then "Z", "+HH:MM",
+ * "+HHMM" or "+HH" (or nothing: UTC); a space may stand for 'T' and a bare
+ * date means midnight UTC. Returns 0 with Unix seconds in *t, or -1 as
+ * dr_date_parse. */
+DR_EXPORT int dr_instant_parse(const char *s, int64_t *t, char *why, size_t whylen);
+/* Writes t as "YYYY-MM-DDTHH:MM:SSZ" into buf (len >= DR_INSTANT_LEN). */
+DR_EXPORT void dr_instant_format(int64_t t, char *buf, size_t len);
+
+/* The candle blob that fetch_candles emits and upsert_candles reads is a
+ * contract between those two plugins: <dagrun/candle.h>. */
 
 #ifdef __cplusplus
 }

@@ -1,4 +1,4 @@
-/* Test plugin the loader must refuse: descriptor smaller than dr_task_def. */
+/* Test plugin the loader must refuse: a descriptor smaller than ABI 1's (it stops before fini). */
 #include <dagrun/task.h>
 
 static dr_status bad_run(dr_ctx *ctx, void *state)
@@ -9,7 +9,7 @@ static dr_status bad_run(dr_ctx *ctx, void *state)
 }
 
 static const dr_task_def def = {
-    .abi_version = DR_ABI_VERSION, .size = 16, .name = "small_size",
+    .abi_version = DR_ABI_VERSION, .size = offsetof(dr_task_def, fini), .name = "small_size",
     .summary = "refused", .params = NULL, .run = bad_run,
 };
 

@@ -1,4 +1,4 @@
-/* Test plugin the loader must refuse: abi_version 2. */
+/* Test plugin the loader must refuse: an ABI newer than this dagrun's. */
 #include <dagrun/task.h>
 
 static dr_status bad_run(dr_ctx *ctx, void *state)
@@ -9,7 +9,7 @@ static dr_status bad_run(dr_ctx *ctx, void *state)
 }
 
 static const dr_task_def def = {
-    .abi_version = 2, .size = sizeof def, .name = "wrong_abi",
+    .abi_version = DR_ABI_VERSION + 1, .size = sizeof def, .name = "wrong_abi",
     .summary = "refused", .params = NULL, .run = bad_run,
 };
 

@@ -3,6 +3,7 @@
 #define DAGRUN_FAKE_CTX_H
 
 #include <dagrun/task.h>
+#include <dagrun/candle.h>
 
 /* The entry of the plugin under test (its tasks/X.c is linked into the test). */
 const dr_task_def *dr_task_entry(void);

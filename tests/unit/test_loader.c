@@ -1,4 +1,4 @@
-/* Tests for runtime/dag.c: every bad fixture's expected error, good DAGs' structure, params at run time. */
+/* Tests for runtime/dag.c and the plugin loader's ABI rule: bad fixtures, good DAGs, params, descriptor sizes. */
 #include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,6 +11,7 @@
 
 #include "dag.h"
 #include "date.h"
+#include "plugin.h"
 
 #define DAGS "tests/fixtures/dags/"
 
@@ -370,6 +371,74 @@ static void test_loader_list_files(void **state)
     assert_non_null(strstr(e.msg, "no_such_dir"));
 }
 
+/* Loads test plugin name; returns it, or NULL with the refusal in msg. */
+static const struct plugin *load_plugin(struct plugins *ps, const char *name, char *msg, size_t len)
+{
+    struct dr_err e;
+    err_clear(&e);
+    const struct plugin *p = plugins_get(ps, name, &e);
+    snprintf(msg, len, "%s", p ? "" : e.msg);
+    return p;
+}
+
+static void test_loader_accepts_v1_descriptor(void **state)
+{
+    (void)state;
+    struct plugins *ps = plugins_open(plugin_dir);
+    char msg[2048];
+    const struct plugin *p = load_plugin(ps, "v1_layout", msg, sizeof msg);
+    if (!p)
+        fail_msg("v1_layout refused: %s", msg);
+    assert_int_equal(p->def->abi_version, 1);
+    assert_int_equal(p->def->size, DR_TASK_DEF_V1_SIZE);
+    assert_true(DR_TASK_DEF_V1_SIZE < sizeof(dr_task_def));
+    assert_false(DR_TASK_DEF_HAS(p->def, source_param));
+    assert_true(DR_TASK_DEF_HAS(p->def, fini));
+    plugins_free(ps);
+}
+
+static void test_loader_refuses_descriptor_below_v1(void **state)
+{
+    (void)state;
+    struct plugins *ps = plugins_open(plugin_dir);
+    char msg[2048], want[128];
+    assert_null(load_plugin(ps, "small_size", msg, sizeof msg));
+    snprintf(want, sizeof want, "small_size.so: plugin descriptor is %zu bytes, dagrun expects at least %zu",
+             offsetof(dr_task_def, fini), (size_t)DR_TASK_DEF_V1_SIZE);
+    if (!strstr(msg, want))
+        fail_msg("\"%s\" lacks \"%s\"", msg, want);
+    plugins_free(ps);
+}
+
+static void test_loader_refuses_newer_abi(void **state)
+{
+    (void)state;
+    struct plugins *ps = plugins_open(plugin_dir);
+    char msg[2048], want[160];
+    assert_null(load_plugin(ps, "wrong_abi", msg, sizeof msg));
+    snprintf(want, sizeof want, "/wrong_abi.so: plugin ABI %d, dagrun speaks ABI %d: rebuild it "
+             "against this dagrun", DR_ABI_VERSION + 1, DR_ABI_VERSION);
+    if (!strstr(msg, want))
+        fail_msg("\"%s\" lacks \"%s\"", msg, want);
+    assert_int_equal(plugins_count(ps), 0);
+    plugins_free(ps);
+}
+
+static void test_loader_reads_source_param_of_v2(void **state)
+{
+    (void)state;
+    struct plugins *ps = plugins_open(plugin_dir);
+    char msg[2048];
+    const struct plugin *p = load_plugin(ps, "ok_source", msg, sizeof msg);
+    if (!p)
+        fail_msg("ok_source refused: %s", msg);
+    assert_true(DR_TASK_DEF_HAS(p->def, source_param));
+    assert_string_equal(p->def->source_param, "source");
+    assert_null(load_plugin(ps, "bad_source_param", msg, sizeof msg));
+    assert_non_null(strstr(msg, "source_param \"source\" is not a declared string param"));
+    plugins_free(ps);
+}
+
 int main(void)
 {
     const struct CMUnitTest t[] = {
@@ -380,6 +449,10 @@ int main(void)
         cmocka_unit_test(test_loader_check_conf),
         cmocka_unit_test(test_loader_resolve_precedence),
         cmocka_unit_test(test_loader_list_files),
+        cmocka_unit_test(test_loader_accepts_v1_descriptor),
+        cmocka_unit_test(test_loader_refuses_descriptor_below_v1),
+        cmocka_unit_test(test_loader_refuses_newer_abi),
+        cmocka_unit_test(test_loader_reads_source_param_of_v2),
     };
     return cmocka_run_group_tests_name("loader", t, setup, NULL);
 }

@@ -62,8 +62,10 @@ static void test_plugin_loads_typed_plugin(void **state)
 static void test_plugin_refuses_other_abi(void **state)
 {
     (void)state;
-    expect_refusal("wrong_abi", "wrong_abi.so: plugin ABI 2, dagrun speaks ABI 1: rebuild it against this dagrun",
-                   NULL);
+    char want[128];
+    snprintf(want, sizeof want, "wrong_abi.so: plugin ABI %d, dagrun speaks ABI %d: rebuild it "
+             "against this dagrun", DR_ABI_VERSION + 1, DR_ABI_VERSION);
+    expect_refusal("wrong_abi", want, NULL);
 }
 
 static void test_plugin_refuses_missing_entry(void **state)
@@ -82,8 +84,9 @@ static void test_plugin_refuses_small_descriptor(void **state)
 {
     (void)state;
     char want[64];
-    snprintf(want, sizeof want, "at least %zu", sizeof(dr_task_def));
-    expect_refusal("small_size", "descriptor is 16 bytes", want, NULL);
+    snprintf(want, sizeof want, "descriptor is %zu bytes, dagrun expects at least %zu",
+             offsetof(dr_task_def, fini), (size_t)DR_TASK_DEF_V1_SIZE);
+    expect_refusal("small_size", want, NULL);
 }
 
 static void test_plugin_refuses_missing_run(void **state)

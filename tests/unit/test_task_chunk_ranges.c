@@ -12,15 +12,13 @@
 #include "prop.h"
 
 long chunk_ranges_limit(const char *interval);
-int chunk_ranges_parse_date(const char *s, long *day);
-void chunk_ranges_format_date(long day, char out[11]);
 size_t chunk_ranges_split(long from, long to, long limit, long (*out)[2], size_t cap);
 
 static long day(const char *s)
 {
-    long d = 0;
-    assert_int_equal(chunk_ranges_parse_date(s, &d), 0);
-    return d;
+    int64_t d = 0;
+    assert_int_equal(dr_date_parse(s, &d, NULL, 0), 0);
+    return (long)d;
 }
 
 static void test_chunk_ranges_dates_round_trip(void **state)
@@ -33,16 +31,24 @@ static void test_chunk_ranges_dates_round_trip(void **state)
     assert_int_equal(day("2000-03-01") - day("2000-02-28"), 2);  /* 2000 is a leap year */
     assert_int_equal(day("1900-03-01") - day("1900-02-28"), 1);  /* 1900 is not */
     assert_int_equal(day("2024-03-01") - day("2024-02-28"), 2);
-    chunk_ranges_format_date(day("2024-02-29"), buf);
+    dr_date_format(day("2024-02-29"), buf, sizeof buf);
     assert_string_equal(buf, "2024-02-29");
-    long d;
+    int64_t d = 7;
     const char *bad[] = { "2023-02-29", "2024-13-01", "2024-00-10", "2024-01-32", "2024-1-01",
                           "20240101", "2024-01-01x", "", "today", "2024/01/01", NULL };
-    for (int i = 0; bad[i]; i++)
-        assert_int_equal(chunk_ranges_parse_date(bad[i], &d), -1);
-    for (long k = -40000; k < 40000; k += 37) {
-        chunk_ranges_format_date(k, buf);
+    for (int i = 0; bad[i]; i++) {
+        char why[128] = "";
+        assert_int_equal(dr_date_parse(bad[i], &d, why, sizeof why), -1);
+        assert_int_equal(d, 7);                 /* left alone */
+        assert_non_null(strstr(why, "bad date"));
+    }
+    /* Every day of the years dates may name (1900-2999) in steps of 37. */
+    for (long k = day("1900-01-01"); k <= day("2999-12-31"); k += 37) {
+        dr_date_format(k, buf, sizeof buf);
         assert_int_equal(day(buf), k);
+        int y, m, dd;
+        dr_civil_from_days(k, &y, &m, &dd);
+        assert_int_equal(dr_days_from_civil(y, m, dd), k);
     }
 }
 

@@ -205,6 +205,37 @@ static void test_upsert_candles_errors(void **state)
     exec("COMMIT");
 }
 
+/* A statement that waits past lock_timeout (SQLSTATE 55P03) is passing trouble: DR_RETRY,
+ * with the server's message after the item and range (dr_db_failed). */
+static void test_upsert_candles_lock_timeout_is_retried(void **state)
+{
+    (void)state;
+    if (!db)
+        skip();
+    char info[1024];
+    snprintf(info, sizeof info, "host=%s port=%s dbname=%s user=%s", PQhost(db), PQport(db),
+             PQdb(db), PQuser(db));
+    PGconn *other = PQconnectdb(info);
+    assert_int_equal(PQstatus(other), CONNECTION_OK);
+    assert_int_equal(fake_db_exec(other, "BEGIN"), 0);
+    assert_int_equal(fake_db_exec(other, "LOCK TABLE kite_ohlcv_historic IN ACCESS EXCLUSIVE MODE"), 0);
+    dr_candle c[1];
+    candles(c, 1, 1704067200);
+    exec("BEGIN");
+    exec("SET LOCAL lock_timeout = '100ms'");
+    dr_ctx *ctx = fake_ctx_new(dr_task_entry());
+    fake_ctx_set_db(ctx, db);
+    fake_ctx_set_map_item(ctx, ITEM, 0);
+    fake_ctx_set_lane_blob(ctx, DR_BLOB_CANDLES, c, sizeof c);
+    assert_int_equal(dr_task_entry()->run(ctx, NULL), DR_RETRY);
+    assert_string_equal(fake_ctx_error(ctx), "upsert_candles NSE:INFY 2024-01-01..2024-01-01: "
+                        "canceling statement due to lock timeout");
+    fake_ctx_free(ctx);
+    exec("ROLLBACK");
+    assert_int_equal(fake_db_exec(other, "ROLLBACK"), 0);
+    PQfinish(other);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -212,6 +243,7 @@ int main(void)
         cmocka_unit_test(test_upsert_candles_insert_then_merge),
         cmocka_unit_test(test_upsert_candles_large_chunk_and_escaping),
         cmocka_unit_test(test_upsert_candles_errors),
+        cmocka_unit_test(test_upsert_candles_lock_timeout_is_retried),
     };
     return cmocka_run_group_tests_name("task_upsert_candles", tests, db_setup, db_teardown);
 }
