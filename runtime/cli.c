@@ -66,12 +66,7 @@ struct dag *cli_find_dag(struct cli *c, const char *id_or_path, struct dr_err *e
 
 struct store *cli_open_store(struct cli *c, struct dr_err *err)
 {
-    if (!c->cfg->database_url || !c->cfg->database_url[0]) {
-        err_set(err, "no database configured");
-        err_hint(err, "set DATABASE_URL or database_url in config.json");
-        return NULL;
-    }
-    return store_open(c->cfg->database_url, err);
+    return launch_open_store(c->cfg, err);
 }
 
 json_t *cli_parse_conf(const char *text, const char *file, struct dr_err *err)
