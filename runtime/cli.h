@@ -24,9 +24,12 @@ struct cli {
 
 struct plugins *cli_plugins(struct cli *c);
 
-/* Finds a DAG by id in cfg->dags_dir, or loads it from a path (an argument
- * containing '/' or ending in .yaml/.yml). NULL with err (the exit code is 2). */
-struct dag *cli_find_dag(struct cli *c, const char *id_or_path, struct dr_err *err);
+/* Finds a DAG by id in cfg->dags_dir, or loads it from a path (an argument containing '/' or
+ * ending in .yaml/.yml). A dag_id that two files in dags_dir define is refused, naming both.
+ * for_run: a file outside dags_dir is refused (resume and the scheduler find a run's DAG by
+ * id in dags_dir, so a run of it could not be resumed). NULL with err (the exit code is 2). */
+struct dag *cli_find_dag(struct cli *c, const char *id_or_path, bool for_run,
+                         struct dr_err *err);
 
 /* Opens the run-state store from the config's database URL; NULL with err. */
 struct store *cli_open_store(struct cli *c, struct dr_err *err);

@@ -1,8 +1,10 @@
 /* The commands that run DAGs: run, test and resume (launch.c runs them). */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -41,9 +43,38 @@ static void install_signals(void)
 
 /* ---- run / test ---- */
 
+/* Whether a JUnit report can be written at path (its folder exists and is writable, and it
+ * is not a folder), so that a run whose report would be lost does not start. 0, or -1 with
+ * err. */
+static int junit_checkable(const char *path, struct dr_err *err)
+{
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == path)
+        snprintf(dir, sizeof dir, "/");
+    else
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    struct stat sb;
+    if (stat(dir, &sb) < 0)
+        err_set(err, "--junit %s: folder %s: %s", path, dir, strerror(errno));
+    else if (!S_ISDIR(sb.st_mode))
+        err_set(err, "--junit %s: %s is not a folder", path, dir);
+    else if (access(dir, W_OK) < 0)
+        err_set(err, "--junit %s: folder %s: %s", path, dir, strerror(errno));
+    else if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+        err_set(err, "--junit %s: is a folder", path);
+    else
+        return 0;
+    err_hint(err, "the JUnit report could not be written: nothing was run");
+    return -1;
+}
+
 static const char run_usage[] =
     "usage: dagrun run DAG [--conf JSON | --conf-file FILE] [--logical-date T]\n"
-    "Runs DAG now (run_type manual) and waits for it. DAG is a dag_id or a file path.\n"
+    "Runs DAG now (run_type manual) and waits for it. DAG is a dag_id or the path of a file\n"
+    "in dags_dir (so that resume and the scheduler find it again).\n"
     "  --conf JSON        run params overriding every other source, e.g. '{\"limit\": 5}'\n"
     "  --conf-file FILE   the same, read from a JSON file\n"
     "  --logical-date T   the interval to run for (ISO-8601, default now), to re-run a past one:\n"
@@ -53,7 +84,8 @@ static const char run_usage[] =
 static const char test_usage[] =
     "usage: dagrun test DAG [--conf JSON | --conf-file FILE] [--logical-date T] [--junit FILE]\n"
     "Runs DAG as a test (run_type test): prints each task instance's result and writes\n"
-    "JUnit XML (one testcase per task instance) to FILE.\n"
+    "JUnit XML (one testcase per task instance) to FILE (a FILE that cannot be written\n"
+    "exits 2 before anything runs, or 1 when it fails after the run).\n"
     "exit: 0 success, 1 failed or cancelled, 2 bad input (nothing ran), 3 partial\n";
 
 static int run_or_test(struct cli *c, int argc, char **argv, bool test)
@@ -84,6 +116,10 @@ static int run_or_test(struct cli *c, int argc, char **argv, bool test)
     }
     struct dr_err err;
     err_clear(&err);
+    if (junit && junit_checkable(junit, &err) < 0) {
+        err_print(&err);
+        return EXIT_BAD_INPUT;
+    }
     struct launch l = {
         .run_type = test ? "test" : "manual",
         .logical_date = (int64_t)time(NULL),
@@ -101,10 +137,9 @@ static int run_or_test(struct cli *c, int argc, char **argv, bool test)
         err_print(&err);
         return EXIT_BAD_INPUT;
     }
-    struct dag *dag = cli_find_dag(c, name, &err);
+    struct dag *dag = cli_find_dag(c, name, true, &err);
     if (!dag) {
         err_print(&err);
-        dag_free(dag);
         json_decref(l.conf);
         return EXIT_BAD_INPUT;
     }
@@ -170,7 +205,7 @@ int cmd_resume(struct cli *c, int argc, char **argv)
         rc = EXIT_OK;
         goto out;
     }
-    if (!dag_id || !(dag = cli_find_dag(c, dag_id, &err))) {
+    if (!dag_id || !(dag = cli_find_dag(c, dag_id, true, &err))) {
         if (dag_id)
             err_print(&err);
         goto out;

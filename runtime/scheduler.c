@@ -25,7 +25,14 @@ struct dag_file {
     struct timespec mtime;
     struct version *v;          /* last good version, or NULL; protected by sched.lock */
     bool seen;                  /* present in the latest scan */
+    bool dup;                   /* another file defines the same dag_id: neither is scheduled */
 };
+
+/* The DAG file f schedules: its version, or NULL (none loaded, or its dag_id clashes). */
+static struct version *scheduled(const struct dag_file *f)
+{
+    return f->dup ? NULL : f->v;
+}
 
 struct sched_run {
     struct sched *s;
@@ -131,6 +138,23 @@ static void scan_dags(struct sched *s)
             version_put(s, s->files[i].v);
             s->files[i].v = NULL;
         }
+    /* A dag_id defined in two files is refused as validate refuses it: neither file is
+     * scheduled (nor its stale runs resumed) until one of them changes its id or goes. */
+    for (size_t i = 0; i < s->n_files; i++) {
+        struct dag_file *f = &s->files[i];
+        const struct dag_file *other = NULL;
+        for (size_t k = 0; f->v && k < s->n_files && !other; k++)
+            if (k != i && s->files[k].v &&
+                strcmp(s->files[k].v->dag->dag_id, f->v->dag->dag_id) == 0)
+                other = &s->files[k];
+        if (other && !f->dup)
+            log_error("%s: dag_id \"%s\" is also defined in %s: neither file is scheduled",
+                      f->path, f->v->dag->dag_id, other->path);
+        else if (!other && f->dup && f->v)
+            log_info("%s: dag_id \"%s\" is its own again: scheduled", f->path,
+                     f->v->dag->dag_id);
+        f->dup = other != NULL;
+    }
 }
 
 static void *run_thread(void *arg)
@@ -290,7 +314,7 @@ static int resume_stale(struct sched *s)
         const char *dag_id = json_string_value(json_object_get(run, "dag_id"));
         struct version *v = NULL;
         for (size_t k = 0; dag_id && k < s->n_files && !v; k++)
-            if (s->files[k].v && strcmp(s->files[k].v->dag->dag_id, dag_id) == 0)
+            if (scheduled(&s->files[k]) && strcmp(s->files[k].v->dag->dag_id, dag_id) == 0)
                 v = s->files[k].v;
         struct launch dates = { 0 };
         if (v && launch_run_dates(run, &dates, &err) == 0) {
@@ -363,7 +387,7 @@ int cmd_scheduler(struct cli *c, int argc, char **argv)
             last_stale = now;
         }
         for (size_t i = 0; i < s.n_files && !s.stop; i++)
-            if (s.files[i].v && s.files[i].v->dag->cron)
+            if (scheduled(&s.files[i]) && s.files[i].v->dag->cron)
                 started += fire_dag(&s, s.files[i].v, once ? once_due_by : now);
         if (once) {
             /* Wait for this round; intervals that max_active_runs held back go next. What
