@@ -148,17 +148,9 @@ static int run_or_test(struct cli *c, int argc, char **argv, bool test)
     int64_t next;
     if (when && dag->cron && cron_next(dag->cron, dag->tz, l.logical_date, &next) == 0)
         l.data_interval_end = next;
-    struct store *st = cli_open_store(c, &err);
-    if (!st) {
-        err_print(&err);
-        dag_free(dag);
-        json_decref(l.conf);
-        return EXIT_FAILED;
-    }
     install_signals();
     struct launch_env env = env_of(c);
-    int rc = launch_run(&env, dag, st, &l);
-    store_close(st);
+    int rc = launch_run(&env, dag, NULL, &l);   /* checks the conf, then opens the store */
     dag_free(dag);
     json_decref(l.conf);
     return rc;

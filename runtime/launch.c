@@ -40,7 +40,9 @@ int launch_run(const struct launch_env *env, struct dag *dag, struct store *st, 
     struct prior prior = { 0 };
     bool have_prior = false;
     struct run_result res = { 0 };
+    struct store *own = NULL;
 
+    /* The conf is checked here, once, for every caller: before anything is stored. */
     if (l->conf && dag_check_conf(dag, l->conf, &err) < 0) {
         err_print(&err);
         return EXIT_BAD_INPUT;
@@ -54,6 +56,8 @@ int launch_run(const struct launch_env *env, struct dag *dag, struct store *st, 
             free_params(params, dag->n_tasks);
             return EXIT_BAD_INPUT;
         }
+    if (!st && !(st = own = launch_open_store(env->cfg, &err)))
+        goto fail;
 
     if (l->resume_run_id) {
         if (l->resume_run_id != l->run_id)   /* the scheduler passes run_id itself */
@@ -167,6 +171,7 @@ out:
     report_free(rep);
     http_sources_free(http);
     free_params(params, dag->n_tasks);
+    store_close(own);
     return rc;
 }
 

@@ -37,10 +37,12 @@ struct launch {
     char run_id[160];           /* out: the run's id */
 };
 
-/* Runs (or resumes) one DAG run end to end: conf check, params, run row, lock, executor,
- * final state, summary, JUnit. dag is loaded and linked against the plugins. Returns the exit
- * code (cli.h's EXIT_*): a JUnit report that cannot be written makes a successful run exit
- * 1. Coordinator thread; the scheduler calls it from one thread per run. */
+/* Runs (or resumes) one DAG run end to end: conf check (the only one: a bad conf exits 2
+ * before anything is stored), params, run row, lock, executor, final state, summary, JUnit.
+ * dag is loaded and linked against the plugins. st: the caller's store connection, or NULL
+ * to open one from env->cfg (after the conf check) for this run. Returns the exit code: a
+ * JUnit report that cannot be written makes a successful run exit 1. Coordinator thread;
+ * the scheduler calls it from one thread per run. */
 int launch_run(const struct launch_env *env, struct dag *dag, struct store *st, struct launch *l);
 
 /* Reads a stored run's logical date and data interval (store_run_get's object) into l.

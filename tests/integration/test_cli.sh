@@ -52,6 +52,8 @@ out=$(dagrun run ci_smoke --conf '{"no_such_param": 1}' 2>&1); rc=$?
 expect_eq "unknown --conf key exits 2" "$rc" 2
 before=$(q "select count(*) from dagrun.dag_run")
 expect_eq "nothing ran for bad --conf" "$before" 0
+out=$(DATABASE_URL='postgresql://u@127.0.0.1:1/none' dagrun run ci_smoke --conf '{"no_such_param": 1}' 2>&1); rc=$?
+expect_eq "unknown --conf key exits 2 before the database is opened" "$rc" 2
 
 # a 10,000-item mapped lane of noop finishes, and every item is recorded.
 cat >"$T_WORK/dags/lane.yaml" <<'YAML'
