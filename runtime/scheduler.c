@@ -53,6 +53,7 @@ struct sched {
     pthread_mutex_t lock;       /* guards version refs, the runs list and run->done */
     struct sched_run *runs;
     volatile sig_atomic_t stop; /* set by SIGTERM/SIGINT; runs see it too */
+    json_t *unresumable;        /* stale runs whose DAG is not scheduled, warned once (ids) */
 };
 
 static struct sched *g_sched;   /* for the signal handler only */
@@ -326,8 +327,17 @@ static int resume_stale(struct sched *s)
                           dates.logical_date, dates.data_interval_start,
                           dates.data_interval_end) == 0)
                 resumed++;
-        } else if (v)
+        } else if (v) {
             log_error("%s", err.msg);
+        } else if (dag_id && s->unresumable &&
+                   !json_object_get(s->unresumable, json_string_value(id))) {
+            /* Said once per run: it stays as it is until its DAG is back in dags_dir. */
+            json_object_set_new(s->unresumable, json_string_value(id), json_true());
+            log_warn("%s stopped (its heartbeat is stale) but is not resumed: no DAG \"%s\" "
+                     "is scheduled from %s (no such file, it does not load, or its dag_id is "
+                     "in two files)",
+                     json_string_value(id), dag_id, s->c->cfg->dags_dir);
+        }
         json_decref(run);
     }
     json_decref(ids);
@@ -360,8 +370,10 @@ int cmd_scheduler(struct cli *c, int argc, char **argv)
     pthread_mutex_init(&s.lock, NULL);
     if (!(s.st = cli_open_store(c, &err))) {
         err_print(&err);
+        pthread_mutex_destroy(&s.lock);
         return EXIT_FAILED;
     }
+    s.unresumable = json_object();
     g_sched = &s;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -415,6 +427,7 @@ int cmd_scheduler(struct cli *c, int argc, char **argv)
         free(s.files[i].path);
     }
     free(s.files);
+    json_decref(s.unresumable);
     store_close(s.st);
     g_sched = NULL;
     pthread_mutex_destroy(&s.lock);

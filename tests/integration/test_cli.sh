@@ -128,7 +128,14 @@ for args in "run twin" "test twin" "show twin" "run $T_WORK/dupdags/twin_b.yaml"
     expect_eq "dagrun $args with a dag_id in two files exits 2" "$rc" 2
     check "dagrun $args names both files" names_both "$T_WORK/dup.out"
 done
+# a stale run whose DAG is in no file of dags_dir (its file removed, or run from a path by
+# an older dagrun): the scheduler says it cannot resume it, rather than leave it silently.
+q "insert into dagrun.dag (dag_id) values ('gone')" >/dev/null
+q "insert into dagrun.dag_run (run_id, dag_id, run_type, logical_date, state, started_at, heartbeat_at)
+   values ('gone__manual__1', 'gone', 'manual', now(), 'running', now() - interval '1 hour', now() - interval '1 hour')" >/dev/null
 dupd scheduler --once >"$T_WORK/dup_sched.log" 2>&1
+check "the scheduler says a stale run of a DAG not in dags_dir is not resumed" \
+    grep -q 'gone__manual__1 stopped (its heartbeat is stale) but is not resumed: no DAG .*gone' "$T_WORK/dup_sched.log"
 expect_eq "the scheduler fires no run of a dag_id in two files" "$(q "select count(*) from dagrun.dag_run where dag_id='twin'")" 0
 expect_eq "the scheduler fires the other DAGs" "$(q "select count(*) from dagrun.dag_run where dag_id='solo'")" 1
 check "the scheduler log names both files" names_both "$T_WORK/dup_sched.log"
