@@ -21,6 +21,34 @@ struct seen {
     char *id, *path;
 };
 
+/* Records that path defines id; -1 (with the message printed) when another file did. */
+static int seen_add(struct seen **seen, size_t *n_seen, const char *path, const char *id)
+{
+    for (size_t i = 0; i < *n_seen; i++)
+        if (strcmp((*seen)[i].id, id) == 0) {
+            fprintf(stderr, "%s: dag_id \"%s\" is also defined in %s\n", path, id,
+                    (*seen)[i].path);
+            return -1;
+        }
+    struct seen *grown = realloc(*seen, (*n_seen + 1) * sizeof **seen);
+    if (!grown)
+        return -1;
+    *seen = grown;
+    (*seen)[*n_seen].id = strdup(id);
+    (*seen)[*n_seen].path = strdup(path);
+    (*n_seen)++;
+    return 0;
+}
+
+static void seen_free(struct seen *seen, size_t n_seen)
+{
+    for (size_t i = 0; i < n_seen; i++) {
+        free(seen[i].id);
+        free(seen[i].path);
+    }
+    free(seen);
+}
+
 static int validate_one(struct cli *c, const char *path, struct seen **seen, size_t *n_seen)
 {
     struct dr_err err;
@@ -30,22 +58,10 @@ static int validate_one(struct cli *c, const char *path, struct seen **seen, siz
         err_print(&err);
         return -1;
     }
-    for (size_t i = 0; i < *n_seen; i++)
-        if (strcmp((*seen)[i].id, d->dag_id) == 0) {
-            fprintf(stderr, "%s: dag_id \"%s\" is also defined in %s\n", path, d->dag_id,
-                    (*seen)[i].path);
-            dag_free(d);
-            return -1;
-        }
-    struct seen *grown = realloc(*seen, (*n_seen + 1) * sizeof **seen);
-    if (!grown) {
+    if (seen_add(seen, n_seen, path, d->dag_id) < 0) {
         dag_free(d);
         return -1;
     }
-    *seen = grown;
-    (*seen)[*n_seen].id = strdup(d->dag_id);
-    (*seen)[*n_seen].path = strdup(path);
-    (*n_seen)++;
     printf("ok %s (%s, %zu tasks)\n", path, d->dag_id, d->n_tasks);
     dag_free(d);
     return 0;
@@ -84,11 +100,7 @@ int cmd_validate(struct cli *c, int argc, char **argv)
             bad += validate_one(c, *f, &seen, &n_seen) < 0;
         dag_free_list(files);
     }
-    for (size_t i = 0; i < n_seen; i++) {
-        free(seen[i].id);
-        free(seen[i].path);
-    }
-    free(seen);
+    seen_free(seen, n_seen);
     return bad ? EXIT_BAD_INPUT : EXIT_OK;
 }
 
@@ -124,12 +136,19 @@ int cmd_list(struct cli *c, int argc, char **argv)
         return EXIT_BAD_INPUT;
     }
     int bad = 0;
+    struct seen *seen = NULL;
+    size_t n_seen = 0;
     printf("%-24s %-18s %-16s %-21s %5s  %s\n", "DAG", "SCHEDULE", "TIMEZONE", "NEXT RUN (UTC)",
            "TASKS", "FILE");
     for (char **f = files; *f; f++) {
         struct dag *d = dag_load(*f, cli_plugins(c), &err);
         if (!d) {
             err_print(&err);
+            bad++;
+            continue;
+        }
+        if (seen_add(&seen, &n_seen, *f, d->dag_id) < 0) {
+            dag_free(d);
             bad++;
             continue;
         }
@@ -140,6 +159,7 @@ int cmd_list(struct cli *c, int argc, char **argv)
         dag_free(d);
     }
     dag_free_list(files);
+    seen_free(seen, n_seen);
     return bad ? EXIT_BAD_INPUT : EXIT_OK;
 }
 
@@ -208,7 +228,7 @@ int cmd_show(struct cli *c, int argc, char **argv)
         err_print(&err);
         return EXIT_BAD_INPUT;
     }
-    struct dag *d = cli_find_dag(c, name, &err);
+    struct dag *d = cli_find_dag(c, name, false, &err);
     if (!d || (conf && dag_check_conf(d, conf, &err) < 0)) {
         err_print(&err);
         dag_free(d);
@@ -364,7 +384,7 @@ int cmd_next(struct cli *c, int argc, char **argv)
     const struct cron *cr;
     const struct tz *z;
     if (dag_name) {
-        if (!(d = cli_find_dag(c, dag_name, &err))) {
+        if (!(d = cli_find_dag(c, dag_name, false, &err))) {
             err_print(&err);
             return EXIT_BAD_INPUT;
         }

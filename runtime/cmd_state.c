@@ -287,7 +287,7 @@ int cmd_pause(struct cli *c, int argc, char **argv)
     bool paused = strcmp(argv[0], "pause") == 0;
     struct dr_err err;
     err_clear(&err);
-    struct dag *d = cli_find_dag(c, argv[1], &err);
+    struct dag *d = cli_find_dag(c, argv[1], false, &err);
     if (!d) {
         err_print(&err);
         return EXIT_BAD_INPUT;

@@ -10,6 +10,7 @@
 
 #include "cli.h"
 #include "date.h"
+#include "due.h"
 #include "log.h"
 
 /* One loaded version of a DAG file. A run holds a reference, so an edit can
@@ -24,7 +25,14 @@ struct dag_file {
     struct timespec mtime;
     struct version *v;          /* last good version, or NULL; protected by sched.lock */
     bool seen;                  /* present in the latest scan */
+    bool dup;                   /* another file defines the same dag_id: neither is scheduled */
 };
+
+/* The DAG file f schedules: its version, or NULL (none loaded, or its dag_id clashes). */
+static struct version *scheduled(const struct dag_file *f)
+{
+    return f->dup ? NULL : f->v;
+}
 
 struct sched_run {
     struct sched *s;
@@ -37,13 +45,15 @@ struct sched_run {
 };
 
 struct sched {
-    struct cli *c;
+    struct cli *c;              /* the command's invocation: dags_dir, plugins */
+    struct launch_env env;      /* what the runs get: config and output flags */
     struct store *st;           /* the scheduler thread's connection */
     struct dag_file *files;
     size_t n_files;
     pthread_mutex_t lock;       /* guards version refs, the runs list and run->done */
     struct sched_run *runs;
-    volatile int stop;          /* set by SIGTERM/SIGINT; runs see it too */
+    volatile sig_atomic_t stop; /* set by SIGTERM/SIGINT; runs see it too */
+    json_t *unresumable;        /* stale runs whose DAG is not scheduled, warned once (ids) */
 };
 
 static struct sched *g_sched;   /* for the signal handler only */
@@ -129,6 +139,23 @@ static void scan_dags(struct sched *s)
             version_put(s, s->files[i].v);
             s->files[i].v = NULL;
         }
+    /* A dag_id defined in two files is refused as validate refuses it: neither file is
+     * scheduled (nor its stale runs resumed) until one of them changes its id or goes. */
+    for (size_t i = 0; i < s->n_files; i++) {
+        struct dag_file *f = &s->files[i];
+        const struct dag_file *other = NULL;
+        for (size_t k = 0; f->v && k < s->n_files && !other; k++)
+            if (k != i && s->files[k].v &&
+                strcmp(s->files[k].v->dag->dag_id, f->v->dag->dag_id) == 0)
+                other = &s->files[k];
+        if (other && !f->dup)
+            log_error("%s: dag_id \"%s\" is also defined in %s: neither file is scheduled",
+                      f->path, f->v->dag->dag_id, other->path);
+        else if (!other && f->dup && f->v)
+            log_info("%s: dag_id \"%s\" is its own again: scheduled", f->path,
+                     f->v->dag->dag_id);
+        f->dup = other != NULL;
+    }
 }
 
 static void *run_thread(void *arg)
@@ -136,12 +163,12 @@ static void *run_thread(void *arg)
     struct sched_run *r = arg;
     struct dr_err err;
     err_clear(&err);
-    struct store *st = cli_open_store(r->s->c, &err);
+    struct store *st = launch_open_store(r->s->env.cfg, &err);
     if (!st) {
         log_error("%s: %s", r->l.run_id, err.msg);
         r->rc = EXIT_FAILED;
     } else {
-        r->rc = cli_run_dag(r->s->c, r->v->dag, st, &r->l);
+        r->rc = launch_run(&r->s->env, r->v->dag, st, &r->l);
         store_close(st);
     }
     pthread_mutex_lock(&r->s->lock);
@@ -218,21 +245,7 @@ static int reap(struct sched *s, bool wait_all)
     }
 }
 
-/* Midnight of day number `days` in zone z, as Unix seconds. */
-static int64_t zone_midnight(const struct tz *z, int64_t days)
-{
-    int y, m, d;
-    date_civil_from_days(days, &y, &m, &d);
-    struct tm tm = { .tm_year = y - 1900, .tm_mon = m - 1, .tm_mday = d };
-    int64_t first = days * 86400, second;
-    tz_from_local(z, &tm, &first, &second);
-    return first;
-}
-
-/* Fires the due intervals of one DAG. An interval [start, end) of consecutive
- * cron ticks is due once end <= now; its logical date is start (as in
- * Airflow). catchup: every due interval after the last scheduled one (oldest
- * first); otherwise only the latest. At most max_active_runs at once. */
+/* Fires the due intervals of one DAG (due.c says which), at most max_active_runs at once. */
 static int fire_dag(struct sched *s, struct version *v, int64_t now)
 {
     const struct dag *d = v->dag;
@@ -247,47 +260,38 @@ static int fire_dag(struct sched *s, struct version *v, int64_t now)
         log_error("%s: %s", d->dag_id, err.msg);
         return 0;
     }
-    if (paused || active >= d->max_active_runs)
+    if (paused)
         return 0;
-    int64_t floor = d->start_date != INT64_MIN ? zone_midnight(d->tz, d->start_date) : INT64_MIN;
-    /* The first interval starts at the first tick at or after max(start_date, last run + 1s). */
-    int64_t from = found ? last : (floor != INT64_MIN ? floor - 1 : INT64_MIN);
-    if (!d->catchup || from == INT64_MIN) {
-        /* Only the latest due interval: walk back from now by finding the last two ticks. */
-        int64_t probe = now - 366LL * 86400 * 2, a = INT64_MIN, b = INT64_MIN, t;
-        if (from != INT64_MIN && from > probe)
-            probe = from;
-        while (cron_next(d->cron, d->tz, probe, &t) == 0 && t <= now) {
-            a = b;
-            b = t;
-            probe = t;
-        }
-        if (a == INT64_MIN || (found && a <= last) || (floor != INT64_MIN && a < floor))
-            return 0;
-        from = a - 1;
-        if (!d->catchup)
-            active = d->max_active_runs - 1; /* fire one at most */
-    }
-    int64_t start, end;
+    const struct due_rule rule = {
+        .cron = d->cron, .tz = d->tz, .start_date = d->start_date, .catchup = d->catchup,
+    };
     int fired = 0;
-    while (active < d->max_active_runs && cron_next(d->cron, d->tz, from, &start) == 0 &&
-           cron_next(d->cron, d->tz, start, &end) == 0 && end <= now && !s->stop) {
-        from = start;
-        char run_id[160];
-        int made = store_run_create(s->st, d->dag_id, "scheduled", start, start, end, NULL, run_id,
-                                    sizeof run_id, &err);
-        if (made < 0) {
-            log_error("%s: %s", d->dag_id, err.msg);
-            return fired;
+    struct due_interval due[16];
+    size_t n;
+    while (active < d->max_active_runs && !s->stop) {
+        size_t room = (size_t)(d->max_active_runs - active);
+        if (!(n = due_intervals(&rule, found, last, now, due, room < 16 ? room : 16)))
+            break;
+        for (size_t k = 0; k < n && !s->stop; k++) {
+            int64_t start = due[k].start, end = due[k].end;
+            found = true;
+            last = start;
+            char run_id[160];
+            int made = store_run_create(s->st, d->dag_id, "scheduled", start, start, end, NULL,
+                                        run_id, sizeof run_id, &err);
+            if (made < 0) {
+                log_error("%s: %s", d->dag_id, err.msg);
+                return fired;
+            }
+            if (made == 1)
+                continue; /* another scheduler fired it */
+            log_info("fired %s", run_id);
+            if (start_run(s, v, run_id, false, NULL, start, start, end) < 0)
+                log_error("%s: cannot start a thread", run_id);
+            else
+                fired++;
+            active++;
         }
-        if (made == 1)
-            continue; /* another scheduler fired it */
-        log_info("fired %s", run_id);
-        if (start_run(s, v, run_id, false, NULL, start, start, end) < 0)
-            log_error("%s: cannot start a thread", run_id);
-        else
-            fired++;
-        active++;
     }
     return fired;
 }
@@ -311,10 +315,10 @@ static int resume_stale(struct sched *s)
         const char *dag_id = json_string_value(json_object_get(run, "dag_id"));
         struct version *v = NULL;
         for (size_t k = 0; dag_id && k < s->n_files && !v; k++)
-            if (s->files[k].v && strcmp(s->files[k].v->dag->dag_id, dag_id) == 0)
+            if (scheduled(&s->files[k]) && strcmp(s->files[k].v->dag->dag_id, dag_id) == 0)
                 v = s->files[k].v;
         struct launch dates = { 0 };
-        if (v && cli_run_dates(run, &dates, &err) == 0) {
+        if (v && launch_run_dates(run, &dates, &err) == 0) {
             const char *state = json_string_value(json_object_get(run, "state"));
             log_info("resuming %s: %s", json_string_value(id),
                      state && strcmp(state, "queued") == 0 ? "a stopped scheduler handed it back"
@@ -323,8 +327,17 @@ static int resume_stale(struct sched *s)
                           dates.logical_date, dates.data_interval_start,
                           dates.data_interval_end) == 0)
                 resumed++;
-        } else if (v)
+        } else if (v) {
             log_error("%s", err.msg);
+        } else if (dag_id && s->unresumable &&
+                   !json_object_get(s->unresumable, json_string_value(id))) {
+            /* Said once per run: it stays as it is until its DAG is back in dags_dir. */
+            json_object_set_new(s->unresumable, json_string_value(id), json_true());
+            log_warn("%s stopped (its heartbeat is stale) but is not resumed: no DAG \"%s\" "
+                     "is scheduled from %s (no such file, it does not load, or its dag_id is "
+                     "in two files)",
+                     json_string_value(id), dag_id, s->c->cfg->dags_dir);
+        }
         json_decref(run);
     }
     json_decref(ids);
@@ -353,12 +366,14 @@ int cmd_scheduler(struct cli *c, int argc, char **argv)
     }
     struct dr_err err;
     err_clear(&err);
-    struct sched s = { .c = c };
+    struct sched s = { .c = c, .env = { .cfg = c->cfg, .json = c->json, .tty = c->tty } };
     pthread_mutex_init(&s.lock, NULL);
     if (!(s.st = cli_open_store(c, &err))) {
         err_print(&err);
+        pthread_mutex_destroy(&s.lock);
         return EXIT_FAILED;
     }
+    s.unresumable = json_object();
     g_sched = &s;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -384,7 +399,7 @@ int cmd_scheduler(struct cli *c, int argc, char **argv)
             last_stale = now;
         }
         for (size_t i = 0; i < s.n_files && !s.stop; i++)
-            if (s.files[i].v && s.files[i].v->dag->cron)
+            if (scheduled(&s.files[i]) && s.files[i].v->dag->cron)
                 started += fire_dag(&s, s.files[i].v, once ? once_due_by : now);
         if (once) {
             /* Wait for this round; intervals that max_active_runs held back go next. What
@@ -412,6 +427,7 @@ int cmd_scheduler(struct cli *c, int argc, char **argv)
         free(s.files[i].path);
     }
     free(s.files);
+    json_decref(s.unresumable);
     store_close(s.st);
     g_sched = NULL;
     pthread_mutex_destroy(&s.lock);

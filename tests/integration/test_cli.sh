@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# The command line end to end: validate, bad fixtures, next, --help, run, test --junit.
+# The command line end to end: validate, bad fixtures, next, --help, run, test --junit,
+# runs only of files in dags_dir, a dag_id in two files refused everywhere.
 source "$(dirname "$0")/lib.sh"
 new_db cli
 CONFIG=$T_WORK/config.json
 SIM_URL=http://127.0.0.1:9 write_config "$CONFIG"
 export SIM_URL=http://127.0.0.1:9
+# runs by file path must name a file in dags_dir: a copy of the shipped DAGs the test adds to.
+cp -r "$DR_TOP/dags" "$T_WORK/dags"
+jq --arg d "$T_WORK/dags" '.dags_dir = $d' "$CONFIG" >"$CONFIG.tmp" && mv "$CONFIG.tmp" "$CONFIG"
 
 # validate: the shipped DAGs are valid.
 check "validate dags/ exits 0" dagrun validate "$DR_TOP/dags"
@@ -48,9 +52,11 @@ out=$(dagrun run ci_smoke --conf '{"no_such_param": 1}' 2>&1); rc=$?
 expect_eq "unknown --conf key exits 2" "$rc" 2
 before=$(q "select count(*) from dagrun.dag_run")
 expect_eq "nothing ran for bad --conf" "$before" 0
+out=$(DATABASE_URL='postgresql://u@127.0.0.1:1/none' dagrun run ci_smoke --conf '{"no_such_param": 1}' 2>&1); rc=$?
+expect_eq "unknown --conf key exits 2 before the database is opened" "$rc" 2
 
 # a 10,000-item mapped lane of noop finishes, and every item is recorded.
-cat >"$T_WORK/lane.yaml" <<'YAML'
+cat >"$T_WORK/dags/lane.yaml" <<'YAML'
 dag_id: lane10k
 tasks:
   items: { plugin: emit_list, params: { n: 10000 } }
@@ -58,7 +64,7 @@ tasks:
   second: { plugin: noop, map: items, after: [first] }
   done: { plugin: noop, after: [second] }
 YAML
-out=$(dagrun run "$T_WORK/lane.yaml" 2>&1); rc=$?
+out=$(dagrun run "$T_WORK/dags/lane.yaml" 2>&1); rc=$?
 expect_eq "10,000-item lane run exits 0" "$rc" 0
 expect_eq "10,000 items of each lane task recorded" \
     "$(q "select count(*) from dagrun.task_instance where task_id in ('first','second') and state='success'")" 20000
@@ -72,14 +78,69 @@ n_ti=$(q "select count(*) from dagrun.task_instance ti join dagrun.dag_run r usi
 expect_eq "one testcase per task instance" "$n_cases" "$n_ti"
 
 # a failing DAG exits 1 and the JUnit report says so.
-cat >"$T_WORK/failing.yaml" <<'YAML'
+cat >"$T_WORK/dags/failing.yaml" <<'YAML'
 dag_id: failing
 tasks:
   boom: { plugin: fail, params: { mode: fail } }
 YAML
-out=$(dagrun test "$T_WORK/failing.yaml" --junit "$T_WORK/fail.xml" 2>&1); rc=$?
+out=$(dagrun test "$T_WORK/dags/failing.yaml" --junit "$T_WORK/fail.xml" 2>&1); rc=$?
 expect_eq "failing DAG exits 1" "$rc" 1
 check "junit records the failure" grep -q '<failure' "$T_WORK/fail.xml"
+
+# a JUnit report that cannot be written: refused before anything runs (exit 2), and one that
+# fails at the end of the run makes the run exit 1; never a silent 0.
+n_before=$(q "select count(*) from dagrun.dag_run where run_type='test'")
+out=$(dagrun test ci_mapped --junit /nonexistent/dir/r.xml 2>&1); rc=$?
+expect_eq "--junit into a missing folder exits 2" "$rc" 2
+check "--junit error names the path" grep -q -- '--junit /nonexistent/dir/r.xml: folder /nonexistent/dir: No such file' <<<"$out"
+expect_eq "nothing ran for an unwritable --junit" "$(q "select count(*) from dagrun.dag_run where run_type='test'")" "$n_before"
+mkdir "$T_WORK/late.xml.tmp"    # the report's temporary file cannot be created
+out=$(dagrun test ci_mapped --junit "$T_WORK/late.xml" 2>&1); rc=$?
+expect_eq "a JUnit report failing after the run exits 1" "$rc" 1
+check "the late JUnit error says so" grep -q 'could not write the JUnit report' <<<"$out"
+
+# a file outside dags_dir is not run: resume and the scheduler find a run's DAG by dag_id in
+# dags_dir, so such a run could never be resumed. validate and show still read any file.
+printf 'dag_id: outside\ntasks:\n  a: { plugin: noop }\n' >"$T_WORK/outside.yaml"
+for cmd in run test; do
+    out=$(dagrun $cmd "$T_WORK/outside.yaml" 2>&1); rc=$?
+    expect_eq "$cmd of a file outside dags_dir exits 2" "$rc" 2
+    check "$cmd of a file outside dags_dir says why" grep -q "outside.yaml is not in dags_dir ($T_WORK/dags): a run of it could not be resumed" <<<"$out"
+done
+expect_eq "no run of a file outside dags_dir" "$(q "select count(*) from dagrun.dag_run where dag_id='outside'")" 0
+check "show reads a file outside dags_dir" dagrun show "$T_WORK/outside.yaml"
+# the same file by a path through a symlink or with ./ is in dags_dir
+ln -s "$T_WORK/dags" "$T_WORK/dags_link"
+out=$(dagrun run "$T_WORK/dags_link/ci/../failing.yaml" 2>&1); rc=$?
+expect_eq "a dags_dir file by another path runs (and fails as it should)" "$rc" 1
+
+# the same dag_id in two files is refused by every command, naming both files; the scheduler
+# fires neither (and still fires the others).
+mkdir "$T_WORK/dupdags"
+for f in a b; do printf 'dag_id: twin\nschedule: "@hourly"\ntasks:\n  %s: { plugin: noop }\n' "$f" >"$T_WORK/dupdags/twin_$f.yaml"; done
+printf 'dag_id: solo\nschedule: "@hourly"\ntasks:\n  a: { plugin: noop }\n' >"$T_WORK/dupdags/solo.yaml"
+jq --arg d "$T_WORK/dupdags" '.dags_dir = $d' "$CONFIG" >"$T_WORK/dup.json"
+dupd() { "$DR_BUILD/dagrun" -c "$T_WORK/dup.json" "$@"; }
+names_both() { grep -q "dag_id .*twin.* defined in" "$1" && grep -q "$T_WORK/dupdags/twin_a.yaml" "$1" &&
+    grep -q "$T_WORK/dupdags/twin_b.yaml" "$1"; }
+for args in "run twin" "test twin" "show twin" "run $T_WORK/dupdags/twin_b.yaml" "list" "validate"; do
+    dupd $args >"$T_WORK/dup.out" 2>&1; rc=$?
+    expect_eq "dagrun $args with a dag_id in two files exits 2" "$rc" 2
+    check "dagrun $args names both files" names_both "$T_WORK/dup.out"
+done
+# a stale run whose DAG is in no file of dags_dir (its file removed, or run from a path by
+# an older dagrun): the scheduler says it cannot resume it, rather than leave it silently.
+q "insert into dagrun.dag (dag_id) values ('gone')" >/dev/null
+q "insert into dagrun.dag_run (run_id, dag_id, run_type, logical_date, state, started_at, heartbeat_at)
+   values ('gone__manual__1', 'gone', 'manual', now(), 'running', now() - interval '1 hour', now() - interval '1 hour')" >/dev/null
+dupd scheduler --once >"$T_WORK/dup_sched.log" 2>&1
+check "the scheduler says a stale run of a DAG not in dags_dir is not resumed" \
+    grep -q 'gone__manual__1 stopped (its heartbeat is stale) but is not resumed: no DAG .*gone' "$T_WORK/dup_sched.log"
+expect_eq "the scheduler fires no run of a dag_id in two files" "$(q "select count(*) from dagrun.dag_run where dag_id='twin'")" 0
+expect_eq "the scheduler fires the other DAGs" "$(q "select count(*) from dagrun.dag_run where dag_id='solo'")" 1
+check "the scheduler log names both files" names_both "$T_WORK/dup_sched.log"
+rm "$T_WORK/dupdags/twin_b.yaml"
+check "with one file left, run twin works" dupd run twin
 
 # a database made by an older dagrun (no checkpoint column yet): the error says to run
 # initdb, and initdb upgrades it.
