@@ -191,7 +191,7 @@ static void test_fetch_candles_property_drops_exactly_bad(void **state)
             case 5: c.has_oi = 1; c.oi = -5; break;
             case 6: c.close = 0; break;
             case 10: ts = want[nwant - 1].ts; break;        /* duplicate */
-            case 11: ts = want[nwant - 1].ts - 60; break;   /* out of order */
+            case 11: c.ts = ts = want[nwant - 1].ts - 60; break;   /* out of order: kept */
             default: break;
             }
             put_ts(tsbuf, sizeof tsbuf, ts, (int)(prop_splitmix(&s) % 3));
@@ -229,6 +229,8 @@ static void test_fetch_candles_property_drops_exactly_bad(void **state)
                     json_object_del(row, "volume");
             }
             json_array_append_new(arr, row);
+            if (bad == 11)
+                bad = 0;
             if (bad) {
                 nbad++;
             } else {
@@ -238,6 +240,23 @@ static void test_fetch_candles_property_drops_exactly_bad(void **state)
                 want[nwant++] = c;
             }
         }
+        /* What the parser must keep: the good candles in time order, the first of each time
+         * (insertion sort: stable); a later one at a time already kept is dropped. */
+        for (size_t i = 1; i < nwant; i++)
+            for (size_t j = i; j > 0 && want[j].ts < want[j - 1].ts; j--) {
+                dr_candle t = want[j];
+                want[j] = want[j - 1];
+                want[j - 1] = t;
+            }
+        size_t kept = 0;
+        for (size_t i = 0; i < nwant; i++) {
+            if (kept > 0 && want[i].ts == want[kept - 1].ts) {
+                nbad++;
+                continue;
+            }
+            want[kept++] = want[i];
+        }
+        nwant = kept;
         json_t *root = json_pack("{s:s, s:{s:o}}", "status", "success", "data", "candles", arr);
         char *body = json_dumps(root, JSON_COMPACT);
         json_decref(root);
