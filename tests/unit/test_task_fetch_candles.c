@@ -20,6 +20,12 @@ int fetch_candles_parse(const char *body, size_t len, const char *content_type,
                         dr_candle **out, size_t *n, fetch_candles_drop_fn on_drop, void *ud,
                         char error_type[64], char msg[256]);
 dr_status fetch_candles_classify(long status, const char *error_type);
+size_t fetch_candles_window(dr_candle *c, size_t n, const char *from, const char *to, bool day,
+                            fetch_candles_drop_fn on_drop, void *ud);
+bool fetch_candles_parse_fast(const char *body, size_t len, dr_candle **out, size_t *n);
+int fetch_candles_parse_tree(const char *body, size_t len, dr_candle **out, size_t *n,
+                             fetch_candles_drop_fn on_drop, void *ud, char error_type[64],
+                             char msg[256]);
 
 #define FIXTURES "/work/shared/fixtures/kite"
 #define ITEM "{\"key\":\"NSE:INFY\",\"instrument_token\":408065,\"tradingsymbol\":\"INFY\"," \
@@ -485,6 +491,194 @@ static void test_fetch_candles_run_drops_warn_emit_fail_cancel(void **state)
     fake_ctx_free(ctx);
 }
 
+/* ---- order, range and number edges (issue 12 items 2, 3 and 6) ---- */
+
+struct drops {
+    int n;
+    char text[8][400];      /* "ts: why" of the first eight */
+};
+
+static void keep_drop(void *ud, const char *ts, const char *why)
+{
+    struct drops *d = ud;
+    if (d->n < 8)
+        snprintf(d->text[d->n], sizeof d->text[d->n], "%s: %s", ts, why);
+    d->n++;
+}
+
+static int parse_keep(const char *body, dr_candle **c, size_t *n, struct drops *d)
+{
+    char et[64], msg[256];
+    memset(d, 0, sizeof *d);
+    return fetch_candles_parse(body, strlen(body), JSON, c, n, keep_drop, d, et, msg);
+}
+
+#define BODY(rows) "{\"status\":\"success\",\"data\":{\"candles\":[" rows "]}}"
+
+/* Newest-first (or shuffled) answers keep every candle, in time order; only a second candle
+ * at the same time is dropped, and the warning says which one was kept. */
+static void test_fetch_candles_parse_out_of_order_kept(void **state)
+{
+    (void)state;
+    dr_candle *c;
+    size_t n;
+    struct drops d;
+    assert_int_equal(parse_keep(BODY("[\"2024-01-04T00:00:00+0530\",104,110,90,105,4],"
+                                     "[\"2024-01-03T00:00:00+0530\",103,110,90,105,3],"
+                                     "[\"2024-01-02T00:00:00+0530\",102,110,90,105,2],"
+                                     "[\"2024-01-01T00:00:00+0530\",101,110,90,105,1]"),
+                                &c, &n, &d), 0);
+    assert_int_equal(n, 4);
+    assert_int_equal(d.n, 0);
+    for (size_t i = 0; i < n; i++) {
+        assert_true(c[i].open == 101 + (double)i && c[i].volume == 1 + (int64_t)i);
+        assert_true(i == 0 || c[i].ts - c[i - 1].ts == 86400);
+    }
+    free(c);
+    /* a true duplicate: the first in the answer stays, the second is named */
+    assert_int_equal(parse_keep(BODY("[\"2024-01-03T00:00:00+0530\",103,110,90,105,3],"
+                                     "[\"2024-01-02T00:00:00+0530\",102,110,90,105,2],"
+                                     "[\"2024-01-02T00:00:00+05:30\",99,110,90,105,9]"),
+                                &c, &n, &d), 0);
+    assert_int_equal(n, 2);
+    assert_true(c[0].open == 102 && c[0].volume == 2 && c[1].open == 103);
+    assert_int_equal(d.n, 1);
+    assert_non_null(strstr(d.text[0], "2024-01-02T00:00:00+05:30: duplicate timestamp: kept the "
+                           "first of the answer's candles at that time (open 102 high 110 low 90 "
+                           "close 105 volume 2)"));
+    free(c);
+}
+
+/* Numbers at the edges are one candle's trouble, never the chunk's. */
+static void test_fetch_candles_parse_number_edges(void **state)
+{
+    (void)state;
+    static const struct { const char *row, *why; } cases[] = {
+        { "[\"2024-01-02T00:00:00+0530\",100,110,90,105,9223372036854775808]",
+          "volume is out of range (2^53 or more)" },
+        { "[\"2024-01-02T00:00:00+0530\",100,110,90,105,1e19]",
+          "volume is out of range (2^53 or more)" },
+        { "[\"2024-01-02T00:00:00+0530\",100,110,90,105,-99999999999999999999999]",
+          "volume is out of range (2^53 or more)" },
+        { "[\"2024-01-02T00:00:00+0530\",100,110,90,105,9007199254740992]",
+          "volume is out of range (2^53 or more)" },
+        { "[\"2024-01-02T00:00:00+0530\",100,110,90,105,1e400]",
+          "volume is out of range (2^53 or more)" },
+        { "[\"2024-01-02T00:00:00+0530\",100,110,90,105,1,1e19]",
+          "oi is out of range (2^53 or more)" },
+        { "[\"2024-01-02T00:00:00+0530\",100,1e308,90,105,1]",
+          "price is out of range (1e12 or more)" },
+        { "[\"2024-01-02T00:00:00+0530\",1e12,1e12,1e12,1e12,1]",
+          "price is out of range (1e12 or more)" },
+        { "[\"2024-01-02T00:00:00+0530\",100,1e999,90,105,1]",
+          "price is out of range (1e12 or more)" },
+        { "{\"date\":\"2024-01-02T00:00:00+0530\",\"open\":100,\"high\":110,\"low\":90,"
+          "\"close\":105,\"volume\":1.5}", "volume is not a whole number" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char body[512];
+        snprintf(body, sizeof body, BODY("[\"2024-01-01T00:00:00+0530\",100,110,90,105,1],%s,"
+                                         "[\"2024-01-03T00:00:00+0530\",100,110,90,105,9007199254740991]"),
+                 cases[i].row);
+        dr_candle *c;
+        size_t n;
+        struct drops d;
+        int rc = parse_keep(body, &c, &n, &d);
+        if (rc != 0 || n != 2 || d.n != 1 || !strstr(d.text[0], cases[i].why))
+            fail_msg("case %zu: rc %d, %zu kept, %d dropped (%s), want 2 kept and \"%s\"", i, rc,
+                     n, d.n, d.text[0], cases[i].why);
+        assert_true(c[1].volume == 9007199254740991);
+        free(c);
+    }
+}
+
+/* A candle outside the chunk's [from, to] (in the session's zone) is dropped and named. */
+static void test_fetch_candles_window_range(void **state)
+{
+    (void)state;
+    dr_candle c[5] = { { .ts = 0 } };
+    const char *ts[] = { "2023-12-31T23:59:59+0530", "2024-01-01T00:00:00+0530",
+                         "2024-03-01T23:59:59+0530", "2024-03-02T00:00:00+0530",
+                         "2999-12-31T00:00:00+0530" };
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(fetch_candles_parse_ts(ts[i], &c[i].ts), 0);
+    struct drops d = { 0 };
+    size_t n = fetch_candles_window(c, 5, "2024-01-01", "2024-03-01", false, keep_drop, &d);
+    assert_int_equal(n, 2);
+    assert_int_equal(c[0].ts, 1704047400);
+    assert_int_equal(d.n, 3);
+    assert_string_equal(d.text[0], "2023-12-31T23:59:59+0530: outside the requested "
+                        "2024-01-01..2024-03-01");
+    assert_string_equal(d.text[2], "2999-12-31T00:00:00+0530: outside the requested "
+                        "2024-01-01..2024-03-01");
+}
+
+/* Day candles stamped in another zone land on their session day's midnight; a second candle
+ * of one day is dropped as a duplicate. */
+static void test_fetch_candles_window_day_session(void **state)
+{
+    (void)state;
+    dr_candle *c;
+    size_t n;
+    struct drops d;
+    assert_int_equal(parse_keep(BODY("[\"2024-01-02T00:00:00+0530\",100,110,90,105,1],"
+                                     "[\"2024-01-02T00:00:00Z\",100,110,90,105,2],"
+                                     "[\"2024-01-03T00:00:00-1400\",100,110,90,105,3],"
+                                     "[\"2024-01-04T00:00:00+0000\",100,110,90,105,4],"
+                                     "[\"2024-01-04T18:30:00Z\",100,110,90,105,5]"),
+                                &c, &n, &d), 0);
+    assert_int_equal(n, 5);
+    n = fetch_candles_window(c, n, "2024-01-01", "2024-03-01", true, keep_drop, &d);
+    assert_int_equal(n, 4);
+    int64_t want[4];
+    assert_int_equal(fetch_candles_parse_ts("2024-01-02T00:00:00+0530", &want[0]), 0);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(c[i].ts, want[0] + 86400 * i);
+    assert_true(c[0].volume == 1 && c[1].volume == 3 && c[2].volume == 4 && c[3].volume == 5);
+    assert_int_equal(d.n, 1);
+    assert_non_null(strstr(d.text[0], "2024-01-02T05:30:00+0530: a second candle of one session "
+                           "day: kept the earlier one (open 100 high 110 low 90 close 105 "
+                           "volume 1)"));
+    free(c);
+    /* minute candles keep their instant */
+    dr_candle m = { .ts = 1704153600 };     /* 2024-01-02T00:00:00Z */
+    assert_int_equal(fetch_candles_window(&m, 1, "2024-01-02", "2024-01-02", false, NULL, NULL), 1);
+    assert_int_equal(m.ts, 1704153600);
+}
+
+/* The run: a far-future candle is dropped, counted and warned about with the instrument and
+ * its time; a newest-first answer stores every candle, in order, so the next run's start
+ * (max stored + 1 day in compute_date_ranges) skips none. */
+static void test_fetch_candles_run_range_and_order(void **state)
+{
+    (void)state;
+    dr_ctx *ctx = fetch_ctx();
+    fake_ctx_push_http(ctx, 0, 200, JSON, BODY("[\"2024-02-29T00:00:00+0530\",103,110,90,105,3],"
+                                               "[\"2099-01-01T00:00:00+0530\",100,110,90,105,9],"
+                                               "[\"2024-01-03T00:00:00+0530\",102,110,90,105,2],"
+                                               "[\"2024-01-02T00:00:00Z\",101,110,90,105,1]"));
+    fake_ctx_push_http(ctx, 0, 200, JSON, BODY(""));
+    fake_ctx_push_http(ctx, 0, 200, JSON, BODY(""));
+    assert_int_equal(run(ctx), DR_OK);
+    assert_int_equal(fake_ctx_counter(ctx, "dropped"), 1);
+    assert_int_equal(fake_ctx_counter(ctx, "candles"), 3);
+    assert_true(fake_ctx_has(fake_ctx_logs(ctx), "NSE:INFY: dropped candle "
+                             "2099-01-01T00:00:00+0530: outside the requested 2024-01-01..2024-03-01"));
+    assert_true(fake_ctx_has(fake_ctx_warnings(ctx),
+                             "NSE:INFY 2024-01-01..2024-03-01: dropped 1 bad candles"));
+    assert_int_equal(fake_ctx_nblobs(ctx), 1);
+    const struct fake_blob *b = fake_ctx_blob(ctx, 0);
+    assert_int_equal(b->len, 3 * sizeof(dr_candle));
+    const dr_candle *c = b->data;
+    int64_t day2;
+    assert_int_equal(fetch_candles_parse_ts("2024-01-02T00:00:00+0530", &day2), 0);
+    assert_int_equal(c[0].ts, day2);                    /* moved to the session's midnight */
+    assert_true(c[0].open == 101 && c[1].open == 102 && c[2].open == 103);
+    assert_int_equal(c[1].ts, day2 + 86400);
+    assert_true(c[2].ts > c[1].ts);
+    fake_ctx_free(ctx);
+}
+
 static char *slurp(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");
@@ -556,6 +750,11 @@ int main(void)
         cmocka_unit_test(test_fetch_candles_run_transient_and_bad),
         cmocka_unit_test(test_fetch_candles_run_drops_warn_emit_fail_cancel),
         cmocka_unit_test(test_fetch_candles_kite_fixtures_parse),
+        cmocka_unit_test(test_fetch_candles_parse_out_of_order_kept),
+        cmocka_unit_test(test_fetch_candles_parse_number_edges),
+        cmocka_unit_test(test_fetch_candles_window_range),
+        cmocka_unit_test(test_fetch_candles_window_day_session),
+        cmocka_unit_test(test_fetch_candles_run_range_and_order),
     };
     return cmocka_run_group_tests_name("task_fetch_candles", tests, NULL, NULL);
 }
