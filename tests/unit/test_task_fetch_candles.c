@@ -679,6 +679,201 @@ static void test_fetch_candles_run_range_and_order(void **state)
     fake_ctx_free(ctx);
 }
 
+/* ---- two parsers, one truth: the fast parser and the Jansson tree agree ---- */
+
+struct sb {
+    char *p;
+    size_t len, cap;
+};
+
+static void sb_add(struct sb *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char tmp[512];
+    int k = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    assert_true(k >= 0 && (size_t)k < sizeof tmp);
+    if (b->len + (size_t)k + 1 > b->cap) {
+        b->cap = (b->len + (size_t)k + 1) * 2;
+        b->p = realloc(b->p, b->cap);
+        assert_non_null(b->p);
+    }
+    memcpy(b->p + b->len, tmp, (size_t)k + 1);
+    b->len += (size_t)k;
+}
+
+/* A price near v in one of the textual forms a JSON writer may use, or an edge. */
+static void gen_price(struct sb *b, uint64_t *s, double v, bool *plain)
+{
+    static const char *edges[] = { "1e308", "1e400", "-0", "0", "1e-400", "999999999999.99",
+                                   "1000000000000", "12345678901234567890123", "0.1e1", "1E+2",
+                                   "4.9406564584124654e-324", "0.30000000000000004",
+                                   "123456789012345678", "1234567890.1234567890123456789",
+                                   "-1", "1.", ".5", "01", "1e", "+1", "NaN", "Infinity" };
+    switch (prop_splitmix(s) % 9) {
+    case 0: sb_add(b, "%lld", (long long)v); break;
+    case 1: sb_add(b, "%.2f", v); break;
+    case 2: sb_add(b, "%.17g", v); break;
+    case 3: sb_add(b, "%llde-2", (long long)(v * 100)); break;
+    case 4: sb_add(b, "%.3E", v); break;
+    case 5: sb_add(b, "%.30f", v); break;
+    case 6: sb_add(b, "%.15g", v); break;
+    case 7:
+        if (prop_splitmix(s) % 3 == 0) {
+            sb_add(b, "%s", edges[prop_splitmix(s) % (sizeof edges / sizeof edges[0])]);
+            *plain = false;
+        } else {
+            sb_add(b, "%.1f", v);
+        }
+        break;
+    default: sb_add(b, "%.4f", v); break;
+    }
+}
+
+static void gen_count(struct sb *b, uint64_t *s, long long v, bool *plain)
+{
+    static const char *edges[] = { "9223372036854775808", "9223372036854775807",
+                                   "9007199254740992", "9007199254740991", "-0", "1e19", "00",
+                                   "1e3", "5.0", "5.5", "-1", "99999999999999999999999999",
+                                   "1e400", "\"7\"", "null", "true" };
+    unsigned r = (unsigned)(prop_splitmix(s) % 12);
+    if (r == 0) {
+        sb_add(b, "%s", edges[prop_splitmix(s) % (sizeof edges / sizeof edges[0])]);
+        *plain = false;
+    } else {
+        sb_add(b, "%lld", v);
+    }
+}
+
+/* A body mostly in the fast parser's shape, with edges and hostile turns. *plain is left
+ * true only for a body the fast parser is built to take when every candle is sound. */
+static char *gen_body(uint64_t *s, size_t *len, bool *plain)
+{
+    struct sb b = { NULL, 0, 0 };
+    *plain = true;
+    const char *ws = prop_splitmix(s) % 4 == 0 ? " \n\t" : "";
+    bool dup_key = prop_splitmix(s) % 20 == 0, esc_key = prop_splitmix(s) % 20 == 0;
+    bool extra = prop_splitmix(s) % 20 == 0, data_first = prop_splitmix(s) % 4 == 0;
+    if (dup_key || esc_key || extra)
+        *plain = false;
+    sb_add(&b, "{%s", ws);
+    char status[64];
+    snprintf(status, sizeof status, "\"%s\":%s\"success\"", esc_key ? "st\\u0061tus" : "status", ws);
+    if (!data_first)
+        sb_add(&b, "%s,%s", status, ws);
+    sb_add(&b, "\"data\":%s{\"candles\":%s[", ws, ws);
+    size_t k = prop_splitmix(s) % 12;
+    int64_t t = 1600000000 + (int64_t)(prop_splitmix(s) % 100000000);
+    for (size_t i = 0; i < k; i++) {
+        unsigned turn = (unsigned)(prop_splitmix(s) % 30);
+        t += turn == 0 ? 0 : turn == 1 ? -120 : 60 + (int64_t)(prop_splitmix(s) % 3600);
+        if (turn <= 1)
+            *plain = false;
+        char ts[48];
+        put_ts(ts, sizeof ts, t, (int)(prop_splitmix(s) % 3));
+        if (turn == 2) {                       /* an escape inside the timestamp */
+            ts[4] = '\0';
+            char tail[48];
+            snprintf(tail, sizeof tail, "%s", ts + 5);
+            snprintf(ts + 4, sizeof ts - 4, "\\u002d%.30s", tail);
+            *plain = false;
+        }
+        double low = 1 + (double)(prop_splitmix(s) % 200000) / 100;
+        double high = low + (double)(prop_splitmix(s) % 1000) / 100;
+        sb_add(&b, "%s%s[\"%s\",%s", i ? "," : "", ws, ts, ws);
+        if (turn == 3) {
+            sb_add(&b, "[1],");                /* nested */
+            *plain = false;
+        }
+        gen_price(&b, s, low + (high - low) / 2, plain);
+        sb_add(&b, ",%s", ws);
+        gen_price(&b, s, high, plain);
+        sb_add(&b, ",");
+        gen_price(&b, s, low, plain);
+        sb_add(&b, ",");
+        gen_price(&b, s, low + (high - low) / 3, plain);
+        sb_add(&b, ",");
+        gen_count(&b, s, (long long)(prop_splitmix(s) % 100000000), plain);
+        if (prop_splitmix(s) % 2) {
+            sb_add(&b, ",%s", ws);
+            if (turn == 4) {
+                sb_add(&b, "null");
+                *plain = false;
+            } else {
+                gen_count(&b, s, (long long)(prop_splitmix(s) % 1000000), plain);
+            }
+        }
+        sb_add(&b, "%s]", ws);
+    }
+    sb_add(&b, "]%s}", ws);
+    if (data_first)
+        sb_add(&b, ",%s", status);
+    if (dup_key)
+        sb_add(&b, prop_splitmix(s) % 2 ? ",\"status\":\"success\"" : ",\"data\":{\"candles\":[]}");
+    if (extra)
+        sb_add(&b, ",\"x\":{\"y\":[1,{\"z\":null}]}");
+    sb_add(&b, "}%s", ws);
+    if (prop_splitmix(s) % 15 == 0 && b.len > 0) {         /* truncated in flight */
+        b.len = (size_t)(prop_splitmix(s) % b.len);
+        b.p[b.len] = '\0';
+        *plain = false;
+    }
+    if (prop_splitmix(s) % 30 == 0 && b.len > 0) {         /* one byte flipped */
+        b.p[prop_splitmix(s) % b.len] ^= (char)(1u << (prop_splitmix(s) % 7));
+        *plain = false;
+    }
+    *len = b.len;
+    return b.p;
+}
+
+/* Whenever the fast parser takes a body, the tree returns the same candles bit for bit and
+ * drops none; a plain body of sound candles in order is taken by the fast parser. */
+static void test_fetch_candles_two_parsers_agree(void **state)
+{
+    (void)state;
+    uint64_t seed = prop_seed(), s = seed;
+    size_t fast_taken = 0, tree_only = 0;
+    for (int iter = 0; iter < 20000; iter++) {
+        bool plain;
+        size_t len;
+        char *body = gen_body(&s, &len, &plain);
+        dr_candle *f = NULL, *t = NULL;
+        size_t nf = 0, nt = 0;
+        struct drops d = { 0 };
+        char et[64], msg[256];
+        bool fast = fetch_candles_parse_fast(body, len, &f, &nf);
+        int rc = fetch_candles_parse_tree(body, len, &t, &nt, keep_drop, &d, et, msg);
+        const char *why = NULL;
+        if (fast) {
+            fast_taken++;
+            if (rc != 0)
+                why = "the fast parser took a body the tree refuses";
+            else if (d.n != 0)
+                why = "the fast parser took a body whose candles the tree drops";
+            else if (nf != nt || (nf && memcmp(f, t, nf * sizeof *f)))
+                why = "the two parsers read different candles";
+        } else if (rc == 0 && d.n == 0) {
+            tree_only++;
+            /* plain and sound: the fast path must not give up on Kite's everyday answer */
+            bool ordered = true;
+            for (size_t i = 1; i < nt; i++)
+                ordered = ordered && t[i].ts > t[i - 1].ts;
+            if (plain && ordered)
+                why = "the fast parser gave up on a plain body of sound candles";
+        }
+        if (why)
+            fail_msg("seed %llu iter %d: %s (fast %d n %zu; tree rc %d n %zu drops %d: %s %s)\n%s",
+                     (unsigned long long)seed, iter, why, fast, nf, rc, nt, d.n, d.text[0], msg,
+                     body);
+        free(f);
+        free(t);
+        free(body);
+    }
+    assert_true(fast_taken > 1000);         /* the generator exercises the comparison */
+    (void)tree_only;
+}
+
 static char *slurp(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");
@@ -755,6 +950,7 @@ int main(void)
         cmocka_unit_test(test_fetch_candles_window_range),
         cmocka_unit_test(test_fetch_candles_window_day_session),
         cmocka_unit_test(test_fetch_candles_run_range_and_order),
+        cmocka_unit_test(test_fetch_candles_two_parsers_agree),
     };
     return cmocka_run_group_tests_name("task_fetch_candles", tests, NULL, NULL);
 }
