@@ -74,8 +74,8 @@ int fetch_candles_parse_ts(const char *s, int64_t *out)
     return 0;
 }
 
-/* Why c breaks the candle rules (DESIGN.md "Candle rules"), or NULL when it
- * is sound. Pure; any thread. */
+/* Why c breaks the candle rules (DESIGN.md "Candle rules", with the bounds of PRICE_MAX and
+ * COUNT_LIMIT), or NULL when it is sound. Pure; any thread. */
 const char *fetch_candles_check(const dr_candle *c)
 {
     if (!isfinite(c->open) || !isfinite(c->high) || !isfinite(c->low) || !isfinite(c->close))
@@ -108,23 +108,34 @@ static int price(const json_t *v, double *out)
     return 0;
 }
 
-/* A whole number: a JSON number with no fraction. Returns 0, -1 when it is not a whole number,
- * -2 when it is one beyond COUNT_LIMIT either way (fetch_candles_check words the range). */
+/* A whole number: a JSON number with no fraction. Returns 0; -1 when it is not a whole number;
+ * -2 when it is COUNT_LIMIT or more, -3 when it is -COUNT_LIMIT or less (beyond what a double
+ * holds exactly, often beyond int64: fetch_candles_check's range, worded the same). */
 static int whole(const json_t *v, int64_t *out)
 {
     if (json_is_integer(v)) {
         *out = (int64_t)json_integer_value(v);
         return 0;
     }
-    if (!json_is_real(v))
+    if (!json_is_real(v) || isnan(json_real_value(v)))
         return -1;
     double d = json_real_value(v);
-    if (!isfinite(d) || fabs(d) >= 0x1p53)
-        return isfinite(d) || !isnan(d) ? -2 : -1;
+    if (fabs(d) >= 0x1p53)
+        return d > 0 ? -2 : -3;
     if (d != floor(d))
         return -1;
     *out = (int64_t)d;
     return 0;
+}
+
+static const char *whole_why(int w, const char *name)
+{
+    static const char *const why[2][3] = {
+        { "volume is not a whole number", "volume is out of range (2^53 or more)",
+          "volume is negative" },
+        { "oi is not a whole number", "oi is out of range (2^53 or more)", "oi is negative" },
+    };
+    return why[name[0] == 'o'][-w - 1];
 }
 
 /* Reads one candle, an array [ts, o, h, l, c, v(, oi)] or an object
@@ -155,11 +166,11 @@ static const char *candle_from_json(const json_t *row, dr_candle *c, const char 
         return "price is not a number";
     int w = whole(f[5], &c->volume);
     if (w)
-        return w == -2 ? "volume is out of range (2^53 or more)" : "volume is not a whole number";
+        return whole_why(w, "volume");
     if (f[6] && !json_is_null(f[6])) {
         w = whole(f[6], &c->oi);
         if (w)
-            return w == -2 ? "oi is out of range (2^53 or more)" : "oi is not a whole number";
+            return whole_why(w, "oi");
         c->has_oi = 1;
     }
     return fetch_candles_check(c);
@@ -170,8 +181,9 @@ static const char *candle_from_json(const json_t *row, dr_candle *c, const char 
  * ...]}} with every candle sound and in order. Building a Jansson tree of it costs several
  * times the rest of the pipeline in CPU and holds hundreds of bytes per candle, so that shape
  * is read directly. Anything else (another key, an escape, null, a candle object, a bad or
- * out-of-order candle, a number Jansson would read differently) makes the fast path give up
- * without side effects, and the general Jansson path below decides, drops and reports. */
+ * out-of-order candle, a number token of 64 characters or more, a count that is not an integer
+ * token) makes the fast path give up without side effects, and the general Jansson path below
+ * decides, sorts, drops and reports. Both read every number as strtod does. */
 
 struct scan {
     const char *p, *end;
@@ -497,7 +509,7 @@ static json_t *load_numbers_as_reals(const char *body, size_t len, json_error_t 
             memcpy(copy, body, len);
         }
         size_t end = (size_t)e->position, start = end;
-        while (start > 0 && strchr("0123456789+-.eE", copy[start - 1]) && copy[start - 1])
+        while (start > 0 && copy[start - 1] && strchr("0123456789+-.eE", copy[start - 1]))
             start--;
         bool neg = copy[start] == '-';
         if (end - start < 5u + neg)     /* "1e309" is the shortest overflowing number */
@@ -633,8 +645,10 @@ size_t fetch_candles_window(dr_candle *c, size_t n, const char *from, const char
     int64_t lo, hi;
     snprintf(a, sizeof a, "%.10sT00:00:00+05:30", from);
     snprintf(b, sizeof b, "%.10sT23:59:59+05:30", to);
-    if (fetch_candles_parse_ts(a, &lo) < 0 || fetch_candles_parse_ts(b, &hi) < 0)
-        lo = INT64_MIN, hi = INT64_MAX;
+    if (fetch_candles_parse_ts(a, &lo) < 0 || fetch_candles_parse_ts(b, &hi) < 0) {
+        lo = INT64_MIN;         /* not dates (fetch_run checks them): no window */
+        hi = INT64_MAX;
+    }
     size_t kept = 0;
     for (size_t i = 0; i < n; i++) {
         dr_candle x = c[i];
