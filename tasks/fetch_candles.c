@@ -294,7 +294,7 @@ static bool scan_double(struct scan *s, double *out)
         double v = (double)m;
         if (k > 0)
             v /= p10[k];
-        *out = neg ? -v : v;    /* an integer: Jansson's json_integer, the same double */
+        *out = neg ? -v : v;    /* exactly strtod's double */
         return true;
     }
     /* The tree path reads every number with strtod (JSON_DECODE_INT_AS_REAL): so does this. */
@@ -432,7 +432,7 @@ static void session_ts(char *buf, size_t size, int64_t ts)
 /* Why a candle is dropped as a duplicate: what, then the values of the one kept. */
 static void duplicate_why(char *buf, size_t size, const dr_candle *kept, const char *what)
 {
-    snprintf(buf, size, "%s (open %.17g high %.17g low %.17g close %.17g volume %lld)", what,
+    snprintf(buf, size, "%s (open %.15g high %.15g low %.15g close %.15g volume %lld)", what,
              kept->open, kept->high, kept->low, kept->close, (long long)kept->volume);
 }
 
