@@ -165,6 +165,11 @@ $(FUZZ_DIR)/fuzz_%: $(FUZZ_DIR)/obj/tests/fuzz/fuzz_%.o $(FUZZ_DIR)/libdagrun.a
 $(FUZZ_DIR)/fuzz_candles: $(FUZZ_DIR)/obj/tests/fuzz/fuzz_candles.o $(FUZZ_DIR)/obj/tasks/fetch_candles.o \
                           $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(SUPPORT_SRCS))
 	$(Q)$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+# Its two parsers side by side (fast and Jansson tree), on the same bodies.
+$(FUZZ_DIR)/fuzz_candle_parsers: $(FUZZ_DIR)/obj/tests/fuzz/fuzz_candle_parsers.o \
+                                 $(FUZZ_DIR)/obj/tasks/fetch_candles.o \
+                                 $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(SUPPORT_SRCS))
+	$(Q)$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
 $(FUZZ_DIR)/obj/tests/support/%.o: FUZZ_CFLAGS += -Itests/support
 $(FUZZ_DIR)/obj/tests/fuzz/%.o: FUZZ_CFLAGS += -Werror -Wshadow -Wstrict-prototypes -Wformat=2
 .SECONDARY: $(patsubst %,$(FUZZ_DIR)/obj/tests/fuzz/%.o,$(FUZZ_NAMES))

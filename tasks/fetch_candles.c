@@ -3,6 +3,7 @@
 #include <dagrun/candle.h>
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,18 @@
 
 /* Called for each dropped candle: ts is its timestamp text ("?" when none). */
 typedef void (*fetch_candles_drop_fn)(void *ud, const char *ts, const char *why);
+
+/* Kite's exchanges (NSE, BSE, NFO, CDS, MCX, BCD) all keep India Standard Time, +05:30 with no
+ * daylight saving: Kite reads a request's from/to in it and stamps day candles at its
+ * midnight, and compute_date_ranges reads stored candles in Asia/Kolkata. A plugin learns no
+ * zone from the runtime, so the session's offset is this constant. */
+#define SESSION_UTC_OFFSET 19800
+
+/* The sane bounds of a candle's numbers (DESIGN.md "Candle rules"): a price is finite, above 0
+ * and below PRICE_MAX; volume and oi are whole numbers from 0 to below COUNT_LIMIT (2^53, so
+ * that every accepted count is exactly a double, however the JSON reader held it). */
+#define PRICE_MAX 1e12
+#define COUNT_LIMIT (INT64_C(1) << 53)
 
 static int digits(const char *s, int n, int *out)
 {
@@ -62,18 +75,25 @@ int fetch_candles_parse_ts(const char *s, int64_t *out)
     return 0;
 }
 
-/* Why c breaks the candle rules (DESIGN.md "Candle rules"), or NULL when it
- * is sound. Pure; any thread. */
+/* Why c breaks the candle rules (DESIGN.md "Candle rules", with the bounds of PRICE_MAX and
+ * COUNT_LIMIT), or NULL when it is sound. Pure; any thread. */
 const char *fetch_candles_check(const dr_candle *c)
 {
     if (!isfinite(c->open) || !isfinite(c->high) || !isfinite(c->low) || !isfinite(c->close))
         return "price is not finite";
     if (c->open <= 0 || c->high <= 0 || c->low <= 0 || c->close <= 0)
         return "price is not positive";
+    if (c->open >= PRICE_MAX || c->high >= PRICE_MAX || c->low >= PRICE_MAX ||
+        c->close >= PRICE_MAX)
+        return "price is out of range (1e12 or more)";
     if (c->volume < 0)
         return "volume is negative";
+    if (c->volume >= COUNT_LIMIT)
+        return "volume is out of range (2^53 or more)";
     if (c->has_oi && c->oi < 0)
         return "oi is negative";
+    if (c->has_oi && c->oi >= COUNT_LIMIT)
+        return "oi is out of range (2^53 or more)";
     if (c->low > fmin(c->open, c->close))
         return "low is above open or close";
     if (fmax(c->open, c->close) > c->high)
@@ -89,21 +109,34 @@ static int price(const json_t *v, double *out)
     return 0;
 }
 
-/* A whole number: a JSON integer or a real with no fraction. */
+/* A whole number: a JSON number with no fraction. Returns 0; -1 when it is not a whole number;
+ * -2 when it is COUNT_LIMIT or more, -3 when it is -COUNT_LIMIT or less (beyond what a double
+ * holds exactly, often beyond int64: fetch_candles_check's range, worded the same). */
 static int whole(const json_t *v, int64_t *out)
 {
     if (json_is_integer(v)) {
         *out = (int64_t)json_integer_value(v);
         return 0;
     }
-    if (json_is_real(v)) {
-        double d = json_real_value(v);
-        if (!isfinite(d) || d != floor(d) || d < -9.2e18 || d > 9.2e18)
-            return -1;
-        *out = (int64_t)d;
-        return 0;
-    }
-    return -1;
+    if (!json_is_real(v) || isnan(json_real_value(v)))
+        return -1;
+    double d = json_real_value(v);
+    if (fabs(d) >= 0x1p53)
+        return d > 0 ? -2 : -3;
+    if (d != floor(d))
+        return -1;
+    *out = (int64_t)d;
+    return 0;
+}
+
+static const char *whole_why(int w, const char *name)
+{
+    static const char *const why[2][3] = {
+        { "volume is not a whole number", "volume is out of range (2^53 or more)",
+          "volume is negative" },
+        { "oi is not a whole number", "oi is out of range (2^53 or more)", "oi is negative" },
+    };
+    return why[name[0] == 'o'][-w - 1];
 }
 
 /* Reads one candle, an array [ts, o, h, l, c, v(, oi)] or an object
@@ -132,11 +165,13 @@ static const char *candle_from_json(const json_t *row, dr_candle *c, const char 
     if (price(f[1], &c->open) || price(f[2], &c->high) || price(f[3], &c->low) ||
         price(f[4], &c->close))
         return "price is not a number";
-    if (whole(f[5], &c->volume))
-        return "volume is not a whole number";
+    int w = whole(f[5], &c->volume);
+    if (w)
+        return whole_why(w, "volume");
     if (f[6] && !json_is_null(f[6])) {
-        if (whole(f[6], &c->oi))
-            return "oi is not a whole number";
+        w = whole(f[6], &c->oi);
+        if (w)
+            return whole_why(w, "oi");
         c->has_oi = 1;
     }
     return fetch_candles_check(c);
@@ -147,8 +182,9 @@ static const char *candle_from_json(const json_t *row, dr_candle *c, const char 
  * ...]}} with every candle sound and in order. Building a Jansson tree of it costs several
  * times the rest of the pipeline in CPU and holds hundreds of bytes per candle, so that shape
  * is read directly. Anything else (another key, an escape, null, a candle object, a bad or
- * out-of-order candle, a number Jansson would read differently) makes the fast path give up
- * without side effects, and the general Jansson path below decides, drops and reports. */
+ * out-of-order candle, a number token of 64 characters or more, a count that is not an integer
+ * token) makes the fast path give up without side effects, and the general Jansson path below
+ * decides, sorts, drops and reports. Both read every number as strtod does. */
 
 struct scan {
     const char *p, *end;
@@ -259,19 +295,14 @@ static bool scan_double(struct scan *s, double *out)
         double v = (double)m;
         if (k > 0)
             v /= p10[k];
-        *out = neg ? -v : v;    /* an integer: Jansson's json_integer, the same double */
+        *out = neg ? -v : v;    /* exactly strtod's double */
         return true;
     }
+    /* The tree path reads every number with strtod (JSON_DECODE_INT_AS_REAL): so does this. */
+    (void)is_int;
     char buf[64];
     memcpy(buf, t, len);
     buf[len] = '\0';
-    if (is_int) {
-        /* Jansson reads it as an integer (up to 18 digits surely fits): same double. */
-        if (len > (buf[0] == '-' ? 19u : 18u))
-            return false;
-        *out = (double)strtoll(buf, NULL, 10);
-        return true;
-    }
     *out = strtod(buf, NULL);
     return isfinite(*out);
 }
@@ -334,9 +365,12 @@ fail:
     return false;
 }
 
-/* Returns true with *out and *n set when body has the common shape and every candle is
- * sound; false (nothing allocated, nothing reported) otherwise. */
-static bool parse_fast(const char *body, size_t len, dr_candle **out, size_t *n)
+/* The fast parser. Returns true with *out (malloc'd, caller frees; NULL when *n is 0) and *n
+ * set when body has the common shape and every candle is sound and later than the one before;
+ * false (nothing allocated, nothing reported) otherwise. Whenever it returns true,
+ * fetch_candles_parse_tree returns the same candles, bit for bit, and drops none
+ * (test_task_fetch_candles and fuzz_candle_parsers check it). Pure; any thread. */
+bool fetch_candles_parse_fast(const char *body, size_t len, dr_candle **out, size_t *n)
 {
     *out = NULL;
     *n = 0;
@@ -382,32 +416,124 @@ fail:
     return false;
 }
 
-/* Parses a Kite historical-data response body.
- * Returns 0 with *out (malloc'd, caller frees; NULL when *n is 0) holding the
- * sound candles in strictly increasing time order: every other candle is
- * dropped and reported through on_drop (may be NULL). Returns 1 when the body
- * is Kite's error envelope (any HTTP status): error_type and msg get its
- * error_type (GeneralException when absent) and message. Returns -1 when the
- * body is not a usable response: msg says why (e.g. "candles is not an
- * array"); error_type is then "DataException" when the body could not be
- * decoded at all (not JSON, another Content-Type: often a truncated body or a
- * gateway's error page), else "". Pure apart from on_drop; any thread. */
-int fetch_candles_parse(const char *body, size_t len, const char *content_type,
-                        dr_candle **out, size_t *n, fetch_candles_drop_fn on_drop, void *ud,
-                        char error_type[64], char msg[256])
+/* Writes Unix seconds ts as the session's wall time, "2024-01-02T00:00:00+0530". */
+static void session_ts(char *buf, size_t size, int64_t ts)
+{
+    time_t local = (time_t)(ts + SESSION_UTC_OFFSET);
+    struct tm tm;
+    if (!gmtime_r(&local, &tm)) {
+        snprintf(buf, size, "%lld", (long long)ts);
+        return;
+    }
+    snprintf(buf, size, "%04d-%02d-%02dT%02d:%02d:%02d+%02d%02d", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+             SESSION_UTC_OFFSET / 3600, SESSION_UTC_OFFSET % 3600 / 60);
+}
+
+/* Why a candle is dropped as a duplicate: what, then the values of the one kept. */
+static void duplicate_why(char *buf, size_t size, const dr_candle *kept, const char *what)
+{
+    snprintf(buf, size, "%s (open %.15g high %.15g low %.15g close %.15g volume %lld)", what,
+             kept->open, kept->high, kept->low, kept->close, (long long)kept->volume);
+}
+
+struct order_key {
+    int64_t ts;
+    size_t at;          /* position among the sound candles of the answer */
+};
+
+static int order_cmp(const void *a, const void *b)
+{
+    const struct order_key *x = a, *y = b;
+    if (x->ts != y->ts)
+        return x->ts < y->ts ? -1 : 1;
+    return x->at < y->at ? -1 : x->at > y->at;
+}
+
+/* Puts c[0..*n) in time order (stable: the answer's order among equal times) and keeps the
+ * first candle of each time, reporting the others with ts[i] (their text) through on_drop.
+ * Returns 0, or -1 when out of memory (nothing changed). */
+static int order_candles(dr_candle *c, const char **ts, size_t *n, fetch_candles_drop_fn on_drop,
+                         void *ud)
+{
+    size_t i, m = *n;
+    for (i = 1; i < m && c[i].ts > c[i - 1].ts; i++)
+        ;
+    if (i >= m)
+        return 0;               /* already strictly increasing: the usual answer */
+    struct order_key *k = malloc(m * sizeof *k);
+    dr_candle *sorted = malloc(m * sizeof *sorted);
+    if (!k || !sorted) {
+        free(k);
+        free(sorted);
+        return -1;
+    }
+    for (i = 0; i < m; i++)
+        k[i] = (struct order_key){ c[i].ts, i };
+    qsort(k, m, sizeof *k, order_cmp);
+    size_t kept = 0;
+    for (i = 0; i < m; i++) {
+        const dr_candle *x = &c[k[i].at];
+        if (kept > 0 && x->ts == sorted[kept - 1].ts) {
+            char why[256];
+            duplicate_why(why, sizeof why, &sorted[kept - 1], "duplicate timestamp: kept the first of the answer's "
+                          "candles at that time");
+            if (on_drop)
+                on_drop(ud, ts[k[i].at] ? ts[k[i].at] : "?", why);
+            continue;
+        }
+        sorted[kept++] = *x;
+    }
+    memcpy(c, sorted, kept * sizeof *c);
+    *n = kept;
+    free(k);
+    free(sorted);
+    return 0;
+}
+
+/* json_loadb reading every number as a double (JSON_DECODE_INT_AS_REAL: an integer beyond
+ * int64 is a candle out of range, not a body that is not JSON). A number beyond a double's
+ * range is written over, in a copy, with 9e307 (as far beyond every candle bound), so that
+ * only its candle is dropped; after 64 such numbers the body is refused. */
+static json_t *load_numbers_as_reals(const char *body, size_t len, json_error_t *e)
+{
+    json_t *root = json_loadb(body, len, JSON_DECODE_INT_AS_REAL, e);
+    char *copy = NULL;
+    for (int tries = 0; !root && tries < 64; tries++) {
+        if (json_error_code(e) != json_error_numeric_overflow || e->position <= 0 ||
+            (size_t)e->position > len)
+            break;
+        if (!copy) {
+            copy = malloc(len);
+            if (!copy)
+                break;
+            memcpy(copy, body, len);
+        }
+        size_t end = (size_t)e->position, start = end;
+        while (start > 0 && copy[start - 1] && strchr("0123456789+-.eE", copy[start - 1]))
+            start--;
+        bool neg = copy[start] == '-';
+        if (end - start < 5u + neg)     /* "1e309" is the shortest overflowing number */
+            break;
+        memset(copy + start, ' ', end - start);
+        memcpy(copy + start, neg ? "-9e307" : "9e307", 5u + neg);
+        root = json_loadb(copy, len, JSON_DECODE_INT_AS_REAL, e);
+    }
+    free(copy);
+    return root;
+}
+
+/* The general parser: a Jansson tree of the whole body. Returns what fetch_candles_parse
+ * returns for a body whose Content-Type is acceptable. Pure apart from on_drop; any thread. */
+int fetch_candles_parse_tree(const char *body, size_t len, dr_candle **out, size_t *n,
+                             fetch_candles_drop_fn on_drop, void *ud, char error_type[64],
+                             char msg[256])
 {
     *out = NULL;
     *n = 0;
     error_type[0] = msg[0] = '\0';
-    if (content_type && *content_type && strncasecmp(content_type, "application/json", 16)) {
-        snprintf(error_type, 64, "DataException");
-        snprintf(msg, 256, "unexpected Content-Type \"%.100s\"", content_type);
-        return -1;
-    }
-    if (parse_fast(body, len, out, n))
-        return 0;
     json_error_t e;
-    json_t *root = json_loadb(body ? body : "", len, 0, &e);
+    json_t *root = load_numbers_as_reals(body ? body : "", body ? len : 0, &e);
     if (!root) {
         snprintf(error_type, 64, "DataException");
         snprintf(msg, 256, "not JSON: %s", e.text);
@@ -438,7 +564,10 @@ int fetch_candles_parse(const char *body, size_t len, const char *content_type,
     } else {
         size_t total = json_array_size(candles), i;
         dr_candle *c = total ? malloc(total * sizeof *c) : NULL;
-        if (total && !c) {
+        const char **tss = total ? malloc(total * sizeof *tss) : NULL;
+        if (total && (!c || !tss)) {
+            free(c);
+            free(tss);
             snprintf(msg, 256, "out of memory for %zu candles", total);
             goto out;
         }
@@ -446,15 +575,22 @@ int fetch_candles_parse(const char *body, size_t len, const char *content_type,
         json_array_foreach(candles, i, row) {
             const char *ts = NULL;
             const char *why = candle_from_json(row, &c[*n], &ts);
-            if (!why && *n > 0 && c[*n].ts <= c[*n - 1].ts)
-                why = "duplicate or out-of-order timestamp";
             if (why) {
                 if (on_drop)
                     on_drop(ud, ts ? ts : "?", why);
                 continue;
             }
-            (*n)++;
+            tss[(*n)++] = ts;
         }
+        /* Order within an answer is not the broker's promise: sort, drop true duplicates. */
+        if (order_candles(c, tss, n, on_drop, ud) < 0) {
+            free(c);
+            free(tss);
+            *n = 0;
+            snprintf(msg, 256, "out of memory for %zu candles", total);
+            goto out;
+        }
+        free(tss);
         if (*n == 0) {
             free(c);
             c = NULL;
@@ -465,6 +601,82 @@ int fetch_candles_parse(const char *body, size_t len, const char *content_type,
 out:
     json_decref(root);
     return rc;
+}
+
+/* Parses a Kite historical-data response body.
+ * Returns 0 with *out (malloc'd, caller frees; NULL when *n is 0) holding the
+ * sound candles in strictly increasing time order, whatever their order in the
+ * answer: every other candle (unsound, or a second one at the same time) is
+ * dropped and reported through on_drop (may be NULL). Returns 1 when the body
+ * is Kite's error envelope (any HTTP status): error_type and msg get its
+ * error_type (GeneralException when absent) and message. Returns -1 when the
+ * body is not a usable response: msg says why (e.g. "candles is not an
+ * array"); error_type is then "DataException" when the body could not be
+ * decoded at all (not JSON, another Content-Type: often a truncated body or a
+ * gateway's error page), else "". Pure apart from on_drop; any thread. */
+int fetch_candles_parse(const char *body, size_t len, const char *content_type,
+                        dr_candle **out, size_t *n, fetch_candles_drop_fn on_drop, void *ud,
+                        char error_type[64], char msg[256])
+{
+    *out = NULL;
+    *n = 0;
+    error_type[0] = msg[0] = '\0';
+    if (content_type && *content_type && strncasecmp(content_type, "application/json", 16)) {
+        snprintf(error_type, 64, "DataException");
+        snprintf(msg, 256, "unexpected Content-Type \"%.100s\"", content_type);
+        return -1;
+    }
+    if (fetch_candles_parse_fast(body, len, out, n))
+        return 0;
+    return fetch_candles_parse_tree(body, len, out, n, on_drop, ud, error_type, msg);
+}
+
+/* Keeps, of the n candles in c (strictly increasing, as fetch_candles_parse leaves them),
+ * those that belong to the chunk the request asked for, from's midnight to to's 23:59:59 in
+ * the session's zone, and returns how many (moved to the front, still strictly increasing).
+ * With day set, each candle is first moved to its session day's midnight (a day candle
+ * stamped in another zone, "Z" or "-1400", is the same session day), and a second candle of
+ * one day is dropped as a duplicate. Each dropped candle is reported through on_drop (may be
+ * NULL) with its time in the session's zone. from and to are "YYYY-MM-DD". Pure apart from
+ * on_drop; any thread. */
+size_t fetch_candles_window(dr_candle *c, size_t n, const char *from, const char *to, bool day,
+                            fetch_candles_drop_fn on_drop, void *ud)
+{
+    char a[32], b[32];
+    int64_t lo, hi;
+    snprintf(a, sizeof a, "%.10sT00:00:00+05:30", from);
+    snprintf(b, sizeof b, "%.10sT23:59:59+05:30", to);
+    if (fetch_candles_parse_ts(a, &lo) < 0 || fetch_candles_parse_ts(b, &hi) < 0) {
+        lo = INT64_MIN;         /* not dates (fetch_run checks them): no window */
+        hi = INT64_MAX;
+    }
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        dr_candle x = c[i];
+        char ts[40], why[320];
+        session_ts(ts, sizeof ts, x.ts);
+        if (day) {
+            int64_t local = x.ts + SESSION_UTC_OFFSET;
+            int64_t d = local / 86400 - (local % 86400 < 0);
+            x.ts = d * 86400 - SESSION_UTC_OFFSET;
+        }
+        const char *reason = NULL;
+        if (x.ts < lo || x.ts > hi) {
+            snprintf(why, sizeof why, "outside the requested %.10s..%.10s", from, to);
+            reason = why;
+        } else if (kept > 0 && x.ts <= c[kept - 1].ts) {
+            duplicate_why(why, sizeof why, &c[kept - 1], "a second candle of one session day: "
+                          "kept the earlier one");
+            reason = why;
+        }
+        if (reason) {
+            if (on_drop)
+                on_drop(ud, ts, reason);
+            continue;
+        }
+        c[kept++] = x;
+    }
+    return kept;
 }
 
 /* What to do about a failed request: DR_FATAL for rejected credentials,
@@ -561,6 +773,8 @@ static dr_status fetch_chunk(struct item *it, const char *from, const char *to)
     long status = resp.status;
     dr_http_response_free(&resp);
     bool ok_status = status >= 200 && status <= 299;
+    if (prc == 0)       /* a candle outside the chunk would mislead the next run's start */
+        n = fetch_candles_window(c, n, from, to, !strcmp(it->interval, "day"), on_drop, it);
     if (prc == 0 && ok_status) {
         if (it->dropped)
             dr_warn(ctx, "%s %s..%s: dropped %zu bad candles", it->key, from, to, it->dropped);

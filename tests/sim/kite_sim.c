@@ -44,6 +44,8 @@ static const char usage_text[] =
 "  --burst B             token bucket depth (default 1 = strictly evenly spaced)\n"
 "  --no-retry-after      429 answers carry no Retry-After header\n"
 "  --object-candles      candles as objects {\"date\",\"open\",...} instead of arrays\n"
+"  --hostile-candles     every candle answer newest-first, with a second copy of its newest\n"
+"                        candle and one more candle dated 2099-01-01 (outside the request)\n"
 "  --hostile-names       names/symbols with quotes, commas, backslashes, newlines,\n"
 "                        unicode and SQL (x'); DROP TABLE instruments; --)\n"
 "  --verbose             log every request to stderr\n"
@@ -101,8 +103,8 @@ static const char usage_text[] =
 "  GET|POST /__sim/reset zero the stats, the fault sequence, the rate bucket and the\n"
 "                        peak window\n"
 "  GET /__sim/config?KEY=VALUE&...  change settings at run time and print them all:\n"
-"      rate, burst, retry_after (0|1), slow_ms, object_candles (0|1), fault_5xx,\n"
-"      fault_slow, fault_truncate, fault_malformed, fault_reset, fault_wrong_type,\n"
+"      rate, burst, retry_after (0|1), slow_ms, object_candles (0|1), hostile_candles (0|1),\n"
+"      fault_5xx, fault_slow, fault_truncate, fault_malformed, fault_reset, fault_wrong_type,\n"
 "      fault_wrong_shape, fault_bad_prices, fault_endless, fault_429_storm (count),\n"
 "      reject_from (YYYY-MM-DD: a historical request whose range reaches that day gets\n"
 "      400 InputException, as for an instrument with no data there; empty: off).\n"
@@ -132,6 +134,7 @@ struct config {
     bool retry_after;
     long slow_ms;
     bool object_candles;
+    bool hostile_candles;   /* newest-first, a duplicate and a far-future candle */
     double p[F_COUNT];      /* fault probabilities */
     int64_t reject_from;    /* 0, or IST local seconds: later ranges get 400 */
 };
@@ -434,13 +437,23 @@ static void write_candle(struct sbuf *b, const struct candle *cd, bool oi, bool 
 }
 
 static void write_candles(struct sbuf *b, const struct candle *v, size_t n, bool oi,
-                          bool objects, size_t mal_at, int mal, size_t bad_at, int bad)
+                          bool objects, size_t mal_at, int mal, size_t bad_at, int bad,
+                          bool hostile)
 {
     sbuf_adds(b, "{\"status\":\"success\",\"data\":{\"candles\":[");
-    for (size_t i = 0; i < n; i++) {
-        if (i)
+    for (size_t k = 0; k < n; k++) {
+        size_t i = hostile ? n - 1 - k : k;
+        if (k)
             sbuf_add(b, ",", 1);
         write_candle(b, &v[i], oi, objects, i == mal_at ? mal : -1, i == bad_at ? bad : -1);
+    }
+    if (hostile && n) {
+        struct candle future = v[n - 1];
+        future.ts = 4070889000;                 /* 2099-01-01T00:00:00+0530 */
+        sbuf_add(b, ",", 1);
+        write_candle(b, &v[n - 1], oi, objects, -1, -1);
+        sbuf_add(b, ",", 1);
+        write_candle(b, &future, oi, objects, -1, -1);
     }
     sbuf_adds(b, "]}}");
 }
@@ -607,7 +620,8 @@ static enum MHD_Result historical(struct MHD_Connection *c, const char *tok_s, c
         bad_at = (size_t)((h >> 16) % n);
         bad = (int)((h >> 48) % BAD_KINDS);
     }
-    write_candles(&b, v, n, r.oi, cfg->object_candles, mal_at, mal, bad_at, bad);
+    write_candles(&b, v, n, r.oi, cfg->object_candles, mal_at, mal, bad_at, bad,
+                  cfg->hostile_candles);
     free(v);
     if (hit[F_RESET]) {
         count_fault(F_RESET);
@@ -700,6 +714,10 @@ static int config_set(struct cfg_update *u, const char *key, const char *val)
         if (parse_long(val, 0, 1, &l) < 0)
             goto bad;
         *(key[0] == 'r' ? &u->cfg.retry_after : &u->cfg.object_candles) = l;
+    } else if (strcmp(key, "hostile_candles") == 0) {
+        if (parse_long(val, 0, 1, &l) < 0)
+            goto bad;
+        u->cfg.hostile_candles = l;
     } else if (strcmp(key, "slow_ms") == 0) {
         if (parse_long(val, 0, 3600000, &u->cfg.slow_ms) < 0)
             goto bad;
@@ -991,6 +1009,7 @@ static int write_port_file(const char *path, unsigned port)
 enum {
     O_PORT = 256, O_PORT_FILE, O_INSTRUMENTS, O_EXCHANGE, O_HISTORY_START, O_SEED, O_API_KEY,
     O_ACCESS_TOKEN, O_RATE, O_BURST, O_NO_RETRY_AFTER, O_SLOW_MS, O_STORM, O_OBJECT_CANDLES,
+    O_HOSTILE_CANDLES,
     O_HOSTILE, O_DUMP, O_VERBOSE, O_HELP, O_FAULT /* + enum fault */
 };
 
@@ -1011,6 +1030,7 @@ int main(int argc, char **argv)
         { "slow-ms", required_argument, NULL, O_SLOW_MS },
         { "fault-429-storm", required_argument, NULL, O_STORM },
         { "object-candles", no_argument, NULL, O_OBJECT_CANDLES },
+        { "hostile-candles", no_argument, NULL, O_HOSTILE_CANDLES },
         { "hostile-names", no_argument, NULL, O_HOSTILE },
         { "dump-candles", no_argument, NULL, O_DUMP },
         { "verbose", no_argument, NULL, O_VERBOSE },
@@ -1074,6 +1094,7 @@ int main(int argc, char **argv)
         case O_STORM: key = "fault_429_storm"; break;
         case O_NO_RETRY_AFTER: u.cfg.retry_after = false; break;
         case O_OBJECT_CANDLES: u.cfg.object_candles = true; break;
+        case O_HOSTILE_CANDLES: u.cfg.hostile_candles = true; break;
         case O_HOSTILE: hostile = true; break;
         case O_DUMP: dump = true; break;
         case O_VERBOSE: g_verbose = true; break;
