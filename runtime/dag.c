@@ -14,6 +14,7 @@
 
 #include "date.h"
 #include "duration.h"
+#include "readfile.h"
 
 #define DAG_MAX_BYTES (1 << 20)     /* a DAG file is a page of YAML; more is hostile */
 #define DAG_MAX_DEPTH 32
@@ -878,60 +879,6 @@ static int load_root(struct ld *ld, const struct ynode *root)
     return check_required(ld);
 }
 
-/* Reads the whole file, refusing more than DAG_MAX_BYTES before parsing. */
-static unsigned char *read_file(struct ld *ld, size_t *len)
-{
-    char eb[128];
-    /* O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused below). */
-    int fd = open(ld->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) {
-        err_set(ld->err, "%s: %s", ld->path, strerror_r(errno, eb, sizeof eb) == 0 ? eb : "cannot open");
-        return NULL;
-    }
-    struct stat st;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        err_set(ld->err, "%s: not a regular file", ld->path);
-        return NULL;
-    }
-    if (st.st_size > DAG_MAX_BYTES) {
-        close(fd);
-        at(ld, 1, 1, "file is %lld bytes, over the 1 MiB limit for a DAG", (long long)st.st_size);
-        return NULL;
-    }
-    /* Read one byte more than fstat said, to notice a file that grew meanwhile. */
-    size_t cap = (size_t)st.st_size + 1;
-    unsigned char *buf = malloc(cap + 1);
-    size_t n = 0;
-    while (buf && n < cap) {
-        ssize_t r = read(fd, buf + n, cap - n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            err_set(ld->err, "%s: %s", ld->path, strerror_r(errno, eb, sizeof eb) == 0 ? eb : "read error");
-            free(buf);
-            close(fd);
-            return NULL;
-        }
-        if (r == 0)
-            break;
-        n += (size_t)r;
-    }
-    close(fd);
-    if (!buf) {
-        err_set(ld->err, "%s: out of memory", ld->path);
-        return NULL;
-    }
-    if (n == cap) {
-        free(buf);
-        err_set(ld->err, "%s: file changed while being read", ld->path);
-        return NULL;
-    }
-    buf[n] = '\0';
-    *len = n;
-    return buf;
-}
-
 struct dag *dag_load(const char *path, struct plugins *ps, struct dr_err *err)
 {
     struct ld ld = { .path = path, .err = err, .ps = ps };
@@ -945,10 +892,13 @@ struct dag *dag_load(const char *path, struct plugins *ps, struct dr_err *err)
     d->start_date = INT64_MIN;
     d->max_active_runs = 1;
     ld.d = d;
-    unsigned char *buf = read_file(&ld, &len);
-    if (!buf)
+    char *buf = NULL;
+    int rr = readfile_load(path, DAG_MAX_BYTES, &buf, &len, err);
+    if (rr == READFILE_TOO_BIG)
+        at(&ld, 1, 1, "file is %zu bytes, over the 1 MiB limit for a DAG", len);
+    if (rr != 0)
         goto fail;
-    root = parse_yaml(&ld, buf, len);
+    root = parse_yaml(&ld, (const unsigned char *)buf, len);
     free(buf);
     if (!root || load_root(&ld, root) < 0)
         goto fail;

@@ -176,6 +176,29 @@ static void test_config_bad_values(void **state)
     expect_error(FIX "no_such_file.json", FIX "no_such_file.json", NULL);
 }
 
+/* config_load accepts a NULL err: a refused file gives NULL, never a write through NULL. */
+static void test_config_null_err(void **state)
+{
+    (void)state;
+    assert_null(config_load(FIX "syntax.json", NULL));
+    char dir[] = "/tmp/dr_test_config_XXXXXX", path[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/big.json", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    for (int i = 0; i < (1 << 20) + 1; i++)
+        fputc(' ', f);
+    fclose(f);
+    assert_null(config_load(path, NULL));
+    struct dr_err e;
+    err_clear(&e);
+    assert_null(config_load(path, &e));
+    assert_non_null(strstr(e.msg, "over the 1 MiB limit for a config"));
+    assert_int_equal(e.line, 1);
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest t[] = {
@@ -186,6 +209,7 @@ int main(void)
         cmocka_unit_test(test_config_unknown_keys),
         cmocka_unit_test(test_config_unset_variable_is_named),
         cmocka_unit_test(test_config_bad_values),
+        cmocka_unit_test(test_config_null_err),
     };
     return cmocka_run_group_tests_name("config", t, setup, NULL);
 }
