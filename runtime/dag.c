@@ -10,29 +10,14 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <yaml.h>
 
 #include "date.h"
 #include "duration.h"
 #include "readfile.h"
+#include "yamltree.h"
 
 #define DAG_MAX_BYTES (1 << 20)     /* a DAG file is a page of YAML; more is hostile */
-#define DAG_MAX_DEPTH 32
-#define DAG_MAX_NODES 100000        /* bounds the tree built from 1 MiB of "[a,a,a,..." */
 #define DAG_MAX_TASKS 4096          /* keeps the O(n^2) checks below cheap */
-
-/* ---- A small YAML tree built from libyaml events (no anchors, no aliases). */
-
-enum ykind { Y_SCALAR, Y_SEQ, Y_MAP };
-
-struct ynode {
-    enum ykind kind;
-    char *text;                 /* scalars: the value */
-    bool plain, quoted;         /* scalar style */
-    int line, col, end_line;    /* 1-based */
-    struct ynode **kids;        /* seq: items; map: key, value, key, value, ... */
-    size_t n, cap;
-};
 
 /* Per-task source positions kept while loading. */
 struct tinfo {
@@ -45,32 +30,13 @@ struct ld {
     struct plugins *ps;
     struct dag *d;
     struct tinfo *ti;
-    size_t nodes;
 };
-
-static void ynode_free(struct ynode *n)
-{
-    if (!n)
-        return;
-    for (size_t i = 0; i < n->n; i++)
-        ynode_free(n->kids[i]);
-    free(n->kids);
-    free(n->text);
-    free(n);
-}
 
 static int vat(struct ld *ld, int line, int col, const char *fmt, va_list ap)
     __attribute__((format(printf, 4, 0)));
 static int vat(struct ld *ld, int line, int col, const char *fmt, va_list ap)
 {
-    char msg[sizeof ld->err->msg];
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    err_set(ld->err, "%s:%d:%d: %s", ld->path, line, col, msg);
-    if (ld->err) {
-        ld->err->line = line;
-        ld->err->col = col;
-    }
-    return -1;
+    return yamltree_verror(ld->err, ld->path, line, col, fmt, ap);
 }
 
 static int at(struct ld *ld, int line, int col, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
@@ -94,181 +60,7 @@ static int at_node(struct ld *ld, const struct ynode *n, const char *fmt, ...)
     return -1;
 }
 
-/* Reports a libyaml parse failure with its position. */
-static int parser_error(struct ld *ld, const yaml_parser_t *p, const unsigned char *buf, size_t len)
-{
-    if (p->error == YAML_MEMORY_ERROR)
-        return err_set(ld->err, "%s: out of memory", ld->path);
-    if (p->error == YAML_READER_ERROR) {
-        /* Reader errors carry a byte offset, not a mark: count lines up to it. */
-        size_t off = p->problem_offset < len ? p->problem_offset : len;
-        int line = 1, col = 1;
-        for (size_t i = 0; i < off; i++) {
-            if (buf[i] == '\n') {
-                line++;
-                col = 1;
-            } else {
-                col++;
-            }
-        }
-        return at(ld, line, col, "invalid input: %s", p->problem ? p->problem : "unreadable");
-    }
-    if (p->context)
-        return at(ld, (int)p->problem_mark.line + 1, (int)p->problem_mark.column + 1, "bad YAML: %s %s",
-                  p->context, p->problem ? p->problem : "");
-    return at(ld, (int)p->problem_mark.line + 1, (int)p->problem_mark.column + 1, "bad YAML: %s",
-              p->problem ? p->problem : "syntax error");
-}
-
-static int add_kid(struct ld *ld, struct ynode *parent, struct ynode *kid)
-{
-    if (parent->kind == Y_MAP && parent->n % 2 == 0 && kid->kind != Y_SCALAR)
-        return at_node(ld, kid, "mapping keys must be plain strings");
-    if (parent->n == parent->cap) {
-        size_t cap = parent->cap ? parent->cap * 2 : 8;
-        struct ynode **k = realloc(parent->kids, cap * sizeof *k);
-        if (!k)
-            return err_set(ld->err, "%s: out of memory", ld->path);
-        parent->kids = k;
-        parent->cap = cap;
-    }
-    parent->kids[parent->n++] = kid;
-    return 0;
-}
-
-/* Builds the tree of the file's one document. NULL with err. */
-static struct ynode *parse_yaml(struct ld *ld, const unsigned char *buf, size_t len)
-{
-    yaml_parser_t p;
-    yaml_event_t ev;
-    struct ynode *stack[DAG_MAX_DEPTH];
-    int depth = 0, docs = 0;
-    struct ynode *root = NULL;
-    bool done = false, failed = false;
-
-    if (!yaml_parser_initialize(&p)) {
-        err_set(ld->err, "%s: out of memory", ld->path);
-        return NULL;
-    }
-    yaml_parser_set_input_string(&p, buf, len);
-    while (!done && !failed) {
-        if (!yaml_parser_parse(&p, &ev)) {
-            parser_error(ld, &p, buf, len);
-            failed = true;
-            break;
-        }
-        int line = (int)ev.start_mark.line + 1, col = (int)ev.start_mark.column + 1;
-        struct ynode *n = NULL;
-        const yaml_char_t *anchor = NULL;
-        switch (ev.type) {
-        case YAML_STREAM_END_EVENT:
-            done = true;
-            break;
-        case YAML_DOCUMENT_START_EVENT:
-            if (++docs > 1) {
-                at(ld, line, col, "more than one YAML document");
-                failed = true;
-            }
-            break;
-        case YAML_ALIAS_EVENT:
-            at(ld, line, col, "aliases and anchors are not allowed");
-            failed = true;
-            break;
-        case YAML_SCALAR_EVENT:
-        case YAML_SEQUENCE_START_EVENT:
-        case YAML_MAPPING_START_EVENT:
-            anchor = ev.type == YAML_SCALAR_EVENT ? ev.data.scalar.anchor
-                   : ev.type == YAML_SEQUENCE_START_EVENT ? ev.data.sequence_start.anchor
-                   : ev.data.mapping_start.anchor;
-            if (anchor) {
-                at(ld, line, col, "aliases and anchors are not allowed");
-                failed = true;
-                break;
-            }
-            if (++ld->nodes > DAG_MAX_NODES) {
-                at(ld, line, col, "more than %d YAML nodes", DAG_MAX_NODES);
-                failed = true;
-                break;
-            }
-            if (ev.type != YAML_SCALAR_EVENT && depth >= DAG_MAX_DEPTH) {
-                at(ld, line, col, "nesting deeper than %d levels", DAG_MAX_DEPTH);
-                failed = true;
-                break;
-            }
-            if (!(n = calloc(1, sizeof *n))) {
-                err_set(ld->err, "%s: out of memory", ld->path);
-                failed = true;
-                break;
-            }
-            n->line = line;
-            n->col = col;
-            n->end_line = (int)ev.end_mark.line + 1;
-            if (ev.type == YAML_SCALAR_EVENT) {
-                n->kind = Y_SCALAR;
-                size_t slen = ev.data.scalar.length;
-                n->text = strndup((const char *)ev.data.scalar.value, slen);
-                n->plain = ev.data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
-                n->quoted = ev.data.scalar.style == YAML_SINGLE_QUOTED_SCALAR_STYLE ||
-                            ev.data.scalar.style == YAML_DOUBLE_QUOTED_SCALAR_STYLE;
-                if (!n->text) {
-                    err_set(ld->err, "%s: out of memory", ld->path);
-                    failed = true;
-                } else if (strlen(n->text) != slen) {
-                    at(ld, line, col, "NUL character in a string");
-                    failed = true;
-                }
-            } else {
-                n->kind = ev.type == YAML_SEQUENCE_START_EVENT ? Y_SEQ : Y_MAP;
-            }
-            if (!failed) {
-                if (depth == 0)
-                    root = n;
-                else if (add_kid(ld, stack[depth - 1], n) < 0)
-                    failed = true;
-            }
-            if (failed) {
-                if (n != root)
-                    ynode_free(n);
-                break;
-            }
-            if (n->kind != Y_SCALAR)
-                stack[depth++] = n;
-            break;
-        case YAML_SEQUENCE_END_EVENT:
-        case YAML_MAPPING_END_EVENT:
-            if (depth > 0)
-                depth--;
-            break;
-        default:
-            break;
-        }
-        yaml_event_delete(&ev);
-    }
-    yaml_parser_delete(&p);
-    if (failed) {
-        ynode_free(root);
-        return NULL;
-    }
-    if (!root) {
-        at(ld, 1, 1, "empty file: expected a mapping with dag_id and tasks");
-        return NULL;
-    }
-    return root;
-}
-
 /* ---- Small typed readers for scalars. */
-
-static bool is_null(const struct ynode *n)
-{
-    return n->kind == Y_SCALAR && n->plain &&
-           (!n->text[0] || strcmp(n->text, "~") == 0 || strcmp(n->text, "null") == 0 ||
-            strcmp(n->text, "Null") == 0 || strcmp(n->text, "NULL") == 0);
-}
-
-static const char *kind_name(const struct ynode *n)
-{
-    return is_null(n) ? "null" : n->kind == Y_SEQ ? "a list" : n->kind == Y_MAP ? "a mapping" : "a string";
-}
 
 /* "ctx: " when ctx is set, "" otherwise. */
 static const char *pre(const char *ctx, char *buf, size_t len)
@@ -281,8 +73,8 @@ static const char *pre(const char *ctx, char *buf, size_t len)
 
 static int get_text(struct ld *ld, const struct ynode *v, const char *what, const char **out)
 {
-    if (v->kind != Y_SCALAR || is_null(v))
-        return at_node(ld, v, "%s: expected a string, got %s", what, kind_name(v));
+    if (v->kind != Y_SCALAR || yamltree_is_null(v))
+        return at_node(ld, v, "%s: expected a string, got %s", what, yamltree_kind_name(v));
     *out = v->text;
     return 0;
 }
@@ -291,10 +83,10 @@ static int get_int(struct ld *ld, const struct ynode *v, const char *what, int l
 {
     struct dr_err e;
     err_clear(&e);
-    json_t *j = v->kind == Y_SCALAR && !is_null(v) ? plugin_value_from_text(DR_T_INT, v->text, &e) : NULL;
+    json_t *j = v->kind == Y_SCALAR && !yamltree_is_null(v) ? plugin_value_from_text(DR_T_INT, v->text, &e) : NULL;
     if (!j)
         return at_node(ld, v, "%s: expected an integer, got %s", what,
-                       v->kind == Y_SCALAR && !is_null(v) ? v->text : kind_name(v));
+                       v->kind == Y_SCALAR && !yamltree_is_null(v) ? v->text : yamltree_kind_name(v));
     json_int_t x = json_integer_value(j);
     json_decref(j);
     if (x < lo || x > hi)
@@ -318,8 +110,8 @@ static int get_bool(struct ld *ld, const struct ynode *v, const char *what, bool
 static int get_duration(struct ld *ld, const struct ynode *v, const char *ctx, int64_t *ms)
 {
     char pb[256];
-    if (v->kind != Y_SCALAR || is_null(v))
-        return at_node(ld, v, "%sexpected a duration like 2s, got %s", pre(ctx, pb, sizeof pb), kind_name(v));
+    if (v->kind != Y_SCALAR || yamltree_is_null(v))
+        return at_node(ld, v, "%sexpected a duration like 2s, got %s", pre(ctx, pb, sizeof pb), yamltree_kind_name(v));
     struct dr_err e;
     err_clear(&e);
     if (duration_parse(v->text, ms, &e) < 0)
@@ -341,7 +133,7 @@ static int get_trigger(struct ld *ld, const struct ynode *v, const char *ctx, en
             }
     return at_node(ld, v, "%sbad trigger rule \"%s\" (takes: all_success, all_done, none_failed, "
                    "one_failed, one_success)", pre(ctx, pb, sizeof pb),
-                   v->kind == Y_SCALAR ? v->text : kind_name(v));
+                   v->kind == Y_SCALAR ? v->text : yamltree_kind_name(v));
 }
 
 struct cmp_key {
@@ -385,24 +177,24 @@ static json_t *yaml_typed(struct ld *ld, const struct ynode *v, dr_type t, const
 {
     if (t == DR_T_LIST) {
         if (v->kind != Y_SEQ) {
-            at_node(ld, v, "%s: expected a list like [a, b], got %s", ctx, kind_name(v));
+            at_node(ld, v, "%s: expected a list like [a, b], got %s", ctx, yamltree_kind_name(v));
             return NULL;
         }
         json_t *a = json_array();
         for (size_t i = 0; a && i < v->n; i++) {
             const struct ynode *it = v->kids[i];
-            if (it->kind != Y_SCALAR || is_null(it)) {
+            if (it->kind != Y_SCALAR || yamltree_is_null(it)) {
                 json_decref(a);
-                at_node(ld, it, "%s: list items must be strings, got %s", ctx, kind_name(it));
+                at_node(ld, it, "%s: list items must be strings, got %s", ctx, yamltree_kind_name(it));
                 return NULL;
             }
             json_array_append_new(a, json_string(it->text));
         }
         return a;
     }
-    if (v->kind != Y_SCALAR || is_null(v)) {
+    if (v->kind != Y_SCALAR || yamltree_is_null(v)) {
         at_node(ld, v, "%s: expected %s %s, got %s", ctx, t == DR_T_INT ? "an" : "a", plugin_type_name(t),
-                kind_name(v));
+                yamltree_kind_name(v));
         return NULL;
     }
     struct dr_err e;
@@ -451,7 +243,7 @@ static int retry_key(struct ld *ld, const struct ynode *k, const struct ynode *v
     if (strcmp(k->text, "trigger_rule") == 0)
         return get_trigger(ld, v, ctx, tr) < 0 ? -1 : 1;
     if (strcmp(k->text, "pool") == 0) {
-        if (is_null(v)) {
+        if (yamltree_is_null(v)) {
             *pool = NULL;
             return 1;
         }
@@ -467,7 +259,7 @@ static int retry_key(struct ld *ld, const struct ynode *k, const struct ynode *v
 static int load_default_args(struct ld *ld, const struct ynode *m, struct task_defaults *td)
 {
     if (m->kind != Y_MAP)
-        return is_null(m) ? 0 : at_node(ld, m, "default_args: expected a mapping, got %s", kind_name(m));
+        return yamltree_is_null(m) ? 0 : at_node(ld, m, "default_args: expected a mapping, got %s", yamltree_kind_name(m));
     if (check_dups(ld, m, "default_args", "key") < 0)
         return -1;
     for (size_t i = 0; i < m->n; i += 2) {
@@ -484,10 +276,10 @@ static int load_default_args(struct ld *ld, const struct ynode *m, struct task_d
 static int task_params(struct ld *ld, struct task *t, const struct ynode *m)
 {
     char ctx[300];
-    if (is_null(m))
+    if (yamltree_is_null(m))
         return 0;
     if (m->kind != Y_MAP)
-        return at_node(ld, m, "task \"%s\": params: expected a mapping, got %s", t->id, kind_name(m));
+        return at_node(ld, m, "task \"%s\": params: expected a mapping, got %s", t->id, yamltree_kind_name(m));
     snprintf(ctx, sizeof ctx, "task \"%s\"", t->id);
     if (check_dups(ld, m, ctx, "param") < 0)
         return -1;
@@ -517,7 +309,7 @@ static int load_task(struct ld *ld, size_t idx, const struct ynode *key, const s
     const struct ynode *params = NULL;
     const char *pool = td->pool;
     char ctx[300];
-    const char *s;
+    const char *s = NULL;
 
     t->map_idx = -1;
     t->retry = td->retry;
@@ -531,8 +323,8 @@ static int load_task(struct ld *ld, size_t idx, const struct ynode *key, const s
         return at_node(ld, key, "bad task id \"%s\": must match [a-z][a-z0-9_]*", t->id);
     snprintf(ctx, sizeof ctx, "task \"%s\"", t->id);
     if (val->kind != Y_MAP)
-        return at_node(ld, is_null(val) ? key : val, "%s: expected a mapping like { plugin: name }, got %s",
-                       ctx, kind_name(val));
+        return at_node(ld, yamltree_is_null(val) ? key : val, "%s: expected a mapping like { plugin: name }, got %s",
+                       ctx, yamltree_kind_name(val));
     if (check_dups(ld, val, ctx, "key") < 0)
         return -1;
     for (size_t i = 0; i < val->n; i += 2) {
@@ -547,7 +339,7 @@ static int load_task(struct ld *ld, size_t idx, const struct ynode *key, const s
                 return -1;
             ti->plugin = v;
         } else if (strcmp(k->text, "after") == 0) {
-            if (is_null(v))
+            if (yamltree_is_null(v))
                 continue;
             if (v->kind == Y_MAP)
                 return at_node(ld, v, "%s: after: expected a task id or a list of them", ctx);
@@ -708,10 +500,10 @@ static int build_topo(struct ld *ld)
 static int dag_params(struct ld *ld, const struct ynode *m)
 {
     struct dag *d = ld->d;
-    if (is_null(m))
+    if (yamltree_is_null(m))
         return 0;
     if (m->kind != Y_MAP)
-        return at_node(ld, m, "params: expected a mapping, got %s", kind_name(m));
+        return at_node(ld, m, "params: expected a mapping, got %s", yamltree_kind_name(m));
     if (check_dups(ld, m, "params", "param") < 0)
         return -1;
     for (size_t i = 0; i < m->n; i += 2) {
@@ -769,7 +561,7 @@ static int load_tasks(struct ld *ld, const struct ynode *m, const struct task_de
     struct dag *d = ld->d;
     if (m->kind != Y_MAP || m->n == 0)
         return at_node(ld, m, "tasks: expected a mapping of task ids, got %s",
-                       m->kind == Y_MAP ? "an empty one" : kind_name(m));
+                       m->kind == Y_MAP ? "an empty one" : yamltree_kind_name(m));
     if (m->n / 2 > DAG_MAX_TASKS)
         return at_node(ld, m, "more than %d tasks", DAG_MAX_TASKS);
     if (check_dups(ld, m, NULL, "task id") < 0)
@@ -797,10 +589,10 @@ static int load_root(struct ld *ld, const struct ynode *root)
     };
     const struct ynode *tasks = NULL, *params = NULL, *zone = NULL;
     struct dr_err e;
-    const char *s;
+    const char *s = NULL;
 
     if (root->kind != Y_MAP)
-        return at_node(ld, root, "expected a mapping with dag_id and tasks, got %s", kind_name(root));
+        return at_node(ld, root, "expected a mapping with dag_id and tasks, got %s", yamltree_kind_name(root));
     if (check_dups(ld, root, NULL, "key") < 0)
         return -1;
     for (size_t i = 0; i < root->n; i += 2) {
@@ -815,14 +607,14 @@ static int load_root(struct ld *ld, const struct ynode *root)
             if (!(d->dag_id = strdup(s)))
                 return err_set(ld->err, "%s: out of memory", ld->path);
         } else if (strcmp(key, "description") == 0) {
-            if (is_null(v))
+            if (yamltree_is_null(v))
                 continue;
             if (get_text(ld, v, key, &s) < 0)
                 return -1;
             if (!(d->description = strdup(s)))
                 return err_set(ld->err, "%s: out of memory", ld->path);
         } else if (strcmp(key, "schedule") == 0) {
-            if (is_null(v))
+            if (yamltree_is_null(v))
                 continue;
             if (get_text(ld, v, key, &s) < 0)
                 return -1;
@@ -837,7 +629,7 @@ static int load_root(struct ld *ld, const struct ynode *root)
                 return at_node(ld, v, "%s", e.msg);
             zone = v;
         } else if (strcmp(key, "start_date") == 0) {
-            if (is_null(v))
+            if (yamltree_is_null(v))
                 continue;
             if (get_text(ld, v, key, &s) < 0)
                 return -1;
@@ -898,15 +690,21 @@ struct dag *dag_load(const char *path, struct plugins *ps, struct dr_err *err)
         at(&ld, 1, 1, "file is %zu bytes, over the 1 MiB limit for a DAG", len);
     if (rr != 0)
         goto fail;
-    root = parse_yaml(&ld, (const unsigned char *)buf, len);
+    rr = yamltree_parse(path, (const unsigned char *)buf, len, &root, err);
     free(buf);
-    if (!root || load_root(&ld, root) < 0)
+    if (rr < 0)
         goto fail;
-    ynode_free(root);
+    if (!root) {
+        at(&ld, 1, 1, "empty file: expected a mapping with dag_id and tasks");
+        goto fail;
+    }
+    if (load_root(&ld, root) < 0)
+        goto fail;
+    yamltree_free(root);
     free(ld.ti);
     return d;
 fail:
-    ynode_free(root);
+    yamltree_free(root);
     free(ld.ti);
     dag_free(d);
     return NULL;
