@@ -1,4 +1,5 @@
-/* DAG files: the YAML loader and its checks, the topological order, and param resolution. */
+/* The DAG model: loading a DAG file (over yamltree.c) with its checks, linking the tasks, and
+ * their topological order. Param values and their resolution are in params.c. */
 #include "dag.h"
 
 #include <dirent.h>
@@ -13,6 +14,7 @@
 
 #include "date.h"
 #include "duration.h"
+#include "params.h"
 #include "readfile.h"
 #include "yamltree.h"
 
@@ -83,7 +85,7 @@ static int get_int(struct ld *ld, const struct ynode *v, const char *what, int l
 {
     struct dr_err e;
     err_clear(&e);
-    json_t *j = v->kind == Y_SCALAR && !yamltree_is_null(v) ? plugin_value_from_text(DR_T_INT, v->text, &e) : NULL;
+    json_t *j = v->kind == Y_SCALAR && !yamltree_is_null(v) ? params_from_text(DR_T_INT, v->text, &e) : NULL;
     if (!j)
         return at_node(ld, v, "%s: expected an integer, got %s", what,
                        v->kind == Y_SCALAR && !yamltree_is_null(v) ? v->text : yamltree_kind_name(v));
@@ -99,7 +101,7 @@ static int get_bool(struct ld *ld, const struct ynode *v, const char *what, bool
 {
     struct dr_err e;
     err_clear(&e);
-    json_t *j = v->kind == Y_SCALAR && v->plain ? plugin_value_from_text(DR_T_BOOL, v->text, &e) : NULL;
+    json_t *j = v->kind == Y_SCALAR && v->plain ? params_from_text(DR_T_BOOL, v->text, &e) : NULL;
     if (!j)
         return at_node(ld, v, "%s: expected true or false", what);
     *out = json_is_true(j);
@@ -172,49 +174,6 @@ static int check_dups(struct ld *ld, const struct ynode *m, const char *ctx, con
     return at_node(ld, k, "%sduplicate %s \"%s\"", pre(ctx, pb, sizeof pb), what, k->text);
 }
 
-/* Typed JSON for a YAML value of a param of type t; ctx names it in messages. */
-static json_t *yaml_typed(struct ld *ld, const struct ynode *v, dr_type t, const char *ctx)
-{
-    if (t == DR_T_LIST) {
-        if (v->kind != Y_SEQ) {
-            at_node(ld, v, "%s: expected a list like [a, b], got %s", ctx, yamltree_kind_name(v));
-            return NULL;
-        }
-        json_t *a = json_array();
-        for (size_t i = 0; a && i < v->n; i++) {
-            const struct ynode *it = v->kids[i];
-            if (it->kind != Y_SCALAR || yamltree_is_null(it)) {
-                json_decref(a);
-                at_node(ld, it, "%s: list items must be strings, got %s", ctx, yamltree_kind_name(it));
-                return NULL;
-            }
-            json_array_append_new(a, json_string(it->text));
-        }
-        return a;
-    }
-    if (v->kind != Y_SCALAR || yamltree_is_null(v)) {
-        at_node(ld, v, "%s: expected %s %s, got %s", ctx, t == DR_T_INT ? "an" : "a", plugin_type_name(t),
-                yamltree_kind_name(v));
-        return NULL;
-    }
-    struct dr_err e;
-    err_clear(&e);
-    json_t *j = plugin_value_from_text(t, v->text, &e);
-    if (!j)
-        at_node(ld, v, "%s: %s", ctx, e.msg);
-    return j;
-}
-
-/* "a, b, c" of a plugin's params into buf. */
-static void param_names(const struct plugin *p, char *buf, size_t len)
-{
-    buf[0] = '\0';
-    if (!p->def->params)
-        return;
-    for (const dr_param *q = p->def->params; q->name; q++)
-        snprintf(buf + strlen(buf), len - strlen(buf), "%s%s", q == p->def->params ? "" : ", ", q->name);
-}
-
 /* ---- The DAG. */
 
 struct task_defaults {
@@ -285,15 +244,15 @@ static int task_params(struct ld *ld, struct task *t, const struct ynode *m)
         return -1;
     for (size_t i = 0; i < m->n; i += 2) {
         const struct ynode *k = m->kids[i], *v = m->kids[i + 1];
-        const dr_param *p = plugin_param(t->plugin, k->text);
+        const dr_param *p = params_find(t->plugin, k->text);
         if (!p) {
             char names[1024];
-            param_names(t->plugin, names, sizeof names);
+            params_names(t->plugin, names, sizeof names);
             return at_node(ld, k, "task \"%s\": unknown param \"%s\" (takes: %s)", t->id, k->text,
                            names[0] ? names : "nothing");
         }
         snprintf(ctx, sizeof ctx, "task \"%s\": param \"%s\"", t->id, k->text);
-        json_t *j = yaml_typed(ld, v, p->type, ctx);
+        json_t *j = params_from_yaml(v, p->type, ctx, ld->path, ld->err);
         if (!j)
             return -1;
         json_object_set_new(t->params, k->text, j);
@@ -514,10 +473,10 @@ static int dag_params(struct ld *ld, const struct ynode *m)
         bool mixed = false;
         int first_type = -1;
         for (size_t t = 0; t < d->n_tasks; t++) {
-            const dr_param *p = plugin_param(d->tasks[t].plugin, k->text);
+            const dr_param *p = params_find(d->tasks[t].plugin, k->text);
             if (!p)
                 continue;
-            json_t *j = yaml_typed(ld, v, p->type, ctx);
+            json_t *j = params_from_yaml(v, p->type, ctx, ld->path, ld->err);
             if (!j) {
                 json_decref(first);
                 return -1;
@@ -745,141 +704,17 @@ int dag_task_index(const struct dag *d, const char *id)
     return -1;
 }
 
-/* ---- Run-time params. */
-
-static int cmp_cstr(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-/* "a, b, c": every param any task's plugin declares, sorted, unique. */
-static void all_param_names(const struct dag *d, char *buf, size_t len)
-{
-    size_t n = 0, cap = 0;
-    const char **names = NULL;
-    for (size_t i = 0; i < d->n_tasks; i++) {
-        const dr_param *p = d->tasks[i].plugin->def->params;
-        for (; p && p->name; p++) {
-            if (n == cap) {
-                cap = cap ? cap * 2 : 16;
-                const char **nn = realloc(names, cap * sizeof *nn);
-                if (!nn)
-                    break;
-                names = nn;
-            }
-            names[n++] = p->name;
-        }
-    }
-    buf[0] = '\0';
-    if (names)
-        qsort(names, n, sizeof *names, cmp_cstr);
-    for (size_t i = 0; i < n; i++)
-        if (i == 0 || strcmp(names[i], names[i - 1]) != 0)
-            snprintf(buf + strlen(buf), len - strlen(buf), "%s%s", buf[0] ? ", " : "", names[i]);
-    free(names);
-}
-
-/* Checks an object of run-time values (from --conf or config.json) against the
- * DAG's tasks; where names the source in messages. */
-static int check_values(const struct dag *d, const json_t *obj, const char *where, struct dr_err *err)
-{
-    if (!obj)
-        return 0;
-    if (!json_is_object(obj))
-        return err_set(err, "%s: expected a JSON object", where);
-    const char *k;
-    json_t *v;
-    json_object_foreach((json_t *)obj, k, v) {
-        bool known = false;
-        for (size_t i = 0; i < d->n_tasks; i++) {
-            const dr_param *p = plugin_param(d->tasks[i].plugin, k);
-            if (!p)
-                continue;
-            known = true;
-            struct dr_err e;
-            err_clear(&e);
-            json_t *j = plugin_value_from_json(p->type, v, &e);
-            if (!j)
-                return err_set(err, "%s: param \"%s\" (task \"%s\"): %s", where, k, d->tasks[i].id, e.msg);
-            json_decref(j);
-        }
-        if (!known) {
-            char names[2048];
-            all_param_names(d, names, sizeof names);
-            return err_set(err, "%s: unknown key \"%s\" (takes: %s)", where, k, names);
-        }
-    }
-    return 0;
-}
+/* ---- Run-time params (params.c). */
 
 int dag_check_conf(const struct dag *d, const json_t *conf, struct dr_err *err)
 {
-    return check_values(d, conf, "--conf", err);
+    return params_check_conf(d, conf, err);
 }
 
-json_t *dag_resolve_params(const struct dag *d, size_t i, const struct config *cfg, const json_t *conf,
-                           struct dr_err *err)
+json_t *dag_resolve_params(const struct dag *d, size_t i, const struct config *cfg,
+                           const json_t *conf, struct dr_err *err)
 {
-    if (i >= d->n_tasks) {
-        err_set(err, "no task %zu in %s", i, d->dag_id);
-        return NULL;
-    }
-    const struct task *t = &d->tasks[i];
-    const json_t *cp = config_dag_params(cfg, d->dag_id);
-    char cwhere[512];
-    snprintf(cwhere, sizeof cwhere, "%s: dags.%s.params", cfg && cfg->path ? cfg->path : "config.json",
-             d->dag_id);
-    if (check_values(d, cp, cwhere, err) < 0 || check_values(d, conf, "--conf", err) < 0)
-        return NULL;
-    json_t *out = json_object();
-    if (!out) {
-        err_set(err, "out of memory");
-        return NULL;
-    }
-    for (const dr_param *p = t->plugin->def->params; p && p->name; p++) {
-        struct dr_err e;
-        err_clear(&e);
-        json_t *v = NULL;
-        const json_t *x;
-        /* Each layer replaces the one below; the last layer that has the name wins. */
-        if (p->def && !(v = plugin_value_from_text(p->type, p->def, &e)))
-            goto bad;
-        if ((x = json_object_get(d->params, p->name))) {
-            json_decref(v);
-            if (!(v = plugin_value_from_json(p->type, x, &e)))
-                goto bad;
-        }
-        if ((x = json_object_get(t->params, p->name))) {
-            json_decref(v);
-            v = json_deep_copy(x);
-        }
-        if (cp && (x = json_object_get(cp, p->name))) {
-            json_decref(v);
-            if (!(v = plugin_value_from_json(p->type, x, &e)))
-                goto bad;
-        }
-        if (conf && (x = json_object_get(conf, p->name))) {
-            json_decref(v);
-            if (!(v = plugin_value_from_json(p->type, x, &e)))
-                goto bad;
-        }
-        if (!v) {
-            if (p->required) {
-                err_set(err, "task \"%s\": missing required param \"%s\"", t->id, p->name);
-                err_hint(err, "set it in the DAG's params, config.json dags.%s.params or --conf", d->dag_id);
-                json_decref(out);
-                return NULL;
-            }
-            continue;
-        }
-        json_object_set_new(out, p->name, v);
-        continue;
-bad:
-        err_set(err, "task \"%s\": param \"%s\": %s", t->id, p->name, e.msg);
-        json_decref(out);
-        return NULL;
-    }
-    return out;
+    return params_resolve(d, i, cfg, conf, err);
 }
 
 /* ---- Listing DAG files. */
@@ -954,6 +789,11 @@ static int walk(const char *dir, int depth, struct strvec *sv, struct dr_err *er
     return rc;
 }
 
+static int cmp_path(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
 char **dag_list_files(const char *dir, struct dr_err *err)
 {
     struct strvec sv = { 0 };
@@ -967,7 +807,7 @@ char **dag_list_files(const char *dir, struct dr_err *err)
             err_set(err, "out of memory");
         return sv.v;
     }
-    qsort(sv.v, sv.n, sizeof *sv.v, cmp_cstr);
+    qsort(sv.v, sv.n, sizeof *sv.v, cmp_path);
     return sv.v;
 }
 
