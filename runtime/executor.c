@@ -6,7 +6,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "ctx.h"
+#include "exec_private.h"
 #include "log.h"
 #include "recorder.h"
 
@@ -54,14 +54,14 @@ static void *worker_main(void *arg)
     struct worker *w = arg;
     struct exec *ex = w->ex;
     struct unit *u;
-    while ((u = workq_pop(&ex->q))) {
-        ctx_run_unit(w, u);
+    while ((u = unit_of(workq_pop(&ex->q)))) {
+        unit_run(w, u);
         bool halt = u->status == DR_FATAL && !u->cancelled;
         if (halt)   /* units in flight may stop early; the coordinator takes the queue back */
             __atomic_store_n(&ex->cancel, 1, __ATOMIC_RELEASE);
-        workq_finish(&ex->q, u, halt);
+        workq_finish(&ex->q, &u->link, halt);
     }
-    ctx_worker_cleanup(w);
+    unit_worker_cleanup(w);
     return NULL;
 }
 
@@ -70,7 +70,7 @@ static void flush_dispatch(struct coord *co)
 {
     if (!co->batch_head)
         return;
-    workq_push(&co->ex->q, co->batch_head, co->batch_tail, co->n_batch);
+    workq_push(&co->ex->q, &co->batch_head->link, &co->batch_tail->link, co->n_batch);
     co->in_flight += co->n_batch;
     co->batch_head = co->batch_tail = NULL;
     co->n_batch = 0;
@@ -80,14 +80,14 @@ static void flush_dispatch(struct coord *co)
 static void reclaim_ready(struct coord *co)
 {
     struct exec *ex = co->ex;
-    struct unit *u = workq_reclaim(&ex->q);
-    for (; u; u = u->next) {
+    struct unit *u = unit_of(workq_reclaim(&ex->q));
+    for (; u; u = unit_next(u)) {
         co->in_flight--;
         int p = ex->ts[u->task].pool;
         if (p >= 0)
             ex->pools[p].in_use--;
     }
-    for (u = co->batch_head; u; u = u->next) {
+    for (u = co->batch_head; u; u = unit_next(u)) {
         int p = ex->ts[u->task].pool;
         if (p >= 0)
             ex->pools[p].in_use--;
@@ -101,13 +101,13 @@ static void reclaim_ready(struct coord *co)
 static void dispatch(struct coord *co, struct unit *u)
 {
     struct exec *ex = co->ex;
-    u->next = NULL;
+    u->link.next = NULL;
     int p = ex->ts[u->task].pool;
     if (p >= 0) {
         struct pool_state *ps = &ex->pools[p];
         if (ps->in_use >= ps->slots) {
             if (ps->tail)
-                ps->tail->next = u;
+                ps->tail->link.next = &u->link;
             else
                 ps->head = u;
             ps->tail = u;
@@ -116,7 +116,7 @@ static void dispatch(struct coord *co, struct unit *u)
         ps->in_use++;
     }
     if (co->batch_tail)
-        co->batch_tail->next = u;
+        co->batch_tail->link.next = &u->link;
     else
         co->batch_head = u;
     co->batch_tail = u;
@@ -132,7 +132,7 @@ static void pool_release(struct coord *co, int p)
     if (co->stopping || co->fatal || !ps->head)
         return;
     struct unit *u = ps->head;
-    ps->head = u->next;
+    ps->head = unit_next(u);
     if (!ps->head)
         ps->tail = NULL;
     dispatch(co, u);
@@ -198,7 +198,7 @@ static void add_record(struct coord *co, const struct ti_record *r)
     if (!co->rec)
         return;
     if (!co->n_pend)
-        co->pend_since = ctx_mono_ms(co->ex);
+        co->pend_since = unit_mono_ms(co->ex);
     co->n_pend = recorder_add(co->rec, r);
     if (co->n_pend >= FLUSH_RECORDS)
         flush_records(co);
@@ -254,12 +254,12 @@ static void end_not_run(struct coord *co, int i, enum ti_state st, const char *e
     struct exec *ex = co->ex;
     const struct tstate *t = &ex->ts[i];
     int n = t->lane >= 0 ? ex->lanes[t->lane].n : 1;
-    int64_t now = ctx_wall_ms(ex);
+    int64_t now = unit_wall_ms(ex);
     for (int pos = 0; pos < n; pos++) {
         int ti = t->lane >= 0 ? ex->lanes[t->lane].tasks[pos] : i;
         /* Keep the error alive until the records are flushed: on the task's rec. */
         struct lrec *r = &ex->ts[ti].rec;
-        ctx_lrec_reset(r);
+        unit_lrec_reset(r);
         r->error = error ? strdup(error) : NULL;
         struct ti_record rec = {
             .task_id = ex->dag->tasks[ti].id, .map_index = -1, .state = st,
@@ -334,7 +334,7 @@ static void start_unmapped(struct coord *co, int i)
         return;
     }
     char *error = NULL;
-    if (ctx_call_init(ex, i, &error) < 0) {
+    if (unit_call_init(ex, i, &error) < 0) {
         end_not_run(co, i, TI_FAILED, error);
         free(error);
         return;
@@ -349,7 +349,7 @@ static void start_unmapped(struct coord *co, int i)
     if (ex->spec->store) {
         struct ti_record rec = {
             .task_id = task->id, .map_index = -1, .state = TI_RUNNING, .try_number = 1,
-            .start_ms = ctx_wall_ms(ex),
+            .start_ms = unit_wall_ms(ex),
         };
         add_record(co, &rec);
     }
@@ -435,7 +435,7 @@ static void start_lane(struct coord *co, int head)
     if (any) {
         for (int pos = 0; pos < l->n; pos++) {
             char *error = NULL;
-            if (ctx_call_init(ex, l->tasks[pos], &error) < 0) {
+            if (unit_call_init(ex, l->tasks[pos], &error) < 0) {
                 snprintf(msg, sizeof msg, "init of %s: %s", ex->dag->tasks[l->tasks[pos]].id,
                          error ? error : "failed");
                 free(error);
@@ -570,13 +570,13 @@ static void handle_result(struct coord *co, struct unit *u)
     int n = u->lane < 0 ? 1 : ex->lanes[u->lane].n;
     co->in_flight--;
     pool_release(co, ex->ts[u->task].pool);
-    ctx_build_records(ex, u, co->recbuf);
+    unit_build_records(ex, u, co->recbuf);
     const char *key = u->lane < 0 ? NULL : ex->lanes[u->lane].keys[u->index];
 
     if (u->status == DR_RETRY && !u->cancelled) {
         if (!co->stopping && !co->fatal && u->try_number <= head->retry.retries) {
             int64_t delay = retry_delay(co, &head->retry, u->try_number);
-            u->due_ms = ctx_mono_ms(ex) + delay;
+            u->due_ms = unit_mono_ms(ex) + delay;
             const struct exec_hooks *h = ex->spec->hooks;
             int ep = u->err_task >= 0 ? u->err_task : 0;
             if (h && h->unit_retry)
@@ -594,7 +594,7 @@ static void handle_result(struct coord *co, struct unit *u)
             u->cancelled = true;
             for (int pos = 0; pos < n; pos++)
                 u->recs[pos].state = TI_CANCELLED;
-            ctx_build_records(ex, u, co->recbuf);
+            unit_build_records(ex, u, co->recbuf);
         }
     }
     if (u->status == DR_FATAL && !u->cancelled && !co->fatal) {
@@ -721,7 +721,7 @@ static struct unit *wait_results(struct coord *co)
     struct exec *ex = co->ex;
     const struct run_spec *spec = ex->spec;
     bool fake = spec->clock && spec->clock->now_ms;
-    int64_t now = ctx_mono_ms(ex);
+    int64_t now = unit_mono_ms(ex);
     int64_t due = co->n_heap ? co->heap[0]->due_ms : INT64_MAX;
     if (co->in_flight == 0) {
         if (due == INT64_MAX)
@@ -738,7 +738,7 @@ static struct unit *wait_results(struct coord *co)
         wait = due - now;
     if (co->n_pend && co->pend_since + FLUSH_MS - now < wait)
         wait = co->pend_since + FLUSH_MS - now;
-    return workq_results(&ex->q, wait);
+    return unit_of(workq_results(&ex->q, wait));
 }
 
 static void run_loop(struct coord *co)
@@ -746,7 +746,7 @@ static void run_loop(struct coord *co)
     struct exec *ex = co->ex;
     const struct run_spec *spec = ex->spec;
     int hb_ms = (spec->cfg && spec->cfg->heartbeat_sec > 0 ? spec->cfg->heartbeat_sec : 5) * 1000;
-    co->next_heartbeat = ctx_mono_ms(ex) + hb_ms;
+    co->next_heartbeat = unit_mono_ms(ex) + hb_ms;
     co->dirty = true;
     for (;;) {
         if (!co->stopping && stop_requested(spec)) {
@@ -758,7 +758,7 @@ static void run_loop(struct coord *co)
                     "stopping: %zu units in flight finish, nothing new starts", co->in_flight);
         }
         schedule(co);
-        int64_t now = ctx_mono_ms(ex);
+        int64_t now = unit_mono_ms(ex);
         while (co->n_heap && co->heap[0]->due_ms <= now && !co->stopping && !co->fatal)
             dispatch(co, heap_pop(co));
         flush_dispatch(co);
@@ -778,12 +778,12 @@ static void run_loop(struct coord *co)
 
         struct unit *done = wait_results(co);
         while (done) {
-            struct unit *next = done->next;
+            struct unit *next = unit_next(done);
             handle_result(co, done);
             done = next;
         }
 
-        now = ctx_mono_ms(ex);
+        now = unit_mono_ms(ex);
         if (co->n_pend && now - co->pend_since >= FLUSH_MS)
             flush_records(co);
         if (spec->store && now >= co->next_heartbeat) {
@@ -833,14 +833,14 @@ static void exec_free(struct exec *ex)
     if (ex->ts) {
         for (size_t i = 0; i < ex->dag->n_tasks; i++) {
             json_decref(ex->ts[i].output);
-            ctx_lrec_reset(&ex->ts[i].rec);
+            unit_lrec_reset(&ex->ts[i].rec);
             free(ex->ts[i].unit.error);
         }
     }
     for (size_t k = 0; k < ex->n_lanes; k++) {
         struct lane *l = &ex->lanes[k];
         for (size_t i = 0; l->recs && i < l->n_items * (size_t)l->n; i++)
-            ctx_lrec_reset(&l->recs[i]);
+            unit_lrec_reset(&l->recs[i]);
         for (size_t i = 0; l->units && i < l->n_items; i++)
             free(l->units[i].error);
         for (size_t i = 0; l->keys && i < l->n_items; i++)
@@ -934,7 +934,7 @@ int executor_run(const struct run_spec *spec, struct run_result *res, struct dr_
         free(ex->workers[i].recbuf);
     }
     for (size_t i = 0; i < spec->dag->n_tasks; i++)
-        ctx_call_fini(ex, (int)i);
+        unit_call_fini(ex, (int)i);
     char lost_msg[512];
     size_t lost = recorder_close(co.rec, lost_msg, sizeof lost_msg);
     co.rec = NULL;
