@@ -1,5 +1,5 @@
 /* runtime-private: only executor.c, runplan.c, unit.c and ctx.c include this (the executor's own state) */
- /* The executor's shared run state, its work units and dr_ctx: the coordinator (executor.c),
+/* The executor's shared run state, its work units and dr_ctx: the coordinator (executor.c),
  * the unit runner (unit.c) and the dr_* API (ctx.c). */
 #ifndef DR_EXEC_PRIVATE_H
 #define DR_EXEC_PRIVATE_H
