@@ -36,24 +36,15 @@ static const char sql_run_lock[] = "SELECT pg_try_advisory_lock(" RUN_LOCK_NS ",
 PGresult *store_sexec(struct store *s, const char *sql, int n, const char *const *vals,
                       struct dr_err *err, const char *what_fmt, ...)
 {
-    PGresult *res = PQexecParams(s->conn, sql, n, NULL, vals, NULL, NULL, 0);
-    ExecStatusType st = PQresultStatus(res);
-    if (!(res && (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)) &&
-        PQstatus(s->conn) == CONNECTION_BAD && store_reconnect(s)) {
-        PQclear(res);
-        res = PQexecParams(s->conn, sql, n, NULL, vals, NULL, NULL, 0);
-        st = PQresultStatus(res);
-    }
-    if (res && (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK))
-        return res;
     char what[512];
     va_list ap;
     va_start(ap, what_fmt);
     vsnprintf(what, sizeof what, what_fmt, ap);
     va_end(ap);
-    pgconn_err(err, s->conn, res, what);
-    PQclear(res);
-    return NULL;
+    PGresult *res = pgconn_exec(s->conn, sql, n, vals, err, "%s", what);
+    if (!res && PQstatus(s->conn) == CONNECTION_BAD && store_reconnect(s))
+        res = pgconn_exec(s->conn, sql, n, vals, err, "%s", what);
+    return res;
 }
 
 /* One-row, one-column JSON query; a NULL or missing value gives NULL with err "run X: no
