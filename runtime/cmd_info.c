@@ -9,6 +9,7 @@
 #include "cli.h"
 #include "date.h"
 #include "duration.h"
+#include "params.h"
 
 /* ---- validate ---- */
 
@@ -325,7 +326,7 @@ int cmd_plugins(struct cli *c, int argc, char **argv)
         }
         printf("  %-18s %-9s %-14s %-9s %s\n", "PARAM", "TYPE", "DEFAULT", "REQUIRED", "HELP");
         for (const dr_param *pp = p->def->params; pp->name; pp++)
-            printf("  %-18s %-9s %-14s %-9s %s\n", pp->name, plugin_type_name(pp->type),
+            printf("  %-18s %-9s %-14s %-9s %s\n", pp->name, params_type_name(pp->type),
                    pp->def ? pp->def : "-", pp->required ? "yes" : "no", pp->help ? pp->help : "");
     }
     return bad ? EXIT_BAD_INPUT : EXIT_OK;

@@ -14,6 +14,7 @@
 
 #include "envexpand.h"
 #include "plugin.h"
+#include "readfile.h"
 
 /* A config is a page of JSON: a bigger file (or a FIFO, /dev/zero) is refused
  * before parsing, like a DAG file over 1 MiB. Nesting is bounded by jansson
@@ -503,46 +504,6 @@ static char *dir_of(const char *path)
     return strndup(path, (size_t)(slash - path));
 }
 
-/* Reads a regular file of at most CONFIG_MAX_BYTES into a malloc'd buffer
- * (caller frees). Returns NULL with err ("path:1:1: ..." for a file too big). */
-static char *read_capped(const char *path, size_t *len, struct dr_err *err)
-{
-    char eb[128];
-    /* O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused below). */
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0)
-        return (void)err_set(err, "%s: %s", path,
-                             strerror_r(errno, eb, sizeof eb) == 0 ? eb : "cannot open"), NULL;
-    struct stat st;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return (void)err_set(err, "%s: not a regular file", path), NULL;
-    }
-    /* Read one byte more than the cap, to notice a file that grew meanwhile. */
-    char *buf = malloc(CONFIG_MAX_BYTES + 2);
-    size_t n = 0;
-    while (buf && n < CONFIG_MAX_BYTES + 1) {
-        ssize_t r = read(fd, buf + n, CONFIG_MAX_BYTES + 1 - n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        n += (size_t)r;
-    }
-    close(fd);
-    if (!buf)
-        return (void)err_set(err, "%s: out of memory", path), NULL;
-    if (n > CONFIG_MAX_BYTES) {
-        free(buf);
-        err_set(err, "%s:1:1: file is over the 1 MiB limit for a config", path);
-        err->line = err->col = 1;
-        return NULL;
-    }
-    buf[n] = '\0';
-    *len = n;
-    return buf;
-}
-
 struct config *config_load(const char *path, struct dr_err *err)
 {
     struct config *c = defaults();
@@ -555,16 +516,24 @@ struct config *config_load(const char *path, struct dr_err *err)
         struct cl l = { .file = path, .c = c, .err = err };
         json_error_t je;
         size_t len = 0;
-        char *text = read_capped(path, &len, err);
-        if (!text)
+        char *text = NULL;
+        int rr = readfile_load(path, CONFIG_MAX_BYTES, &text, &len, err);
+        if (rr == READFILE_TOO_BIG) {
+            err_set(err, "%s:1:1: file is over the 1 MiB limit for a config", path);
+            if (err)
+                err->line = err->col = 1;
+        }
+        if (rr != 0)
             goto fail;
         json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
         free(text);
         if (!root) {
             if (je.line > 0) {
                 err_set(err, "%s:%d:%d: %s", path, je.line, je.column, je.text);
-                err->line = je.line;
-                err->col = je.column;
+                if (err) {
+                    err->line = je.line;
+                    err->col = je.column;
+                }
             } else {
                 err_set(err, "%s: %s", path, je.text);
             }

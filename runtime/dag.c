@@ -1,4 +1,5 @@
-/* DAG files: the YAML loader and its checks, the topological order, and param resolution. */
+/* The DAG model: loading a DAG file (over yamltree.c) with its checks, linking the tasks, and
+ * their topological order. Param values and their resolution are in params.c. */
 #include "dag.h"
 
 #include <dirent.h>
@@ -10,28 +11,15 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <yaml.h>
 
 #include "date.h"
 #include "duration.h"
+#include "params.h"
+#include "readfile.h"
+#include "yamltree.h"
 
 #define DAG_MAX_BYTES (1 << 20)     /* a DAG file is a page of YAML; more is hostile */
-#define DAG_MAX_DEPTH 32
-#define DAG_MAX_NODES 100000        /* bounds the tree built from 1 MiB of "[a,a,a,..." */
 #define DAG_MAX_TASKS 4096          /* keeps the O(n^2) checks below cheap */
-
-/* ---- A small YAML tree built from libyaml events (no anchors, no aliases). */
-
-enum ykind { Y_SCALAR, Y_SEQ, Y_MAP };
-
-struct ynode {
-    enum ykind kind;
-    char *text;                 /* scalars: the value */
-    bool plain, quoted;         /* scalar style */
-    int line, col, end_line;    /* 1-based */
-    struct ynode **kids;        /* seq: items; map: key, value, key, value, ... */
-    size_t n, cap;
-};
 
 /* Per-task source positions kept while loading. */
 struct tinfo {
@@ -44,32 +32,13 @@ struct ld {
     struct plugins *ps;
     struct dag *d;
     struct tinfo *ti;
-    size_t nodes;
 };
-
-static void ynode_free(struct ynode *n)
-{
-    if (!n)
-        return;
-    for (size_t i = 0; i < n->n; i++)
-        ynode_free(n->kids[i]);
-    free(n->kids);
-    free(n->text);
-    free(n);
-}
 
 static int vat(struct ld *ld, int line, int col, const char *fmt, va_list ap)
     __attribute__((format(printf, 4, 0)));
 static int vat(struct ld *ld, int line, int col, const char *fmt, va_list ap)
 {
-    char msg[sizeof ld->err->msg];
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    err_set(ld->err, "%s:%d:%d: %s", ld->path, line, col, msg);
-    if (ld->err) {
-        ld->err->line = line;
-        ld->err->col = col;
-    }
-    return -1;
+    return yamltree_verror(ld->err, ld->path, line, col, fmt, ap);
 }
 
 static int at(struct ld *ld, int line, int col, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
@@ -93,181 +62,7 @@ static int at_node(struct ld *ld, const struct ynode *n, const char *fmt, ...)
     return -1;
 }
 
-/* Reports a libyaml parse failure with its position. */
-static int parser_error(struct ld *ld, const yaml_parser_t *p, const unsigned char *buf, size_t len)
-{
-    if (p->error == YAML_MEMORY_ERROR)
-        return err_set(ld->err, "%s: out of memory", ld->path);
-    if (p->error == YAML_READER_ERROR) {
-        /* Reader errors carry a byte offset, not a mark: count lines up to it. */
-        size_t off = p->problem_offset < len ? p->problem_offset : len;
-        int line = 1, col = 1;
-        for (size_t i = 0; i < off; i++) {
-            if (buf[i] == '\n') {
-                line++;
-                col = 1;
-            } else {
-                col++;
-            }
-        }
-        return at(ld, line, col, "invalid input: %s", p->problem ? p->problem : "unreadable");
-    }
-    if (p->context)
-        return at(ld, (int)p->problem_mark.line + 1, (int)p->problem_mark.column + 1, "bad YAML: %s %s",
-                  p->context, p->problem ? p->problem : "");
-    return at(ld, (int)p->problem_mark.line + 1, (int)p->problem_mark.column + 1, "bad YAML: %s",
-              p->problem ? p->problem : "syntax error");
-}
-
-static int add_kid(struct ld *ld, struct ynode *parent, struct ynode *kid)
-{
-    if (parent->kind == Y_MAP && parent->n % 2 == 0 && kid->kind != Y_SCALAR)
-        return at_node(ld, kid, "mapping keys must be plain strings");
-    if (parent->n == parent->cap) {
-        size_t cap = parent->cap ? parent->cap * 2 : 8;
-        struct ynode **k = realloc(parent->kids, cap * sizeof *k);
-        if (!k)
-            return err_set(ld->err, "%s: out of memory", ld->path);
-        parent->kids = k;
-        parent->cap = cap;
-    }
-    parent->kids[parent->n++] = kid;
-    return 0;
-}
-
-/* Builds the tree of the file's one document. NULL with err. */
-static struct ynode *parse_yaml(struct ld *ld, const unsigned char *buf, size_t len)
-{
-    yaml_parser_t p;
-    yaml_event_t ev;
-    struct ynode *stack[DAG_MAX_DEPTH];
-    int depth = 0, docs = 0;
-    struct ynode *root = NULL;
-    bool done = false, failed = false;
-
-    if (!yaml_parser_initialize(&p)) {
-        err_set(ld->err, "%s: out of memory", ld->path);
-        return NULL;
-    }
-    yaml_parser_set_input_string(&p, buf, len);
-    while (!done && !failed) {
-        if (!yaml_parser_parse(&p, &ev)) {
-            parser_error(ld, &p, buf, len);
-            failed = true;
-            break;
-        }
-        int line = (int)ev.start_mark.line + 1, col = (int)ev.start_mark.column + 1;
-        struct ynode *n = NULL;
-        const yaml_char_t *anchor = NULL;
-        switch (ev.type) {
-        case YAML_STREAM_END_EVENT:
-            done = true;
-            break;
-        case YAML_DOCUMENT_START_EVENT:
-            if (++docs > 1) {
-                at(ld, line, col, "more than one YAML document");
-                failed = true;
-            }
-            break;
-        case YAML_ALIAS_EVENT:
-            at(ld, line, col, "aliases and anchors are not allowed");
-            failed = true;
-            break;
-        case YAML_SCALAR_EVENT:
-        case YAML_SEQUENCE_START_EVENT:
-        case YAML_MAPPING_START_EVENT:
-            anchor = ev.type == YAML_SCALAR_EVENT ? ev.data.scalar.anchor
-                   : ev.type == YAML_SEQUENCE_START_EVENT ? ev.data.sequence_start.anchor
-                   : ev.data.mapping_start.anchor;
-            if (anchor) {
-                at(ld, line, col, "aliases and anchors are not allowed");
-                failed = true;
-                break;
-            }
-            if (++ld->nodes > DAG_MAX_NODES) {
-                at(ld, line, col, "more than %d YAML nodes", DAG_MAX_NODES);
-                failed = true;
-                break;
-            }
-            if (ev.type != YAML_SCALAR_EVENT && depth >= DAG_MAX_DEPTH) {
-                at(ld, line, col, "nesting deeper than %d levels", DAG_MAX_DEPTH);
-                failed = true;
-                break;
-            }
-            if (!(n = calloc(1, sizeof *n))) {
-                err_set(ld->err, "%s: out of memory", ld->path);
-                failed = true;
-                break;
-            }
-            n->line = line;
-            n->col = col;
-            n->end_line = (int)ev.end_mark.line + 1;
-            if (ev.type == YAML_SCALAR_EVENT) {
-                n->kind = Y_SCALAR;
-                size_t slen = ev.data.scalar.length;
-                n->text = strndup((const char *)ev.data.scalar.value, slen);
-                n->plain = ev.data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
-                n->quoted = ev.data.scalar.style == YAML_SINGLE_QUOTED_SCALAR_STYLE ||
-                            ev.data.scalar.style == YAML_DOUBLE_QUOTED_SCALAR_STYLE;
-                if (!n->text) {
-                    err_set(ld->err, "%s: out of memory", ld->path);
-                    failed = true;
-                } else if (strlen(n->text) != slen) {
-                    at(ld, line, col, "NUL character in a string");
-                    failed = true;
-                }
-            } else {
-                n->kind = ev.type == YAML_SEQUENCE_START_EVENT ? Y_SEQ : Y_MAP;
-            }
-            if (!failed) {
-                if (depth == 0)
-                    root = n;
-                else if (add_kid(ld, stack[depth - 1], n) < 0)
-                    failed = true;
-            }
-            if (failed) {
-                if (n != root)
-                    ynode_free(n);
-                break;
-            }
-            if (n->kind != Y_SCALAR)
-                stack[depth++] = n;
-            break;
-        case YAML_SEQUENCE_END_EVENT:
-        case YAML_MAPPING_END_EVENT:
-            if (depth > 0)
-                depth--;
-            break;
-        default:
-            break;
-        }
-        yaml_event_delete(&ev);
-    }
-    yaml_parser_delete(&p);
-    if (failed) {
-        ynode_free(root);
-        return NULL;
-    }
-    if (!root) {
-        at(ld, 1, 1, "empty file: expected a mapping with dag_id and tasks");
-        return NULL;
-    }
-    return root;
-}
-
 /* ---- Small typed readers for scalars. */
-
-static bool is_null(const struct ynode *n)
-{
-    return n->kind == Y_SCALAR && n->plain &&
-           (!n->text[0] || strcmp(n->text, "~") == 0 || strcmp(n->text, "null") == 0 ||
-            strcmp(n->text, "Null") == 0 || strcmp(n->text, "NULL") == 0);
-}
-
-static const char *kind_name(const struct ynode *n)
-{
-    return is_null(n) ? "null" : n->kind == Y_SEQ ? "a list" : n->kind == Y_MAP ? "a mapping" : "a string";
-}
 
 /* "ctx: " when ctx is set, "" otherwise. */
 static const char *pre(const char *ctx, char *buf, size_t len)
@@ -280,8 +75,8 @@ static const char *pre(const char *ctx, char *buf, size_t len)
 
 static int get_text(struct ld *ld, const struct ynode *v, const char *what, const char **out)
 {
-    if (v->kind != Y_SCALAR || is_null(v))
-        return at_node(ld, v, "%s: expected a string, got %s", what, kind_name(v));
+    if (v->kind != Y_SCALAR || yamltree_is_null(v))
+        return at_node(ld, v, "%s: expected a string, got %s", what, yamltree_kind_name(v));
     *out = v->text;
     return 0;
 }
@@ -290,10 +85,10 @@ static int get_int(struct ld *ld, const struct ynode *v, const char *what, int l
 {
     struct dr_err e;
     err_clear(&e);
-    json_t *j = v->kind == Y_SCALAR && !is_null(v) ? plugin_value_from_text(DR_T_INT, v->text, &e) : NULL;
+    json_t *j = v->kind == Y_SCALAR && !yamltree_is_null(v) ? params_from_text(DR_T_INT, v->text, &e) : NULL;
     if (!j)
         return at_node(ld, v, "%s: expected an integer, got %s", what,
-                       v->kind == Y_SCALAR && !is_null(v) ? v->text : kind_name(v));
+                       v->kind == Y_SCALAR && !yamltree_is_null(v) ? v->text : yamltree_kind_name(v));
     json_int_t x = json_integer_value(j);
     json_decref(j);
     if (x < lo || x > hi)
@@ -306,7 +101,7 @@ static int get_bool(struct ld *ld, const struct ynode *v, const char *what, bool
 {
     struct dr_err e;
     err_clear(&e);
-    json_t *j = v->kind == Y_SCALAR && v->plain ? plugin_value_from_text(DR_T_BOOL, v->text, &e) : NULL;
+    json_t *j = v->kind == Y_SCALAR && v->plain ? params_from_text(DR_T_BOOL, v->text, &e) : NULL;
     if (!j)
         return at_node(ld, v, "%s: expected true or false", what);
     *out = json_is_true(j);
@@ -317,8 +112,8 @@ static int get_bool(struct ld *ld, const struct ynode *v, const char *what, bool
 static int get_duration(struct ld *ld, const struct ynode *v, const char *ctx, int64_t *ms)
 {
     char pb[256];
-    if (v->kind != Y_SCALAR || is_null(v))
-        return at_node(ld, v, "%sexpected a duration like 2s, got %s", pre(ctx, pb, sizeof pb), kind_name(v));
+    if (v->kind != Y_SCALAR || yamltree_is_null(v))
+        return at_node(ld, v, "%sexpected a duration like 2s, got %s", pre(ctx, pb, sizeof pb), yamltree_kind_name(v));
     struct dr_err e;
     err_clear(&e);
     if (duration_parse(v->text, ms, &e) < 0)
@@ -340,7 +135,7 @@ static int get_trigger(struct ld *ld, const struct ynode *v, const char *ctx, en
             }
     return at_node(ld, v, "%sbad trigger rule \"%s\" (takes: all_success, all_done, none_failed, "
                    "one_failed, one_success)", pre(ctx, pb, sizeof pb),
-                   v->kind == Y_SCALAR ? v->text : kind_name(v));
+                   v->kind == Y_SCALAR ? v->text : yamltree_kind_name(v));
 }
 
 struct cmp_key {
@@ -379,49 +174,6 @@ static int check_dups(struct ld *ld, const struct ynode *m, const char *ctx, con
     return at_node(ld, k, "%sduplicate %s \"%s\"", pre(ctx, pb, sizeof pb), what, k->text);
 }
 
-/* Typed JSON for a YAML value of a param of type t; ctx names it in messages. */
-static json_t *yaml_typed(struct ld *ld, const struct ynode *v, dr_type t, const char *ctx)
-{
-    if (t == DR_T_LIST) {
-        if (v->kind != Y_SEQ) {
-            at_node(ld, v, "%s: expected a list like [a, b], got %s", ctx, kind_name(v));
-            return NULL;
-        }
-        json_t *a = json_array();
-        for (size_t i = 0; a && i < v->n; i++) {
-            const struct ynode *it = v->kids[i];
-            if (it->kind != Y_SCALAR || is_null(it)) {
-                json_decref(a);
-                at_node(ld, it, "%s: list items must be strings, got %s", ctx, kind_name(it));
-                return NULL;
-            }
-            json_array_append_new(a, json_string(it->text));
-        }
-        return a;
-    }
-    if (v->kind != Y_SCALAR || is_null(v)) {
-        at_node(ld, v, "%s: expected %s %s, got %s", ctx, t == DR_T_INT ? "an" : "a", plugin_type_name(t),
-                kind_name(v));
-        return NULL;
-    }
-    struct dr_err e;
-    err_clear(&e);
-    json_t *j = plugin_value_from_text(t, v->text, &e);
-    if (!j)
-        at_node(ld, v, "%s: %s", ctx, e.msg);
-    return j;
-}
-
-/* "a, b, c" of a plugin's params into buf. */
-static void param_names(const struct plugin *p, char *buf, size_t len)
-{
-    buf[0] = '\0';
-    if (!p->def->params)
-        return;
-    for (const dr_param *q = p->def->params; q->name; q++)
-        snprintf(buf + strlen(buf), len - strlen(buf), "%s%s", q == p->def->params ? "" : ", ", q->name);
-}
-
 /* ---- The DAG. */
 
 struct task_defaults {
@@ -450,7 +202,7 @@ static int retry_key(struct ld *ld, const struct ynode *k, const struct ynode *v
     if (strcmp(k->text, "trigger_rule") == 0)
         return get_trigger(ld, v, ctx, tr) < 0 ? -1 : 1;
     if (strcmp(k->text, "pool") == 0) {
-        if (is_null(v)) {
+        if (yamltree_is_null(v)) {
             *pool = NULL;
             return 1;
         }
@@ -466,7 +218,7 @@ static int retry_key(struct ld *ld, const struct ynode *k, const struct ynode *v
 static int load_default_args(struct ld *ld, const struct ynode *m, struct task_defaults *td)
 {
     if (m->kind != Y_MAP)
-        return is_null(m) ? 0 : at_node(ld, m, "default_args: expected a mapping, got %s", kind_name(m));
+        return yamltree_is_null(m) ? 0 : at_node(ld, m, "default_args: expected a mapping, got %s", yamltree_kind_name(m));
     if (check_dups(ld, m, "default_args", "key") < 0)
         return -1;
     for (size_t i = 0; i < m->n; i += 2) {
@@ -483,24 +235,24 @@ static int load_default_args(struct ld *ld, const struct ynode *m, struct task_d
 static int task_params(struct ld *ld, struct task *t, const struct ynode *m)
 {
     char ctx[300];
-    if (is_null(m))
+    if (yamltree_is_null(m))
         return 0;
     if (m->kind != Y_MAP)
-        return at_node(ld, m, "task \"%s\": params: expected a mapping, got %s", t->id, kind_name(m));
+        return at_node(ld, m, "task \"%s\": params: expected a mapping, got %s", t->id, yamltree_kind_name(m));
     snprintf(ctx, sizeof ctx, "task \"%s\"", t->id);
     if (check_dups(ld, m, ctx, "param") < 0)
         return -1;
     for (size_t i = 0; i < m->n; i += 2) {
         const struct ynode *k = m->kids[i], *v = m->kids[i + 1];
-        const dr_param *p = plugin_param(t->plugin, k->text);
+        const dr_param *p = params_find(t->plugin, k->text);
         if (!p) {
             char names[1024];
-            param_names(t->plugin, names, sizeof names);
+            params_names(t->plugin, names, sizeof names);
             return at_node(ld, k, "task \"%s\": unknown param \"%s\" (takes: %s)", t->id, k->text,
                            names[0] ? names : "nothing");
         }
         snprintf(ctx, sizeof ctx, "task \"%s\": param \"%s\"", t->id, k->text);
-        json_t *j = yaml_typed(ld, v, p->type, ctx);
+        json_t *j = params_from_yaml(v, p->type, ctx, ld->path, ld->err);
         if (!j)
             return -1;
         json_object_set_new(t->params, k->text, j);
@@ -516,7 +268,7 @@ static int load_task(struct ld *ld, size_t idx, const struct ynode *key, const s
     const struct ynode *params = NULL;
     const char *pool = td->pool;
     char ctx[300];
-    const char *s;
+    const char *s = NULL;
 
     t->map_idx = -1;
     t->retry = td->retry;
@@ -530,8 +282,8 @@ static int load_task(struct ld *ld, size_t idx, const struct ynode *key, const s
         return at_node(ld, key, "bad task id \"%s\": must match [a-z][a-z0-9_]*", t->id);
     snprintf(ctx, sizeof ctx, "task \"%s\"", t->id);
     if (val->kind != Y_MAP)
-        return at_node(ld, is_null(val) ? key : val, "%s: expected a mapping like { plugin: name }, got %s",
-                       ctx, kind_name(val));
+        return at_node(ld, yamltree_is_null(val) ? key : val, "%s: expected a mapping like { plugin: name }, got %s",
+                       ctx, yamltree_kind_name(val));
     if (check_dups(ld, val, ctx, "key") < 0)
         return -1;
     for (size_t i = 0; i < val->n; i += 2) {
@@ -546,7 +298,7 @@ static int load_task(struct ld *ld, size_t idx, const struct ynode *key, const s
                 return -1;
             ti->plugin = v;
         } else if (strcmp(k->text, "after") == 0) {
-            if (is_null(v))
+            if (yamltree_is_null(v))
                 continue;
             if (v->kind == Y_MAP)
                 return at_node(ld, v, "%s: after: expected a task id or a list of them", ctx);
@@ -707,10 +459,10 @@ static int build_topo(struct ld *ld)
 static int dag_params(struct ld *ld, const struct ynode *m)
 {
     struct dag *d = ld->d;
-    if (is_null(m))
+    if (yamltree_is_null(m))
         return 0;
     if (m->kind != Y_MAP)
-        return at_node(ld, m, "params: expected a mapping, got %s", kind_name(m));
+        return at_node(ld, m, "params: expected a mapping, got %s", yamltree_kind_name(m));
     if (check_dups(ld, m, "params", "param") < 0)
         return -1;
     for (size_t i = 0; i < m->n; i += 2) {
@@ -721,10 +473,10 @@ static int dag_params(struct ld *ld, const struct ynode *m)
         bool mixed = false;
         int first_type = -1;
         for (size_t t = 0; t < d->n_tasks; t++) {
-            const dr_param *p = plugin_param(d->tasks[t].plugin, k->text);
+            const dr_param *p = params_find(d->tasks[t].plugin, k->text);
             if (!p)
                 continue;
-            json_t *j = yaml_typed(ld, v, p->type, ctx);
+            json_t *j = params_from_yaml(v, p->type, ctx, ld->path, ld->err);
             if (!j) {
                 json_decref(first);
                 return -1;
@@ -768,7 +520,7 @@ static int load_tasks(struct ld *ld, const struct ynode *m, const struct task_de
     struct dag *d = ld->d;
     if (m->kind != Y_MAP || m->n == 0)
         return at_node(ld, m, "tasks: expected a mapping of task ids, got %s",
-                       m->kind == Y_MAP ? "an empty one" : kind_name(m));
+                       m->kind == Y_MAP ? "an empty one" : yamltree_kind_name(m));
     if (m->n / 2 > DAG_MAX_TASKS)
         return at_node(ld, m, "more than %d tasks", DAG_MAX_TASKS);
     if (check_dups(ld, m, NULL, "task id") < 0)
@@ -796,10 +548,10 @@ static int load_root(struct ld *ld, const struct ynode *root)
     };
     const struct ynode *tasks = NULL, *params = NULL, *zone = NULL;
     struct dr_err e;
-    const char *s;
+    const char *s = NULL;
 
     if (root->kind != Y_MAP)
-        return at_node(ld, root, "expected a mapping with dag_id and tasks, got %s", kind_name(root));
+        return at_node(ld, root, "expected a mapping with dag_id and tasks, got %s", yamltree_kind_name(root));
     if (check_dups(ld, root, NULL, "key") < 0)
         return -1;
     for (size_t i = 0; i < root->n; i += 2) {
@@ -814,14 +566,14 @@ static int load_root(struct ld *ld, const struct ynode *root)
             if (!(d->dag_id = strdup(s)))
                 return err_set(ld->err, "%s: out of memory", ld->path);
         } else if (strcmp(key, "description") == 0) {
-            if (is_null(v))
+            if (yamltree_is_null(v))
                 continue;
             if (get_text(ld, v, key, &s) < 0)
                 return -1;
             if (!(d->description = strdup(s)))
                 return err_set(ld->err, "%s: out of memory", ld->path);
         } else if (strcmp(key, "schedule") == 0) {
-            if (is_null(v))
+            if (yamltree_is_null(v))
                 continue;
             if (get_text(ld, v, key, &s) < 0)
                 return -1;
@@ -836,7 +588,7 @@ static int load_root(struct ld *ld, const struct ynode *root)
                 return at_node(ld, v, "%s", e.msg);
             zone = v;
         } else if (strcmp(key, "start_date") == 0) {
-            if (is_null(v))
+            if (yamltree_is_null(v))
                 continue;
             if (get_text(ld, v, key, &s) < 0)
                 return -1;
@@ -878,60 +630,6 @@ static int load_root(struct ld *ld, const struct ynode *root)
     return check_required(ld);
 }
 
-/* Reads the whole file, refusing more than DAG_MAX_BYTES before parsing. */
-static unsigned char *read_file(struct ld *ld, size_t *len)
-{
-    char eb[128];
-    /* O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused below). */
-    int fd = open(ld->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) {
-        err_set(ld->err, "%s: %s", ld->path, strerror_r(errno, eb, sizeof eb) == 0 ? eb : "cannot open");
-        return NULL;
-    }
-    struct stat st;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        err_set(ld->err, "%s: not a regular file", ld->path);
-        return NULL;
-    }
-    if (st.st_size > DAG_MAX_BYTES) {
-        close(fd);
-        at(ld, 1, 1, "file is %lld bytes, over the 1 MiB limit for a DAG", (long long)st.st_size);
-        return NULL;
-    }
-    /* Read one byte more than fstat said, to notice a file that grew meanwhile. */
-    size_t cap = (size_t)st.st_size + 1;
-    unsigned char *buf = malloc(cap + 1);
-    size_t n = 0;
-    while (buf && n < cap) {
-        ssize_t r = read(fd, buf + n, cap - n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            err_set(ld->err, "%s: %s", ld->path, strerror_r(errno, eb, sizeof eb) == 0 ? eb : "read error");
-            free(buf);
-            close(fd);
-            return NULL;
-        }
-        if (r == 0)
-            break;
-        n += (size_t)r;
-    }
-    close(fd);
-    if (!buf) {
-        err_set(ld->err, "%s: out of memory", ld->path);
-        return NULL;
-    }
-    if (n == cap) {
-        free(buf);
-        err_set(ld->err, "%s: file changed while being read", ld->path);
-        return NULL;
-    }
-    buf[n] = '\0';
-    *len = n;
-    return buf;
-}
-
 struct dag *dag_load(const char *path, struct plugins *ps, struct dr_err *err)
 {
     struct ld ld = { .path = path, .err = err, .ps = ps };
@@ -945,18 +643,27 @@ struct dag *dag_load(const char *path, struct plugins *ps, struct dr_err *err)
     d->start_date = INT64_MIN;
     d->max_active_runs = 1;
     ld.d = d;
-    unsigned char *buf = read_file(&ld, &len);
-    if (!buf)
+    char *buf = NULL;
+    int rr = readfile_load(path, DAG_MAX_BYTES, &buf, &len, err);
+    if (rr == READFILE_TOO_BIG)
+        at(&ld, 1, 1, "file is %zu bytes, over the 1 MiB limit for a DAG", len);
+    if (rr != 0)
         goto fail;
-    root = parse_yaml(&ld, buf, len);
+    rr = yamltree_parse(path, (const unsigned char *)buf, len, &root, err);
     free(buf);
-    if (!root || load_root(&ld, root) < 0)
+    if (rr < 0)
         goto fail;
-    ynode_free(root);
+    if (!root) {
+        at(&ld, 1, 1, "empty file: expected a mapping with dag_id and tasks");
+        goto fail;
+    }
+    if (load_root(&ld, root) < 0)
+        goto fail;
+    yamltree_free(root);
     free(ld.ti);
     return d;
 fail:
-    ynode_free(root);
+    yamltree_free(root);
     free(ld.ti);
     dag_free(d);
     return NULL;
@@ -997,141 +704,17 @@ int dag_task_index(const struct dag *d, const char *id)
     return -1;
 }
 
-/* ---- Run-time params. */
-
-static int cmp_cstr(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-/* "a, b, c": every param any task's plugin declares, sorted, unique. */
-static void all_param_names(const struct dag *d, char *buf, size_t len)
-{
-    size_t n = 0, cap = 0;
-    const char **names = NULL;
-    for (size_t i = 0; i < d->n_tasks; i++) {
-        const dr_param *p = d->tasks[i].plugin->def->params;
-        for (; p && p->name; p++) {
-            if (n == cap) {
-                cap = cap ? cap * 2 : 16;
-                const char **nn = realloc(names, cap * sizeof *nn);
-                if (!nn)
-                    break;
-                names = nn;
-            }
-            names[n++] = p->name;
-        }
-    }
-    buf[0] = '\0';
-    if (names)
-        qsort(names, n, sizeof *names, cmp_cstr);
-    for (size_t i = 0; i < n; i++)
-        if (i == 0 || strcmp(names[i], names[i - 1]) != 0)
-            snprintf(buf + strlen(buf), len - strlen(buf), "%s%s", buf[0] ? ", " : "", names[i]);
-    free(names);
-}
-
-/* Checks an object of run-time values (from --conf or config.json) against the
- * DAG's tasks; where names the source in messages. */
-static int check_values(const struct dag *d, const json_t *obj, const char *where, struct dr_err *err)
-{
-    if (!obj)
-        return 0;
-    if (!json_is_object(obj))
-        return err_set(err, "%s: expected a JSON object", where);
-    const char *k;
-    json_t *v;
-    json_object_foreach((json_t *)obj, k, v) {
-        bool known = false;
-        for (size_t i = 0; i < d->n_tasks; i++) {
-            const dr_param *p = plugin_param(d->tasks[i].plugin, k);
-            if (!p)
-                continue;
-            known = true;
-            struct dr_err e;
-            err_clear(&e);
-            json_t *j = plugin_value_from_json(p->type, v, &e);
-            if (!j)
-                return err_set(err, "%s: param \"%s\" (task \"%s\"): %s", where, k, d->tasks[i].id, e.msg);
-            json_decref(j);
-        }
-        if (!known) {
-            char names[2048];
-            all_param_names(d, names, sizeof names);
-            return err_set(err, "%s: unknown key \"%s\" (takes: %s)", where, k, names);
-        }
-    }
-    return 0;
-}
+/* ---- Run-time params (params.c). */
 
 int dag_check_conf(const struct dag *d, const json_t *conf, struct dr_err *err)
 {
-    return check_values(d, conf, "--conf", err);
+    return params_check_conf(d, conf, err);
 }
 
-json_t *dag_resolve_params(const struct dag *d, size_t i, const struct config *cfg, const json_t *conf,
-                           struct dr_err *err)
+json_t *dag_resolve_params(const struct dag *d, size_t i, const struct config *cfg,
+                           const json_t *conf, struct dr_err *err)
 {
-    if (i >= d->n_tasks) {
-        err_set(err, "no task %zu in %s", i, d->dag_id);
-        return NULL;
-    }
-    const struct task *t = &d->tasks[i];
-    const json_t *cp = config_dag_params(cfg, d->dag_id);
-    char cwhere[512];
-    snprintf(cwhere, sizeof cwhere, "%s: dags.%s.params", cfg && cfg->path ? cfg->path : "config.json",
-             d->dag_id);
-    if (check_values(d, cp, cwhere, err) < 0 || check_values(d, conf, "--conf", err) < 0)
-        return NULL;
-    json_t *out = json_object();
-    if (!out) {
-        err_set(err, "out of memory");
-        return NULL;
-    }
-    for (const dr_param *p = t->plugin->def->params; p && p->name; p++) {
-        struct dr_err e;
-        err_clear(&e);
-        json_t *v = NULL;
-        const json_t *x;
-        /* Each layer replaces the one below; the last layer that has the name wins. */
-        if (p->def && !(v = plugin_value_from_text(p->type, p->def, &e)))
-            goto bad;
-        if ((x = json_object_get(d->params, p->name))) {
-            json_decref(v);
-            if (!(v = plugin_value_from_json(p->type, x, &e)))
-                goto bad;
-        }
-        if ((x = json_object_get(t->params, p->name))) {
-            json_decref(v);
-            v = json_deep_copy(x);
-        }
-        if (cp && (x = json_object_get(cp, p->name))) {
-            json_decref(v);
-            if (!(v = plugin_value_from_json(p->type, x, &e)))
-                goto bad;
-        }
-        if (conf && (x = json_object_get(conf, p->name))) {
-            json_decref(v);
-            if (!(v = plugin_value_from_json(p->type, x, &e)))
-                goto bad;
-        }
-        if (!v) {
-            if (p->required) {
-                err_set(err, "task \"%s\": missing required param \"%s\"", t->id, p->name);
-                err_hint(err, "set it in the DAG's params, config.json dags.%s.params or --conf", d->dag_id);
-                json_decref(out);
-                return NULL;
-            }
-            continue;
-        }
-        json_object_set_new(out, p->name, v);
-        continue;
-bad:
-        err_set(err, "task \"%s\": param \"%s\": %s", t->id, p->name, e.msg);
-        json_decref(out);
-        return NULL;
-    }
-    return out;
+    return params_resolve(d, i, cfg, conf, err);
 }
 
 /* ---- Listing DAG files. */
@@ -1206,6 +789,11 @@ static int walk(const char *dir, int depth, struct strvec *sv, struct dr_err *er
     return rc;
 }
 
+static int cmp_path(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
 char **dag_list_files(const char *dir, struct dr_err *err)
 {
     struct strvec sv = { 0 };
@@ -1219,7 +807,7 @@ char **dag_list_files(const char *dir, struct dr_err *err)
             err_set(err, "out of memory");
         return sv.v;
     }
-    qsort(sv.v, sv.n, sizeof *sv.v, cmp_cstr);
+    qsort(sv.v, sv.n, sizeof *sv.v, cmp_path);
     return sv.v;
 }
 

@@ -79,7 +79,7 @@ int dag_check_conf(const struct dag *d, const json_t *conf, struct dr_err *err);
 /* The resolved params of task i: every param its plugin declares, from
  * (lowest to highest) the plugin default, the DAG params, the task params,
  * config.json dags.<dag_id>.params, then conf (may be NULL). Values are typed
- * JSON (see plugin_value_from_text). A required param left unset is an
+ * JSON (see params_from_text). A required param left unset is an
  * error. Returns a new object, or NULL with err. */
 json_t *dag_resolve_params(const struct dag *d, size_t i, const struct config *cfg,
                            const json_t *conf, struct dr_err *err);

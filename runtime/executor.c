@@ -6,9 +6,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "ctx.h"
+#include "exec_private.h"
 #include "log.h"
 #include "recorder.h"
+#include "runplan.h"
 
 enum { FLUSH_MS = 200, FLUSH_RECORDS = 4000, POLL_MS = 100 };
 
@@ -54,14 +55,14 @@ static void *worker_main(void *arg)
     struct worker *w = arg;
     struct exec *ex = w->ex;
     struct unit *u;
-    while ((u = workq_pop(&ex->q))) {
-        ctx_run_unit(w, u);
+    while ((u = unit_of(workq_pop(&ex->q)))) {
+        unit_run(w, u);
         bool halt = u->status == DR_FATAL && !u->cancelled;
         if (halt)   /* units in flight may stop early; the coordinator takes the queue back */
             __atomic_store_n(&ex->cancel, 1, __ATOMIC_RELEASE);
-        workq_finish(&ex->q, u, halt);
+        workq_finish(&ex->q, &u->link, halt);
     }
-    ctx_worker_cleanup(w);
+    unit_worker_cleanup(w);
     return NULL;
 }
 
@@ -70,7 +71,7 @@ static void flush_dispatch(struct coord *co)
 {
     if (!co->batch_head)
         return;
-    workq_push(&co->ex->q, co->batch_head, co->batch_tail, co->n_batch);
+    workq_push(&co->ex->q, &co->batch_head->link, &co->batch_tail->link, co->n_batch);
     co->in_flight += co->n_batch;
     co->batch_head = co->batch_tail = NULL;
     co->n_batch = 0;
@@ -80,14 +81,14 @@ static void flush_dispatch(struct coord *co)
 static void reclaim_ready(struct coord *co)
 {
     struct exec *ex = co->ex;
-    struct unit *u = workq_reclaim(&ex->q);
-    for (; u; u = u->next) {
+    struct unit *u = unit_of(workq_reclaim(&ex->q));
+    for (; u; u = unit_next(u)) {
         co->in_flight--;
         int p = ex->ts[u->task].pool;
         if (p >= 0)
             ex->pools[p].in_use--;
     }
-    for (u = co->batch_head; u; u = u->next) {
+    for (u = co->batch_head; u; u = unit_next(u)) {
         int p = ex->ts[u->task].pool;
         if (p >= 0)
             ex->pools[p].in_use--;
@@ -101,13 +102,13 @@ static void reclaim_ready(struct coord *co)
 static void dispatch(struct coord *co, struct unit *u)
 {
     struct exec *ex = co->ex;
-    u->next = NULL;
+    u->link.next = NULL;
     int p = ex->ts[u->task].pool;
     if (p >= 0) {
         struct pool_state *ps = &ex->pools[p];
         if (ps->in_use >= ps->slots) {
             if (ps->tail)
-                ps->tail->next = u;
+                ps->tail->link.next = &u->link;
             else
                 ps->head = u;
             ps->tail = u;
@@ -116,7 +117,7 @@ static void dispatch(struct coord *co, struct unit *u)
         ps->in_use++;
     }
     if (co->batch_tail)
-        co->batch_tail->next = u;
+        co->batch_tail->link.next = &u->link;
     else
         co->batch_head = u;
     co->batch_tail = u;
@@ -132,7 +133,7 @@ static void pool_release(struct coord *co, int p)
     if (co->stopping || co->fatal || !ps->head)
         return;
     struct unit *u = ps->head;
-    ps->head = u->next;
+    ps->head = unit_next(u);
     if (!ps->head)
         ps->tail = NULL;
     dispatch(co, u);
@@ -198,7 +199,7 @@ static void add_record(struct coord *co, const struct ti_record *r)
     if (!co->rec)
         return;
     if (!co->n_pend)
-        co->pend_since = ctx_mono_ms(co->ex);
+        co->pend_since = unit_mono_ms(co->ex);
     co->n_pend = recorder_add(co->rec, r);
     if (co->n_pend >= FLUSH_RECORDS)
         flush_records(co);
@@ -254,12 +255,12 @@ static void end_not_run(struct coord *co, int i, enum ti_state st, const char *e
     struct exec *ex = co->ex;
     const struct tstate *t = &ex->ts[i];
     int n = t->lane >= 0 ? ex->lanes[t->lane].n : 1;
-    int64_t now = ctx_wall_ms(ex);
+    int64_t now = unit_wall_ms(ex);
     for (int pos = 0; pos < n; pos++) {
         int ti = t->lane >= 0 ? ex->lanes[t->lane].tasks[pos] : i;
         /* Keep the error alive until the records are flushed: on the task's rec. */
         struct lrec *r = &ex->ts[ti].rec;
-        ctx_lrec_reset(r);
+        unit_lrec_reset(r);
         r->error = error ? strdup(error) : NULL;
         struct ti_record rec = {
             .task_id = ex->dag->tasks[ti].id, .map_index = -1, .state = st,
@@ -334,7 +335,7 @@ static void start_unmapped(struct coord *co, int i)
         return;
     }
     char *error = NULL;
-    if (ctx_call_init(ex, i, &error) < 0) {
+    if (unit_call_init(ex, i, &error) < 0) {
         end_not_run(co, i, TI_FAILED, error);
         free(error);
         return;
@@ -349,42 +350,11 @@ static void start_unmapped(struct coord *co, int i)
     if (ex->spec->store) {
         struct ti_record rec = {
             .task_id = task->id, .map_index = -1, .state = TI_RUNNING, .try_number = 1,
-            .start_ms = ctx_wall_ms(ex),
+            .start_ms = unit_wall_ms(ex),
         };
         add_record(co, &rec);
     }
     dispatch(co, u);
-}
-
-/* The display key of a map item: its "key" member, the item itself when a
- * string or number, else the map index. */
-static char *item_key(const json_t *item, size_t index)
-{
-    char buf[64];
-    const json_t *k = json_is_object(item) ? json_object_get(item, "key") : NULL;
-    if (json_is_string(k))
-        return strdup(json_string_value(k));
-    if (json_is_string(item))
-        return strdup(json_string_value(item));
-    if (json_is_integer(item))
-        snprintf(buf, sizeof buf, "%" JSON_INTEGER_FORMAT, json_integer_value(item));
-    else if (json_is_real(item))
-        snprintf(buf, sizeof buf, "%.17g", json_real_value(item));
-    else
-        snprintf(buf, sizeof buf, "%zu", index);
-    return strdup(buf);
-}
-
-static bool prior_item_done(const struct exec *ex, const struct lane *l, size_t i)
-{
-    if (!ex->spec->prior)
-        return false;
-    for (int pos = 0; pos < l->n; pos++) {
-        const struct prior_task *pt = prior_find(ex->spec->prior, ex->dag->tasks[l->tasks[pos]].id);
-        if (!pt || !pt->mapped || i >= pt->n_items || !pt->done || !pt->done[i])
-            return false;
-    }
-    return true;
 }
 
 static void end_lane(struct coord *co, struct lane *l);
@@ -410,32 +380,21 @@ static void start_lane(struct coord *co, int head)
         end_not_run(co, head, TI_SKIPPED, NULL);
         return;
     }
-    l->n_items = n;
-    l->units = calloc(n, sizeof *l->units);
-    l->recs = calloc(n * (size_t)l->n, sizeof *l->recs);
-    l->keys = calloc(n, sizeof *l->keys);
-    if (!l->units || !l->recs || !l->keys) {
+    if (runplan_expand(ex, l, head, items) < 0) {
         end_not_run(co, head, TI_FAILED, "out of memory");
         return;
     }
-    for (size_t i = 0; i < n * (size_t)l->n; i++)
-        l->recs[i].agg = -1;
-    for (size_t i = 0; i < n; i++)
-        if (!(l->keys[i] = item_key(json_array_get(items, i), i))) {
-            end_not_run(co, head, TI_FAILED, "out of memory");
-            return;
-        }
     co->total += n - 1;     /* the lane counted as one unit until now */
     for (int pos = 0; pos < l->n; pos++)
         ex->ts[l->tasks[pos]].phase = PH_RUNNING;
 
     bool any = false;
     for (size_t i = 0; i < n && !any; i++)
-        any = !prior_item_done(ex, l, i);
+        any = !runplan_prior_item_done(ex, l, i);
     if (any) {
         for (int pos = 0; pos < l->n; pos++) {
             char *error = NULL;
-            if (ctx_call_init(ex, l->tasks[pos], &error) < 0) {
+            if (unit_call_init(ex, l->tasks[pos], &error) < 0) {
                 snprintf(msg, sizeof msg, "init of %s: %s", ex->dag->tasks[l->tasks[pos]].id,
                          error ? error : "failed");
                 free(error);
@@ -449,12 +408,7 @@ static void start_lane(struct coord *co, int head)
         ex->spec->prior ? prior_find(ex->spec->prior, ex->dag->tasks[l->tasks[l->n - 1]].id) : NULL;
     for (size_t i = 0; i < n; i++) {
         struct unit *u = &l->units[i];
-        u->task = head;
-        u->lane = ex->ts[head].lane;
-        u->index = (long)i;
-        u->try_number = 1;
-        u->recs = &l->recs[i * (size_t)l->n];
-        if (prior_item_done(ex, l, i)) {
+        if (runplan_prior_item_done(ex, l, i)) {
             for (int pos = 0; pos < l->n; pos++)
                 u->recs[pos].state = TI_SUCCESS;
             if (last && last->item_outputs) {
@@ -570,13 +524,13 @@ static void handle_result(struct coord *co, struct unit *u)
     int n = u->lane < 0 ? 1 : ex->lanes[u->lane].n;
     co->in_flight--;
     pool_release(co, ex->ts[u->task].pool);
-    ctx_build_records(ex, u, co->recbuf);
+    unit_build_records(ex, u, co->recbuf);
     const char *key = u->lane < 0 ? NULL : ex->lanes[u->lane].keys[u->index];
 
     if (u->status == DR_RETRY && !u->cancelled) {
         if (!co->stopping && !co->fatal && u->try_number <= head->retry.retries) {
             int64_t delay = retry_delay(co, &head->retry, u->try_number);
-            u->due_ms = ctx_mono_ms(ex) + delay;
+            u->due_ms = unit_mono_ms(ex) + delay;
             const struct exec_hooks *h = ex->spec->hooks;
             int ep = u->err_task >= 0 ? u->err_task : 0;
             if (h && h->unit_retry)
@@ -594,7 +548,7 @@ static void handle_result(struct coord *co, struct unit *u)
             u->cancelled = true;
             for (int pos = 0; pos < n; pos++)
                 u->recs[pos].state = TI_CANCELLED;
-            ctx_build_records(ex, u, co->recbuf);
+            unit_build_records(ex, u, co->recbuf);
         }
     }
     if (u->status == DR_FATAL && !u->cancelled && !co->fatal) {
@@ -635,85 +589,6 @@ static void handle_result(struct coord *co, struct unit *u)
     }
 }
 
-/* ---- setup ---- */
-
-static int build_lanes(struct exec *ex, struct dr_err *err)
-{
-    const struct dag *d = ex->dag;
-    size_t n = d->n_tasks;
-    ex->lanes = calloc(n ? n : 1, sizeof *ex->lanes);
-    if (!ex->lanes)
-        return err_set(err, "out of memory");
-    for (size_t i = 0; i < n; i++) {
-        ex->ts[i].lane = ex->ts[i].lane_pos = -1;
-        ex->ts[i].pool = -1;
-        ex->ts[i].rec.agg = -1;
-    }
-    /* A lane: consecutive tasks mapped over the same task, chained by after. A
-     * task joins its predecessor's lane when exactly one of its upstreams maps
-     * over the same task, that upstream ends its lane, and its trigger rule
-     * needs the predecessor's success anyway (all_success, none_failed). */
-    for (size_t k = 0; k < n; k++) {
-        int i = d->topo[k];
-        const struct task *t = &d->tasks[i];
-        if (t->map_idx < 0)
-            continue;
-        int pred = -1, cnt = 0;
-        for (size_t a = 0; a < t->n_after; a++)
-            if (d->tasks[t->after_idx[a]].map_idx == t->map_idx) {
-                pred = t->after_idx[a];
-                cnt++;
-            }
-        struct lane *l = NULL;
-        if (cnt == 1 && (t->trigger == TR_ALL_SUCCESS || t->trigger == TR_NONE_FAILED) &&
-            ex->ts[pred].lane >= 0) {
-            struct lane *pl = &ex->lanes[ex->ts[pred].lane];
-            if (pl->tasks[pl->n - 1] == pred)
-                l = pl;
-        }
-        if (!l) {
-            l = &ex->lanes[ex->n_lanes++];
-            if (!(l->tasks = calloc(n, sizeof *l->tasks)))
-                return err_set(err, "out of memory");
-            l->over = t->map_idx;
-        }
-        ex->ts[i].lane = (int)(l - ex->lanes);
-        ex->ts[i].lane_pos = l->n;
-        l->tasks[l->n++] = i;
-        if (l->n > ex->max_lane)
-            ex->max_lane = l->n;
-    }
-    return 0;
-}
-
-static int build_pools(struct exec *ex, struct dr_err *err)
-{
-    const struct config *cfg = ex->spec->cfg;
-    if (!cfg || !cfg->n_pools)
-        return 0;
-    ex->pools = calloc(cfg->n_pools, sizeof *ex->pools);
-    if (!ex->pools)
-        return err_set(err, "out of memory");
-    ex->n_pools = cfg->n_pools;
-    for (size_t p = 0; p < cfg->n_pools; p++)
-        ex->pools[p].slots = cfg->pools[p].slots > 0 ? cfg->pools[p].slots : 1;
-    for (size_t i = 0; i < ex->dag->n_tasks; i++) {
-        const char *name = ex->dag->tasks[i].pool;
-        for (size_t p = 0; name && p < cfg->n_pools; p++)
-            if (strcmp(cfg->pools[p].name, name) == 0)
-                ex->ts[i].pool = (int)p;
-    }
-    return 0;
-}
-
-static void iso_utc(int64_t t, char *buf, size_t len)
-{
-    time_t tt = (time_t)t;
-    struct tm tm;
-    gmtime_r(&tt, &tm);
-    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 /* Waits for results, a due retry, a records flush or the next poll of *stop,
  * whichever comes first, and returns the results that came (a list). */
 static struct unit *wait_results(struct coord *co)
@@ -721,7 +596,7 @@ static struct unit *wait_results(struct coord *co)
     struct exec *ex = co->ex;
     const struct run_spec *spec = ex->spec;
     bool fake = spec->clock && spec->clock->now_ms;
-    int64_t now = ctx_mono_ms(ex);
+    int64_t now = unit_mono_ms(ex);
     int64_t due = co->n_heap ? co->heap[0]->due_ms : INT64_MAX;
     if (co->in_flight == 0) {
         if (due == INT64_MAX)
@@ -738,7 +613,7 @@ static struct unit *wait_results(struct coord *co)
         wait = due - now;
     if (co->n_pend && co->pend_since + FLUSH_MS - now < wait)
         wait = co->pend_since + FLUSH_MS - now;
-    return workq_results(&ex->q, wait);
+    return unit_of(workq_results(&ex->q, wait));
 }
 
 static void run_loop(struct coord *co)
@@ -746,7 +621,7 @@ static void run_loop(struct coord *co)
     struct exec *ex = co->ex;
     const struct run_spec *spec = ex->spec;
     int hb_ms = (spec->cfg && spec->cfg->heartbeat_sec > 0 ? spec->cfg->heartbeat_sec : 5) * 1000;
-    co->next_heartbeat = ctx_mono_ms(ex) + hb_ms;
+    co->next_heartbeat = unit_mono_ms(ex) + hb_ms;
     co->dirty = true;
     for (;;) {
         if (!co->stopping && stop_requested(spec)) {
@@ -758,7 +633,7 @@ static void run_loop(struct coord *co)
                     "stopping: %zu units in flight finish, nothing new starts", co->in_flight);
         }
         schedule(co);
-        int64_t now = ctx_mono_ms(ex);
+        int64_t now = unit_mono_ms(ex);
         while (co->n_heap && co->heap[0]->due_ms <= now && !co->stopping && !co->fatal)
             dispatch(co, heap_pop(co));
         flush_dispatch(co);
@@ -778,12 +653,12 @@ static void run_loop(struct coord *co)
 
         struct unit *done = wait_results(co);
         while (done) {
-            struct unit *next = done->next;
+            struct unit *next = unit_next(done);
             handle_result(co, done);
             done = next;
         }
 
-        now = ctx_mono_ms(ex);
+        now = unit_mono_ms(ex);
         if (co->n_pend && now - co->pend_since >= FLUSH_MS)
             flush_records(co);
         if (spec->store && now >= co->next_heartbeat) {
@@ -828,36 +703,6 @@ static enum run_state final_state(struct coord *co)
     return partial ? RUN_PARTIAL : RUN_SUCCESS;
 }
 
-static void exec_free(struct exec *ex)
-{
-    if (ex->ts) {
-        for (size_t i = 0; i < ex->dag->n_tasks; i++) {
-            json_decref(ex->ts[i].output);
-            ctx_lrec_reset(&ex->ts[i].rec);
-            free(ex->ts[i].unit.error);
-        }
-    }
-    for (size_t k = 0; k < ex->n_lanes; k++) {
-        struct lane *l = &ex->lanes[k];
-        for (size_t i = 0; l->recs && i < l->n_items * (size_t)l->n; i++)
-            ctx_lrec_reset(&l->recs[i]);
-        for (size_t i = 0; l->units && i < l->n_items; i++)
-            free(l->units[i].error);
-        for (size_t i = 0; l->keys && i < l->n_items; i++)
-            free(l->keys[i]);
-        free(l->tasks);
-        free(l->units);
-        free(l->recs);
-        free(l->keys);
-    }
-    free(ex->lanes);
-    free(ex->ts);
-    free(ex->pools);
-    json_decref(ex->rt_params);
-    json_decref(ex->warnings);
-    json_decref(ex->counters);
-}
-
 int executor_run(const struct run_spec *spec, struct run_result *res, struct dr_err *err)
 {
     memset(res, 0, sizeof *res);
@@ -867,21 +712,7 @@ int executor_run(const struct run_spec *spec, struct run_result *res, struct dr_
     struct exec *ex = &ex_s;
     struct coord co = { .ex = ex, .res = res, .rng = spec->seed };
     int rc = -1;
-    ex->run_id = spec->run_id ? spec->run_id : "local";
-    iso_utc(spec->logical_date, ex->logical_date, sizeof ex->logical_date);
-    iso_utc(spec->data_interval_start, ex->dis, sizeof ex->dis);
-    iso_utc(spec->data_interval_end, ex->die, sizeof ex->die);
-    ex->rt_params = json_pack("{s:s, s:s, s:s, s:s}", "run_id", ex->run_id, "logical_date",
-                              ex->logical_date, "data_interval_start", ex->dis,
-                              "data_interval_end", ex->die);
-    ex->warnings = json_array();
-    ex->counters = json_object();
-    ex->ts = calloc(spec->dag->n_tasks ? spec->dag->n_tasks : 1, sizeof *ex->ts);
-    if (!ex->rt_params || !ex->warnings || !ex->counters || !ex->ts) {
-        err_set(err, "out of memory");
-        goto out;
-    }
-    if (build_lanes(ex, err) < 0 || build_pools(ex, err) < 0)
+    if (runplan_init(ex, err) < 0)
         goto out;
     co.recbuf = calloc((size_t)(ex->max_lane > 0 ? ex->max_lane : 1), sizeof *co.recbuf);
     if (!co.recbuf) {
@@ -934,7 +765,7 @@ int executor_run(const struct run_spec *spec, struct run_result *res, struct dr_
         free(ex->workers[i].recbuf);
     }
     for (size_t i = 0; i < spec->dag->n_tasks; i++)
-        ctx_call_fini(ex, (int)i);
+        unit_call_fini(ex, (int)i);
     char lost_msg[512];
     size_t lost = recorder_close(co.rec, lost_msg, sizeof lost_msg);
     co.rec = NULL;
@@ -967,7 +798,7 @@ out:
     free(co.recbuf);
     free(co.heap);
     recorder_close(co.rec, NULL, 0);
-    exec_free(ex);
+    runplan_free(ex);
     if (rc < 0)
         run_result_free(res);
     return rc;

@@ -1,4 +1,5 @@
-/* Task plugins: the registry of loaded .so files, their ABI checks and typed param values. */
+/* Task plugins: the loader and registry of .so files, with their ABI checks. Param values
+ * are in params.c. */
 #include "plugin.h"
 
 #include <dirent.h>
@@ -9,8 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "date.h"
-#include "duration.h"
+#include "params.h"
 
 /* Plugins sorted by name. Coordinator thread only: no lock. Entries are
  * pointers so that a plugin handed out stays put while the array grows. */
@@ -85,165 +85,6 @@ static size_t find_slot(const struct plugins *ps, const char *name, bool *found)
     return lo;
 }
 
-const char *plugin_type_name(dr_type t)
-{
-    switch (t) {
-    case DR_T_STRING: return "string";
-    case DR_T_INT: return "int";
-    case DR_T_BOOL: return "bool";
-    case DR_T_DATE: return "date";
-    case DR_T_DURATION: return "duration";
-    case DR_T_LIST: return "list";
-    }
-    return "unknown";
-}
-
-static json_t *int_from_text(const char *text, struct dr_err *err)
-{
-    const char *s = text;
-    if (*s == '+' || *s == '-')
-        s++;
-    if (*s < '0' || *s > '9')
-        goto bad;
-    errno = 0;
-    char *end;
-    long long v = strtoll(text, &end, 10);
-    if (errno == ERANGE) {
-        err_set(err, "bad int \"%s\": out of range", text);
-        return NULL;
-    }
-    if (*end != '\0')
-        goto bad;
-    return json_integer(v);
-bad:
-    err_set(err, "bad int \"%s\": expected digits", text);
-    if (err)
-        err->offset = 0;
-    return NULL;
-}
-
-static json_t *bool_from_text(const char *text, struct dr_err *err)
-{
-    static const char *const yes[] = { "true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON" };
-    static const char *const no[] = { "false", "False", "FALSE", "no", "No", "NO", "off", "Off", "OFF" };
-    for (size_t i = 0; i < sizeof yes / sizeof *yes; i++) {
-        if (strcmp(text, yes[i]) == 0)
-            return json_true();
-        if (strcmp(text, no[i]) == 0)
-            return json_false();
-    }
-    err_set(err, "bad bool \"%s\": expected true or false", text);
-    return NULL;
-}
-
-static json_t *list_from_text(const char *text, struct dr_err *err)
-{
-    json_error_t je;
-    json_t *v = json_loads(text, JSON_DECODE_ANY, &je);
-    if (!v || !json_is_array(v)) {
-        json_decref(v);
-        err_set(err, "bad list %s: expected a JSON array of strings", text);
-        return NULL;
-    }
-    size_t i;
-    json_t *it;
-    json_array_foreach(v, i, it) {
-        if (!json_is_string(it)) {
-            json_decref(v);
-            err_set(err, "bad list %s: item %zu is not a string", text, i + 1);
-            return NULL;
-        }
-    }
-    return v;
-}
-
-json_t *plugin_value_from_text(dr_type t, const char *text, struct dr_err *err)
-{
-    if (!text)
-        return (void)err_set(err, "missing value"), NULL;
-    switch (t) {
-    case DR_T_STRING:
-        return json_string(text);
-    case DR_T_INT:
-        return int_from_text(text, err);
-    case DR_T_BOOL:
-        return bool_from_text(text, err);
-    case DR_T_DATE: {
-        if (strcmp(text, "today") == 0 || strcmp(text, "yesterday") == 0)
-            return json_string(text);
-        int64_t days;
-        if (date_parse(text, &days, err) < 0)
-            return NULL;
-        return json_string(text);
-    }
-    case DR_T_DURATION: {
-        int64_t ms;
-        if (duration_parse(text, &ms, err) < 0)
-            return NULL;
-        return json_integer(ms);
-    }
-    case DR_T_LIST:
-        return list_from_text(text, err);
-    }
-    err_set(err, "unknown param type %d", (int)t);
-    return NULL;
-}
-
-json_t *plugin_value_from_json(dr_type t, const json_t *v, struct dr_err *err)
-{
-    if (!v || json_is_null(v))
-        return (void)err_set(err, "expected a %s, got null", plugin_type_name(t)), NULL;
-    switch (t) {
-    case DR_T_STRING:
-        if (json_is_string(v))
-            return json_string(json_string_value(v));
-        break;
-    case DR_T_INT:
-        if (json_is_integer(v))
-            return json_integer(json_integer_value(v));
-        if (json_is_string(v))
-            return int_from_text(json_string_value(v), err);
-        break;
-    case DR_T_BOOL:
-        if (json_is_boolean(v))
-            return json_boolean(json_is_true(v));
-        if (json_is_string(v))
-            return bool_from_text(json_string_value(v), err);
-        break;
-    case DR_T_DATE:
-        if (json_is_string(v))
-            return plugin_value_from_text(t, json_string_value(v), err);
-        break;
-    case DR_T_DURATION:
-        if (json_is_integer(v)) {
-            if (json_integer_value(v) < 0)
-                return (void)err_set(err, "bad duration %lld: negative", json_integer_value(v)), NULL;
-            return json_integer(json_integer_value(v));
-        }
-        if (json_is_string(v))
-            return plugin_value_from_text(t, json_string_value(v), err);
-        break;
-    case DR_T_LIST:
-        if (json_is_array(v)) {
-            size_t i;
-            json_t *it;
-            json_array_foreach(v, i, it) {
-                if (!json_is_string(it))
-                    return (void)err_set(err, "expected a list of strings: item %zu is not a string",
-                                         i + 1), NULL;
-            }
-            return json_deep_copy(v);
-        }
-        break;
-    }
-    static const char *const kinds[] = { "object", "array", "string", "integer", "real", "true",
-                                         "false", "null" };
-    int k = (int)json_typeof(v);
-    err_set(err, "expected a %s, got %s", plugin_type_name(t),
-            k >= 0 && k < 8 ? kinds[k] : "value");
-    return NULL;
-}
-
 /* The ABI and table checks, on a descriptor whose library is already open. */
 static int check_def(const char *path, const char *name, const dr_task_def *def, struct dr_err *err)
 {
@@ -288,10 +129,10 @@ static int check_def(const char *path, const char *name, const dr_task_def *def,
         if (p->def) {
             struct dr_err e;
             err_clear(&e);
-            json_t *v = plugin_value_from_text(p->type, p->def, &e);
+            json_t *v = params_from_text(p->type, p->def, &e);
             if (!v)
                 return err_set(err, "%s: param \"%s\": default does not parse as %s: %s", path, p->name,
-                               plugin_type_name(p->type), e.msg);
+                               params_type_name(p->type), e.msg);
             json_decref(v);
         }
     }
@@ -444,14 +285,4 @@ size_t plugins_count(const struct plugins *ps)
 const struct plugin *plugins_at(const struct plugins *ps, size_t i)
 {
     return i < ps->n ? ps->items[i] : NULL;
-}
-
-const dr_param *plugin_param(const struct plugin *p, const char *name)
-{
-    if (!p || !p->def->params || !name)
-        return NULL;
-    for (const dr_param *q = p->def->params; q->name; q++)
-        if (strcmp(q->name, name) == 0)
-            return q;
-    return NULL;
 }

@@ -43,18 +43,4 @@ size_t plugins_load_all(struct plugins *ps, void (*cb)(void *ud, const struct dr
 size_t plugins_count(const struct plugins *ps);
 const struct plugin *plugins_at(const struct plugins *ps, size_t i);
 
-/* The declared param `name`, or NULL. */
-const dr_param *plugin_param(const struct plugin *p, const char *name);
-const char *plugin_type_name(dr_type t);
-
-/* Converts a param value given as text (a default, a YAML scalar) to typed
- * JSON: STRING and DATE -> string (DATE checked), INT -> integer, BOOL ->
- * true/false, DURATION -> integer milliseconds, LIST -> array of strings
- * (text must be a JSON array of strings). New reference, or NULL with err. */
-json_t *plugin_value_from_text(dr_type t, const char *text, struct dr_err *err);
-/* Checks that a JSON value (from --conf or config.json) fits type t,
- * converting where needed (a duration string to ms, a date string checked).
- * New reference, or NULL with err. */
-json_t *plugin_value_from_json(dr_type t, const json_t *v, struct dr_err *err);
-
 #endif

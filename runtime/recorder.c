@@ -13,9 +13,17 @@
  * there are writers, then waits rather than run further ahead of the database. */
 enum { N_WRITERS = 2 };
 
+/* What the batch owns of one record; the record (a borrowing view, as store_ti_write takes
+ * it) points at these. */
+struct owned {
+    char *error, *checkpoint;
+    json_t *output;
+};
+
 struct batch {
     struct batch *next;
-    struct ti_record *recs;     /* each record's error, checkpoint and output are the batch's */
+    struct ti_record *recs;     /* views: task id and map key borrowed, the rest in own[] */
+    struct owned *own;          /* parallel to recs */
     size_t n, cap;
 };
 
@@ -42,11 +50,12 @@ struct recorder {
     char error[512];            /* the first refusal (lock) */
 };
 
-static void rec_release(struct ti_record *r)
+static void owned_release(struct owned *o)
 {
-    free((char *)r->error);
-    free((char *)r->checkpoint);
-    json_decref((json_t *)r->output);
+    free(o->error);
+    free(o->checkpoint);
+    json_decref(o->output);
+    *o = (struct owned){ 0 };
 }
 
 static void batch_free(struct batch *b)
@@ -54,8 +63,9 @@ static void batch_free(struct batch *b)
     if (!b)
         return;
     for (size_t i = 0; i < b->n; i++)
-        rec_release(&b->recs[i]);
+        owned_release(&b->own[i]);
     free(b->recs);
+    free(b->own);
     free(b);
 }
 
@@ -145,29 +155,36 @@ size_t recorder_add(struct recorder *rc, const struct ti_record *r)
     char *checkpoint = r->checkpoint ? strdup(r->checkpoint) : NULL;
     if ((r->error && !error) || (r->checkpoint && !checkpoint))
         goto oom;
-    struct ti_record *slot = NULL;
+    size_t slot = b->n;
     /* An unmapped task's running record may still be here: one row may appear only once
      * per upsert statement. O(batch) for the few unmapped tasks. */
-    for (size_t i = 0; r->map_index < 0 && i < b->n && !slot; i++)
+    for (size_t i = 0; r->map_index < 0 && i < b->n && slot == b->n; i++)
         if (b->recs[i].map_index < 0 && strcmp(b->recs[i].task_id, r->task_id) == 0) {
-            slot = &b->recs[i];
-            rec_release(slot);
+            slot = i;
+            owned_release(&b->own[i]);
         }
-    if (!slot) {
+    if (slot == b->n) {
         if (b->n == b->cap) {
             size_t cap = b->cap ? b->cap * 2 : 64;
             struct ti_record *p = realloc(b->recs, cap * sizeof *p);
             if (!p)
                 goto oom;
             b->recs = p;
+            struct owned *q = realloc(b->own, cap * sizeof *q);
+            if (!q)
+                goto oom;
+            b->own = q;
             b->cap = cap;
         }
-        slot = &b->recs[b->n++];
+        b->n++;
     }
-    *slot = *r;
-    slot->error = error;
-    slot->checkpoint = checkpoint;
-    slot->output = json_incref((json_t *)r->output);
+    /* A reference of the batch's own on the (shared, read-only) output. */
+    struct owned *o = &b->own[slot];
+    *o = (struct owned){ error, checkpoint, json_incref((json_t *)r->output) };
+    b->recs[slot] = *r;
+    b->recs[slot].error = o->error;
+    b->recs[slot].checkpoint = o->checkpoint;
+    b->recs[slot].output = o->output;
     return b->n;
 oom:
     free(error);

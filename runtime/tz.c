@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "date.h"
+#include "readfile.h"
 
 #define TZ_NAME_MAX   255
 #define TZ_FILE_MAX   (1 << 20)
@@ -550,46 +551,6 @@ static bool name_ok(const char *name)
     return true;
 }
 
-/* Reads the whole file; 0, or -1 with errno (EINVAL for a non-regular or oversized file). */
-static int slurp(const char *path, unsigned char **out, size_t *len)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    struct stat st;
-    unsigned char *buf = NULL;
-    if (fstat(fd, &st) < 0)
-        goto fail;
-    if (!S_ISREG(st.st_mode) || st.st_size > TZ_FILE_MAX) {
-        errno = EINVAL;
-        goto fail;
-    }
-    buf = malloc((size_t)st.st_size + 1);
-    if (!buf)
-        goto fail;
-    size_t got = 0;
-    while (got < (size_t)st.st_size) {
-        ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            goto fail;
-        got += (size_t)r;
-    }
-    close(fd);
-    *out = buf;
-    *len = got;
-    return 0;
-fail:
-    {
-        int e = errno;
-        free(buf);
-        close(fd);
-        errno = e;
-    }
-    return -1;
-}
-
 static struct tz *tz_load(const char *name, struct dr_err *err)
 {
     const char *dir = getenv("TZDIR");
@@ -597,17 +558,17 @@ static struct tz *tz_load(const char *name, struct dr_err *err)
         dir = "/usr/share/zoneinfo";
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    unsigned char *buf;
+    char *buf;
     size_t len;
     bool is_utc = strcmp(name, "UTC") == 0 || strcmp(name, "Etc/UTC") == 0;
-    if (slurp(path, &buf, &len) < 0) {
+    if (readfile_load(path, TZ_FILE_MAX, &buf, &len, NULL) != 0) {
         if (is_utc)
             return tz_utc(name);
         err_set(err, "unknown time zone \"%s\"", name);
         err_hint(err, "use an IANA name such as Asia/Kolkata or UTC (files under %s)", dir);
         return NULL;
     }
-    struct tz *z = tz_parse(name, buf, len);
+    struct tz *z = tz_parse(name, (const unsigned char *)buf, len);
     free(buf);
     if (!z) {
         if (is_utc)

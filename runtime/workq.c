@@ -4,8 +4,6 @@
 #include <errno.h>
 #include <time.h>
 
-#include "ctx.h"
-
 int workq_init(struct workq *q)
 {
     *q = (struct workq){ 0 };
@@ -32,7 +30,7 @@ void workq_destroy(struct workq *q)
     pthread_mutex_destroy(&q->lock);
 }
 
-void workq_push(struct workq *q, struct unit *head, struct unit *tail, size_t n)
+void workq_push(struct workq *q, struct workq_item *head, struct workq_item *tail, size_t n)
 {
     if (!head)
         return;
@@ -50,16 +48,16 @@ void workq_push(struct workq *q, struct unit *head, struct unit *tail, size_t n)
     pthread_mutex_unlock(&q->lock);
 }
 
-struct unit *workq_reclaim(struct workq *q)
+struct workq_item *workq_reclaim(struct workq *q)
 {
     pthread_mutex_lock(&q->lock);
-    struct unit *u = q->ready_head;
+    struct workq_item *u = q->ready_head;
     q->ready_head = q->ready_tail = NULL;
     pthread_mutex_unlock(&q->lock);
     return u;
 }
 
-struct unit *workq_results(struct workq *q, int64_t wait_ms)
+struct workq_item *workq_results(struct workq *q, int64_t wait_ms)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -77,7 +75,7 @@ struct unit *workq_results(struct workq *q, int64_t wait_ms)
         if (pthread_cond_timedwait(&q->done_cv, &q->lock, &ts) == ETIMEDOUT)
             break;
     q->coord_waiting = false;
-    struct unit *done = q->done_head;
+    struct workq_item *done = q->done_head;
     q->done_head = NULL;
     pthread_mutex_unlock(&q->lock);
     return done;
@@ -91,7 +89,7 @@ void workq_shutdown(struct workq *q)
     pthread_mutex_unlock(&q->lock);
 }
 
-struct unit *workq_pop(struct workq *q)
+struct workq_item *workq_pop(struct workq *q)
 {
     pthread_mutex_lock(&q->lock);
     while ((!q->ready_head || q->halt) && !q->shutdown) {
@@ -99,7 +97,7 @@ struct unit *workq_pop(struct workq *q)
         pthread_cond_wait(&q->work_cv, &q->lock);
         q->idle--;
     }
-    struct unit *u = NULL;
+    struct workq_item *u = NULL;
     if (q->ready_head && !q->halt) {
         u = q->ready_head;
         q->ready_head = u->next;
@@ -110,7 +108,7 @@ struct unit *workq_pop(struct workq *q)
     return u;
 }
 
-void workq_finish(struct workq *q, struct unit *u, bool halt)
+void workq_finish(struct workq *q, struct workq_item *u, bool halt)
 {
     pthread_mutex_lock(&q->lock);
     if (halt)

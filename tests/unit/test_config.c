@@ -234,6 +234,29 @@ static void test_config_bad_headers(void **state)
     expect_error(FIX "bad_headers_type.json", "sources.acme.headers: expected an object", NULL);
 }
 
+/* config_load accepts a NULL err: a refused file gives NULL, never a write through NULL. */
+static void test_config_null_err(void **state)
+{
+    (void)state;
+    assert_null(config_load(FIX "syntax.json", NULL));
+    char dir[] = "/tmp/dr_test_config_XXXXXX", path[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/big.json", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    for (int i = 0; i < (1 << 20) + 1; i++)
+        fputc(' ', f);
+    fclose(f);
+    assert_null(config_load(path, NULL));
+    struct dr_err e;
+    err_clear(&e);
+    assert_null(config_load(path, &e));
+    assert_non_null(strstr(e.msg, "over the 1 MiB limit for a config"));
+    assert_int_equal(e.line, 1);
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest t[] = {
@@ -247,6 +270,7 @@ int main(void)
         cmocka_unit_test(test_config_headers_kept_unexpanded),
         cmocka_unit_test(test_config_legacy_credentials_translated),
         cmocka_unit_test(test_config_bad_headers),
+        cmocka_unit_test(test_config_null_err),
     };
     return cmocka_run_group_tests_name("config", t, setup, NULL);
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "params.h"
 #include "plugin.h"
 
 static char plugin_dir[512];
@@ -52,10 +53,10 @@ static void test_plugin_loads_typed_plugin(void **state)
     assert_non_null(strstr(p->path, "/ok_typed.so"));
     assert_ptr_equal(plugins_get(ps, "ok_typed", &e), p);
     assert_int_equal(plugins_count(ps), 1);
-    const dr_param *q = plugin_param(p, "wait");
+    const dr_param *q = params_find(p, "wait");
     assert_non_null(q);
     assert_int_equal(q->type, DR_T_DURATION);
-    assert_null(plugin_param(p, "nope"));
+    assert_null(params_find(p, "nope"));
     plugins_free(ps);
 }
 
@@ -147,9 +148,9 @@ static void text_ok(dr_type t, const char *text, const char *want_json)
 {
     struct dr_err e;
     err_clear(&e);
-    json_t *v = plugin_value_from_text(t, text, &e);
+    json_t *v = params_from_text(t, text, &e);
     if (!v)
-        fail_msg("%s \"%s\": %s", plugin_type_name(t), text, e.msg);
+        fail_msg("%s \"%s\": %s", params_type_name(t), text, e.msg);
     char *s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
     assert_string_equal(s, want_json);
     free(s);
@@ -160,13 +161,13 @@ static void text_bad(dr_type t, const char *text, const char *want)
 {
     struct dr_err e;
     err_clear(&e);
-    json_t *v = plugin_value_from_text(t, text, &e);
+    json_t *v = params_from_text(t, text, &e);
     assert_null(v);
     if (!strstr(e.msg, want))
-        fail_msg("%s \"%s\": \"%s\" lacks \"%s\"", plugin_type_name(t), text, e.msg, want);
+        fail_msg("%s \"%s\": \"%s\" lacks \"%s\"", params_type_name(t), text, e.msg, want);
 }
 
-static void test_plugin_value_from_text(void **state)
+static void test_params_from_text(void **state)
 {
     (void)state;
     text_ok(DR_T_STRING, "day", "\"day\"");
@@ -198,10 +199,10 @@ static void json_case(dr_type t, const char *in, const char *want_json)
     assert_non_null(j);
     struct dr_err e;
     err_clear(&e);
-    json_t *v = plugin_value_from_json(t, j, &e);
+    json_t *v = params_from_json(t, j, &e);
     if (want_json) {
         if (!v)
-            fail_msg("%s %s: %s", plugin_type_name(t), in, e.msg);
+            fail_msg("%s %s: %s", params_type_name(t), in, e.msg);
         char *s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
         assert_string_equal(s, want_json);
         free(s);
@@ -213,7 +214,7 @@ static void json_case(dr_type t, const char *in, const char *want_json)
     json_decref(j);
 }
 
-static void test_plugin_value_from_json(void **state)
+static void test_params_from_json(void **state)
 {
     (void)state;
     json_case(DR_T_STRING, "\"x\"", "\"x\"");
@@ -247,8 +248,8 @@ int main(void)
         cmocka_unit_test(test_plugin_refuses_unresolved_symbol),
         cmocka_unit_test(test_plugin_refuses_bad_names),
         cmocka_unit_test(test_plugin_load_all_sorted),
-        cmocka_unit_test(test_plugin_value_from_text),
-        cmocka_unit_test(test_plugin_value_from_json),
+        cmocka_unit_test(test_params_from_text),
+        cmocka_unit_test(test_params_from_json),
     };
     return cmocka_run_group_tests_name("plugin", t, setup, NULL);
 }

@@ -1,11 +1,14 @@
-/* runtime-private: plugins never include this */
-/* The executor's shared run state, work units and dr_ctx: between executor.c and ctx.c. */
-#ifndef DR_CTX_H
-#define DR_CTX_H
+/* runtime-private: only executor.c, runplan.c, unit.c and ctx.c include this (the executor's own state) */
+/* The executor's shared run state, its work units and dr_ctx: the coordinator (executor.c),
+ * the unit runner (unit.c) and the dr_* API (ctx.c). */
+#ifndef DR_EXEC_PRIVATE_H
+#define DR_EXEC_PRIVATE_H
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 #include <jansson.h>
 #include <libpq-fe.h>
 #include <dagrun/task.h>
@@ -29,7 +32,7 @@
 /* One lane task's record for one unit (an unmapped instance has one). */
 struct lrec {
     int64_t start_ms, end_ms;   /* wall ms of the first call start and last call end */
-    int agg;                    /* worst status of its calls (see ctx.c), -1: never called */
+    int agg;                    /* worst status of its calls (see unit.c), -1: never called */
     enum ti_state state;        /* final state, set when the unit ends */
     char *error;                /* last dr_error of its calls, or NULL; owned */
     json_t *output;             /* emitted output (last lane task / unmapped), owned */
@@ -39,7 +42,8 @@ struct lrec {
 };
 
 struct unit {
-    struct unit *next;          /* queue link: exec.q.lock while queued, else the owner */
+    struct workq_item link;     /* first: queue and list link (exec.q.lock while queued, else
+                                 * the owner); unit_of() goes back */
     int task;                   /* unmapped task, or the lane head */
     int lane;                   /* -1 when unmapped */
     long index;                 /* map index, -1 when unmapped */
@@ -122,29 +126,70 @@ struct exec {
     int n_workers;
 };
 
+/* The unit whose link is it (NULL for NULL). */
+static inline struct unit *unit_of(struct workq_item *it)
+{
+    return it ? (struct unit *)((char *)it - offsetof(struct unit, link)) : NULL;
+}
+
+/* The unit after u in a queue or list, or NULL. */
+static inline struct unit *unit_next(const struct unit *u)
+{
+    return unit_of(u->link.next);
+}
+
+/* The context a plugin callback gets: one call of one task. */
+struct dr_ctx {
+    struct exec *ex;
+    struct worker *w;           /* NULL in init/fini (coordinator) */
+    struct unit *u;             /* NULL in init/fini */
+    int task;                   /* dag task index */
+    int pos;                    /* lane position (0 when unmapped) */
+    const json_t *lane_json;    /* what the previous lane task emitted for this call */
+    const char *blob_type;
+    const void *blob;
+    size_t blob_len;
+    bool has_error;
+    char error[1024];           /* last dr_error */
+};
+
 /* Monotonic ms (fake clock in tests). Any thread. */
-int64_t ctx_mono_ms(const struct exec *ex);
+int64_t unit_mono_ms(const struct exec *ex);
 /* Wall ms for records (fake clock in tests). Any thread. */
-int64_t ctx_wall_ms(const struct exec *ex);
+int64_t unit_wall_ms(const struct exec *ex);
 
 /* Runs one unit on worker w: every lane task call, emits, savepoints, the
  * transaction, and the unit's outcome and final per-task states in u. Worker
  * thread; u belongs to the caller for the call. */
-void ctx_run_unit(struct worker *w, struct unit *u);
+void unit_run(struct worker *w, struct unit *u);
 
 /* Calls def->init (or fini) for task i with a ctx that has params and no item.
  * init: returns 0, or -1 with *error set (malloc'd). Coordinator thread. */
-int ctx_call_init(struct exec *ex, int i, char **error);
-void ctx_call_fini(struct exec *ex, int i);
+int unit_call_init(struct exec *ex, int i, char **error);
+void unit_call_fini(struct exec *ex, int i);
 
 /* Closes the worker's connection and HTTP client. The worker's thread or after join. */
-void ctx_worker_cleanup(struct worker *w);
+void unit_worker_cleanup(struct worker *w);
 
 /* Fills out[0..n) (n = lane length, 1 when unmapped) with u's records; the
  * strings and outputs are borrowed from u and the lane. Any thread that owns u. */
-void ctx_build_records(const struct exec *ex, const struct unit *u, struct ti_record *out);
+void unit_build_records(const struct exec *ex, const struct unit *u, struct ti_record *out);
 
 /* Frees an lrec's error/output and resets it to "never called". Owner of the unit. */
-void ctx_lrec_reset(struct lrec *r);
+void unit_lrec_reset(struct lrec *r);
+
+/* For the dr_* API (ctx.c), on the thread that runs the call: */
+/* The real clock id's ms (CLOCK_MONOTONIC, CLOCK_REALTIME). Any thread. */
+int64_t unit_clock_ms(clockid_t id);
+/* Whether the run is being cancelled (workers stop early). Any thread. */
+bool unit_cancelled(const struct exec *ex);
+/* The call's map item key, or NULL when unmapped or in init/fini. */
+const char *unit_item_key(const dr_ctx *c);
+/* Hands one emitted value (json, or a blob) to the next lane task, inside a savepoint when
+ * a transaction is open. Returns 0, or -1 when that call did not succeed. Worker thread. */
+int unit_deliver(dr_ctx *c, const json_t *json, const char *btype, const void *blob, size_t len);
+/* Runs a utility statement on the worker's connection; on failure keeps the first cause in
+ * *why (malloc'd; why may be NULL). 0 or -1. Worker thread. */
+int unit_worker_sql(struct worker *w, const char *sql, char **why);
 
 #endif

@@ -1,0 +1,45 @@
+/* runtime-private: only store.c and store_ti.c include this (helpers of the store) */
+/* PostgreSQL connections and statements: opening with the password redacted, SQLSTATE-aware
+ * error messages, the one-statement exec helper, and UTF-8 cleaning of text parameters. */
+#ifndef DR_PGCONN_H
+#define DR_PGCONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+#include <libpq-fe.h>
+#include "err.h"
+
+/* The contract of store_open_conn (store.h), which calls this. Any thread. */
+PGconn *pgconn_open(const char *url, struct dr_err *err);
+
+/* Copies the first line of s (trimmed; NULL reads as "") into buf. */
+void pgconn_first_line(const char *s, char *buf, size_t len);
+
+/* Sets err to "<what>: <server's primary message>" (or libpq's first line when the
+ * failure was not the server's, e.g. a lost connection), with a hint to run
+ * `dagrun initdb` when the SQLSTATE says a schema, table or column is missing.
+ * Always returns -1. */
+int pgconn_err(struct dr_err *err, PGconn *conn, const PGresult *res, const char *what);
+
+/* Runs one parameterized statement (all parameters text, NULL for SQL NULL). Returns the
+ * result (caller PQclears) or NULL with err set to "<what>: <message>". */
+PGresult *pgconn_exec(PGconn *conn, const char *sql, int n, const char *const *vals,
+                      struct dr_err *err, const char *what_fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+
+/* A whole decimal integer (a column value); 0, or -1 when s is not one. */
+int pgconn_parse_i64(const char *s, int64_t *out);
+
+/* A JSON string for s; bytes that are not valid UTF-8 are replaced by '?' (PostgreSQL and
+ * Jansson both refuse them). NULL when out of memory. */
+json_t *pgconn_json_str(const char *s);
+
+/* A text parameter: s itself when it is valid UTF-8 (or NULL), else a cleaned copy kept in
+ * *tmp (caller frees *tmp). */
+const char *pgconn_text_param(const char *s, char **tmp);
+
+/* Loads a JSON text returned by the server; NULL with err when it does not parse. */
+json_t *pgconn_load_json(const char *text, const char *what, struct dr_err *err);
+
+#endif

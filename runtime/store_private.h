@@ -1,0 +1,29 @@
+/* runtime-private: only store.c and store_ti.c include this (the store's own state) */
+/* The coordinator's store connection, shared by the files that implement store.h. */
+#ifndef DR_STORE_PRIVATE_H
+#define DR_STORE_PRIVATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <libpq-fe.h>
+#include "err.h"
+
+struct store {
+    PGconn *conn;               /* owned; used by one thread at a time */
+    char *url;                  /* for reconnecting; may hold a password: wiped on close */
+    char **locks;               /* run ids locked with store_run_lock: re-taken on reconnect */
+    size_t n_locks;
+};
+
+/* pgconn_exec on the store's connection, reconnecting once (store_reconnect) when the
+ * connection was lost. Returns the result (caller PQclears) or NULL with err. */
+PGresult *store_sexec(struct store *s, const char *sql, int n, const char *const *vals,
+                      struct dr_err *err, const char *what_fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+
+/* Reopens a lost connection with backoff (100 ms doubling to 2 s, for up to 30 s) and
+ * re-takes the run locks. Returns true when connected again. Sleeps: the coordinator
+ * waits here, its workers keep their own connections. */
+bool store_reconnect(struct store *s);
+
+#endif
