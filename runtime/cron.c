@@ -393,10 +393,13 @@ static int64_t gap_end(const struct tz *z, int64_t wall, int64_t after_gap)
 /* Instants for wall time `wall` (local seconds since the epoch). */
 struct wall_hit {
     int n;                  /* tz_from_local's count */
-    int64_t first, second;  /* for n == 0: first = gap end */
+    int64_t first, second;  /* for n == 0: first = the gap's end when asked for, else the reading
+                             * with the offset before the gap (later than the gap's end) */
 };
 
-static struct wall_hit map_wall(const struct tz *z, int64_t wall)
+/* The gap's end costs a bisection (~15 zone lookups): only fixed-time jobs, which fire there,
+ * ask for it. */
+static struct wall_hit map_wall(const struct tz *z, int64_t wall, bool want_gap_end)
 {
     struct tm tm = { 0 };
     int64_t days = wall / 86400, secs = wall % 86400;
@@ -413,8 +416,10 @@ static struct wall_hit map_wall(const struct tz *z, int64_t wall)
     tm.tm_min = (int)(secs / 60 % 60);
     struct wall_hit h;
     h.n = tz_from_local(z, &tm, &h.first, &h.second);
+    if (h.n == 0 && want_gap_end)
+        h.first = gap_end(z, wall, h.first);
     if (h.n == 0)
-        h.first = h.second = gap_end(z, wall, h.first);
+        h.second = h.first;
     return h;
 }
 
@@ -449,21 +454,22 @@ int cron_next(const struct cron *c, const struct tz *z, int64_t after, int64_t *
             if (!has(c->bits[F_HOUR], h))
                 continue;
             int64_t hour_wall = day * 86400 + h * 3600;
-            /* Skip an hour whose latest instant (a gap counts as its end) is not after `after`:
-             * one lookup per hour instead of one per minute. */
-            struct wall_hit lh = map_wall(z, hour_wall + last_min * 60);
+            /* Skip an hour whose latest instant is not after `after`: one lookup per hour
+             * instead of one per minute. In a gap, the old offset's reading is later than
+             * anything the hour's minutes give, so it bounds them without a bisection. */
+            struct wall_hit lh = map_wall(z, hour_wall + last_min * 60, false);
             if ((lh.n == 2 ? lh.second : lh.first) <= after)
                 continue;
             for (int mi = 0; mi <= last_min; mi++) {
                 if (!has(c->bits[F_MIN], mi))
                     continue;
-                struct wall_hit w = map_wall(z, hour_wall + mi * 60);
+                struct wall_hit w = map_wall(z, hour_wall + mi * 60, fixed);
+                if (w.n == 0 && !fixed)
+                    continue;           /* clock-following jobs skip the gap */
                 if (w.first > best)
                     goto done;
                 int64_t cand;
                 if (w.n == 0) {
-                    if (!fixed)
-                        continue;       /* clock-following jobs skip the gap */
                     cand = w.first;     /* fixed-time jobs fire when the gap ends */
                 } else if (w.n == 1 || fixed) {
                     cand = w.first;     /* fixed-time jobs fire at the first pass only */

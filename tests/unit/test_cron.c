@@ -234,19 +234,53 @@ static void test_cron_accepts_spacing_and_case(void **state)
     cron_free(NULL);
 }
 
-static void test_cron_impossible_returns_quickly(void **state)
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The slowest searches there are: decades between fires, or none up to 2999. The answers are
+ * asserted; the time per call is printed only (timing goals belong in tests/bench). */
+static void test_cron_far_and_impossible_searches(void **state)
 {
     (void)state;
-    struct dr_err err;
-    struct cron *c = cron_parse("0 0 30 2 *", &err);
-    assert_non_null(c);
-    int64_t next = 123;
-    const struct tz *z = zone("America/New_York");
-    /* 1000 calls: a scan minute by minute over 10 years would take minutes, not milliseconds. */
-    for (int i = 0; i < 1000; i++)
-        assert_int_equal(cron_next(c, z, at("2026-01-01T00:00:00Z") + i * 86400, &next), -1);
-    assert_int_equal(next, 123);
-    cron_free(c);
+    static const struct { const char *expr, *zone, *from, *want; } far[] = {
+        { "0 0 29 2 */7", "UTC", "2088-03-01T00:00:00Z", "2128-02-29T00:00:00Z" },
+        { "0 0 29 2 */7", "America/New_York", "2032-03-01T00:00:00Z", "2060-02-29T05:00:00Z" },
+        { "0 0 30 2 *", "America/New_York", "2026-01-01T00:00:00Z", "none" },
+        { "0 0 31 4,6,9,11 *", "Asia/Kolkata", "1970-01-01T00:00:00Z", "none" },
+        { "* * 29 2 */7", "UTC", "1900-01-01T00:00:00Z", "1920-02-29T00:00:00Z" },
+        /* Clock-following, only in New York's spring-forward hour (second Sunday of March at
+         * 02:xx, since 2007): a matching day every year, none with a fire, to 2999. */
+        { "*/30 2 8-14 3 */7", "America/New_York", "2026-01-01T00:00:00Z", "none" },
+    };
+    for (size_t i = 0; i < sizeof far / sizeof far[0]; i++) {
+        struct dr_err err;
+        struct cron *c = cron_parse(far[i].expr, &err);
+        if (!c)
+            fail_msg("\"%s\": %s", far[i].expr, err.msg);
+        const struct tz *z = zone(far[i].zone);
+        int64_t from = at(far[i].from);
+        double t0 = now_s();
+        for (int k = 0; k < 1000; k++) {
+            int64_t next = 123;
+            int rc = cron_next(c, z, from + k * 60, &next);
+            char got[32] = "none";
+            if (rc == 0)
+                date_format_instant(next, got, sizeof got);
+            else
+                assert_int_equal(next, 123);
+            if (strcmp(got, far[i].want) != 0)
+                fail_msg("\"%s\" in %s after %s: got %s, want %s", far[i].expr, far[i].zone, far[i].from, got,
+                         far[i].want);
+        }
+        double us = (now_s() - t0) * 1e3;   /* ms for 1000 calls = us per call */
+        print_message("cron_next \"%s\" in %s from %s: %.1f us per call (1000 calls)\n", far[i].expr,
+                      far[i].zone, far[i].from, us);
+        cron_free(c);
+    }
 }
 
 /* ---------------------------------------------------------------- reference evaluator */
@@ -429,6 +463,129 @@ static void test_cron_matches_reference_fixed_offsets(void **state)
     }
 }
 
+/* Expressions whose days are rare or never come: days 28-31, February and the 30-day months,
+ * day of week as "*\/k" (so ANDed with the day of month). */
+static void gen_rare(struct gen *g)
+{
+    static const char *const short_mon[] = { "2", "feb", "4,6,9,11", "apr,jun,sep,nov", "2,4", "2-2/1",
+                                             "feb,apr-apr" };
+    static const uint64_t short_mon_bits[] = { 1 << 2, 1 << 2, 1 << 4 | 1 << 6 | 1 << 9 | 1 << 11,
+                                               1 << 4 | 1 << 6 | 1 << 9 | 1 << 11, 1 << 2 | 1 << 4, 1 << 2,
+                                               1 << 2 | 1 << 4 };
+    memset(g, 0, sizeof *g);
+    for (int f = 0; f < 5; f++) {
+        char field[96] = "";
+        int r = (int)(rnd() % 4);
+        if (f == 2 && r < 2) {
+            int a = rnd_in(28, 31), b = r ? rnd_in(a, 31) : a;
+            snprintf(field, sizeof field, r ? "%d-%d" : "%d", a, b);
+            for (int v = a; v <= b; v++)
+                g->bits[f] |= 1ULL << v;
+        } else if (f == 3 && r < 3) {
+            int k = rnd_in(0, (int)(sizeof short_mon / sizeof short_mon[0]) - 1);
+            snprintf(field, sizeof field, "%s", short_mon[k]);
+            g->bits[f] = short_mon_bits[k];
+        } else if (f == 4 && r < 2) {
+            int k = rnd_in(1, 7);
+            snprintf(field, sizeof field, "*/%d", k);
+            for (int v = 0; v <= 7; v += k)
+                g->bits[f] |= 1ULL << v;
+        } else {
+            gen_item(f, true, field, sizeof field, &g->bits[f]);
+        }
+        g->star[f] = field[0] == '*';
+        snprintf(g->text + strlen(g->text), sizeof g->text - strlen(g->text), "%s%s", f ? " " : "", field);
+    }
+    if (g->bits[4] & (1ULL << 7))
+        g->bits[4] |= 1;
+}
+
+static bool ref_leap(int y)
+{
+    return y % 400 == 0 || (y % 4 == 0 && y % 100 != 0);
+}
+
+/* Reference in UTC with no horizon but the last supported day, 2999-12-31: walk day by day with
+ * a calendar of its own (date, weekday, leap years), then minute by minute within a matching
+ * day. Returns -1 when nothing fires after `after` by 2999-12-31T23:59Z. */
+static int64_t ref_next_utc(const struct gen *g, int64_t after)
+{
+    static const int dim[12] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+    int64_t first_min = after / 60 + 1 - (after < 0 && after % 60 ? 1 : 0);
+    int64_t t = first_min * 60;
+    int64_t day = t / 86400 - (t % 86400 < 0 ? 1 : 0);
+    int start_min = (int)((t - day * 86400) / 60);
+    time_t d0 = (time_t)(day * 86400);
+    struct tm tm;
+    gmtime_r(&d0, &tm);
+    int y = tm.tm_year + 1900, m = tm.tm_mon + 1, d = tm.tm_mday, wday = tm.tm_wday;
+    for (; y <= 2999; day++, start_min = 0) {
+        struct tm at_day = { .tm_mday = d, .tm_mon = m - 1, .tm_wday = wday };
+        for (int mi = start_min; mi < 1440; mi++) {
+            at_day.tm_hour = mi / 60;
+            at_day.tm_min = mi % 60;
+            if (mi == start_min && !(g->bits[3] >> m & 1))
+                break;
+            if (gen_matches(g, &at_day))
+                return day * 86400 + mi * 60;
+        }
+        wday = (wday + 1) % 7;
+        if (++d > (m == 2 && ref_leap(y) ? 29 : dim[m - 1])) {
+            d = 1;
+            if (++m > 12) {
+                m = 1;
+                y++;
+            }
+        }
+    }
+    return INT64_MIN;
+}
+
+static void test_cron_matches_reference_to_2999(void **state)
+{
+    (void)state;
+    uint64_t seed = prop_seed();
+    rng_state = seed ^ 0x2999;
+    int64_t lo = at("1900-01-01T00:00:00Z"), hi = at("2999-12-31T23:59:59Z");
+    int fired = 0, never = 0;
+    for (int i = 0; i < 400; i++) {
+        struct gen g;
+        gen_rare(&g);
+        struct dr_err err;
+        struct cron *c = cron_parse(g.text, &err);
+        if (!c) {
+            print_error("seed %llu (DR_TEST_SEED): \"%s\": %s\n", (unsigned long long)seed, g.text, err.msg);
+            fail();
+        }
+        /* Anywhere in the supported years, a quarter of them in the last decade. */
+        int64_t t = rnd() % 4 ? lo + (int64_t)(rnd() % (uint64_t)(hi - lo)) : hi - (int64_t)(rnd() % (10ULL * 366 * 86400));
+        if (rnd() % 2)
+            t -= t % 60;
+        for (int step = 0; step < 3; step++) {
+            int64_t want = ref_next_utc(&g, t), got = 0;
+            int rc = cron_next(c, NULL, t, &got);
+            if (want != INT64_MIN ? rc != 0 || got != want : rc != -1) {
+                char a[32], b[32], w[32];
+                date_format_instant(t, a, sizeof a);
+                date_format_instant(got, b, sizeof b);
+                date_format_instant(want, w, sizeof w);
+                print_error("seed %llu (DR_TEST_SEED): \"%s\" UTC after %s: got %s (rc %d), want %s\n",
+                            (unsigned long long)seed, g.text, a, rc ? "none" : b, rc, want != INT64_MIN ? w : "none");
+                fail();
+            }
+            if (want == INT64_MIN) {
+                never++;
+                break;
+            }
+            fired++;
+            t = want;
+        }
+        cron_free(c);
+    }
+    print_message("seed %llu: %d fires and %d \"never\" agree with the day-by-day reference\n",
+                  (unsigned long long)seed, fired, never);
+}
+
 /* Reference for DST zones, written from the rules rather than from cron.c's search: walk instants
  * minute by minute. A clock-following job fires whenever the wall clock shows a matching time.
  * A fixed-time job fires at a matching wall time unless the clock already showed it (a fall-back
@@ -519,9 +676,10 @@ int main(void)
         cmocka_unit_test(test_cron_known_schedules),
         cmocka_unit_test(test_cron_refuses_bad_expressions),
         cmocka_unit_test(test_cron_accepts_spacing_and_case),
-        cmocka_unit_test(test_cron_impossible_returns_quickly),
+        cmocka_unit_test(test_cron_far_and_impossible_searches),
         cmocka_unit_test(test_cron_matches_reference_fixed_offsets),
         cmocka_unit_test(test_cron_matches_reference_across_dst),
+        cmocka_unit_test(test_cron_matches_reference_to_2999),
     };
     return cmocka_run_group_tests_name("cron", tests, NULL, NULL);
 }
