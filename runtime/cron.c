@@ -432,13 +432,13 @@ int cron_next(const struct cron *c, const struct tz *z, int64_t after, int64_t *
     if (!z && !(z = tz_get("UTC", NULL)))
         return -1;
     /* Keep the arithmetic in range: nothing fires after 2999 (27h covers any zone's offset), and
-     * a start before year 1 searches from year 1. */
+     * a start before year 1 searches from its first second. */
     static const int64_t t_min = -62135596800LL;                    /* 0001-01-01T00:00:00Z */
     int64_t t_max = (date_days_from_civil(CRON_YEAR_MAX + 1, 1, 1)) * 86400 + 27 * 3600;
     if (after >= t_max)
         return -1;
     if (after < t_min)
-        after = t_min;
+        after = t_min - 1;
     bool fixed = !c->star[F_MIN] && !c->star[F_HOUR];
     int64_t local = after + tz_offset_at(z, after);
     int64_t day = (local >= 0 ? local / 86400 : (local - 86399) / 86400) - 1;

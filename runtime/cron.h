@@ -28,7 +28,8 @@ const char *cron_text(const struct cron *c);
  * or -1 only when nothing fires after `after` up to 2999-12-31 in zone z
  * (e.g. "0 0 30 2 *" from anywhere; "0 0 29 2 *\/7", Feb 29th on a Sunday, from
  * 2984-03-01). Years and months that cannot match are skipped a step each,
- * so a fire decades away costs microseconds. Pure; any thread. */
+ * so a fire decades away costs microseconds. Any `after` is accepted: one
+ * before year 1 searches from year 1. Pure; any thread. */
 int cron_next(const struct cron *c, const struct tz *z, int64_t after, int64_t *next);
 
 #endif

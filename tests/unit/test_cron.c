@@ -234,6 +234,34 @@ static void test_cron_accepts_spacing_and_case(void **state)
     cron_free(NULL);
 }
 
+/* Starts outside the supported years: nothing after 2999, and the first second of year 1 for
+ * any earlier start, with no overflow on the way (the asan build runs UBSan). */
+static void test_cron_extreme_starts(void **state)
+{
+    (void)state;
+    struct dr_err err;
+    struct cron *c = cron_parse("0 0 1 1 *", &err);
+    assert_non_null(c);
+    static const char *const zones[] = { "UTC", "America/New_York", "Asia/Kolkata" };
+    for (size_t i = 0; i < sizeof zones / sizeof zones[0]; i++) {
+        const struct tz *z = zone(zones[i]);
+        int64_t next = 123;
+        assert_int_equal(cron_next(c, z, INT64_MAX, &next), -1);
+        assert_int_equal(cron_next(c, z, date_days_from_civil(3000, 1, 2) * 86400, &next), -1);
+        assert_int_equal(next, 123);
+        int64_t year1 = date_days_from_civil(1, 1, 1) * 86400;
+        assert_int_equal(cron_next(c, z, INT64_MIN, &next), 0);
+        int64_t first = next;
+        assert_int_equal(cron_next(c, z, year1 - 400LL * 86400, &next), 0);
+        assert_int_equal(next, first);
+        if (strcmp(zones[i], "UTC") == 0)
+            assert_int_equal(first, year1);
+        else
+            assert_true(first > year1 - 86400 && first < year1 + 367 * 86400);   /* year 1 or 2 */
+    }
+    cron_free(c);
+}
+
 static double now_s(void)
 {
     struct timespec ts;
@@ -677,6 +705,7 @@ int main(void)
         cmocka_unit_test(test_cron_refuses_bad_expressions),
         cmocka_unit_test(test_cron_accepts_spacing_and_case),
         cmocka_unit_test(test_cron_far_and_impossible_searches),
+        cmocka_unit_test(test_cron_extreme_starts),
         cmocka_unit_test(test_cron_matches_reference_fixed_offsets),
         cmocka_unit_test(test_cron_matches_reference_across_dst),
         cmocka_unit_test(test_cron_matches_reference_to_2999),
