@@ -62,6 +62,12 @@ static const struct case_next cases[] = {
     { "*/20 1 * * *", "Europe/London", "2026-10-25T00:00:00Z",
       { "2026-10-25T00:20:00Z", "2026-10-25T00:40:00Z", "2026-10-25T01:00:00Z", "2026-10-25T01:20:00Z",
         "2026-10-25T01:40:00Z", "2026-10-26T01:00:00Z" } },
+    /* Lord Howe, 2026-10-04: a half-hour gap, 02:00 +10:30 -> 02:30 +11 at 15:30Z the day before.
+     * Clock-following jobs fire from 02:30 on; a fixed 02:15 fires when the gap ends. */
+    { "*/15 2 * * *", "Australia/Lord_Howe", "2026-10-03T15:00:00Z",
+      { "2026-10-03T15:30:00Z", "2026-10-03T15:45:00Z", "2026-10-04T15:00:00Z" } },
+    { "15 2 * * *", "Australia/Lord_Howe", "2026-10-03T12:00:00Z",
+      { "2026-10-03T15:30:00Z", "2026-10-04T15:15:00Z" } },
     /* Past the TZif table: the footer rule (2045-03-12 is the second Sunday of March). */
     { "30 2 * * *", "America/New_York", "2045-03-11T12:00:00Z",
       { "2045-03-12T07:00:00Z", "2045-03-13T06:30:00Z" } },
