@@ -408,7 +408,7 @@ int cmd_next(struct cli *c, int argc, char **argv)
     for (long k = 0; k < n; k++) {
         if (cron_next(cr, z, t, &t) < 0) {
             if (k == 0) {
-                fprintf(stderr, "next: \"%s\" never fires in the next 10 years\n", cron_text(cr));
+                fprintf(stderr, "next: \"%s\" never fires up to 2999-12-31\n", cron_text(cr));
                 rc = EXIT_BAD_INPUT;
             }
             break;

@@ -24,8 +24,12 @@ const char *cron_text(const struct cron *c);
  * schedule in zone z, with Vixie cron's DST rules (fixed-time jobs fire once
  * on each matching day: at the end of a spring-forward gap, and at the first
  * pass of a fall-back overlap; jobs with '*' in minute or hour follow the
- * clock). Returns 0, or -1 when nothing fires in the next 10 years (e.g.
- * "0 0 30 2 *"). Pure; any thread. */
+ * clock). The search has no horizon short of the supported years: returns 0,
+ * or -1 only when nothing fires after `after` up to 2999-12-31 in zone z
+ * (e.g. "0 0 30 2 *" from anywhere; "0 0 29 2 *\/7", Feb 29th on a Sunday, from
+ * 2984-03-01). Years and months that cannot match are skipped a step each,
+ * so a fire decades away costs microseconds. Any `after` is accepted: one
+ * before year 1 searches from year 1. Pure; any thread. */
 int cron_next(const struct cron *c, const struct tz *z, int64_t after, int64_t *next);
 
 #endif
