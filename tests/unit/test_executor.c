@@ -7,6 +7,7 @@
 
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +26,7 @@ static size_t g_n_events;           /* guarded by g_lock */
 static int g_concurrent, g_max_concurrent; /* guarded by g_lock */
 static int g_tries[64];             /* guarded by g_lock: tries per map index + 1 */
 static bool g_flag;                 /* guarded by g_lock */
-static volatile int g_stop;         /* written with __atomic by plugins and hooks */
+static volatile sig_atomic_t g_stop; /* written with __atomic by plugins and hooks */
 
 static void ev(dr_ctx *ctx, const char *what)
 {
