@@ -196,13 +196,10 @@ DR_EXPORT void dr_count(dr_ctx *ctx, const char *counter, long long delta)
 {
     if (!ctx || !counter)
         return;
-    pthread_mutex_lock(&ctx->ex->acc_lock);
-    json_t *v = json_object_get(ctx->ex->counters, counter);
-    if (v)
-        json_integer_set(v, json_integer_value(v) + delta);
+    if (ctx->w && ctx->u)
+        unit_count_hold(ctx->w, counter, delta);   /* counted if the unit's work commits */
     else
-        json_object_set_new(ctx->ex->counters, counter, json_integer(delta));
-    pthread_mutex_unlock(&ctx->ex->acc_lock);
+        unit_count_add(ctx->ex, counter, delta);   /* init/fini */
 }
 
 DR_EXPORT bool dr_cancelled(dr_ctx *ctx)

@@ -98,6 +98,10 @@ struct worker {
     int sp_depth;               /* savepoints open */
     struct http_client *http;   /* lazily */
     struct ti_record *recbuf;   /* max lane length */
+    /* The running unit's dr_count deltas, held until its work commits (unit.c). */
+    struct held_count { char *name; long long delta; } *counts;
+    size_t n_counts, cap_counts;
+    size_t counts_floor;        /* entries below belong to an enclosing savepoint */
 };
 
 struct exec {
@@ -188,6 +192,12 @@ const char *unit_item_key(const dr_ctx *c);
 /* Hands one emitted value (json, or a blob) to the next lane task, inside a savepoint when
  * a transaction is open. Returns 0, or -1 when that call did not succeed. Worker thread. */
 int unit_deliver(dr_ctx *c, const json_t *json, const char *btype, const void *blob, size_t len);
+/* Holds a dr_count delta with the worker's running unit: it reaches the run's counters only
+ * when the unit's transaction commits (no transaction: when it ends OK or SKIP). Worker
+ * thread. */
+void unit_count_hold(struct worker *w, const char *counter, long long delta);
+/* Adds counters' deltas to the run's (under acc_lock). Any thread. */
+void unit_count_add(struct exec *ex, const char *counter, long long delta);
 /* Runs a utility statement on the worker's connection; on failure keeps the first cause in
  * *why (malloc'd; why may be NULL). 0 or -1. Worker thread. */
 int unit_worker_sql(struct worker *w, const char *sql, char **why);
