@@ -416,14 +416,28 @@ static int64_t retry_delay(struct coord *co, const struct retry_policy *p, int t
                             p->max_retry_delay_ms, 0.10, &co->rng);
 }
 
+/* Whether a task reads task i's output: one that runs after it or maps over it. */
+static bool output_read(const struct dag *d, int i)
+{
+    for (size_t k = 0; k < d->n_tasks; k++) {
+        if (d->tasks[k].map_idx == i)
+            return true;
+        for (size_t a = 0; a < d->tasks[k].n_after; a++)
+            if (d->tasks[k].after_idx[a] == i)
+                return true;
+    }
+    return false;
+}
+
 static void end_lane(struct coord *co, struct lane *l)
 {
     struct exec *ex = co->ex;
     for (int pos = 0; pos < l->n; pos++) {
         int ti = l->tasks[pos];
         struct tstate *t = &ex->ts[ti];
-        json_t *arr = json_array();
-        for (size_t i = 0; i < l->n_items; i++) {
+        /* The array of item outputs only for a task downstream (a pointer per item). */
+        json_t *arr = output_read(ex->dag, ti) ? json_array() : NULL;
+        for (size_t i = 0; arr && i < l->n_items; i++) {
             json_t *o = l->recs[i * (size_t)l->n + pos].output;
             json_array_append(arr, o ? o : json_null());
         }
@@ -466,7 +480,7 @@ static void handle_result(struct coord *co, struct unit *u)
     co->in_flight--;
     pool_release(co, ex->ts[u->task].pool);
     unit_build_records(ex, u, co->recbuf);
-    const char *key = u->lane < 0 ? NULL : ex->lanes[u->lane].keys[u->index];
+    const char *key = u->lane < 0 ? NULL : lane_key(&ex->lanes[u->lane], (size_t)u->index);
 
     if (u->status == DR_RETRY && !u->cancelled) {
         if (!co->stopping && !co->fatal && u->try_number <= head->retry.retries) {

@@ -67,7 +67,7 @@ const char *unit_item_key(const dr_ctx *c)
 {
     if (!c->u || c->u->lane < 0)
         return NULL;
-    return c->ex->lanes[c->u->lane].keys[c->u->index];
+    return lane_key(&c->ex->lanes[c->u->lane], (size_t)c->u->index);
 }
 
 static int lane_len(const struct exec *ex, const struct unit *u)
@@ -293,7 +293,7 @@ void unit_build_records(const struct exec *ex, const struct unit *u, struct ti_r
         out[pos] = (struct ti_record){
             .task_id = ex->dag->tasks[lane_task(ex, u, pos)].id,
             .map_index = u->index,
-            .map_key = u->lane < 0 ? NULL : ex->lanes[u->lane].keys[u->index],
+            .map_key = u->lane < 0 ? NULL : lane_key(&ex->lanes[u->lane], (size_t)u->index),
             .state = r->state,
             .try_number = u->try_number,
             .start_ms = r->start_ms,
@@ -323,8 +323,8 @@ void unit_run(struct worker *w, struct unit *u)
     w->sp_depth = 0;
 
     const struct task *head = &ex->dag->tasks[u->task];
-    u->try_start_ms = unit_mono_ms(ex);
-    u->deadline_ms = head->retry.timeout_ms > 0 ? u->try_start_ms + head->retry.timeout_ms : 0;
+    int64_t try_start_ms = unit_mono_ms(ex);
+    w->deadline_ms = head->retry.timeout_ms > 0 ? try_start_ms + head->retry.timeout_ms : 0;
 
     call_task(w, u, 0, NULL, NULL, NULL, 0);
     /* A lane task that succeeded without emitting anything still hands over to the
@@ -353,7 +353,7 @@ void unit_run(struct worker *w, struct unit *u)
         u->status = u->recs[0].agg == RK_SKIP ? DR_SKIP : DR_OK;
         u->err_task = -1;
     }
-    if (u->status != DR_FATAL && u->deadline_ms && unit_mono_ms(ex) > u->deadline_ms) {
+    if (u->status != DR_FATAL && w->deadline_ms && unit_mono_ms(ex) > w->deadline_ms) {
         char d[32];
         duration_format(head->retry.timeout_ms, d, sizeof d);
         free(u->error);
