@@ -38,37 +38,6 @@ static const char sql_ti_write[] =
     " WHERE NOT (EXCLUDED.state = 'running' AND t.state <> 'running'"
     "  AND t.try_number >= EXCLUDED.try_number)";
 
-/* The records as one JSON array text for jsonb_to_recordset; NULL when out of memory. */
-static char *ti_records_json(const struct ti_record *recs, size_t n)
-{
-    json_t *arr = json_array();
-    bool ok = arr != NULL;
-    for (size_t i = 0; ok && i < n; i++) {
-        const struct ti_record *r = &recs[i];
-        json_t *o = json_object();
-        ok = o && json_array_append_new(arr, o) == 0;
-        if (!ok)
-            break;
-        ok = json_object_set_new(o, "i", json_integer((json_int_t)i)) == 0 &&
-             json_object_set_new(o, "task_id", pgconn_json_str(r->task_id ? r->task_id : "")) == 0 &&
-             json_object_set_new(o, "map_index", json_integer(r->map_index)) == 0 &&
-             json_object_set_new(o, "state", json_string(ti_state_name(r->state))) == 0 &&
-             json_object_set_new(o, "try_number", json_integer(r->try_number)) == 0 &&
-             json_object_set_new(o, "start_ms", json_integer(r->start_ms)) == 0 &&
-             json_object_set_new(o, "end_ms", json_integer(r->end_ms)) == 0 &&
-             (!r->map_key || json_object_set_new(o, "map_key", pgconn_json_str(r->map_key)) == 0) &&
-             (!r->error || json_object_set_new(o, "error", pgconn_json_str(r->error)) == 0) &&
-             (!r->checkpoint ||
-              json_object_set_new(o, "checkpoint", pgconn_json_str(r->checkpoint)) == 0) &&
-             /* A deep copy: the record's output may be shared with other threads. */
-             (!r->output ||
-              json_object_set_new(o, "output", json_deep_copy(r->output)) == 0);
-    }
-    char *txt = ok ? json_dumps(arr, JSON_COMPACT) : NULL;
-    json_decref(arr);
-    return txt;
-}
-
 /* ---- the COPY fast path for large batches ----
  * A batch of records goes by COPY straight into task_instance when none of its rows exists yet
  * (the common case: the coordinator's batches of ended items of a fresh run), about twice as
@@ -148,6 +117,62 @@ static void tb_text(struct tbuf *b, const char *s, bool jsonb)
         tb_put(b, "\1", 1);
     tb_put(b, v, n);
     free(tmp);
+}
+
+static int tb_dump_cb(const char *buf, size_t size, void *data)
+{
+    tb_put(data, buf, size);
+    return ((struct tbuf *)data)->oom ? -1 : 0;
+}
+
+/* The records as one JSON array text for jsonb_to_recordset; NULL when out of memory. An
+ * output is written straight into the text, never copied as a tree (a mapped task's list of a
+ * million items would be held twice). */
+static char *ti_records_json(const struct ti_record *recs, size_t n)
+{
+    struct tbuf b = { 0 };
+    tb_put(&b, "[", 1);
+    for (size_t i = 0; !b.oom && i < n; i++) {
+        const struct ti_record *r = &recs[i];
+        json_t *o = json_object();
+        bool ok = o &&
+             json_object_set_new(o, "i", json_integer((json_int_t)i)) == 0 &&
+             json_object_set_new(o, "task_id", pgconn_json_str(r->task_id ? r->task_id : "")) == 0 &&
+             json_object_set_new(o, "map_index", json_integer(r->map_index)) == 0 &&
+             json_object_set_new(o, "state", json_string(ti_state_name(r->state))) == 0 &&
+             json_object_set_new(o, "try_number", json_integer(r->try_number)) == 0 &&
+             json_object_set_new(o, "start_ms", json_integer(r->start_ms)) == 0 &&
+             json_object_set_new(o, "end_ms", json_integer(r->end_ms)) == 0 &&
+             (!r->map_key || json_object_set_new(o, "map_key", pgconn_json_str(r->map_key)) == 0) &&
+             (!r->error || json_object_set_new(o, "error", pgconn_json_str(r->error)) == 0) &&
+             (!r->checkpoint ||
+              json_object_set_new(o, "checkpoint", pgconn_json_str(r->checkpoint)) == 0);
+        char *t = ok ? json_dumps(o, JSON_COMPACT) : NULL;
+        json_decref(o);
+        size_t len = t ? strlen(t) : 0;
+        if (len < 2) {
+            free(t);
+            b.oom = true;
+            break;
+        }
+        if (i)
+            tb_put(&b, ",", 1);
+        tb_put(&b, t, len - 1);     /* without its closing brace */
+        free(t);
+        if (r->output) {
+            tb_put(&b, ",\"output\":", 10);
+            if (json_dump_callback(r->output, tb_dump_cb, &b, JSON_COMPACT | JSON_ENCODE_ANY) < 0)
+                b.oom = true;
+        }
+        tb_put(&b, "}", 1);
+    }
+    tb_put(&b, "]", 1);
+    if (b.oom) {
+        free(b.p);
+        return NULL;
+    }
+    b.p[b.len] = '\0';
+    return b.p;
 }
 
 /* A timestamptz for Unix milliseconds (NULL when ms <= 0): microseconds since 2000-01-01. */
