@@ -1,4 +1,4 @@
-/* runtime-private: only executor.c, runplan.c, unit.c and ctx.c include this (the executor's own state) */
+/* runtime-private: the executor's own state (executor, runplan, unit, ctx and retryheap.c) */
 /* The executor's shared run state, its work units and dr_ctx: the coordinator (executor.c),
  * the unit runner (unit.c) and the dr_* API (ctx.c). */
 #ifndef DR_EXEC_PRIVATE_H
