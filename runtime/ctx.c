@@ -196,13 +196,10 @@ DR_EXPORT void dr_count(dr_ctx *ctx, const char *counter, long long delta)
 {
     if (!ctx || !counter)
         return;
-    pthread_mutex_lock(&ctx->ex->acc_lock);
-    json_t *v = json_object_get(ctx->ex->counters, counter);
-    if (v)
-        json_integer_set(v, json_integer_value(v) + delta);
+    if (ctx->w && ctx->u)
+        unit_count_hold(ctx->w, counter, delta);   /* counted if the unit's work commits */
     else
-        json_object_set_new(ctx->ex->counters, counter, json_integer(delta));
-    pthread_mutex_unlock(&ctx->ex->acc_lock);
+        unit_count_add(ctx->ex, counter, delta);   /* init/fini */
 }
 
 DR_EXPORT bool dr_cancelled(dr_ctx *ctx)
@@ -211,7 +208,7 @@ DR_EXPORT bool dr_cancelled(dr_ctx *ctx)
         return false;
     if (unit_cancelled(ctx->ex))
         return true;
-    return ctx->u && ctx->u->deadline_ms && unit_mono_ms(ctx->ex) >= ctx->u->deadline_ms;
+    return ctx->u && ctx->w->deadline_ms && unit_mono_ms(ctx->ex) >= ctx->w->deadline_ms;
 }
 
 DR_EXPORT void dr_set_checkpoint(dr_ctx *ctx, const char *text)
@@ -289,9 +286,9 @@ static int http_call(dr_ctx *ctx, const char *source, const char *path, dr_http_
         return -1;
     }
     int64_t deadline = 0;
-    if (ctx->u && ctx->u->deadline_ms) {
+    if (ctx->u && ctx->w->deadline_ms) {
         /* The try's deadline on the real monotonic clock that http.c reads. */
-        int64_t left = ctx->u->deadline_ms - unit_mono_ms(ex);
+        int64_t left = ctx->w->deadline_ms - unit_mono_ms(ex);
         deadline = unit_clock_ms(CLOCK_MONOTONIC) + (left > 0 ? left : 0);
         if (deadline == 0)
             deadline = 1;

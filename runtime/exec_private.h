@@ -1,4 +1,4 @@
-/* runtime-private: only executor.c, runplan.c, unit.c and ctx.c include this (the executor's own state) */
+/* runtime-private: the executor's own state (executor, runplan, unit, ctx and retryheap.c) */
 /* The executor's shared run state, its work units and dr_ctx: the coordinator (executor.c),
  * the unit runner (unit.c) and the dr_* API (ctx.c). */
 #ifndef DR_EXEC_PRIVATE_H
@@ -41,22 +41,23 @@ struct lrec {
     char *checkpoint;           /* last dr_set_checkpoint, or NULL; owned */
 };
 
+/* One per map item (a million-item map holds a million): keep it small. What only a
+ * running try needs (its deadline) lives in struct worker. */
 struct unit {
     struct workq_item link;     /* first: queue and list link (exec.q.lock while queued, else
                                  * the owner); unit_of() goes back */
+    struct lrec *recs;          /* one per lane task (1 when unmapped) */
+    char *error;                /* unit error (timeout, commit, the failing task's), owned */
+    int64_t due_ms;             /* retry due time (monotonic / fake clock) */
+    long index;                 /* map index, -1 when unmapped */
     int task;                   /* unmapped task, or the lane head */
     int lane;                   /* -1 when unmapped */
-    long index;                 /* map index, -1 when unmapped */
     int try_number;             /* 1-based, set by the coordinator before dispatch */
-    int64_t due_ms;             /* retry due time (monotonic / fake clock) */
-    struct lrec *recs;          /* one per lane task (1 when unmapped) */
     /* Results, written by the worker, read by the coordinator after hand-back. */
-    dr_status status;           /* unit outcome: OK, SKIP, RETRY, FAIL, FATAL */
+    int err_task;               /* lane position whose error is the unit's, or -1 */
+    unsigned char status;       /* dr_status: unit outcome OK, SKIP, RETRY, FAIL, FATAL */
     bool cancelled;             /* ended by cancellation: rolled back, recorded cancelled */
     bool committed;             /* records were written and committed on the worker's conn */
-    char *error;                /* unit error (timeout, commit, the failing task's), owned */
-    int err_task;               /* lane position whose error is the unit's, or -1 */
-    int64_t try_start_ms, deadline_ms;  /* monotonic / fake clock; deadline 0: none */
 };
 
 struct lane {
@@ -66,7 +67,8 @@ struct lane {
     size_t n_items;             /* set at expansion */
     struct unit *units;         /* n_items, one calloc */
     struct lrec *recs;          /* n_items * n, one calloc */
-    char **keys;                /* n_items display keys */
+    char *key_buf;              /* the n_items display keys, each ends with a NUL */
+    uint32_t *key_off;          /* n_items offsets into key_buf (lane_key) */
     size_t n_ended;
 };
 
@@ -98,6 +100,11 @@ struct worker {
     int sp_depth;               /* savepoints open */
     struct http_client *http;   /* lazily */
     struct ti_record *recbuf;   /* max lane length */
+    int64_t deadline_ms;        /* the running try's (monotonic / fake clock), 0: none */
+    /* The running unit's dr_count deltas, held until its work commits (unit.c). */
+    struct held_count { char *name; long long delta; } *counts;
+    size_t n_counts, cap_counts;
+    size_t counts_floor;        /* entries below belong to an enclosing savepoint */
 };
 
 struct exec {
@@ -125,6 +132,12 @@ struct exec {
     struct worker *workers;
     int n_workers;
 };
+
+/* Map item i's display key in lane l. */
+static inline const char *lane_key(const struct lane *l, size_t i)
+{
+    return l->key_buf + l->key_off[i];
+}
 
 /* The unit whose link is it (NULL for NULL). */
 static inline struct unit *unit_of(struct workq_item *it)
@@ -188,6 +201,12 @@ const char *unit_item_key(const dr_ctx *c);
 /* Hands one emitted value (json, or a blob) to the next lane task, inside a savepoint when
  * a transaction is open. Returns 0, or -1 when that call did not succeed. Worker thread. */
 int unit_deliver(dr_ctx *c, const json_t *json, const char *btype, const void *blob, size_t len);
+/* Holds a dr_count delta with the worker's running unit: it reaches the run's counters only
+ * when the unit's transaction commits (no transaction: when it ends OK or SKIP). Worker
+ * thread. */
+void unit_count_hold(struct worker *w, const char *counter, long long delta);
+/* Adds counters' deltas to the run's (under acc_lock). Any thread. */
+void unit_count_add(struct exec *ex, const char *counter, long long delta);
 /* Runs a utility statement on the worker's connection; on failure keeps the first cause in
  * *why (malloc'd; why may be NULL). 0 or -1. Worker thread. */
 int unit_worker_sql(struct worker *w, const char *sql, char **why);

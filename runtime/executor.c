@@ -7,8 +7,10 @@
 #include <time.h>
 
 #include "exec_private.h"
+#include "backoff.h"
 #include "log.h"
 #include "recorder.h"
+#include "retryheap.h"
 #include "runplan.h"
 
 enum { FLUSH_MS = 200, FLUSH_RECORDS = 4000, POLL_MS = 100 };
@@ -17,13 +19,12 @@ enum { FLUSH_MS = 200, FLUSH_RECORDS = 4000, POLL_MS = 100 };
 struct coord {
     struct exec *ex;
     struct run_result *res;
-    uint64_t rng;               /* jitter PRNG (splitmix64) */
+    uint64_t rng;               /* jitter PRNG state (backoff_rng) */
     size_t in_flight;           /* units handed to the queue and not yet back */
     bool stopping;              /* *stop or a cancel request was seen */
     bool fatal;                 /* a unit returned DR_FATAL */
     bool dirty;                 /* a task ended: rescan the waiting ones */
-    struct unit **heap;         /* retries by due time (binary min-heap) */
-    size_t n_heap, cap_heap;
+    struct retryheap retries;   /* units waiting for their retry */
     struct unit *batch_head, *batch_tail;   /* units to push to the ready queue */
     size_t n_batch;
     struct recorder *rec;       /* task-instance records to the store; NULL: no store */
@@ -34,14 +35,6 @@ struct coord {
     size_t done, total;         /* progress */
     struct ti_record *recbuf;   /* max lane length */
 };
-
-static uint64_t splitmix(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
 
 static bool stop_requested(const struct run_spec *spec)
 {
@@ -95,7 +88,7 @@ static void reclaim_ready(struct coord *co)
     }
     co->batch_head = co->batch_tail = NULL;
     co->n_batch = 0;
-    co->n_heap = 0;
+    retryheap_clear(&co->retries);
 }
 
 /* Queues u for a worker, or for its pool when the pool is full. */
@@ -137,51 +130,6 @@ static void pool_release(struct coord *co, int p)
     if (!ps->head)
         ps->tail = NULL;
     dispatch(co, u);
-}
-
-/* ---- retry heap ---- */
-
-static int heap_push(struct coord *co, struct unit *u)
-{
-    if (co->n_heap == co->cap_heap) {
-        size_t cap = co->cap_heap ? co->cap_heap * 2 : 16;
-        struct unit **h = realloc(co->heap, cap * sizeof *h);
-        if (!h)
-            return -1;
-        co->heap = h;
-        co->cap_heap = cap;
-    }
-    size_t i = co->n_heap++;
-    while (i > 0) {
-        size_t parent = (i - 1) / 2;
-        if (co->heap[parent]->due_ms <= u->due_ms)
-            break;
-        co->heap[i] = co->heap[parent];
-        i = parent;
-    }
-    co->heap[i] = u;
-    return 0;
-}
-
-static struct unit *heap_pop(struct coord *co)
-{
-    struct unit *top = co->heap[0];
-    struct unit *last = co->heap[--co->n_heap];
-    size_t i = 0, n = co->n_heap;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= n)
-            break;
-        if (c + 1 < n && co->heap[c + 1]->due_ms < co->heap[c]->due_ms)
-            c++;
-        if (last->due_ms <= co->heap[c]->due_ms)
-            break;
-        co->heap[i] = co->heap[c];
-        i = c;
-    }
-    if (n)
-        co->heap[i] = last;
-    return top;
 }
 
 /* ---- records and hooks ---- */
@@ -464,15 +412,21 @@ static void schedule(struct coord *co)
 
 static int64_t retry_delay(struct coord *co, const struct retry_policy *p, int try_number)
 {
-    int64_t d = p->retry_delay_ms > 0 ? p->retry_delay_ms : 0;
-    if (p->exponential)
-        for (int k = 1; k < try_number && d < INT64_MAX / 4; k++)
-            d *= 2;
-    if (d > 0)
-        d += (int64_t)(splitmix(&co->rng) % (uint64_t)(d / 10 + 1));
-    if (p->max_retry_delay_ms > 0 && d > p->max_retry_delay_ms)
-        d = p->max_retry_delay_ms;
-    return d;
+    return backoff_delay_ms(p->retry_delay_ms, p->exponential ? try_number : 1,
+                            p->max_retry_delay_ms, 0.10, &co->rng);
+}
+
+/* Whether a task reads task i's output: one that runs after it or maps over it. */
+static bool output_read(const struct dag *d, int i)
+{
+    for (size_t k = 0; k < d->n_tasks; k++) {
+        if (d->tasks[k].map_idx == i)
+            return true;
+        for (size_t a = 0; a < d->tasks[k].n_after; a++)
+            if (d->tasks[k].after_idx[a] == i)
+                return true;
+    }
+    return false;
 }
 
 static void end_lane(struct coord *co, struct lane *l)
@@ -481,8 +435,9 @@ static void end_lane(struct coord *co, struct lane *l)
     for (int pos = 0; pos < l->n; pos++) {
         int ti = l->tasks[pos];
         struct tstate *t = &ex->ts[ti];
-        json_t *arr = json_array();
-        for (size_t i = 0; i < l->n_items; i++) {
+        /* The array of item outputs only for a task downstream (a pointer per item). */
+        json_t *arr = output_read(ex->dag, ti) ? json_array() : NULL;
+        for (size_t i = 0; arr && i < l->n_items; i++) {
             json_t *o = l->recs[i * (size_t)l->n + pos].output;
             json_array_append(arr, o ? o : json_null());
         }
@@ -525,7 +480,7 @@ static void handle_result(struct coord *co, struct unit *u)
     co->in_flight--;
     pool_release(co, ex->ts[u->task].pool);
     unit_build_records(ex, u, co->recbuf);
-    const char *key = u->lane < 0 ? NULL : ex->lanes[u->lane].keys[u->index];
+    const char *key = u->lane < 0 ? NULL : lane_key(&ex->lanes[u->lane], (size_t)u->index);
 
     if (u->status == DR_RETRY && !u->cancelled) {
         if (!co->stopping && !co->fatal && u->try_number <= head->retry.retries) {
@@ -540,7 +495,7 @@ static void handle_result(struct coord *co, struct unit *u)
                         u->try_number, co->recbuf[ep].error ? co->recbuf[ep].error : "retry",
                         (long long)delay);
             u->try_number++;
-            if (heap_push(co, u) == 0)
+            if (retryheap_push(&co->retries, u) == 0)
                 return;
         }
         if (co->stopping || co->fatal) {
@@ -597,7 +552,7 @@ static struct unit *wait_results(struct coord *co)
     const struct run_spec *spec = ex->spec;
     bool fake = spec->clock && spec->clock->now_ms;
     int64_t now = unit_mono_ms(ex);
-    int64_t due = co->n_heap ? co->heap[0]->due_ms : INT64_MAX;
+    int64_t due = retryheap_due(&co->retries);
     if (co->in_flight == 0) {
         if (due == INT64_MAX)
             return NULL;
@@ -634,17 +589,17 @@ static void run_loop(struct coord *co)
         }
         schedule(co);
         int64_t now = unit_mono_ms(ex);
-        while (co->n_heap && co->heap[0]->due_ms <= now && !co->stopping && !co->fatal)
-            dispatch(co, heap_pop(co));
+        while (retryheap_due(&co->retries) <= now && !co->stopping && !co->fatal)
+            dispatch(co, retryheap_pop(&co->retries));
         flush_dispatch(co);
         progress(co);
 
         bool all_ended = true;
         for (size_t i = 0; i < ex->dag->n_tasks && all_ended; i++)
             all_ended = ex->ts[i].phase == PH_ENDED;
-        if (co->in_flight == 0 && (co->stopping || co->fatal || (all_ended && !co->n_heap)))
+        if (co->in_flight == 0 && (co->stopping || co->fatal || (all_ended && !co->retries.n)))
             break;
-        if (co->in_flight == 0 && !co->n_heap && !co->dirty) {
+        if (co->in_flight == 0 && !co->retries.n && !co->dirty) {
             /* Nothing runs, nothing is due and nothing can start: a bug, not a hang. */
             snprintf(co->res->error, sizeof co->res->error, "internal: the run is stuck");
             co->fatal = true;
@@ -796,7 +751,7 @@ out_sync:
     workq_destroy(&ex->q);
 out:
     free(co.recbuf);
-    free(co.heap);
+    retryheap_free(&co.retries);
     recorder_close(co.rec, NULL, 0);
     runplan_free(ex);
     if (rc < 0)

@@ -3,6 +3,7 @@
 #ifndef DR_EXECUTOR_H
 #define DR_EXECUTOR_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <jansson.h>
@@ -48,7 +49,7 @@ struct run_spec {
     struct store *store;                /* run-state persistence on the coordinator; NULL: none */
     struct http_sources *http;          /* NULL: dr_http_get fails */
     const struct prior *prior;          /* resume: what already succeeded; NULL: fresh */
-    volatile int *stop;                 /* set nonzero (signal handler) to stop handing out work */
+    volatile sig_atomic_t *stop;        /* set nonzero (signal handler) to stop handing out work */
     const struct exec_clock *clock;     /* NULL: real */
     uint64_t seed;                      /* for retry jitter */
     const struct exec_hooks *hooks;     /* may be NULL */

@@ -96,23 +96,41 @@ int runplan_init(struct exec *ex, struct dr_err *err)
     return build_lanes(ex, err) < 0 || build_pools(ex, err) < 0 ? -1 : 0;
 }
 
-/* The display key of a map item: its "key" member, the item itself when a
- * string or number, else the map index. */
-static char *item_key(const json_t *item, size_t index)
+/* Appends the display key of map item `index` to l->key_buf at *used: its "key" member, the
+ * item itself when a string or number, else the map index. 0, or -1 when out of memory or
+ * past what the 32-bit offsets reach. */
+static int add_key(struct lane *l, size_t *used, size_t *cap, const json_t *item, size_t index)
 {
     char buf[64];
-    const json_t *k = json_is_object(item) ? json_object_get(item, "key") : NULL;
-    if (json_is_string(k))
-        return strdup(json_string_value(k));
-    if (json_is_string(item))
-        return strdup(json_string_value(item));
-    if (json_is_integer(item))
+    const char *k = buf;
+    const json_t *m = json_is_object(item) ? json_object_get(item, "key") : NULL;
+    if (json_is_string(m))
+        k = json_string_value(m);
+    else if (json_is_string(item))
+        k = json_string_value(item);
+    else if (json_is_integer(item))
         snprintf(buf, sizeof buf, "%" JSON_INTEGER_FORMAT, json_integer_value(item));
     else if (json_is_real(item))
         snprintf(buf, sizeof buf, "%.17g", json_real_value(item));
     else
         snprintf(buf, sizeof buf, "%zu", index);
-    return strdup(buf);
+    size_t n = strlen(k) + 1;
+    if (*used > UINT32_MAX || n > UINT32_MAX - *used)
+        return -1;
+    if (*used + n > *cap) {
+        size_t c = *cap ? *cap : 4096;
+        while (c < *used + n)
+            c *= 2;
+        char *p = realloc(l->key_buf, c);
+        if (!p)
+            return -1;
+        l->key_buf = p;
+        *cap = c;
+    }
+    memcpy(l->key_buf + *used, k, n);
+    l->key_off[index] = (uint32_t)*used;
+    *used += n;
+    return 0;
 }
 
 int runplan_expand(struct exec *ex, struct lane *l, int head, const json_t *items)
@@ -121,14 +139,20 @@ int runplan_expand(struct exec *ex, struct lane *l, int head, const json_t *item
     l->n_items = n;
     l->units = calloc(n, sizeof *l->units);
     l->recs = calloc(n * (size_t)l->n, sizeof *l->recs);
-    l->keys = calloc(n, sizeof *l->keys);
-    if (!l->units || !l->recs || !l->keys)
+    l->key_off = calloc(n, sizeof *l->key_off);
+    if (!l->units || !l->recs || !l->key_off)
         return -1;
     for (size_t i = 0; i < n * (size_t)l->n; i++)
         l->recs[i].agg = -1;
+    size_t used = 0, cap = 0;
     for (size_t i = 0; i < n; i++)
-        if (!(l->keys[i] = item_key(json_array_get(items, i), i)))
+        if (add_key(l, &used, &cap, json_array_get(items, i), i) < 0)
             return -1;
+    if (used < cap) {       /* give back the doubling's slack */
+        char *p = realloc(l->key_buf, used ? used : 1);
+        if (p)
+            l->key_buf = p;
+    }
     for (size_t i = 0; i < n; i++) {
         struct unit *u = &l->units[i];
         u->task = head;
@@ -167,12 +191,11 @@ void runplan_free(struct exec *ex)
             unit_lrec_reset(&l->recs[i]);
         for (size_t i = 0; l->units && i < l->n_items; i++)
             free(l->units[i].error);
-        for (size_t i = 0; l->keys && i < l->n_items; i++)
-            free(l->keys[i]);
         free(l->tasks);
         free(l->units);
         free(l->recs);
-        free(l->keys);
+        free(l->key_buf);
+        free(l->key_off);
     }
     free(ex->lanes);
     free(ex->ts);

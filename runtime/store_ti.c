@@ -38,37 +38,6 @@ static const char sql_ti_write[] =
     " WHERE NOT (EXCLUDED.state = 'running' AND t.state <> 'running'"
     "  AND t.try_number >= EXCLUDED.try_number)";
 
-/* The records as one JSON array text for jsonb_to_recordset; NULL when out of memory. */
-static char *ti_records_json(const struct ti_record *recs, size_t n)
-{
-    json_t *arr = json_array();
-    bool ok = arr != NULL;
-    for (size_t i = 0; ok && i < n; i++) {
-        const struct ti_record *r = &recs[i];
-        json_t *o = json_object();
-        ok = o && json_array_append_new(arr, o) == 0;
-        if (!ok)
-            break;
-        ok = json_object_set_new(o, "i", json_integer((json_int_t)i)) == 0 &&
-             json_object_set_new(o, "task_id", pgconn_json_str(r->task_id ? r->task_id : "")) == 0 &&
-             json_object_set_new(o, "map_index", json_integer(r->map_index)) == 0 &&
-             json_object_set_new(o, "state", json_string(ti_state_name(r->state))) == 0 &&
-             json_object_set_new(o, "try_number", json_integer(r->try_number)) == 0 &&
-             json_object_set_new(o, "start_ms", json_integer(r->start_ms)) == 0 &&
-             json_object_set_new(o, "end_ms", json_integer(r->end_ms)) == 0 &&
-             (!r->map_key || json_object_set_new(o, "map_key", pgconn_json_str(r->map_key)) == 0) &&
-             (!r->error || json_object_set_new(o, "error", pgconn_json_str(r->error)) == 0) &&
-             (!r->checkpoint ||
-              json_object_set_new(o, "checkpoint", pgconn_json_str(r->checkpoint)) == 0) &&
-             /* A deep copy: the record's output may be shared with other threads. */
-             (!r->output ||
-              json_object_set_new(o, "output", json_deep_copy(r->output)) == 0);
-    }
-    char *txt = ok ? json_dumps(arr, JSON_COMPACT) : NULL;
-    json_decref(arr);
-    return txt;
-}
-
 /* ---- the COPY fast path for large batches ----
  * A batch of records goes by COPY straight into task_instance when none of its rows exists yet
  * (the common case: the coordinator's batches of ended items of a fresh run), about twice as
@@ -148,6 +117,62 @@ static void tb_text(struct tbuf *b, const char *s, bool jsonb)
         tb_put(b, "\1", 1);
     tb_put(b, v, n);
     free(tmp);
+}
+
+static int tb_dump_cb(const char *buf, size_t size, void *data)
+{
+    tb_put(data, buf, size);
+    return ((struct tbuf *)data)->oom ? -1 : 0;
+}
+
+/* The records as one JSON array text for jsonb_to_recordset; NULL when out of memory. An
+ * output is written straight into the text, never copied as a tree (a mapped task's list of a
+ * million items would be held twice). */
+static char *ti_records_json(const struct ti_record *recs, size_t n)
+{
+    struct tbuf b = { 0 };
+    tb_put(&b, "[", 1);
+    for (size_t i = 0; !b.oom && i < n; i++) {
+        const struct ti_record *r = &recs[i];
+        json_t *o = json_object();
+        bool ok = o &&
+             json_object_set_new(o, "i", json_integer((json_int_t)i)) == 0 &&
+             json_object_set_new(o, "task_id", pgconn_json_str(r->task_id ? r->task_id : "")) == 0 &&
+             json_object_set_new(o, "map_index", json_integer(r->map_index)) == 0 &&
+             json_object_set_new(o, "state", json_string(ti_state_name(r->state))) == 0 &&
+             json_object_set_new(o, "try_number", json_integer(r->try_number)) == 0 &&
+             json_object_set_new(o, "start_ms", json_integer(r->start_ms)) == 0 &&
+             json_object_set_new(o, "end_ms", json_integer(r->end_ms)) == 0 &&
+             (!r->map_key || json_object_set_new(o, "map_key", pgconn_json_str(r->map_key)) == 0) &&
+             (!r->error || json_object_set_new(o, "error", pgconn_json_str(r->error)) == 0) &&
+             (!r->checkpoint ||
+              json_object_set_new(o, "checkpoint", pgconn_json_str(r->checkpoint)) == 0);
+        char *t = ok ? json_dumps(o, JSON_COMPACT) : NULL;
+        json_decref(o);
+        size_t len = t ? strlen(t) : 0;
+        if (len < 2) {
+            free(t);
+            b.oom = true;
+            break;
+        }
+        if (i)
+            tb_put(&b, ",", 1);
+        tb_put(&b, t, len - 1);     /* without its closing brace */
+        free(t);
+        if (r->output) {
+            tb_put(&b, ",\"output\":", 10);
+            if (json_dump_callback(r->output, tb_dump_cb, &b, JSON_COMPACT | JSON_ENCODE_ANY) < 0)
+                b.oom = true;
+        }
+        tb_put(&b, "}", 1);
+    }
+    tb_put(&b, "]", 1);
+    if (b.oom) {
+        free(b.p);
+        return NULL;
+    }
+    b.p[b.len] = '\0';
+    return b.p;
 }
 
 /* A timestamptz for Unix milliseconds (NULL when ms <= 0): microseconds since 2000-01-01. */
@@ -290,52 +315,57 @@ int store_ti_write(struct store *s, const char *run_id, const struct ti_record *
 
 /* ---- resume ---- */
 
-/* Fills t from rows [from, to) of res (one task, ordered by map_index). */
-static int prior_task_fill(struct prior_task *t, PGresult *res, int from, int to,
+/* Rows of a run's task instances are read in pages of this many (keyset pagination on the
+ * primary key): a resume of a million-item map never holds a million-row result. */
+enum { PRIOR_PAGE = 20000 };
+#define PRIOR_PAGE_N "20000"     /* PRIOR_PAGE in the SQL */
+
+/* Sizes t (a task_id and the largest map index, -1 when unmapped) before its rows come. */
+static int prior_task_size(struct prior_task *t, const char *task_id, int64_t max_index,
                            struct dr_err *err)
 {
     t->state = TI_PENDING;
-    int64_t max_index = -1;
-    for (int i = from; i < to; i++) {
-        int64_t idx;
-        if (pgconn_parse_i64(PQgetvalue(res, i, 1), &idx) < 0)
-            return err_set(err, "load run: bad map_index");
-        if (idx > max_index)
-            max_index = idx;
-    }
+    if (!(t->task_id = strdup(task_id)))
+        return err_set(err, "out of memory");
     t->mapped = max_index >= 0;
-    if (t->mapped) {
-        t->n_items = (size_t)max_index + 1;
-        t->done = calloc(t->n_items, 1);
-        t->item_outputs = json_array();
-        t->checkpoints = calloc(t->n_items, sizeof *t->checkpoints);
-        if (!t->done || !t->item_outputs || !t->checkpoints)
-            return err_set(err, "load run: out of memory");
-        for (size_t k = 0; k < t->n_items; k++)
-            if (json_array_append_new(t->item_outputs, json_null()) < 0)
-                return err_set(err, "load run: out of memory");
+    if (!t->mapped)
+        return 0;
+    t->n_items = (size_t)max_index + 1;
+    t->done = calloc(t->n_items, 1);
+    t->item_outputs = json_array();
+    t->checkpoints = calloc(t->n_items, sizeof *t->checkpoints);
+    if (!t->done || !t->item_outputs || !t->checkpoints)
+        return err_set(err, "out of memory");
+    for (size_t k = 0; k < t->n_items; k++)
+        if (json_array_append_new(t->item_outputs, json_null()) < 0)
+            return err_set(err, "out of memory");
+    return 0;
+}
+
+/* Takes row i of res (task_id, map_index, state, output, checkpoint) into t. */
+static int prior_task_row(struct prior_task *t, PGresult *res, int i, struct dr_err *err)
+{
+    int64_t idx = 0;
+    if (pgconn_parse_i64(PQgetvalue(res, i, 1), &idx) < 0 ||
+        (idx >= 0 && (!t->mapped || (uint64_t)idx >= t->n_items)))
+        return err_set(err, "bad map_index");
+    enum ti_state st;
+    if (ti_state_parse(PQgetvalue(res, i, 2), &st) < 0)
+        st = TI_PENDING;   /* unknown to this version: run it again */
+    json_t *out = NULL;
+    if (!PQgetisnull(res, i, 3) && !(out = pgconn_load_json(PQgetvalue(res, i, 3), "load run", err)))
+        return -1;
+    if (idx < 0) {
+        t->state = st;
+        json_decref(t->output);
+        t->output = out;
+        return 0;
     }
-    for (int i = from; i < to; i++) {
-        int64_t idx = 0;
-        pgconn_parse_i64(PQgetvalue(res, i, 1), &idx);
-        enum ti_state st;
-        if (ti_state_parse(PQgetvalue(res, i, 2), &st) < 0)
-            st = TI_PENDING;   /* unknown to this version: run it again */
-        json_t *out = NULL;
-        if (!PQgetisnull(res, i, 3) && !(out = pgconn_load_json(PQgetvalue(res, i, 3), "load run", err)))
-            return -1;
-        if (idx < 0) {
-            t->state = st;
-            json_decref(t->output);
-            t->output = out;
-        } else {
-            t->done[idx] = st == TI_SUCCESS || st == TI_SKIPPED;
-            if (out)
-                json_array_set_new(t->item_outputs, (size_t)idx, out);
-            if (!PQgetisnull(res, i, 4) && !(t->checkpoints[idx] = strdup(PQgetvalue(res, i, 4))))
-                return err_set(err, "load run: out of memory");
-        }
-    }
+    t->done[idx] = st == TI_SUCCESS || st == TI_SKIPPED;
+    if (out)
+        json_array_set_new(t->item_outputs, (size_t)idx, out);
+    if (!PQgetisnull(res, i, 4) && !(t->checkpoints[idx] = strdup(PQgetvalue(res, i, 4))))
+        return err_set(err, "out of memory");
     return 0;
 }
 
@@ -344,34 +374,62 @@ int store_prior_load(struct store *s, const char *run_id, struct prior *out,
 {
     out->tasks = NULL;
     out->n_tasks = 0;
-    const char *v[] = { run_id };
+    const char *v[] = { run_id, "", "-2" };
     PGresult *res = store_sexec(s,
-                         "SELECT task_id, map_index, state, output::text, checkpoint"
-                         " FROM dagrun.task_instance WHERE run_id = $1"
-                         " ORDER BY task_id, map_index",
+                         "SELECT task_id, max(map_index) FROM dagrun.task_instance"
+                         " WHERE run_id = $1 GROUP BY task_id ORDER BY task_id",
                          1, v, err, "load run %s", run_id);
     if (!res)
         return -1;
-    int rows = PQntuples(res), rc = 0;
-    size_t n_tasks = 0;
-    for (int i = 0; i < rows; i++)
-        n_tasks += i == 0 || strcmp(PQgetvalue(res, i, 0), PQgetvalue(res, i - 1, 0)) != 0;
-    if (n_tasks && !(out->tasks = calloc(n_tasks, sizeof *out->tasks))) {
-        PQclear(res);
-        return err_set(err, "load run %s: out of memory", run_id);
-    }
-    for (int i = 0; i < rows && rc == 0;) {
-        int j = i + 1;
-        while (j < rows && strcmp(PQgetvalue(res, j, 0), PQgetvalue(res, i, 0)) == 0)
-            j++;
-        struct prior_task *t = &out->tasks[out->n_tasks++];
-        if (!(t->task_id = strdup(PQgetvalue(res, i, 0))))
-            rc = err_set(err, "load run %s: out of memory", run_id);
-        else if (prior_task_fill(t, res, i, j, err) < 0)
-            rc = err_prefix(err, "run %s", run_id);
-        i = j;
+    int rc = 0, rows = PQntuples(res);
+    if (rows && !(out->tasks = calloc((size_t)rows, sizeof *out->tasks)))
+        rc = err_set(err, "load run %s: out of memory", run_id);
+    for (int i = 0; i < rows && rc == 0; i++) {
+        int64_t max_index;
+        if (pgconn_parse_i64(PQgetvalue(res, i, 1), &max_index) < 0)
+            rc = err_set(err, "load run %s: bad map_index", run_id);
+        else if (prior_task_size(&out->tasks[out->n_tasks++], PQgetvalue(res, i, 0), max_index,
+                                 err) < 0)
+            rc = err_prefix(err, "load run %s", run_id);
     }
     PQclear(res);
+    /* The rows, a page at a time in (task_id, map_index) order: the tasks' order above. */
+    char *last_task = NULL, last_index[24] = "-2";
+    size_t t = 0;
+    for (bool more = rc == 0; more;) {
+        v[1] = last_task ? last_task : "";
+        v[2] = last_index;
+        res = store_sexec(s,
+                  "SELECT task_id, map_index, state, output::text, checkpoint"
+                  " FROM dagrun.task_instance WHERE run_id = $1"
+                  " AND (task_id, map_index) > ($2, $3::int)"
+                  " ORDER BY task_id, map_index LIMIT " PRIOR_PAGE_N,
+                  3, v, err, "load run %s", run_id);
+        if (!res) {
+            rc = -1;
+            break;
+        }
+        rows = PQntuples(res);
+        more = rows == PRIOR_PAGE;
+        for (int i = 0; i < rows && rc == 0; i++) {
+            const char *id = PQgetvalue(res, i, 0);
+            while (t < out->n_tasks && strcmp(out->tasks[t].task_id, id) != 0)
+                t++;
+            if (t == out->n_tasks)
+                rc = err_set(err, "load run %s: task %s changed while loading", run_id, id);
+            else if (prior_task_row(&out->tasks[t], res, i, err) < 0)
+                rc = err_prefix(err, "load run %s: task %s", run_id, id);
+        }
+        if (more && rc == 0) {
+            free(last_task);
+            if (!(last_task = strdup(PQgetvalue(res, rows - 1, 0))))
+                rc = err_set(err, "load run %s: out of memory", run_id);
+            snprintf(last_index, sizeof last_index, "%s", PQgetvalue(res, rows - 1, 1));
+        }
+        PQclear(res);
+        more = more && rc == 0;
+    }
+    free(last_task);
     if (rc < 0)
         prior_free(out);
     return rc;

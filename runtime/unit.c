@@ -67,7 +67,7 @@ const char *unit_item_key(const dr_ctx *c)
 {
     if (!c->u || c->u->lane < 0)
         return NULL;
-    return c->ex->lanes[c->u->lane].keys[c->u->index];
+    return lane_key(&c->ex->lanes[c->u->lane], (size_t)c->u->index);
 }
 
 static int lane_len(const struct exec *ex, const struct unit *u)
@@ -87,6 +87,58 @@ void unit_lrec_reset(struct lrec *r)
     free(r->checkpoint);
     memset(r, 0, sizeof *r);
     r->agg = -1;
+}
+
+/* ---- counters held until the unit's work commits ---- */
+
+void unit_count_add(struct exec *ex, const char *counter, long long delta)
+{
+    pthread_mutex_lock(&ex->acc_lock);
+    json_t *v = json_object_get(ex->counters, counter);
+    if (v)
+        json_integer_set(v, json_integer_value(v) + delta);
+    else
+        json_object_set_new(ex->counters, counter, json_integer(delta));
+    pthread_mutex_unlock(&ex->acc_lock);
+}
+
+void unit_count_hold(struct worker *w, const char *counter, long long delta)
+{
+    for (size_t i = w->counts_floor; i < w->n_counts; i++)
+        if (strcmp(w->counts[i].name, counter) == 0) {
+            w->counts[i].delta += delta;
+            return;
+        }
+    if (w->n_counts == w->cap_counts) {
+        size_t cap = w->cap_counts ? w->cap_counts * 2 : 8;
+        struct held_count *c = realloc(w->counts, cap * sizeof *c);
+        if (!c)
+            return;
+        w->counts = c;
+        w->cap_counts = cap;
+    }
+    char *name = strdup(counter);
+    if (!name)
+        return;
+    w->counts[w->n_counts++] = (struct held_count){ .name = name, .delta = delta };
+}
+
+/* Drops the held deltas from entry `from` on (their work was rolled back). */
+static void counts_drop(struct worker *w, size_t from)
+{
+    for (size_t i = from; i < w->n_counts; i++)
+        free(w->counts[i].name);
+    if (w->n_counts > from)
+        w->n_counts = from;
+}
+
+/* Adds the held deltas to the run's counters (the unit's work stands) or drops them. */
+static void counts_settle(struct worker *w, bool keep)
+{
+    for (size_t i = 0; keep && i < w->n_counts; i++)
+        unit_count_add(w->ex, w->counts[i].name, w->counts[i].delta);
+    counts_drop(w, 0);
+    w->counts_floor = 0;
 }
 
 /* ---- SQL on the worker's connection ---- */
@@ -154,6 +206,7 @@ int unit_deliver(dr_ctx *c, const json_t *json, const char *btype, const void *b
         return -1;
     u->recs[c->pos].sent++;
     bool had_txn = w->in_txn;
+    size_t counts_mark = w->n_counts, outer_floor = w->counts_floor;
     char sp[48] = "";
     if (had_txn) {
         snprintf(sp, sizeof sp, "dr_lane_%d", ++w->sp_depth);
@@ -164,8 +217,12 @@ int unit_deliver(dr_ctx *c, const json_t *json, const char *btype, const void *b
             return -1;
         }
     }
+    w->counts_floor = counts_mark;
     dr_status st = call_task(w, u, c->pos + 1, json, btype, blob, len);
+    w->counts_floor = outer_floor;
     bool ok = st == DR_OK || st == DR_SKIP;
+    if (!ok && (had_txn || w->in_txn))
+        counts_drop(w, counts_mark);    /* that call's work is rolled back below */
     if (had_txn) {
         char sql[96];
         if (!ok) {
@@ -236,7 +293,7 @@ void unit_build_records(const struct exec *ex, const struct unit *u, struct ti_r
         out[pos] = (struct ti_record){
             .task_id = ex->dag->tasks[lane_task(ex, u, pos)].id,
             .map_index = u->index,
-            .map_key = u->lane < 0 ? NULL : ex->lanes[u->lane].keys[u->index],
+            .map_key = u->lane < 0 ? NULL : lane_key(&ex->lanes[u->lane], (size_t)u->index),
             .state = r->state,
             .try_number = u->try_number,
             .start_ms = r->start_ms,
@@ -266,8 +323,8 @@ void unit_run(struct worker *w, struct unit *u)
     w->sp_depth = 0;
 
     const struct task *head = &ex->dag->tasks[u->task];
-    u->try_start_ms = unit_mono_ms(ex);
-    u->deadline_ms = head->retry.timeout_ms > 0 ? u->try_start_ms + head->retry.timeout_ms : 0;
+    int64_t try_start_ms = unit_mono_ms(ex);
+    w->deadline_ms = head->retry.timeout_ms > 0 ? try_start_ms + head->retry.timeout_ms : 0;
 
     call_task(w, u, 0, NULL, NULL, NULL, 0);
     /* A lane task that succeeded without emitting anything still hands over to the
@@ -296,7 +353,7 @@ void unit_run(struct worker *w, struct unit *u)
         u->status = u->recs[0].agg == RK_SKIP ? DR_SKIP : DR_OK;
         u->err_task = -1;
     }
-    if (u->status != DR_FATAL && u->deadline_ms && unit_mono_ms(ex) > u->deadline_ms) {
+    if (u->status != DR_FATAL && w->deadline_ms && unit_mono_ms(ex) > w->deadline_ms) {
         char d[32];
         duration_format(head->retry.timeout_ms, d, sizeof d);
         free(u->error);
@@ -310,6 +367,7 @@ void unit_run(struct worker *w, struct unit *u)
     if (unit_cancelled(ex) && (u->status == DR_FAIL || u->status == DR_RETRY))
         u->cancelled = true;
 
+    bool txn = w->in_txn;
     if (w->in_txn) {
         bool commit = !u->cancelled && u->status != DR_RETRY;
         if (commit) {
@@ -340,6 +398,8 @@ void unit_run(struct worker *w, struct unit *u)
         if (!u->committed)
             drop_checkpoints(u, n);     /* they described work that was rolled back */
     }
+    counts_settle(w, txn ? u->committed
+                         : !u->cancelled && (u->status == DR_OK || u->status == DR_SKIP));
     finalize(ex, u);
 }
 
@@ -379,4 +439,8 @@ void unit_worker_cleanup(struct worker *w)
     w->conn = NULL;
     http_client_free(w->http);
     w->http = NULL;
+    counts_drop(w, 0);
+    free(w->counts);
+    w->counts = NULL;
+    w->cap_counts = 0;
 }

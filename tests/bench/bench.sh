@@ -5,7 +5,7 @@
 # (default 3, at least 3 for a real run) and the median is reported.
 #
 #   DR_BUILD=build/bench BENCH_TOOLS=build/bench/benchtools bash tests/bench/bench.sh [ONLY...]
-# ONLY: run just these benchmarks (rate rate3 ingest minimal memory noop engine scale).
+# ONLY: run just these benchmarks (rate rate3 ingest minimal memory noop engine scale mapmem).
 # Exit status: 0 when every figure meets its target, 1 when one is short, 2 on a harness error.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -276,6 +276,37 @@ bench_scale() {
         "$(calc "$per800 / $per50")" "<=" 1.20 "" "${detail% }"
 }
 
+# ---- 8. memory per map item: 1000000 items mapped through one noop task, and its resume. The
+# figure is (peak RSS of the mapped run - peak RSS of the same items emitted and not mapped) /
+# items, and the same for their resumes: what dagrun holds per pending item beyond the item's
+# own data.
+bench_mapmem() {
+    local n=1000000
+    new_db mapmem
+    export SIM_URL=${SIM_URL:-http://127.0.0.1:9}     # the config names it; no request is made
+    write_config "$CONFIG" 0 5 2
+    sed -i "s#\"dags_dir\": \"[^\"]*\"#\"dags_dir\": \"$DR_TOP/tests/bench/dags\"#" "$CONFIG"
+    timed "$T_WORK/items.json" "$DR_BUILD/dagrun" -c "$CONFIG" run bench_items || fail_run bench_items $?
+    timed "$T_WORK/map.json" "$DR_BUILD/dagrun" -c "$CONFIG" run bench_map || fail_run bench_map $?
+    # Each run marked failed (bench_map: one item failed too), then resumed: the resume of
+    # bench_items loads the items alone, that of bench_map 999999 done items and runs one.
+    local dag run
+    for dag in bench_items bench_map; do
+        run=$(q "select run_id from dagrun.dag_run where dag_id = '$dag' order by queued_at desc limit 1")
+        q "update dagrun.task_instance set state = 'failed' where run_id = '$run' and task_id = 'step' and map_index = 0;
+           update dagrun.dag_run set state = 'failed' where run_id = '$run'" >/dev/null
+        timed "$T_WORK/resume_$dag.json" "$DR_BUILD/dagrun" -c "$CONFIG" resume "$run" || fail_run "$dag resume" $?
+    done
+    local base map rbase res; base=$(jf "$T_WORK/items.json" .maxrss_kb)
+    map=$(jf "$T_WORK/map.json" .maxrss_kb); res=$(jf "$T_WORK/resume_bench_map.json" .maxrss_kb)
+    rbase=$(jf "$T_WORK/resume_bench_items.json" .maxrss_kb)
+    say "mapmem: peak RSS items alone $((base / 1024)) MB, mapped $((map / 1024)) MB in $(jf "$T_WORK/map.json" .wall_s) s; resume: items alone $((rbase / 1024)) MB, mapped $((res / 1024)) MB"
+    row mapmem_run "memory, $n-item map of noop (emit_list)" "bytes per pending item beyond the item's own data" \
+        "$(calc "($map - $base) * 1024 / $n")" "<=" 300 B "peak RSS: items alone $base kB, mapped $map kB"
+    row mapmem_resume "memory, resume of that $n-item map" "bytes per pending item beyond the item's own data" \
+        "$(calc "($res - $rbase) * 1024 / $n")" "<=" 300 B "peak RSS of the resume: items alone $rbase kB, mapped $res kB"
+}
+
 say "dagrun bench: $(nproc) cores, $REPS repetitions, build $DR_BUILD"
 want rate && bench_rate rate10 10 300
 want rate3 && bench_rate rate3 3 100
@@ -284,6 +315,7 @@ want memory && bench_memory
 want noop && bench_noop
 want engine && bench_engine
 want scale && bench_scale
+want mapmem && bench_mapmem
 
 # ---- the table and results.json
 mkdir -p "$(dirname "$OUT")"

@@ -2,8 +2,8 @@
 # Memory: dagrun under valgrind memcheck on small simulator runs (5 instruments): the
 # instrument load, a clean kite_historic run, one whose items fail at a chunk and its
 # resume, one under a mix of broker faults, a fatal wrong-token run, `dagrun test --junit`,
-# and refused input files. Each must report no definite or indirect leak and no invalid
-# read or write (valgrind exits 99 otherwise).
+# a 20000-item map and its resume, and refused input files. Each must report no definite or
+# indirect leak and no invalid read or write (valgrind exits 99 otherwise).
 # Skipped (not failed) when valgrind is not installed: `make valgrind` installs it.
 source "$(dirname "$0")/lib.sh"
 CONFIG=$T_WORK/config.json
@@ -56,6 +56,16 @@ vg wrong_shape "1|3" run kite_historic --conf "$CONF"
 curl -sf "$SIM_URL/__sim/config?fault_wrong_shape=0" >/dev/null
 KITE_ACCESS_TOKEN=wrong vg wrong_token 1 run kite_historic --conf "$CONF"
 vg junit 0 test kite_smoke --junit "$T_WORK/report.xml"
+# a 20000-item map of noop and its resume with one item failed: the executor's per-item
+# layout (units, records, keys) and the resume's paged load of 20001 task instances
+sed 's/n: 1000000/n: 20000/' "$DR_TOP/tests/bench/dags/bench_map.yaml" >"$T_WORK/dags/bench_map.yaml"
+vg map 0 run bench_map
+run=$(q "select run_id from dagrun.dag_run where dag_id = 'bench_map' order by queued_at desc limit 1")
+q "update dagrun.task_instance set state = 'failed', ended_at = null where run_id = '$run' and task_id = 'step' and map_index = 7;
+   update dagrun.dag_run set state = 'failed' where run_id = '$run'" >/dev/null
+vg map_resume 0 resume "$run"
+expect_eq "the resume ran the one failed item again and kept the others" \
+    "$(q "select count(*) filter (where state = 'success') || ':' || count(*) filter (where ended_at is null) from dagrun.task_instance where run_id = '$run'")" "20001:0"
 printf 'dag_id: x\nd: &a [1]\ntasks:\n  a: { plugin: noop, params: *a }\n' >"$T_WORK/alias.yaml"
 vg bad_dag 2 validate "$T_WORK/alias.yaml"
 printf '{\n  "log_format": "json",\n  "dags_dir": "bad\xff"\n}\n' >"$T_WORK/utf8.json"

@@ -7,6 +7,7 @@
 
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +26,7 @@ static size_t g_n_events;           /* guarded by g_lock */
 static int g_concurrent, g_max_concurrent; /* guarded by g_lock */
 static int g_tries[64];             /* guarded by g_lock: tries per map index + 1 */
 static bool g_flag;                 /* guarded by g_lock */
-static volatile int g_stop;         /* written with __atomic by plugins and hooks */
+static volatile sig_atomic_t g_stop; /* written with __atomic by plugins and hooks */
 
 static void ev(dr_ctx *ctx, const char *what)
 {
@@ -205,6 +206,7 @@ static dr_status p_flaky_run(dr_ctx *ctx, void *st)
     pthread_mutex_lock(&g_lock);
     int n = ++g_tries[i];
     pthread_mutex_unlock(&g_lock);
+    dr_count(ctx, "calls", 1);      /* counted only for the try that ends OK */
     if (n > dr_param_int(ctx, "times"))
         return DR_OK;
     dr_error(ctx, "flaky try %d", n);
@@ -732,6 +734,8 @@ static void test_executor_retry_then_success_and_cap(void **state)
     assert_int_equal(g_retry_delays[2], 1500);
     assert_int_equal(seen("f", -1)->try_number, 4);
     assert_int_equal(seen_state("g", -1), TI_SUCCESS);
+    /* The three tries that asked for a retry counted nothing: only the one that ended OK. */
+    assert_int_equal(json_integer_value(json_object_get(res.counters, "calls")), 1);
     run_result_free(&res);
     /* Not exponential: the same delay each time, plus jitter. */
     reset();
@@ -760,6 +764,7 @@ static void test_executor_fail_is_not_retried(void **state)
     assert_int_equal(g_tries[0], 1);
     assert_int_equal(g_n_retries, 0);
     assert_int_equal(res.units_failed, 1);
+    assert_null(json_object_get(res.counters, "calls"));    /* it failed: nothing stands */
     run_result_free(&res);
 }
 
@@ -1377,6 +1382,7 @@ static dr_status p_dbnext_run(dr_ctx *ctx, void *st)
         dr_error(ctx, "insert failed: %s", PQerrorMessage(c));
         return DR_FAIL;
     }
+    dr_count(ctx, "inserted", 1);   /* must end up equal to the rows that committed */
     const char *mode = dr_param_str(ctx, "mode");
     if (mode && strcmp(mode, "fail") == 0 && item == 0 && chunk == 2) {
         dr_error(ctx, "bad chunk 2");
@@ -1462,6 +1468,8 @@ static void test_executor_db_failed_chunk_keeps_prefix(void **state)
     got = h_checkpoints();      /* item 0 committed chunks 0 and 1 */
     assert_string_equal(got, "0:1,1:3,2:3");
     free(got);
+    assert_int_equal(json_integer_value(json_object_get(res.counters, "inserted")),
+                     sql_long("SELECT count(*) FROM exec_t"));
     run_result_free(&res);
 }
 
@@ -1482,6 +1490,8 @@ static void test_executor_db_retry_rolls_back_the_item(void **state)
     assert_int_equal(sql_long("SELECT count(*) FROM exec_t WHERE item = 1"), 4);
     assert_int_equal(sql_long("SELECT count(*) FROM exec_t"), 12);
     assert_int_equal(seen("nx", 1)->try_number, 2);
+    /* Item 1's first try inserted 4 rows and was rolled back: they are not counted. */
+    assert_int_equal(json_integer_value(json_object_get(res.counters, "inserted")), 12);
     run_result_free(&res);
 
     /* With no retry left, item 1's work is rolled back and so is its checkpoint. */
@@ -1499,6 +1509,8 @@ static void test_executor_db_retry_rolls_back_the_item(void **state)
     char *got = h_checkpoints();
     assert_string_equal(got, "0:3,1:-,2:3");
     free(got);
+    assert_int_equal(json_integer_value(json_object_get(res.counters, "inserted")),
+                     sql_long("SELECT count(*) FROM exec_t"));
     run_result_free(&res);
 }
 

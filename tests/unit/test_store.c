@@ -522,6 +522,55 @@ static void test_store_prior_load_reconstructs(void **state)
     json_decref(o2);
 }
 
+/* More rows than one page of the paged load (20000): tasks that straddle pages, the last
+ * item's checkpoint and output, and every done flag come back. */
+static void test_store_prior_load_pages(void **state)
+{
+    (void)state;
+    char id[256];
+    struct dr_err err;
+    err_clear(&err);
+    make_run("pages_dag", "manual", T0, NULL, id, sizeof id);
+    PGconn *c = store_open_conn(g_url, &err);
+    assert_non_null(c);
+    const char *v[] = { id };
+    PGresult *r = PQexecParams(c,
+        "INSERT INTO dagrun.task_instance (run_id, task_id, map_index, state, try_number,"
+        " output, checkpoint)"
+        " SELECT $1, t, i, CASE WHEN i % 7 = 3 THEN 'failed' ELSE 'success' END, 1,"
+        "  CASE WHEN i = 29999 THEN '{\"last\": true}'::jsonb END,"
+        "  CASE WHEN i % 1000 = 999 THEN 'cp' || i END"
+        " FROM unnest(array['a', 'b']) t, generate_series(0, 29999) i"
+        " UNION ALL SELECT $1, 'c', -1, 'success', 1, '[1]', NULL",
+        1, NULL, v, NULL, NULL, 0);
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    PQfinish(c);
+    struct prior p;
+    assert_int_equal(store_prior_load(g_st, id, &p, &err), 0);
+    assert_int_equal(p.n_tasks, 3);
+    for (int k = 0; k < 2; k++) {
+        const struct prior_task *t = prior_find(&p, k ? "b" : "a");
+        assert_non_null(t);
+        assert_int_equal(t->n_items, 30000);
+        size_t done = 0, cps = 0;
+        for (size_t i = 0; i < t->n_items; i++) {
+            assert_int_equal(t->done[i], i % 7 != 3);
+            done += t->done[i];
+            cps += t->checkpoints[i] != NULL;
+        }
+        assert_int_equal(done, 30000 - 30000 / 7 - (30000 % 7 > 3));
+        assert_int_equal(cps, 30);
+        assert_string_equal(t->checkpoints[29999], "cp29999");
+        assert_true(json_is_true(json_object_get(json_array_get(t->item_outputs, 29999), "last")));
+    }
+    const struct prior_task *t = prior_find(&p, "c");
+    assert_non_null(t);
+    assert_false(t->mapped);
+    assert_int_equal(json_array_size(t->output), 1);
+    prior_free(&p);
+}
+
 static void test_store_runs_list_and_status(void **state)
 {
     (void)state;
@@ -860,6 +909,7 @@ int main(void)
         cmocka_unit_test(test_recorder_counts_refused_records),
         cmocka_unit_test(test_store_ti_write_conn_rolls_back),
         cmocka_unit_test(test_store_prior_load_reconstructs),
+        cmocka_unit_test(test_store_prior_load_pages),
         cmocka_unit_test(test_store_runs_list_and_status),
         cmocka_unit_test(test_store_pause_flags),
         cmocka_unit_test(test_store_stale_runs),
