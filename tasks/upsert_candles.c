@@ -1,6 +1,7 @@
 /* upsert_candles: write one chunk of candles from the lane into PostgreSQL, merging with what is stored. */
 #include <dagrun/task.h>
 #include <dagrun/candle.h>
+#include <dagrun/copybin.h>
 
 #include <math.h>
 #include <stdio.h>
@@ -8,7 +9,8 @@
 #include <string.h>
 
 #define PIECE (64 * 1024)   /* COPY data is sent in pieces of about this size */
-#define ROW_MAX 1024        /* longest COPY row: prefix (<= 700) + ts + 4 prices + 2 ints */
+#define PREFIX_MAX 300      /* field count, token and the three texts (at most 264 bytes) */
+#define ROW_MAX (PREFIX_MAX + 12 + 4 * DR_COPYBIN_NUMERIC_MAX + 2 * 12 + 2)  /* + trailer */
 
 static const dr_param params[] = {
     { "table", DR_T_STRING, "kite_ohlcv_historic", false,
@@ -59,122 +61,44 @@ int upsert_candles_format_price(char *buf, size_t size, double v)
     return n;
 }
 
-/* Appends s to out escaped for COPY text format; returns the new end. */
-static char *copy_text(char *out, const char *s, size_t max)
+/* One binary COPY row for candle c after the item's constant fields (prefix, plen bytes,
+ * field count included). Prices go as numeric from their shortest decimal text, so each is
+ * stored as the same numeric that COPY's text format would store. Returns the length. */
+static size_t copy_row(unsigned char *buf, const unsigned char *prefix, size_t plen,
+                       const dr_candle *c)
 {
-    for (size_t i = 0; s[i] && i < max; i++) {
-        switch (s[i]) {
-        case '\\': *out++ = '\\'; *out++ = '\\'; break;
-        case '\t': *out++ = '\\'; *out++ = 't'; break;
-        case '\n': *out++ = '\\'; *out++ = 'n'; break;
-        case '\r': *out++ = '\\'; *out++ = 'r'; break;
-        default: *out++ = s[i];
-        }
-    }
-    return out;
-}
-
-/* Writes v in decimal; returns the length. */
-static size_t put_i64(char *out, int64_t v)
-{
-    char tmp[24];
-    size_t k = 0, n = 0;
-    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
-    do
-        tmp[k++] = (char)('0' + u % 10);
-    while ((u /= 10) > 0);
-    if (v < 0)
-        out[n++] = '-';
-    while (k > 0)
-        out[n++] = tmp[--k];
-    return n;
-}
-
-static char *put2(char *out, int v)
-{
-    *out++ = (char)('0' + v / 10);
-    *out++ = (char)('0' + v % 10);
-    return out;
-}
-
-/* Splits Unix seconds t into its UTC day number and second of the day (floor
- * division, so a time before 1970 lands on the right day). */
-static void split_ts(int64_t t, int64_t *days, int *sod)
-{
-    int64_t d = t / 86400, r = t % 86400;
-    if (r < 0) {
-        r += 86400;
-        d--;
-    }
-    *days = d;
-    *sod = (int)r;
-}
-
-/* One COPY row for candle c after the item's prefix, written without printf (the ingest's
- * hottest loop) but for a year outside 0..9999. Returns the length. */
-static size_t copy_row(char *buf, const char *prefix, const dr_candle *c)
-{
-    int64_t days;
-    int sod, y, m, d;
-    split_ts(c->ts, &days, &sod);
-    dr_civil_from_days(days, &y, &m, &d);
-    size_t plen = strlen(prefix);
-    char *o = buf;
+    unsigned char *o = buf;
     memcpy(o, prefix, plen);
-    o += plen;
-    if (y < 0 || y > 9999) {
-        o += snprintf(o, 48, "%04d-%02d-%02d %02d:%02d:%02d", y, m, d, sod / 3600, sod / 60 % 60,
-                      sod % 60);
-    } else {
-        o = put2(put2(o, y / 100), y % 100);
-        *o++ = '-';
-        o = put2(o, m);
-        *o++ = '-';
-        o = put2(o, d);
-        *o++ = ' ';
-        o = put2(o, sod / 3600);
-        *o++ = ':';
-        o = put2(o, sod / 60 % 60);
-        *o++ = ':';
-        o = put2(o, sod % 60);
-    }
-    memcpy(o, "+00", 3);
-    o += 3;
+    o = dr_copybin_timestamptz(o + plen, c->ts);
     const double pr[4] = { c->open, c->high, c->low, c->close };
     for (int i = 0; i < 4; i++) {
-        *o++ = '\t';
-        o += upsert_candles_format_price(o, 32, pr[i]);
+        char txt[32];
+        upsert_candles_format_price(txt, sizeof txt, pr[i]);
+        o = dr_copybin_numeric(o, txt);  /* the shortest round-trip text always parses */
     }
-    *o++ = '\t';
-    o += put_i64(o, c->volume);
-    *o++ = '\t';
-    if (c->has_oi) {
-        o += put_i64(o, c->oi);
-    } else {
-        memcpy(o, "\\N", 2);
-        o += 2;
-    }
-    *o++ = '\n';
-    *o = '\0';
+    o = dr_copybin_int8(o, c->volume);
+    o = c->has_oi ? dr_copybin_int8(o, c->oi) : dr_copybin_null(o);
     return (size_t)(o - buf);
 }
 
 /* Runs `sql` (a COPY ... FROM STDIN) and streams the candles in pieces.
  * Returns the COPY's final result (caller clears; check its status). */
-static PGresult *copy_candles(PGconn *db, const char *sql, const char *prefix,
-                              const dr_candle *c, size_t n)
+static PGresult *copy_candles(PGconn *db, const char *sql, const unsigned char *prefix,
+                              size_t plen, const dr_candle *c, size_t n)
 {
     PGresult *res = PQexec(db, sql);
     if (PQresultStatus(res) != PGRES_COPY_IN)
         return res;
     PQclear(res);
-    char *buf = malloc(PIECE + ROW_MAX);
-    size_t len = 0;
+    unsigned char *buf = malloc(PIECE + ROW_MAX);
     bool ok = buf != NULL;
+    size_t len = ok ? (size_t)(dr_copybin_header(buf) - buf) : 0;
     for (size_t i = 0; ok && i < n; i++) {
-        len += copy_row(buf + len, prefix, &c[i]);
+        len += copy_row(buf + len, prefix, plen, &c[i]);
+        if (i + 1 == n)
+            len = (size_t)(dr_copybin_trailer(buf + len) - buf);
         if (len >= PIECE || i + 1 == n) {
-            ok = PQputCopyData(db, buf, (int)len) == 1;
+            ok = PQputCopyData(db, (const char *)buf, (int)len) == 1;
             len = 0;
         }
     }
@@ -205,7 +129,8 @@ struct chunk {
     const char *key;
     char range[32];         /* "2024-01-01..2024-03-01": the candles' first and last UTC day */
     const char *target;     /* quoted identifier */
-    const char *prefix;     /* COPY text of the item's constant columns */
+    const unsigned char *prefix;  /* binary COPY of a row's field count and constant columns */
+    size_t plen;
     const dr_candle *c;
     size_t n;
 };
@@ -228,8 +153,9 @@ static PGresult *merge(struct chunk *ch, long long *inserted, long long *updated
                      : "TRUNCATE pg_temp.dr_upsert_candles", &res))
         return res;
     char copy[256];
-    snprintf(copy, sizeof copy, "COPY pg_temp.dr_upsert_candles (%s) FROM STDIN", columns);
-    res = copy_candles(ch->db, copy, ch->prefix, ch->c, ch->n);
+    snprintf(copy, sizeof copy, "COPY pg_temp.dr_upsert_candles (%s) FROM STDIN (FORMAT binary)",
+             columns);
+    res = copy_candles(ch->db, copy, ch->prefix, ch->plen, ch->c, ch->n);
     if (PQresultStatus(res) != PGRES_COMMAND_OK)
         return res;
     PQclear(res);
@@ -271,8 +197,9 @@ static PGresult *write_chunk(struct chunk *ch, long long *inserted, long long *u
     if (!exec_ok(ch->db, "SAVEPOINT dr_upsert_candles", &res))
         return res;
     char copy[256];
-    snprintf(copy, sizeof copy, "COPY %.120s (%s) FROM STDIN", ch->target, columns);
-    res = copy_candles(ch->db, copy, ch->prefix, ch->c, ch->n);
+    snprintf(copy, sizeof copy, "COPY %.120s (%s) FROM STDIN (FORMAT binary)", ch->target,
+             columns);
+    res = copy_candles(ch->db, copy, ch->prefix, ch->plen, ch->c, ch->n);
     if (PQresultStatus(res) == PGRES_COMMAND_OK) {
         PQclear(res);
         *inserted = (long long)ch->n;
@@ -309,12 +236,13 @@ static bool valid_table(const char *s)
     return true;
 }
 
-/* The UTC day of Unix seconds ts as "YYYY-MM-DD" into out. */
+/* The UTC day of Unix seconds ts as "YYYY-MM-DD" into out (floor division, so a time
+ * before 1970 lands on the right day). */
 static void day_of(int64_t ts, char out[DR_DATE_LEN])
 {
-    int64_t days;
-    int sod;
-    split_ts(ts, &days, &sod);
+    int64_t days = ts / 86400;
+    if (ts % 86400 < 0)
+        days--;
     dr_date_format(days, out, DR_DATE_LEN);
 }
 
@@ -363,16 +291,14 @@ static dr_status upsert_run(dr_ctx *ctx, void *state)
     snprintf(ch.range, sizeof ch.range, "%s..%s", first, last);
     if (!(ch.db = dr_db(ctx)))
         return DR_RETRY;
-    char prefix[720], *p = prefix;
-    p += snprintf(p, 32, "%lld\t", (long long)json_integer_value(tok));
-    p = copy_text(p, sym, 200);
-    *p++ = '\t';
-    p = copy_text(p, exch, 32);
-    *p++ = '\t';
-    p = copy_text(p, interval, 32);
-    *p++ = '\t';
-    *p = '\0';
+    unsigned char prefix[PREFIX_MAX], *p = prefix;
+    p = dr_copybin_row(p, 11);
+    p = dr_copybin_int8(p, (int64_t)json_integer_value(tok));
+    p = dr_copybin_text(p, sym, strnlen(sym, 200));
+    p = dr_copybin_text(p, exch, strnlen(exch, 32));
+    p = dr_copybin_text(p, interval, strnlen(interval, 32));
     ch.prefix = prefix;
+    ch.plen = (size_t)(p - prefix);
     char *target = PQescapeIdentifier(ch.db, table, strlen(table));
     if (!target) {
         dr_error(ctx, "upsert_candles %s %s: %s", ch.key, ch.range, PQerrorMessage(ch.db));

@@ -1,13 +1,15 @@
 /* copy_ref: the reference for make bench's ingest figure: the same candles loaded by plain COPY.
  *
- *   copy_ref URL CANDLES_CSV [CONNECTIONS]
+ *   copy_ref [--binary] URL CANDLES_CSV [CONNECTIONS]
  * CANDLES_CSV holds `kite_sim --dump-candles` rows without headers
  * (token,interval,ts_utc_iso,open,high,low,close,volume,oi), grouped by instrument. Before
  * timing, it reads them, looks up each token's tradingsymbol and exchange in `instruments`
- * and builds each instrument's COPY text in memory; it opens CONNECTIONS (default 1)
+ * and builds each instrument's COPY data in memory (text, or with --binary PostgreSQL's binary
+ * format, prices as numeric from their decimal text); it opens CONNECTIONS (default 1)
  * connections. Timed: for each instrument, BEGIN; COPY kite_ohlcv_historic FROM STDIN; COMMIT,
  * the instruments shared by the connections. Prints "candles seconds" to stdout; exits 1 on
  * any database error. */
+#include <dagrun/copybin.h>
 #include <libpq-fe.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -35,6 +37,8 @@ struct worker {
     PGconn *conn;
     pthread_t th;
 };
+
+static int binary;              /* --binary: COPY's binary format */
 
 static void die(const char *what, PGconn *c)
 {
@@ -70,8 +74,12 @@ static int load_one(PGconn *c, const struct inst *in)
 {
     if (!ok_cmd(c, "BEGIN"))
         return -1;
-    PGresult *r = PQexec(c, "COPY kite_ohlcv_historic (instrument_token, tradingsymbol, exchange, "
-                            "candle_interval, ts, open, high, low, close, volume, oi) FROM STDIN");
+    PGresult *r = PQexec(c, binary ? "COPY kite_ohlcv_historic (instrument_token, tradingsymbol, "
+                                     "exchange, candle_interval, ts, open, high, low, close, "
+                                     "volume, oi) FROM STDIN (FORMAT binary)"
+                                   : "COPY kite_ohlcv_historic (instrument_token, tradingsymbol, "
+                                     "exchange, candle_interval, ts, open, high, low, close, "
+                                     "volume, oi) FROM STDIN");
     if (PQresultStatus(r) != PGRES_COPY_IN) {
         fprintf(stderr, "copy_ref: COPY: %s", PQresultErrorMessage(r));
         PQclear(r);
@@ -116,10 +124,36 @@ static void *work(void *arg)
     }
 }
 
+/* One row's binary COPY after the instrument's constant fields: the CSV fields
+ * interval,ts,open,high,low,close,volume,oi of rest (NUL-separated by the caller). */
+static int binary_row(struct inst *in, const unsigned char *prefix, size_t plen, char **f)
+{
+    unsigned char row[512], *o = row;
+    memcpy(o, prefix, plen);
+    o += plen;
+    o = dr_copybin_text(o, f[0], strlen(f[0]));
+    struct tm tm = { 0 };
+    if (!strptime(f[1], "%Y-%m-%dT%H:%M:%SZ", &tm))
+        return -1;
+    o = dr_copybin_timestamptz(o, (int64_t)timegm(&tm));
+    for (int i = 2; i < 6; i++)
+        if (!(o = dr_copybin_numeric(o, f[i])))
+            return -1;
+    o = dr_copybin_int8(o, strtoll(f[6], NULL, 10));
+    o = dr_copybin_int8(o, strtoll(f[7], NULL, 10));
+    append(in, (const char *)row, (size_t)(o - row));
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc > 1 && !strcmp(argv[1], "--binary")) {
+        binary = 1;
+        argv++;
+        argc--;
+    }
     if (argc < 3 || argc > 4) {
-        fprintf(stderr, "usage: copy_ref URL CANDLES_CSV [CONNECTIONS]\n");
+        fprintf(stderr, "usage: copy_ref [--binary] URL CANDLES_CSV [CONNECTIONS]\n");
         return 2;
     }
     char *end = NULL;
@@ -139,6 +173,8 @@ int main(int argc, char **argv)
     struct shared sh = { .lock = PTHREAD_MUTEX_INITIALIZER };
     size_t cap = 0;
     char line[512], prefix[600] = "";
+    unsigned char bprefix[600];
+    size_t bplen = 0;
     size_t total = 0;
     while (fgets(line, sizeof line, f)) {
         char *tok = line, *rest = strchr(line, ',');
@@ -164,9 +200,33 @@ int main(int argc, char **argv)
             }
             snprintf(prefix, sizeof prefix, "%s\t%s\t%s\t", tok, PQgetvalue(r, 0, 0),
                      PQgetvalue(r, 0, 1));
+            unsigned char *o = dr_copybin_int8(dr_copybin_row(bprefix, 11), token);
+            o = dr_copybin_text(o, PQgetvalue(r, 0, 0), strnlen(PQgetvalue(r, 0, 0), 200));
+            o = dr_copybin_text(o, PQgetvalue(r, 0, 1), strnlen(PQgetvalue(r, 0, 1), 32));
+            bplen = (size_t)(o - bprefix);
             PQclear(r);
+            if (binary) {
+                unsigned char h[DR_COPYBIN_HEADER_LEN];
+                append(&sh.in[sh.n - 1], (const char *)h, (size_t)(dr_copybin_header(h) - h));
+            }
         }
         struct inst *in = &sh.in[sh.n - 1];
+        if (binary) {
+            char *field[8], *p = rest;
+            for (int i = 0; i < 8; i++) {
+                field[i] = p;
+                p += strcspn(p, ",\n");
+                if (*p)
+                    *p++ = '\0';
+            }
+            if (binary_row(in, bprefix, bplen, field) < 0) {
+                fprintf(stderr, "copy_ref: bad row for instrument %s\n", tok);
+                return 1;
+            }
+            in->rows++;
+            total++;
+            continue;
+        }
         append(in, prefix, strlen(prefix));
         /* interval,ts,o,h,l,c,v,oi -> tab separated */
         for (char *p = rest; *p; p++)
@@ -178,6 +238,10 @@ int main(int argc, char **argv)
     }
     fclose(f);
     PQfinish(meta);
+    for (size_t i = 0; binary && i < sh.n; i++) {
+        unsigned char t[2];
+        append(&sh.in[i], (const char *)t, (size_t)(dr_copybin_trailer(t) - t));
+    }
     struct worker *w = calloc((size_t)nconn, sizeof *w);
     if (!w)
         die("setup", NULL);

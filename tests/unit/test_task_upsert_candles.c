@@ -99,6 +99,70 @@ static void test_upsert_candles_price_text_is_shortest(void **state)
     }
 }
 
+/* A random price of the kinds brokers send: ticks, many decimals, tiny and huge values. */
+static double random_price(uint64_t *s)
+{
+    uint64_t r = prop_splitmix(s);
+    switch (r % 5) {
+    case 0: return (double)(prop_splitmix(s) % 100000000 + 1) / 100.0;
+    case 1: return (double)(prop_splitmix(s) % 1000000 + 1) / 20.0;
+    case 2: return (double)((prop_splitmix(s) >> 11) + 1) / (double)(1ULL << 40);
+    case 3: return (double)((prop_splitmix(s) >> 11) + 1) * 1e-12;
+    default: return (double)(prop_splitmix(s) % 999999999999ULL + 1);
+    }
+}
+
+/* The binary COPY path stores, value for value and digit for digit, what COPY's text
+ * format stores for the same candles: every numeric's text (display scale included), the
+ * timestamp, volume and oi, over seeded random candles (pre-1970 and far-future times too). */
+static void test_upsert_candles_binary_copy_stores_text_values(void **state)
+{
+    (void)state;
+    if (!db)
+        skip();
+    exec("TRUNCATE kite_ohlcv_historic");
+    exec("DROP TABLE IF EXISTS want");
+    exec("CREATE TABLE want (ts timestamptz, open numeric, high numeric, low numeric, "
+         "close numeric, volume bigint, oi bigint)");
+    uint64_t seed = prop_seed(), s = seed;
+    enum { N = 3000 };
+    dr_candle *c = calloc(N, sizeof *c);
+    assert_non_null(c);
+    int64_t t = -2208988800 + (int64_t)(prop_splitmix(&s) % 86400);   /* 1900-01-01 */
+    for (size_t i = 0; i < N; i++) {
+        t += 1 + (int64_t)(prop_splitmix(&s) % (86400 * 40));
+        c[i] = (dr_candle){ .ts = t, .open = random_price(&s), .high = random_price(&s),
+                            .low = random_price(&s), .close = random_price(&s),
+                            .volume = (int64_t)(prop_splitmix(&s) >> (prop_splitmix(&s) % 64)) / 2,
+                            .oi = (int64_t)(prop_splitmix(&s) % 1000000), .has_oi = i % 3 != 0 };
+        char p[4][32], ts[32], v[32], oi[32];
+        const double pr[4] = { c[i].open, c[i].high, c[i].low, c[i].close };
+        for (int k = 0; k < 4; k++)
+            upsert_candles_format_price(p[k], sizeof p[k], pr[k]);
+        snprintf(ts, sizeof ts, "%lld", (long long)c[i].ts);
+        snprintf(v, sizeof v, "%lld", (long long)c[i].volume);
+        snprintf(oi, sizeof oi, "%lld", (long long)c[i].oi);
+        const char *vals[7] = { ts, p[0], p[1], p[2], p[3], v, c[i].has_oi ? oi : NULL };
+        PGresult *r = PQexecParams(db, "INSERT INTO want VALUES (to_timestamp($1::bigint), $2, $3, "
+                                       "$4, $5, $6, $7)", 7, NULL, vals, NULL, NULL, 0);
+        assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+        PQclear(r);
+    }
+    dr_ctx *ctx;
+    assert_int_equal(upsert(ITEM, c, N, NULL, &ctx), DR_OK);
+    fake_ctx_free(ctx);
+    char *diff = query1("SELECT count(*) FROM want w FULL JOIN kite_ohlcv_historic k USING (ts) "
+                        "WHERE (w.open::text, w.high::text, w.low::text, w.close::text, w.volume, "
+                        "w.oi) IS DISTINCT FROM (k.open::text, k.high::text, k.low::text, "
+                        "k.close::text, k.volume, k.oi)");
+    if (strcmp(diff, "0"))
+        fprintf(stderr, "seed %llu: %s of %d candles differ\n", (unsigned long long)seed, diff, N);
+    assert_string_equal(diff, "0");
+    free(diff);
+    free(c);
+    exec("DROP TABLE want");
+}
+
 static void candles(dr_candle *c, size_t n, int64_t start)
 {
     for (size_t i = 0; i < n; i++) {
@@ -240,6 +304,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_upsert_candles_price_text_is_shortest),
+        cmocka_unit_test(test_upsert_candles_binary_copy_stores_text_values),
         cmocka_unit_test(test_upsert_candles_insert_then_merge),
         cmocka_unit_test(test_upsert_candles_large_chunk_and_escaping),
         cmocka_unit_test(test_upsert_candles_errors),
