@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "date.h"
@@ -714,7 +715,13 @@ int dag_check_conf(const struct dag *d, const json_t *conf, struct dr_err *err)
 json_t *dag_resolve_params(const struct dag *d, size_t i, const struct config *cfg,
                            const json_t *conf, struct dr_err *err)
 {
-    return params_resolve(d, i, cfg, conf, err);
+    return params_resolve(d, i, cfg, conf, (int64_t)time(NULL), err);
+}
+
+json_t *dag_resolve_params_at(const struct dag *d, size_t i, const struct config *cfg,
+                              const json_t *conf, int64_t anchor, struct dr_err *err)
+{
+    return params_resolve(d, i, cfg, conf, anchor, err);
 }
 
 /* ---- Listing DAG files. */

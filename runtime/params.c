@@ -10,6 +10,7 @@
 #include "date.h"
 #include "dag.h"
 #include "duration.h"
+#include "tz.h"
 
 const char *params_type_name(dr_type t)
 {
@@ -292,8 +293,23 @@ int params_check_conf(const struct dag *d, const json_t *conf, struct dr_err *er
     return check_values(d, conf, "--conf", err);
 }
 
+int params_date_at(const char *text, const struct tz *zone, int64_t anchor, char *buf, size_t len)
+{
+    int64_t back;
+    if (strcmp(text, "today") == 0)
+        back = 0;
+    else if (strcmp(text, "yesterday") == 0)
+        back = 1;
+    else
+        return 0;
+    int64_t local = anchor + (zone ? tz_offset_at(zone, anchor) : 0);
+    int64_t day = (local >= 0 ? local : local - 86399) / 86400;   /* floor */
+    date_format(day - back, buf, len);
+    return 1;
+}
+
 json_t *params_resolve(const struct dag *d, size_t i, const struct config *cfg, const json_t *conf,
-                      struct dr_err *err)
+                       int64_t anchor, struct dr_err *err)
 {
     if (i >= d->n_tasks) {
         err_set(err, "no task %zu in %s", i, d->dag_id);
@@ -346,6 +362,16 @@ json_t *params_resolve(const struct dag *d, size_t i, const struct config *cfg, 
                 return NULL;
             }
             continue;
+        }
+        char day[16];
+        if (p->type == DR_T_DATE && json_is_string(v) &&
+            params_date_at(json_string_value(v), d->tz, anchor, day, sizeof day)) {
+            json_decref(v);
+            if (!(v = json_string(day))) {
+                err_set(err, "out of memory");
+                json_decref(out);
+                return NULL;
+            }
         }
         json_object_set_new(out, p->name, v);
         continue;

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "dag.h"
 #include "params.h"
 #include "plugin.h"
 
@@ -235,6 +236,57 @@ static void test_params_from_json(void **state)
     json_case(DR_T_LIST, "null", NULL);
 }
 
+/* The date of end_date resolved for task "date_ranges" of dags/kite_historic.yaml at anchor,
+ * with conf (JSON text or NULL). */
+static void resolved_end(const struct dag *d, int64_t anchor, const char *conf, const char *want)
+{
+    json_error_t je;
+    json_t *c = conf ? json_loads(conf, 0, &je) : NULL;
+    struct dr_err e;
+    err_clear(&e);
+    json_t *r = dag_resolve_params_at(d, (size_t)dag_task_index(d, "date_ranges"), NULL, c, anchor, &e);
+    if (!r)
+        fail_msg("resolve: %s", e.msg);
+    const char *got = json_string_value(json_object_get(r, "end_date"));
+    if (!got || strcmp(got, want) != 0)
+        fail_msg("anchor %lld conf %s: end_date %s, want %s", (long long)anchor, conf ? conf : "-",
+                 got ? got : "(none)", want);
+    json_decref(r);
+    json_decref(c);
+}
+
+/* "today" and "yesterday" name days of the run (its data interval's end, in the DAG's zone),
+ * resolved before any plugin sees them; a fixed date stays as it is. */
+static void test_params_today_is_the_runs(void **state)
+{
+    (void)state;
+    const char *b = getenv("DR_BUILD");
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/tasks", b && *b ? b : "build");
+    struct plugins *ps = plugins_open(dir);
+    assert_non_null(ps);
+    struct dr_err e;
+    err_clear(&e);
+    struct dag *d = dag_load("dags/kite_historic.yaml", ps, &e);
+    if (!d)
+        fail_msg("load: %s", e.msg);
+    /* The scheduled run for Monday 2024-06-10's interval ends Tuesday 18:30 IST (13:00Z). */
+    resolved_end(d, 1718110800, NULL, "2024-06-11");
+    resolved_end(d, 1718110800, "{\"end_date\": \"yesterday\"}", "2024-06-10");
+    resolved_end(d, 1718110800, "{\"end_date\": \"2024-01-05\"}", "2024-01-05");
+    /* 2024-06-11T19:00Z is already the 12th in Asia/Kolkata (00:30 IST). */
+    resolved_end(d, 1718132400, NULL, "2024-06-12");
+    resolved_end(d, 1718132399 - 1800, NULL, "2024-06-11");   /* 23:59:59 IST */
+    char buf[16] = "";
+    assert_int_equal(params_date_at("today", NULL, 1718132400, buf, sizeof buf), 1);
+    assert_string_equal(buf, "2024-06-11");                      /* UTC */
+    assert_int_equal(params_date_at("yesterday", NULL, -1, buf, sizeof buf), 1);
+    assert_string_equal(buf, "1969-12-30");
+    assert_int_equal(params_date_at("2024-01-01", NULL, 0, buf, sizeof buf), 0);
+    dag_free(d);
+    plugins_free(ps);
+}
+
 int main(void)
 {
     const struct CMUnitTest t[] = {
@@ -250,6 +302,7 @@ int main(void)
         cmocka_unit_test(test_plugin_load_all_sorted),
         cmocka_unit_test(test_params_from_text),
         cmocka_unit_test(test_params_from_json),
+        cmocka_unit_test(test_params_today_is_the_runs),
     };
     return cmocka_run_group_tests_name("plugin", t, setup, NULL);
 }
