@@ -39,6 +39,10 @@ struct task {
     int line, col;              /* where the task is defined */
 };
 
+/* The longest dag_id: a run id is "<dag_id>__<run type>__<logical date>__<suffix>", up to 40
+ * characters more than the dag_id, and must fit launch.h's run_id[160]. */
+#define DAG_ID_MAX 100
+
 struct dag {
     char *path;                 /* file it came from */
     char *dag_id;
@@ -87,7 +91,7 @@ json_t *dag_resolve_params(const struct dag *d, size_t i, const struct config *c
  * the day before) in the DAG's timezone (params_date_at). A run passes its
  * data_interval_end: for a scheduled, backfill or --logical-date run the end of the
  * interval it covers, for a plain manual run the instant it was started. dag_resolve_params
- * is this with anchor = now. */
+ * leaves them as written (for showing a DAG's params, which belong to no run). */
 json_t *dag_resolve_params_at(const struct dag *d, size_t i, const struct config *cfg,
                               const json_t *conf, int64_t anchor, struct dr_err *err);
 

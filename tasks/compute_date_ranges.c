@@ -33,6 +33,14 @@ static const dr_param params[] = {
     { NULL, 0, NULL, false, NULL }
 };
 
+/* Checked by the runtime before the run starts (validate, --conf). */
+static const char *const intervals[] = { "minute", "3minute", "5minute", "10minute", "15minute",
+                                         "30minute", "60minute", "day", NULL };
+static const dr_param_rule rules[] = {
+    { "candle_interval", 0, intervals },
+    { NULL, 0, NULL }
+};
+
 /* One query for all instruments, over the table %s (an escaped identifier). The latest
  * candle per instrument is found with an index scan of the primary key (ORDER BY ts DESC
  * LIMIT 1 per token), not with max(ts) GROUP BY, which would read every stored candle. A
@@ -175,6 +183,7 @@ static const dr_task_def def = {
     .summary = "compute each instrument's missing date range from its latest stored candle",
     .params = params,
     .run = ranges_run,
+    .rules = rules,
 };
 
 DR_EXPORT const dr_task_def *dr_task_entry(void) { return &def; }

@@ -221,7 +221,8 @@ static void test_params_from_json(void **state)
     json_case(DR_T_STRING, "\"x\"", "\"x\"");
     json_case(DR_T_STRING, "5", NULL);
     json_case(DR_T_INT, "5", "5");
-    json_case(DR_T_INT, "\"5\"", "5");
+    json_case(DR_T_INT, "\"5\"", NULL);                /* a string is no int */
+    json_case(DR_T_BOOL, "\"true\"", NULL);
     json_case(DR_T_INT, "5.5", NULL);
     json_case(DR_T_BOOL, "true", "true");
     json_case(DR_T_BOOL, "1", NULL);
@@ -287,6 +288,54 @@ static void test_params_today_is_the_runs(void **state)
     plugins_free(ps);
 }
 
+/* Rules (dr_param_rule) of the shipped plugins, and YAML's quoted scalars as strings. */
+static void test_params_rules_and_quotes(void **state)
+{
+    (void)state;
+    const char *b = getenv("DR_BUILD");
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/tasks", b && *b ? b : "build");
+    struct plugins *ps = plugins_open(dir);
+    struct dr_err e;
+    err_clear(&e);
+    const struct plugin *li = plugins_get(ps, "list_instruments", &e);
+    if (!li)
+        fail_msg("%s", e.msg);
+    json_t *v = json_integer(-1);
+    assert_int_equal(params_check_rule(li, "limit", v, &e), -1);
+    assert_non_null(strstr(e.msg, "-1 is below the minimum 0"));
+    json_decref(v);
+    v = json_integer(0);
+    assert_int_equal(params_check_rule(li, "limit", v, &e), 0);
+    json_decref(v);
+    v = json_string("2minute");
+    err_clear(&e);
+    assert_int_equal(params_check_rule(li, "candle_interval", v, &e), -1);
+    assert_non_null(strstr(e.msg, "unknown value \"2minute\" (takes: minute, 3minute"));
+    json_decref(v);
+    for (const char *n = "compute_date_ranges"; n; n = strcmp(n, "chunk_ranges") ? "chunk_ranges" : NULL) {
+        const struct plugin *p = plugins_get(ps, n, &e);
+        assert_non_null(p);
+        v = json_string("2minute");
+        assert_int_equal(params_check_rule(p, "candle_interval", v, &e), -1);
+        json_decref(v);
+        v = json_string("15minute");
+        assert_int_equal(params_check_rule(p, "candle_interval", v, &e), 0);
+        json_decref(v);
+    }
+    plugins_free(ps);
+    ps = plugins_open(plugin_dir);
+    struct dag *d = dag_load("tests/fixtures/dags/bad/quoted_int.yaml", ps, &e);
+    assert_null(d);
+    assert_non_null(strstr(e.msg, "quoted_int.yaml:6:22: task \"a\": param \"count\": expected an int, "
+                                  "got the quoted string \"5\""));
+    d = dag_load("tests/fixtures/dags/bad/long_dag_id.yaml", ps, &e);
+    assert_null(d);
+    assert_non_null(strstr(e.msg, "long_dag_id.yaml:2:9: bad dag_id"));
+    assert_non_null(strstr(e.msg, "101 characters, at most 100"));
+    plugins_free(ps);
+}
+
 int main(void)
 {
     const struct CMUnitTest t[] = {
@@ -303,6 +352,7 @@ int main(void)
         cmocka_unit_test(test_params_from_text),
         cmocka_unit_test(test_params_from_json),
         cmocka_unit_test(test_params_today_is_the_runs),
+        cmocka_unit_test(test_params_rules_and_quotes),
     };
     return cmocka_run_group_tests_name("plugin", t, setup, NULL);
 }
