@@ -39,7 +39,10 @@ typedef enum {
     DR_T_STRING,
     DR_T_INT,
     DR_T_BOOL,
-    DR_T_DATE,      /* YYYY-MM-DD, or "today" / "yesterday" */
+    DR_T_DATE,      /* YYYY-MM-DD, or "today" / "yesterday", which the runtime
+                     * turns into the run's dates (data_interval_end's day in
+                     * the DAG's timezone, and the day before): a plugin reads
+                     * YYYY-MM-DD */
     DR_T_DURATION,  /* 250ms, 2s, 5m, 1h, 1d; read as milliseconds */
     DR_T_LIST       /* a list of strings; default written as JSON, e.g. ["NSE"] */
 } dr_type;
