@@ -161,14 +161,16 @@ $(FUZZ_DIR)/fuzz_%: $(FUZZ_DIR)/obj/tests/fuzz/fuzz_%.o $(FUZZ_DIR)/libdagrun.a
 	    $(if $(filter fuzz_$*,$(FUZZ_WHOLE)),-Wl$(comma)--whole-archive $(FUZZ_DIR)/libdagrun.a \
 	    -Wl$(comma)--no-whole-archive,$(FUZZ_DIR)/libdagrun.a) $(LDLIBS)
 
-# The candle parser is plugin code: link tasks/fetch_candles.c with the fake dr_ctx.
+# The candle parser is plugin code: link tasks/fetch_candles.c with the fake dr_ctx and, as
+# the plugin unit tests do, the real dr_* date calls.
+FUZZ_API_SRCS := runtime/api_date.c runtime/date.c runtime/err.c
 $(FUZZ_DIR)/fuzz_candles: $(FUZZ_DIR)/obj/tests/fuzz/fuzz_candles.o $(FUZZ_DIR)/obj/tasks/fetch_candles.o \
-                          $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(SUPPORT_SRCS))
+                          $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(SUPPORT_SRCS) $(FUZZ_API_SRCS))
 	$(Q)$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
 # Its two parsers side by side (fast and Jansson tree), on the same bodies.
 $(FUZZ_DIR)/fuzz_candle_parsers: $(FUZZ_DIR)/obj/tests/fuzz/fuzz_candle_parsers.o \
                                  $(FUZZ_DIR)/obj/tasks/fetch_candles.o \
-                                 $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(SUPPORT_SRCS))
+                                 $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(SUPPORT_SRCS) $(FUZZ_API_SRCS))
 	$(Q)$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
 $(FUZZ_DIR)/obj/tests/support/%.o: FUZZ_CFLAGS += -Itests/support
 $(FUZZ_DIR)/obj/tests/fuzz/%.o: FUZZ_CFLAGS += -Werror -Wshadow -Wstrict-prototypes -Wformat=2

@@ -265,8 +265,10 @@ static int read_source_keys(const struct cl *l, const char *name, const json_t *
         else if (strcmp(k, "access_token_env") == 0)
             rc = json_is_null(v) ? 0 : get_str(l, where, v, token_env);
         else if (strcmp(k, "rate_limit_per_sec") == 0) {
-            if (!json_is_number(v) || json_number_value(v) < 0 || json_number_value(v) > 1e6)
-                return bad(l, where, "expected a number from 0 (no limit) to 1000000");
+            /* Below 0.001 (one request in 1000 s) a "limit" is a run that never ends. */
+            double r = json_is_number(v) ? json_number_value(v) : -1;
+            if (!(r == 0 || (r >= 0.001 && r <= 1e6)))
+                return bad(l, where, "expected 0 (no limit) or a number from 0.001 to 1000000");
             s->rate_limit_per_sec = json_number_value(v);
             rc = 0;
         } else if (strcmp(k, "burst") == 0)

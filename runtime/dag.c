@@ -255,6 +255,12 @@ static int task_params(struct ld *ld, struct task *t, const struct ynode *m)
         json_t *j = params_from_yaml(v, p->type, ctx, ld->path, ld->err);
         if (!j)
             return -1;
+        struct dr_err e;
+        err_clear(&e);
+        if (params_check_rule(t->plugin, k->text, j, &e) < 0) {
+            json_decref(j);
+            return at_node(ld, v, "%s: %s", ctx, e.msg);
+        }
         json_object_set_new(t->params, k->text, j);
     }
     return 0;
@@ -481,6 +487,13 @@ static int dag_params(struct ld *ld, const struct ynode *m)
                 json_decref(first);
                 return -1;
             }
+            struct dr_err e;
+            err_clear(&e);
+            if (params_check_rule(d->tasks[t].plugin, k->text, j, &e) < 0) {
+                json_decref(j);
+                json_decref(first);
+                return at_node(ld, v, "%s (task \"%s\"): %s", ctx, d->tasks[t].id, e.msg);
+            }
             if (!first) {
                 first = j;
                 first_type = (int)p->type;
@@ -563,6 +576,9 @@ static int load_root(struct ld *ld, const struct ynode *root)
                 return -1;
             if (!plugin_valid_name(s))
                 return at_node(ld, v, "bad dag_id \"%s\": must match [a-z][a-z0-9_]*", s);
+            if (strlen(s) > DAG_ID_MAX)
+                return at_node(ld, v, "bad dag_id \"%.20s...\": %zu characters, at most %d (a run id "
+                               "is the dag_id and up to 40 more)", s, strlen(s), DAG_ID_MAX);
             if (!(d->dag_id = strdup(s)))
                 return err_set(ld->err, "%s: out of memory", ld->path);
         } else if (strcmp(key, "description") == 0) {
@@ -714,7 +730,13 @@ int dag_check_conf(const struct dag *d, const json_t *conf, struct dr_err *err)
 json_t *dag_resolve_params(const struct dag *d, size_t i, const struct config *cfg,
                            const json_t *conf, struct dr_err *err)
 {
-    return params_resolve(d, i, cfg, conf, err);
+    return params_resolve(d, i, cfg, conf, NULL, err);
+}
+
+json_t *dag_resolve_params_at(const struct dag *d, size_t i, const struct config *cfg,
+                              const json_t *conf, int64_t anchor, struct dr_err *err)
+{
+    return params_resolve(d, i, cfg, conf, &anchor, err);
 }
 
 /* ---- Listing DAG files. */

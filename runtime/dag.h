@@ -39,6 +39,10 @@ struct task {
     int line, col;              /* where the task is defined */
 };
 
+/* The longest dag_id: a run id is "<dag_id>__<run type>__<logical date>__<suffix>", up to 40
+ * characters more than the dag_id, and must fit launch.h's run_id[160]. */
+#define DAG_ID_MAX 100
+
 struct dag {
     char *path;                 /* file it came from */
     char *dag_id;
@@ -83,6 +87,13 @@ int dag_check_conf(const struct dag *d, const json_t *conf, struct dr_err *err);
  * error. Returns a new object, or NULL with err. */
 json_t *dag_resolve_params(const struct dag *d, size_t i, const struct config *cfg,
                            const json_t *conf, struct dr_err *err);
+/* The same for a run: a DATE param's "today" / "yesterday" become the date of anchor (and
+ * the day before) in the DAG's timezone (params_date_at). A run passes its
+ * data_interval_end: for a scheduled, backfill or --logical-date run the end of the
+ * interval it covers, for a plain manual run the instant it was started. dag_resolve_params
+ * leaves them as written (for showing a DAG's params, which belong to no run). */
+json_t *dag_resolve_params_at(const struct dag *d, size_t i, const struct config *cfg,
+                              const json_t *conf, int64_t anchor, struct dr_err *err);
 
 /* Lists the *.yaml / *.yml files under dir (recursively, sorted). Returns a
  * NULL-terminated malloc'd array of malloc'd paths, or NULL with err. */

@@ -51,7 +51,8 @@ int launch_run(const struct launch_env *env, struct dag *dag, struct store *st, 
     if (!params)
         return EXIT_FAILED;
     for (size_t i = 0; i < dag->n_tasks; i++)
-        if (!(params[i] = dag_resolve_params(dag, i, env->cfg, l->conf, &err))) {
+        if (!(params[i] = dag_resolve_params_at(dag, i, env->cfg, l->conf, l->data_interval_end,
+                                                &err))) {
             err_print(&err);
             free_params(params, dag->n_tasks);
             return EXIT_BAD_INPUT;

@@ -3,6 +3,7 @@
 #include "params.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include "date.h"
 #include "dag.h"
 #include "duration.h"
+#include "tz.h"
 
 const char *params_type_name(dr_type t)
 {
@@ -118,23 +120,21 @@ json_t *params_from_text(dr_type t, const char *text, struct dr_err *err)
 json_t *params_from_json(dr_type t, const json_t *v, struct dr_err *err)
 {
     if (!v || json_is_null(v))
-        return (void)err_set(err, "expected a %s, got null", params_type_name(t)), NULL;
+        return (void)err_set(err, "expected %s %s, got null", t == DR_T_INT ? "an" : "a",
+                             params_type_name(t)), NULL;
     switch (t) {
     case DR_T_STRING:
         if (json_is_string(v))
             return json_string(json_string_value(v));
         break;
     case DR_T_INT:
+        /* JSON says what a value is: "5" is a string, not an int (nor "true" a bool). */
         if (json_is_integer(v))
             return json_integer(json_integer_value(v));
-        if (json_is_string(v))
-            return int_from_text(json_string_value(v), err);
         break;
     case DR_T_BOOL:
         if (json_is_boolean(v))
             return json_boolean(json_is_true(v));
-        if (json_is_string(v))
-            return bool_from_text(json_string_value(v), err);
         break;
     case DR_T_DATE:
         if (json_is_string(v))
@@ -165,7 +165,7 @@ json_t *params_from_json(dr_type t, const json_t *v, struct dr_err *err)
     static const char *const kinds[] = { "object", "array", "string", "integer", "real", "true",
                                          "false", "null" };
     int k = (int)json_typeof(v);
-    err_set(err, "expected a %s, got %s", params_type_name(t),
+    err_set(err, "expected %s %s, got %s", t == DR_T_INT ? "an" : "a", params_type_name(t),
             k >= 0 && k < 8 ? kinds[k] : "value");
     return NULL;
 }
@@ -214,12 +214,44 @@ json_t *params_from_yaml(const struct ynode *v, dr_type t, const char *ctx, cons
                 yamltree_kind_name(v));
         return NULL;
     }
+    /* A quoted scalar is a string, as in JSON: '5' or "true" is no int or bool. */
+    if (v->quoted && (t == DR_T_INT || t == DR_T_BOOL)) {
+        yamltree_error(err, path, v->line, v->col, "%s: expected %s %s, got the quoted string \"%s\" "
+                       "(write it without quotes)", ctx, t == DR_T_INT ? "an" : "a", params_type_name(t), v->text);
+        return NULL;
+    }
     struct dr_err e;
     err_clear(&e);
     json_t *j = params_from_text(t, v->text, &e);
     if (!j)
         yamltree_error(err, path, v->line, v->col, "%s: %s", ctx, e.msg);
     return j;
+}
+
+int params_check_rule(const struct plugin *pl, const char *name, const json_t *v, struct dr_err *err)
+{
+    const dr_task_def *def = pl ? pl->def : NULL;
+    if (!def || !name || !v || !DR_TASK_DEF_HAS(def, rules) || !def->rules)
+        return 0;
+    for (const dr_param_rule *r = def->rules; r->name; r++) {
+        if (strcmp(r->name, name) != 0)
+            continue;
+        if (json_is_integer(v) && json_integer_value(v) < r->min)
+            return err_set(err, "%lld is below the minimum %lld", json_integer_value(v), r->min);
+        if (json_is_string(v) && r->one_of) {
+            const char *s = json_string_value(v);
+            bool found = false;
+            char names[1024] = "";
+            for (const char *const *o = r->one_of; *o; o++) {
+                found |= strcmp(*o, s) == 0;
+                snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s",
+                         o == r->one_of ? "" : ", ", *o);
+            }
+            if (!found)
+                return err_set(err, "unknown value \"%s\" (takes: %s)", s, names);
+        }
+    }
+    return 0;
 }
 
 static int cmp_cstr(const void *a, const void *b)
@@ -274,8 +306,10 @@ static int check_values(const struct dag *d, const json_t *obj, const char *wher
             struct dr_err e;
             err_clear(&e);
             json_t *j = params_from_json(p->type, v, &e);
-            if (!j)
+            if (!j || params_check_rule(d->tasks[i].plugin, k, j, &e) < 0) {
+                json_decref(j);
                 return err_set(err, "%s: param \"%s\" (task \"%s\"): %s", where, k, d->tasks[i].id, e.msg);
+            }
             json_decref(j);
         }
         if (!known) {
@@ -292,8 +326,23 @@ int params_check_conf(const struct dag *d, const json_t *conf, struct dr_err *er
     return check_values(d, conf, "--conf", err);
 }
 
+int params_date_at(const char *text, const struct tz *zone, int64_t anchor, char *buf, size_t len)
+{
+    int64_t back;
+    if (strcmp(text, "today") == 0)
+        back = 0;
+    else if (strcmp(text, "yesterday") == 0)
+        back = 1;
+    else
+        return 0;
+    int64_t local = anchor + (zone ? tz_offset_at(zone, anchor) : 0);
+    int64_t day = (local >= 0 ? local : local - 86399) / 86400;   /* floor */
+    date_format(day - back, buf, len);
+    return 1;
+}
+
 json_t *params_resolve(const struct dag *d, size_t i, const struct config *cfg, const json_t *conf,
-                      struct dr_err *err)
+                       const int64_t *anchor, struct dr_err *err)
 {
     if (i >= d->n_tasks) {
         err_set(err, "no task %zu in %s", i, d->dag_id);
@@ -346,6 +395,20 @@ json_t *params_resolve(const struct dag *d, size_t i, const struct config *cfg, 
                 return NULL;
             }
             continue;
+        }
+        char day[16];
+        if (anchor && p->type == DR_T_DATE && json_is_string(v) &&
+            params_date_at(json_string_value(v), d->tz, *anchor, day, sizeof day)) {
+            json_decref(v);
+            if (!(v = json_string(day))) {
+                err_set(err, "out of memory");
+                json_decref(out);
+                return NULL;
+            }
+        }
+        if (params_check_rule(t->plugin, p->name, v, &e) < 0) {
+            json_decref(v);
+            goto bad;
         }
         json_object_set_new(out, p->name, v);
         continue;

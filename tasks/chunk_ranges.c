@@ -56,6 +56,16 @@ static const dr_param params[] = {
     { NULL, 0, NULL, false, NULL }
 };
 
+/* Checked by the runtime before the run starts (validate, --conf); chunk_ranges_limit
+ * knows the same set. */
+static const char *const intervals[] = { "minute", "3minute", "5minute", "10minute", "15minute",
+                                         "30minute", "60minute", "day", NULL };
+static const dr_param_rule rules[] = {
+    { "candle_interval", 0, intervals },
+    { "max_days", 0, NULL },
+    { NULL, 0, NULL }
+};
+
 /* One lane item for instrument r, or NULL (after dr_error) when r is malformed;
  * *nchunks gets its chunk count (0: nothing to fetch, item is still returned). */
 static json_t *item_for(dr_ctx *ctx, const json_t *r, size_t idx, const char *interval,
@@ -155,6 +165,7 @@ static const dr_task_def def = {
     .summary = "split each instrument's date range into chunks within the broker's limit",
     .params = params,
     .run = chunk_run,
+    .rules = rules,
 };
 
 DR_EXPORT const dr_task_def *dr_task_entry(void) { return &def; }

@@ -1,6 +1,7 @@
 /* compute_date_ranges: the date range still to fetch for each instrument, from its latest stored candle. */
 #include <dagrun/task.h>
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,29 +25,46 @@ static const dr_param params[] = {
     { "bootstrap_date", DR_T_DATE, "1995-01-01", false,
       "first day to fetch for an instrument with no stored candles" },
     { "end_date", DR_T_DATE, "today", false,
-      "last day to fetch (today/yesterday are read in Asia/Kolkata)" },
+      "last day to fetch (the runtime resolves today/yesterday against the run's data interval)" },
+    { "table", DR_T_STRING, "kite_ohlcv_historic", false,
+      "table whose stored candles count (upsert_candles' table: set both, e.g. in the DAG's params)" },
     { "instruments_from", DR_T_STRING, "list_instruments", false,
       "upstream task whose output is the array of {instrument_token, tradingsymbol, exchange}" },
     { NULL, 0, NULL, false, NULL }
 };
 
-/* One query for all instruments. The latest candle per instrument is found
- * with an index scan of the primary key (ORDER BY ts DESC LIMIT 1 per token),
- * not with max(ts) GROUP BY, which would read every stored candle. Dates are
- * taken in Asia/Kolkata, the zone of Kite's exchanges and of their candles. */
+/* Checked by the runtime before the run starts (validate, --conf). */
+static const char *const intervals[] = { "minute", "3minute", "5minute", "10minute", "15minute",
+                                         "30minute", "60minute", "day", NULL };
+static const dr_param_rule rules[] = {
+    { "candle_interval", 0, intervals },
+    { NULL, 0, NULL }
+};
+
+/* One query for all instruments, over the table %s (an escaped identifier). The latest
+ * candle per instrument is found with an index scan of the primary key (ORDER BY ts DESC
+ * LIMIT 1 per token), not with max(ts) GROUP BY, which would read every stored candle. A
+ * candle's day is taken in Asia/Kolkata, the zone of Kite's exchanges and of their candles;
+ * bootstrap_date and end_date come as dates, already resolved by the runtime. */
 static const char range_sql[] =
-    "WITH ist AS (SELECT (now() AT TIME ZONE 'Asia/Kolkata')::date AS today), "
-    "b AS (SELECT CASE $3 WHEN 'today' THEN today WHEN 'yesterday' THEN today - 1 "
-    "                     ELSE $3::date END AS boot, "
-    "             CASE $4 WHEN 'today' THEN today WHEN 'yesterday' THEN today - 1 "
-    "                     ELSE $4::date END AS end_d FROM ist) "
     "SELECT t.ord, to_char((l.ts AT TIME ZONE 'Asia/Kolkata')::date + 1, 'YYYY-MM-DD'), "
-    "       to_char(b.boot, 'YYYY-MM-DD'), to_char(b.end_d, 'YYYY-MM-DD') "
-    "FROM unnest($2::bigint[]) WITH ORDINALITY AS t(tok, ord) CROSS JOIN b "
-    "LEFT JOIN LATERAL (SELECT h.ts FROM kite_ohlcv_historic h "
+    "       to_char($3::date, 'YYYY-MM-DD'), to_char($4::date, 'YYYY-MM-DD') "
+    "FROM unnest($2::bigint[]) WITH ORDINALITY AS t(tok, ord) "
+    "LEFT JOIN LATERAL (SELECT h.ts FROM %s h "
     "                   WHERE h.instrument_token = t.tok AND h.candle_interval = $1 "
     "                   ORDER BY h.ts DESC LIMIT 1) l ON true "
     "ORDER BY t.ord";
+
+/* True when s is a plain lower-case table name, as upsert_candles takes it. */
+static bool valid_table(const char *s)
+{
+    if (!s || !*s || strlen(s) > 63 || (*s >= '0' && *s <= '9'))
+        return false;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_'))
+            return false;
+    return true;
+}
 
 /* "{1,2,3}" for the tokens of instruments, or NULL (after dr_error). Caller frees. */
 static char *token_array(dr_ctx *ctx, const json_t *instruments)
@@ -90,15 +108,38 @@ static dr_status ranges_run(dr_ctx *ctx, void *state)
         dr_log(ctx, DR_LOG_INFO, "no instruments");
         return dr_emit_json_new(ctx, json_array()) < 0 ? DR_FAIL : DR_SKIP;
     }
+    const char *table = dr_param_str(ctx, "table");
+    if (!valid_table(table)) {
+        dr_error(ctx, "compute_date_ranges: table \"%s\" is not a plain lower-case name "
+                 "([a-z_][a-z0-9_]*)", table ? table : "");
+        return DR_FAIL;
+    }
+    const char *boot = dr_param_str(ctx, "bootstrap_date"), *end_date = dr_param_str(ctx, "end_date");
+    int64_t day;
+    if (!boot || !end_date || dr_date_parse(boot, &day, NULL, 0) < 0 ||
+        dr_date_parse(end_date, &day, NULL, 0) < 0) {
+        dr_error(ctx, "compute_date_ranges: bootstrap_date \"%s\" and end_date \"%s\" must be "
+                 "dates YYYY-MM-DD (the runtime resolves today and yesterday)",
+                 boot ? boot : "", end_date ? end_date : "");
+        return DR_FAIL;
+    }
     PGconn *db = dr_db(ctx);
     if (!db)
         return DR_RETRY;
     char *tokens = token_array(ctx, instruments);
     if (!tokens)
         return DR_FAIL;
-    const char *values[4] = { dr_param_str(ctx, "candle_interval"), tokens,
-                              dr_param_str(ctx, "bootstrap_date"), dr_param_str(ctx, "end_date") };
-    PGresult *res = PQexecParams(db, range_sql, 4, NULL, values, NULL, NULL, 0);
+    char *ident = PQescapeIdentifier(db, table, strlen(table));
+    char sql[sizeof range_sql + 160];
+    if (ident)
+        snprintf(sql, sizeof sql, range_sql, ident);
+    PQfreemem(ident);
+    if (!ident) {
+        free(tokens);
+        return dr_db_failed(ctx, db, NULL, "compute_date_ranges: table name");
+    }
+    const char *values[4] = { dr_param_str(ctx, "candle_interval"), tokens, boot, end_date };
+    PGresult *res = PQexecParams(db, sql, 4, NULL, values, NULL, NULL, 0);
     free(tokens);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         dr_status st = dr_db_failed(ctx, db, res, "compute_date_ranges");
@@ -142,6 +183,7 @@ static const dr_task_def def = {
     .summary = "compute each instrument's missing date range from its latest stored candle",
     .params = params,
     .run = ranges_run,
+    .rules = rules,
 };
 
 DR_EXPORT const dr_task_def *dr_task_entry(void) { return &def; }

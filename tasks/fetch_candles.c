@@ -67,10 +67,7 @@ int fetch_candles_parse_ts(const char *s, int64_t *out)
     bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
     if (d > mdays[mo - 1] + (mo == 2 && leap))
         return -1;
-    int64_t yy = mo <= 2 ? y - 1 : y;       /* days from civil (H. Hinnant) */
-    int64_t era = (yy >= 0 ? yy : yy - 399) / 400, yoe = yy - era * 400;
-    int64_t doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t days = era * 146097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719468;
+    int64_t days = dr_days_from_civil(y, mo, d);
     *out = days * 86400 + h * 3600 + mi * 60 + se - (int64_t)sign * (oh * 3600 + om * 60);
     return 0;
 }
@@ -721,14 +718,11 @@ static void on_drop(void *ud, const char *ts, const char *why)
     dr_log(it->ctx, DR_LOG_WARN, "%s: dropped candle %s: %s", it->key, ts, why);
 }
 
+/* True when s is a real date "YYYY-MM-DD" (dr_date_parse's rules). */
 static bool is_date(const char *s)
 {
-    if (!s || strlen(s) != 10)
-        return false;
-    for (int i = 0; i < 10; i++)
-        if (i == 4 || i == 7 ? s[i] != '-' : (s[i] < '0' || s[i] > '9'))
-            return false;
-    return true;
+    int64_t days;
+    return s && dr_date_parse(s, &days, NULL, 0) == 0;
 }
 
 static bool is_word(const char *s)
@@ -880,6 +874,7 @@ static const dr_task_def def = {
     .summary = "fetch an instrument's historical candles chunk by chunk and emit them",
     .params = params,
     .run = fetch_run,
+    .source_param = "source",
 };
 
 DR_EXPORT const dr_task_def *dr_task_entry(void) { return &def; }

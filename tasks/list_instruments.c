@@ -18,6 +18,15 @@ static const dr_param params[] = {
     { NULL, 0, NULL, false, NULL }
 };
 
+/* Checked by the runtime before the run starts (validate, --conf). */
+static const char *const intervals[] = { "minute", "3minute", "5minute", "10minute", "15minute",
+                                         "30minute", "60minute", "day", NULL };
+static const dr_param_rule rules[] = {
+    { "limit", 0, NULL },
+    { "candle_interval", 0, intervals },
+    { NULL, 0, NULL }
+};
+
 /* An empty list matches anything; symbols match "INFY" or "NSE:INFY". */
 static const char list_sql[] =
     "SELECT instrument_token, tradingsymbol, exchange FROM instruments "
@@ -133,6 +142,7 @@ static const dr_task_def def = {
     .summary = "select instruments by exchange, type, segment and symbol",
     .params = params,
     .run = list_run,
+    .rules = rules,
 };
 
 DR_EXPORT const dr_task_def *dr_task_entry(void) { return &def; }

@@ -39,7 +39,10 @@ typedef enum {
     DR_T_STRING,
     DR_T_INT,
     DR_T_BOOL,
-    DR_T_DATE,      /* YYYY-MM-DD, or "today" / "yesterday" */
+    DR_T_DATE,      /* YYYY-MM-DD, or "today" / "yesterday", which the runtime
+                     * turns into the run's dates (data_interval_end's day in
+                     * the DAG's timezone, and the day before): a plugin reads
+                     * YYYY-MM-DD */
     DR_T_DURATION,  /* 250ms, 2s, 5m, 1h, 1d; read as milliseconds */
     DR_T_LIST       /* a list of strings; default written as JSON, e.g. ["NSE"] */
 } dr_type;
@@ -54,6 +57,18 @@ typedef struct dr_param {
     bool required;
     const char *help;       /* one line */
 } dr_param;
+
+/* What a param's value may be beyond its type, for values that would fail only
+ * after the run has started. The runtime checks every value (plugin default,
+ * DAG and task params, config.json, --conf) against these at validate, at
+ * --conf time and before a run records anything, without running plugin code.
+ * A table ends with { NULL }. */
+typedef struct dr_param_rule {
+    const char *name;           /* a declared INT or STRING param */
+    long long min;              /* INT: the smallest value allowed */
+    const char *const *one_of;  /* STRING: the values allowed, NULL-terminated;
+                                 * NULL for any */
+} dr_param_rule;
 
 /* The descriptor grows only at the end. `size` says how much of it the plugin
  * was built with: the loader refuses a size below DR_TASK_DEF_V1_SIZE and
@@ -84,6 +99,8 @@ typedef struct dr_task_def {
      * credentials) a run will use before it starts. The loader refuses a name
      * that is not a declared STRING param. */
     const char *source_param;
+    /* ABI 2: limits on this plugin's param values (dr_param_rule), or NULL. */
+    const dr_param_rule *rules;
 } dr_task_def;
 
 /* The size of the ABI 1 descriptor (it ended with fini): the smallest the

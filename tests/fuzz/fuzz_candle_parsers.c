@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include <dagrun/task.h>
+#include <dagrun/candle.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -151,4 +151,38 @@ check "the error hints at dagrun initdb" grep -q "hint: run \`dagrun initdb\` to
 check "initdb upgrades it" dagrun initdb
 out=$(dagrun run ci_mapped 2>&1); rc=$?
 expect_eq "run after the upgrade exits 0" "$rc" 0
+
+# values that would fail only once the run has started are refused first (exit 2), and the
+# run leaves nothing behind: no dagrun.dag_run row, no dagrun.dag row.
+runs_before=$(q "select count(*) from dagrun.dag_run")
+for c in '{"limit": -1}' '{"candle_interval": "2minute"}' '{"limit": "5"}' '{"symbols": ["INFY"], "max_days": -3}'; do
+    out=$(dagrun run kite_historic --conf "$c" 2>&1); rc=$?
+    expect_eq "run --conf '$c' exits 2" "$rc" 2
+    check "run --conf '$c' names the param" grep -q -- '--conf: param "' <<<"$out"
+done
+out=$(dagrun run kite_historic --conf '{"limit": -1}' 2>&1)
+check "a negative limit is named with its minimum" grep -qF -- '--conf: param "limit" (task "list_instruments"): -1 is below the minimum 0' <<<"$out"
+out=$(dagrun run kite_historic --conf '{"limit": "5"}' 2>&1)
+check "a string for an int is a type error" grep -qF 'expected an int, got string' <<<"$out"
+long=$(printf 'd%.0s' $(seq 1 101))
+printf 'dag_id: %s\ntasks:\n  a: { plugin: noop }\n' "$long" >"$T_WORK/dags/long_id.yaml"
+out=$(dagrun run "$long" 2>&1); rc=$?
+expect_eq "run of a dag_id too long for a run id exits 2" "$rc" 2
+out=$(dagrun validate "$T_WORK/dags/long_id.yaml" 2>&1); rc=$?
+expect_eq "validate of a dag_id too long exits 2" "$rc" 2
+check "it names file:line:col" grep -qF "$T_WORK/dags/long_id.yaml:1:9: bad dag_id" <<<"$out"
+rm "$T_WORK/dags/long_id.yaml"
+expect_eq "no dagrun.dag row for the long dag_id" "$(q "select count(*) from dagrun.dag where length(dag_id) > 100")" 0
+printf 'dag_id: neg\nparams:\n  limit: -1\ntasks:\n  l: { plugin: list_instruments }\n' >"$T_WORK/neg.yaml"
+out=$(dagrun validate "$T_WORK/neg.yaml" 2>&1); rc=$?
+expect_eq "validate of limit: -1 exits 2" "$rc" 2
+check "it names file:line:col and the minimum" grep -qF "$T_WORK/neg.yaml:3:10: param \"limit\" (task \"l\"): -1 is below the minimum 0" <<<"$out"
+printf 'dag_id: qi\nparams:\n  limit: "5"\ntasks:\n  l: { plugin: list_instruments }\n' >"$T_WORK/qi.yaml"
+out=$(dagrun validate "$T_WORK/qi.yaml" 2>&1); rc=$?
+expect_eq "validate of a quoted int exits 2" "$rc" 2
+jq '.sources.kite.rate_limit_per_sec = 1e-9' "$CONFIG" >"$T_WORK/rate.json"
+out=$("$DR_BUILD/dagrun" -c "$T_WORK/rate.json" run kite_historic 2>&1); rc=$?
+expect_eq "rate_limit_per_sec 1e-9 exits 2" "$rc" 2
+check "it names the config file and key" grep -qF "$T_WORK/rate.json: sources.kite.rate_limit_per_sec: expected 0 (no limit) or a number from 0.001" <<<"$out"
+expect_eq "none of these left a run" "$(q "select count(*) from dagrun.dag_run")" "$runs_before"
 finish

@@ -113,4 +113,25 @@ expect_eq "stored = served - dropped" "$(wc -l <"$T_WORK/stored")" $(( $(wc -l <
 expect_eq "every stored candle is one the simulator served" "$(comm -23 "$T_WORK/stored" "$T_WORK/expected" | wc -l)" 0
 check "warnings stored on the run" test "$(q "select jsonb_array_length(warnings) from dagrun.dag_run where dag_id='kite_historic'")" -gt 0
 stop_sim
+
+# ---- a run's data ends at its data interval, not at the clock: --logical-date 2024-06-10T13:00Z
+# (18:30 IST, kite_historic's Monday slot) covers the interval to Tuesday 2024-06-11 18:30 IST, so
+# end_date "today" is 2024-06-11 in Asia/Kolkata and no later candle is stored.
+new_db interval
+start_sim --instruments 5 --rate 0
+write_config "$CONFIG" 0
+dagrun run kite_instruments >/dev/null 2>&1
+dagrun run kite_historic --logical-date 2024-06-10T13:00:00Z --conf '{"limit": 5, "bootstrap_date": "2024-06-01"}' >"$T_WORK/out" 2>&1; rc=$?
+expect_eq "a --logical-date run exits 0" "$rc" 0
+expect_eq "its candles stop at the interval's end date (Asia/Kolkata)" \
+    "$(q "select to_char(max((ts at time zone 'Asia/Kolkata')::date), 'YYYY-MM-DD') from kite_ohlcv_historic")" 2024-06-11
+expected_rows 2024-06-01 2024-06-11 >"$T_WORK/expected"
+stored_rows >"$T_WORK/stored"
+expect_eq "every candle of the interval's days is stored" \
+    "$(md5sum <"$T_WORK/stored" | cut -c1-32)" "$(md5sum <"$T_WORK/expected" | cut -c1-32)"
+dagrun run kite_historic --logical-date 2024-06-10T13:00:00Z --conf '{"limit": 5, "end_date": "yesterday"}' >"$T_WORK/out" 2>&1; rc=$?
+expect_eq "yesterday of the same interval: nothing to fetch" "$rc" 0
+expect_eq "still nothing after 2024-06-11" \
+    "$(q "select count(*) from kite_ohlcv_historic where (ts at time zone 'Asia/Kolkata')::date > '2024-06-11'")" 0
+stop_sim
 finish

@@ -175,6 +175,9 @@ static void test_config_bad_values(void **state)
     expect_error(FIX "no_host.json", "sources.kite.base_url: has no host", NULL);   /* found by fuzz_config */
     expect_error(FIX "bad_format.json", "log_format: \"xml\" is not one of auto, text, json", NULL);
     expect_error(FIX "bad_pool.json", "pools.kite.slots: 0 out of range", NULL);
+    /* A rate a run would never finish at: a floor, with the file and the key. */
+    expect_error(FIX "tiny_rate.json", FIX "tiny_rate.json: sources.kite.rate_limit_per_sec: "
+                 "expected 0 (no limit) or a number from 0.001", NULL);
     expect_error(FIX "duplicate.json", FIX "duplicate.json:2:", "duplicate");
     expect_error(FIX "syntax.json", FIX "syntax.json:2:", NULL);
     expect_error(FIX "no_such_file.json", FIX "no_such_file.json", NULL);

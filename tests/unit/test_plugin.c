@@ -7,6 +7,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "dag.h"
 #include "params.h"
 #include "plugin.h"
 
@@ -220,7 +221,8 @@ static void test_params_from_json(void **state)
     json_case(DR_T_STRING, "\"x\"", "\"x\"");
     json_case(DR_T_STRING, "5", NULL);
     json_case(DR_T_INT, "5", "5");
-    json_case(DR_T_INT, "\"5\"", "5");
+    json_case(DR_T_INT, "\"5\"", NULL);                /* a string is no int */
+    json_case(DR_T_BOOL, "\"true\"", NULL);
     json_case(DR_T_INT, "5.5", NULL);
     json_case(DR_T_BOOL, "true", "true");
     json_case(DR_T_BOOL, "1", NULL);
@@ -233,6 +235,105 @@ static void test_params_from_json(void **state)
     json_case(DR_T_LIST, "[\"a\", 2]", NULL);
     json_case(DR_T_LIST, "\"a\"", NULL);
     json_case(DR_T_LIST, "null", NULL);
+}
+
+/* The date of end_date resolved for task "date_ranges" of dags/kite_historic.yaml at anchor,
+ * with conf (JSON text or NULL). */
+static void resolved_end(const struct dag *d, int64_t anchor, const char *conf, const char *want)
+{
+    json_error_t je;
+    json_t *c = conf ? json_loads(conf, 0, &je) : NULL;
+    struct dr_err e;
+    err_clear(&e);
+    json_t *r = dag_resolve_params_at(d, (size_t)dag_task_index(d, "date_ranges"), NULL, c, anchor, &e);
+    if (!r)
+        fail_msg("resolve: %s", e.msg);
+    const char *got = json_string_value(json_object_get(r, "end_date"));
+    if (!got || strcmp(got, want) != 0)
+        fail_msg("anchor %lld conf %s: end_date %s, want %s", (long long)anchor, conf ? conf : "-",
+                 got ? got : "(none)", want);
+    json_decref(r);
+    json_decref(c);
+}
+
+/* "today" and "yesterday" name days of the run (its data interval's end, in the DAG's zone),
+ * resolved before any plugin sees them; a fixed date stays as it is. */
+static void test_params_today_is_the_runs(void **state)
+{
+    (void)state;
+    const char *b = getenv("DR_BUILD");
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/tasks", b && *b ? b : "build");
+    struct plugins *ps = plugins_open(dir);
+    assert_non_null(ps);
+    struct dr_err e;
+    err_clear(&e);
+    struct dag *d = dag_load("dags/kite_historic.yaml", ps, &e);
+    if (!d)
+        fail_msg("load: %s", e.msg);
+    /* The scheduled run for Monday 2024-06-10's interval ends Tuesday 18:30 IST (13:00Z). */
+    resolved_end(d, 1718110800, NULL, "2024-06-11");
+    resolved_end(d, 1718110800, "{\"end_date\": \"yesterday\"}", "2024-06-10");
+    resolved_end(d, 1718110800, "{\"end_date\": \"2024-01-05\"}", "2024-01-05");
+    /* 2024-06-11T19:00Z is already the 12th in Asia/Kolkata (00:30 IST). */
+    resolved_end(d, 1718132400, NULL, "2024-06-12");
+    resolved_end(d, 1718132399 - 1800, NULL, "2024-06-11");   /* 23:59:59 IST */
+    char buf[16] = "";
+    assert_int_equal(params_date_at("today", NULL, 1718132400, buf, sizeof buf), 1);
+    assert_string_equal(buf, "2024-06-11");                      /* UTC */
+    assert_int_equal(params_date_at("yesterday", NULL, -1, buf, sizeof buf), 1);
+    assert_string_equal(buf, "1969-12-30");
+    assert_int_equal(params_date_at("2024-01-01", NULL, 0, buf, sizeof buf), 0);
+    dag_free(d);
+    plugins_free(ps);
+}
+
+/* Rules (dr_param_rule) of the shipped plugins, and YAML's quoted scalars as strings. */
+static void test_params_rules_and_quotes(void **state)
+{
+    (void)state;
+    const char *b = getenv("DR_BUILD");
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/tasks", b && *b ? b : "build");
+    struct plugins *ps = plugins_open(dir);
+    struct dr_err e;
+    err_clear(&e);
+    const struct plugin *li = plugins_get(ps, "list_instruments", &e);
+    if (!li)
+        fail_msg("%s", e.msg);
+    json_t *v = json_integer(-1);
+    assert_int_equal(params_check_rule(li, "limit", v, &e), -1);
+    assert_non_null(strstr(e.msg, "-1 is below the minimum 0"));
+    json_decref(v);
+    v = json_integer(0);
+    assert_int_equal(params_check_rule(li, "limit", v, &e), 0);
+    json_decref(v);
+    v = json_string("2minute");
+    err_clear(&e);
+    assert_int_equal(params_check_rule(li, "candle_interval", v, &e), -1);
+    assert_non_null(strstr(e.msg, "unknown value \"2minute\" (takes: minute, 3minute"));
+    json_decref(v);
+    for (const char *n = "compute_date_ranges"; n; n = strcmp(n, "chunk_ranges") ? "chunk_ranges" : NULL) {
+        const struct plugin *p = plugins_get(ps, n, &e);
+        assert_non_null(p);
+        v = json_string("2minute");
+        assert_int_equal(params_check_rule(p, "candle_interval", v, &e), -1);
+        json_decref(v);
+        v = json_string("15minute");
+        assert_int_equal(params_check_rule(p, "candle_interval", v, &e), 0);
+        json_decref(v);
+    }
+    plugins_free(ps);
+    ps = plugins_open(plugin_dir);
+    struct dag *d = dag_load("tests/fixtures/dags/bad/quoted_int.yaml", ps, &e);
+    assert_null(d);
+    assert_non_null(strstr(e.msg, "quoted_int.yaml:6:22: task \"a\": param \"count\": expected an int, "
+                                  "got the quoted string \"5\""));
+    d = dag_load("tests/fixtures/dags/bad/long_dag_id.yaml", ps, &e);
+    assert_null(d);
+    assert_non_null(strstr(e.msg, "long_dag_id.yaml:2:9: bad dag_id"));
+    assert_non_null(strstr(e.msg, "101 characters, at most 100"));
+    plugins_free(ps);
 }
 
 int main(void)
@@ -250,6 +351,8 @@ int main(void)
         cmocka_unit_test(test_plugin_load_all_sorted),
         cmocka_unit_test(test_params_from_text),
         cmocka_unit_test(test_params_from_json),
+        cmocka_unit_test(test_params_today_is_the_runs),
+        cmocka_unit_test(test_params_rules_and_quotes),
     };
     return cmocka_run_group_tests_name("plugin", t, setup, NULL);
 }

@@ -125,17 +125,46 @@ static void test_compute_date_ranges_sql_ist_days(void **state)
     assert_true(fake_ctx_has(fake_ctx_logs(ctx), "1 up to date"));
     fake_ctx_free(ctx);
 
-    /* minute candles, end_date = today in Asia/Kolkata */
+    /* minute candles; end_date as the runtime resolved it */
     ctx = fake_ctx_new(dr_task_entry());
     fake_ctx_set_db(ctx, db);
     fake_ctx_set_input(ctx, "list_instruments", INSTRUMENTS);
     fake_ctx_set_param(ctx, "candle_interval", "\"minute\"");
+    fake_ctx_set_param(ctx, "end_date", "\"2024-06-11\"");
     assert_int_equal(dr_task_entry()->run(ctx, NULL), DR_OK);
     assert_string_equal(field(range_of(ctx, 11), "from"), "2024-05-02");
     assert_string_equal(field(range_of(ctx, 12), "from"), "1995-01-01");
-    PGresult *r = PQexec(db, "SELECT to_char((now() AT TIME ZONE 'Asia/Kolkata')::date, 'YYYY-MM-DD')");
-    assert_string_equal(field(range_of(ctx, 12), "to"), PQgetvalue(r, 0, 0));
-    PQclear(r);
+    assert_string_equal(field(range_of(ctx, 12), "to"), "2024-06-11");
+    fake_ctx_free(ctx);
+
+    /* "today" is the runtime's to resolve (against the run's interval), never the clock's:
+     * unresolved, it is refused before any query. */
+    ctx = fake_ctx_new(dr_task_entry());
+    fake_ctx_set_db(ctx, db);
+    fake_ctx_set_input(ctx, "list_instruments", INSTRUMENTS);
+    fake_ctx_set_param(ctx, "end_date", "\"today\"");
+    assert_int_equal(dr_task_entry()->run(ctx, NULL), DR_FAIL);
+    assert_non_null(strstr(fake_ctx_error(ctx), "must be dates YYYY-MM-DD"));
+    fake_ctx_free(ctx);
+
+    /* the table upsert_candles writes is the one read: another table, nothing stored */
+    PQclear(PQexec(db, "CREATE TABLE IF NOT EXISTS other_candles (LIKE kite_ohlcv_historic)"));
+    ctx = fake_ctx_new(dr_task_entry());
+    fake_ctx_set_db(ctx, db);
+    fake_ctx_set_input(ctx, "list_instruments", INSTRUMENTS);
+    fake_ctx_set_param(ctx, "end_date", "\"2024-06-30\"");
+    fake_ctx_set_param(ctx, "bootstrap_date", "\"2024-01-01\"");
+    fake_ctx_set_param(ctx, "table", "\"other_candles\"");
+    assert_int_equal(dr_task_entry()->run(ctx, NULL), DR_OK);
+    assert_string_equal(field(range_of(ctx, 11), "from"), "2024-01-01");
+    fake_ctx_free(ctx);
+    ctx = fake_ctx_new(dr_task_entry());
+    fake_ctx_set_db(ctx, db);
+    fake_ctx_set_input(ctx, "list_instruments", INSTRUMENTS);
+    fake_ctx_set_param(ctx, "end_date", "\"2024-06-30\"");
+    fake_ctx_set_param(ctx, "table", "\"x; DROP TABLE y\"");
+    assert_int_equal(dr_task_entry()->run(ctx, NULL), DR_FAIL);
+    assert_non_null(strstr(fake_ctx_error(ctx), "not a plain lower-case name"));
     fake_ctx_free(ctx);
 
     /* everything up to date: empty output, skipped */
@@ -173,7 +202,7 @@ static void test_compute_date_ranges_bad_input(void **state)
     fake_ctx_set_input(ctx, "list_instruments", INSTRUMENTS);
     fake_ctx_set_param(ctx, "end_date", "\"2024-02-30\"");
     assert_int_equal(dr_task_entry()->run(ctx, NULL), DR_FAIL);
-    assert_non_null(strstr(fake_ctx_error(ctx), "compute_date_ranges: date/time field value out of range"));
+    assert_non_null(strstr(fake_ctx_error(ctx), "must be dates YYYY-MM-DD"));
     fake_ctx_free(ctx);
 }
 

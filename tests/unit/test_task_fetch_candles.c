@@ -401,6 +401,31 @@ static void test_fetch_candles_run_resumes_after_checkpoint(void **state)
     fake_ctx_free(ctx);
 }
 
+/* A checkpoint or chunk is a real date (dr_date_parse), not just digits in the shape of one;
+ * the descriptor names its source param so the runtime can check credentials up front. */
+static void test_fetch_candles_real_dates_and_source_param(void **state)
+{
+    (void)state;
+    assert_true(DR_TASK_DEF_HAS(dr_task_entry(), source_param));
+    assert_non_null(dr_task_entry()->source_param);
+    assert_string_equal(dr_task_entry()->source_param, "source");
+
+    dr_ctx *ctx = fetch_ctx();                           /* 2024-02-30: fetch everything */
+    fake_ctx_set_prior_checkpoint(ctx, "2024-02-30");
+    for (int i = 0; i < 3; i++)
+        fake_ctx_push_http(ctx, 0, 200, JSON, ok_body("2024-01-02"));
+    run(ctx);
+    assert_int_equal(json_array_size(fake_ctx_requests(ctx)), 3);
+    fake_ctx_free(ctx);
+
+    ctx = fake_ctx_new(dr_task_entry());
+    fake_ctx_set_map_item(ctx, "{\"key\":\"NSE:X\",\"instrument_token\":1,\"interval\":\"day\","
+                          "\"chunks\":[[\"2024-01-01\",\"2024-13-01\"]]}", 0);
+    assert_int_equal(run(ctx), DR_FAIL);
+    assert_int_equal(json_array_size(fake_ctx_requests(ctx)), 0);
+    fake_ctx_free(ctx);
+}
+
 static void test_fetch_candles_run_error_in_200_body(void **state)
 {
     (void)state;
@@ -956,6 +981,7 @@ int main(void)
         cmocka_unit_test(test_fetch_candles_run_400_keeps_prefix),
         cmocka_unit_test(test_fetch_candles_run_resumes_after_checkpoint),
         cmocka_unit_test(test_fetch_candles_run_error_in_200_body),
+        cmocka_unit_test(test_fetch_candles_real_dates_and_source_param),
         cmocka_unit_test(test_fetch_candles_run_transient_and_bad),
         cmocka_unit_test(test_fetch_candles_run_drops_warn_emit_fail_cancel),
         cmocka_unit_test(test_fetch_candles_kite_fixtures_parse),
