@@ -1,15 +1,20 @@
 /* dagrun: the command-line entry point; parses global options and dispatches. */
 #include <curl/curl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cli.h"
+#include "headers.h"
 #include "log.h"
+#include "tasklog.h"
+
+#define DAGRUN_VERSION "0.9.0"
 
 static const char usage[] =
-    "usage: dagrun [-c CONFIG] [--log-format auto|text|json] [--log-level LEVEL] COMMAND [ARGS]\n"
+    "usage: dagrun [--version] [-c CONFIG] [--log-format auto|text|json] [--log-level LEVEL] COMMAND [ARGS]\n"
     "\n"
     "commands:\n"
     "  validate [PATH...]         check DAG files (default: every file in dags_dir)\n"
@@ -45,7 +50,15 @@ static const struct command commands[] = {
     { "run", cmd_run },           { "test", cmd_test },       { "resume", cmd_resume },
     { "runs", cmd_runs },         { "status", cmd_status },   { "cancel", cmd_cancel },
     { "pause", cmd_pause },       { "unpause", cmd_pause },   { "scheduler", cmd_scheduler },
+    { "logs", cmd_logs },
 };
+
+/* The commands that run DAGs keep their task logs. */
+static bool runs_dags(const char *name)
+{
+    return strcmp(name, "run") == 0 || strcmp(name, "test") == 0 ||
+           strcmp(name, "resume") == 0 || strcmp(name, "scheduler") == 0;
+}
 
 static int parse_level(const char *s, dr_log_level *out)
 {
@@ -67,6 +80,10 @@ int main(int argc, char **argv)
         const char *a = argv[i];
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             fputs(usage, stdout);
+            return EXIT_OK;
+        } else if (strcmp(a, "--version") == 0) {
+            printf("dagrun %s (plugin ABI %d..%d)\n", DAGRUN_VERSION, DR_ABI_VERSION_MIN,
+                   DR_ABI_VERSION);
             return EXIT_OK;
         } else if ((strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) && i + 1 < argc) {
             c.config_path = argv[++i];
@@ -124,13 +141,38 @@ int main(int argc, char **argv)
     }
     log_setup(c.json ? LOG_JSON : LOG_TEXT, level);
 
+    /* A closed stdout (`dagrun run X | head -1`) is a write error, never a death that would
+     * leave the run "running": the run goes on to its end and is recorded. */
+    signal(SIGPIPE, SIG_IGN);
+
+    /* Every log line is redacted of the sources' credentials, a plugin's lines too. */
+    struct headers *secrets = calloc(c.cfg->n_sources ? c.cfg->n_sources : 1, sizeof *secrets);
+    size_t n_secrets = 0;
+    for (size_t k = 0; secrets && k < c.cfg->n_sources; k++) {
+        struct dr_err ignored;
+        const struct source_cfg *src = &c.cfg->sources[k];
+        headers_build(&secrets[n_secrets++], src->name, src->headers, src->n_headers, &ignored);
+    }
+    log_redact_with(secrets, n_secrets);
+    if (runs_dags(cmd->name) && tasklog_start(c.cfg->database_url, &err) < 0)
+        err_print(&err);
+
     /* libcurl's global state is set up once, before any thread starts. */
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
         fprintf(stderr, "dagrun: libcurl initialisation failed\n");
+        tasklog_stop();
         config_free(c.cfg);
         return EXIT_FAILED;
     }
     int rc = cmd->fn(&c, argc - i, argv + i);
+    tasklog_stop();
+    if (fflush(stdout) != 0 || ferror(stdout))
+        fprintf(stderr, "dagrun: warning: standard output could not be written (closed?): the "
+                        "command still ran to its end\n");
+    log_redact_with(NULL, 0);
+    for (size_t k = 0; k < n_secrets; k++)
+        headers_fini(&secrets[k]);
+    free(secrets);
     plugins_free(c.plugins);
     config_free(c.cfg);
     curl_global_cleanup();
