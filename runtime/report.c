@@ -119,11 +119,15 @@ static void draw_bar(struct report *r, bool force)
         for (int i = 0; i < width; i++)
             bar[i] = i < fill ? '#' : '.';
         bar[width] = '\0';
-        char line[256];
-        snprintf(line, sizeof line,
-                 "[%s] units %zu/%zu  ended: ok %zu skipped %zu failed %zu cancelled %zu = %zu"
-                 "  %.1fs",
-                 bar, r->done, r->total, o.ok, o.skipped, o.failed, o.cancelled, o.ended, wall);
+        /* ok + failed [+ skipped] [+ cancelled] = ended: the counts shown add up. */
+        char line[256], more[96] = "";
+        if (o.skipped)
+            snprintf(more, sizeof more, " + %zu skipped", o.skipped);
+        if (o.cancelled)
+            snprintf(more + strlen(more), sizeof more - strlen(more), " + %zu cancelled",
+                     o.cancelled);
+        snprintf(line, sizeof line, "[%s] %zu/%zu units %.1fs | ended %zu = %zu ok + %zu failed%s",
+                 bar, r->done, r->total, wall, o.ended, o.ok, o.failed, more);
         /* One terminal row: a wrapped line could not be cleared by "\r". */
         struct winsize ws;
         size_t cols = ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col ? ws.ws_col : 80;

@@ -61,6 +61,28 @@ check "the rest is counted as dropped lines" \
 out=$(dagrun logs "$cid" --follow 2>&1); rc=$?
 expect_eq "logs --follow of an ended run ends" "$rc" 0
 
+# 14.4: the progress display on a terminal (a pseudo-terminal of 80x24): log lines above
+# the bar, never on its row; counts that add up; wall time; the next command to type.
+cat >"$T_WORK/dags/busy.yaml" <<'YAML'
+dag_id: busy
+schedule: null
+max_active_tasks: 2
+tasks:
+  items:  { plugin: emit_list, params: { n: 400 } }
+  nap:    { plugin: sleep, map: items, params: { ms: 2 } }
+  call:   { plugin: log_secret, map: items, after: [nap], params: { fail_index: 7, lines: 1 } }
+YAML
+PTY="python3 $DR_TOP/tests/integration/pty_run.py"
+CHK="python3 $DR_TOP/tests/integration/pty_check.py"
+$PTY "$T_WORK/tty.out" "$DR_BUILD/dagrun" -c "$CONFIG" --log-format text run busy; rc=$?
+expect_eq "busy ends partial on a terminal" "$rc" 3
+check "no log line shares a row with the bar" $CHK "$T_WORK/tty.out" glued
+check "the bar's counts add up" $CHK "$T_WORK/tty.out" bars
+check "the summary table's counts add up" $CHK "$T_WORK/tty.out" table
+check "the summary says the wall time" grep -q "partial in [0-9.]*s (wall time)" "$T_WORK/tty.out"
+check "a partial run ends with the resume command" grep -q "^next: dagrun resume busy" "$T_WORK/tty.out"
+check "no log line holds the token on the terminal" bash -c "! grep -q tok_5ecret_value '$T_WORK/tty.out'"
+
 # 14.7: a closed stdout never leaves a run behind; the run ends and is recorded.
 dagrun test ci_mapped 2>/dev/null | head -1 >/dev/null
 sleep 0.5
