@@ -83,6 +83,40 @@ check "the summary says the wall time" grep -q "partial in [0-9.]*s (wall time)"
 check "a partial run ends with the resume command" grep -q "^next: dagrun resume busy" "$T_WORK/tty.out"
 check "no log line holds the token on the terminal" bash -c "! grep -q tok_5ecret_value '$T_WORK/tty.out'"
 
+# 14.5: tables that fit 80 columns; filters; the paused column of list.
+maxw() { awk '{ if (length($0) > m) m = length($0) } END { print m + 0 }'; }
+out=$(dagrun runs)
+expect_le "runs fits 80 columns" "$(maxw <<<"$out")" 80
+check "runs shows the short id" grep -q "^${run_id##*__} " <<<"$out"
+check "runs --wide shows the full id" grep -q "^$run_id " <<<"$(dagrun runs --wide)"
+check "runs --json has the full id" grep -q "\"$run_id\"" <<<"$(dagrun runs --json)"
+out=$(dagrun runs --state partial)
+check "runs --state partial lists partial runs" grep -q " partial " <<<"$out"
+check "runs --state partial lists nothing else" bash -c "! grep -Eq ' (success|failed|running) ' <<<'$out'"
+out=$(dagrun runs --state bogus 2>&1); rc=$?
+expect_eq "runs --state with an unknown state exits 2" "$rc" 2
+out=$(dagrun status "$run_id" --state failed)
+expect_eq "status --state failed lists the one failed item" \
+    "$(grep -c ' failed ' <<<"$out") $(grep -Ec ' success ' <<<"$out")" "1 0"
+check "status --state failed --json keeps the failed only" test \
+    "$(dagrun status "$run_id" --state failed --json | jq '.tasks | length')" = 1
+cat >"$T_WORK/dags/listed.yaml" <<'YAML'
+dag_id: every_minute_list
+schedule: "* * * * *"
+start_date: 2026-01-01
+tasks:
+  a: { plugin: noop }
+YAML
+dagrun pause every_minute_list >/dev/null
+out=$(dagrun list)
+expect_le "list fits 80 columns" "$(maxw <<<"$out")" 80
+check "list has a PAUSED column" grep -q PAUSED <<<"$out"
+check "a paused DAG shows no next run" grep -Eq '^every_minute_list .*- \(paused\) +yes' <<<"$out"
+dagrun unpause every_minute_list >/dev/null
+check "an unpaused DAG shows its next run" \
+    grep -Eq '^every_minute_list .* [0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:]{5} +no' <<<"$(dagrun list)"
+rm "$T_WORK/dags/listed.yaml"
+
 # 14.7: a closed stdout never leaves a run behind; the run ends and is recorded.
 dagrun test ci_mapped 2>/dev/null | head -1 >/dev/null
 sleep 0.5
