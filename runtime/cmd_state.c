@@ -84,7 +84,8 @@ static struct store *open_or_report(struct cli *c, struct dr_err *err)
 static const char initdb_usage[] =
     "usage: dagrun initdb [--schema FILE]\n"
     "Creates or updates the market-data tables and the dagrun run-state schema (idempotent).\n"
-    "FILE defaults to schema.sql beside config.json, else ./schema.sql.\n";
+    "FILE defaults to schema.sql beside config.json, else ./schema.sql, else the installed\n"
+    "one (PREFIX/share/dagrun/schema.sql, beside the binary's bin/).\n";
 
 int cmd_initdb(struct cli *c, int argc, char **argv)
 {
@@ -99,6 +100,9 @@ int cmd_initdb(struct cli *c, int argc, char **argv)
     else {
         snprintf(beside, sizeof beside, "%s/schema.sql", c->cfg->dir ? c->cfg->dir : ".");
         schema = access(beside, R_OK) == 0 ? beside : "schema.sql";
+        if (schema != beside && access(schema, R_OK) != 0 &&
+            cli_beside_binary("../share/dagrun", "schema.sql", beside, sizeof beside))
+            schema = beside;   /* an installed dagrun: PREFIX/share/dagrun/schema.sql */
     }
     struct dr_err err;
     struct store *st = open_or_report(c, &err);

@@ -1,5 +1,7 @@
 /* dagrun: the command-line entry point; parses global options and dispatches. */
 #include <curl/curl.h>
+#include <errno.h>
+#include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +39,9 @@ static const char usage[] =
     "  pause DAG | unpause DAG    stop or restart scheduled runs of a DAG\n"
     "\n"
     "`dagrun COMMAND --help` describes each command.\n"
+    "config: -c FILE, else $DAGRUN_CONFIG, ./config.json, ~/.config/dagrun/config.json,\n"
+    "PREFIX/etc/dagrun/config.json (beside bin/), /etc/dagrun/config.json; none: defaults,\n"
+    "said on stderr. plugin_dir defaults to PREFIX/lib/dagrun for an installed dagrun.\n"
     "exit codes: 0 success, 1 run failed, 2 bad input (nothing ran), 3 partial\n";
 
 struct command {
@@ -58,6 +63,54 @@ static bool runs_dags(const char *name)
 {
     return strcmp(name, "run") == 0 || strcmp(name, "test") == 0 ||
            strcmp(name, "resume") == 0 || strcmp(name, "scheduler") == 0;
+}
+
+/* The config file when -c names none: $DAGRUN_CONFIG, ./config.json, the user's
+ * ($XDG_CONFIG_HOME or ~/.config)/dagrun/config.json, PREFIX/etc/dagrun/config.json beside
+ * the binary, /etc/dagrun/config.json; the first that exists, in buf. NULL: none. */
+static const char *find_config(char *buf, size_t len)
+{
+    const char *env = getenv("DAGRUN_CONFIG");
+    if (env && *env)
+        return env;   /* named: config_load says it if it is missing */
+    if (access("config.json", F_OK) == 0)
+        return "config.json";
+    const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+    if (xdg && *xdg)
+        snprintf(buf, len, "%s/dagrun/config.json", xdg);
+    else if (home && *home)
+        snprintf(buf, len, "%s/.config/dagrun/config.json", home);
+    else
+        buf[0] = '\0';
+    if (buf[0] && access(buf, F_OK) == 0)
+        return buf;
+    if (cli_beside_binary("../etc/dagrun", "config.json", buf, len))
+        return buf;
+    if (access("/etc/dagrun/config.json", F_OK) == 0)
+        return "/etc/dagrun/config.json";
+    return NULL;
+}
+
+/* plugin_dir when the config names none: PREFIX/lib/dagrun for an installed binary, the
+ * build tree's tasks/ beside a built one; the built-in default otherwise. */
+static void default_plugin_dir(struct cli *c)
+{
+    if (c->cfg->path) {
+        json_t *root = json_load_file(c->cfg->path, 0, NULL);
+        bool named = root && json_object_get(root, "plugin_dir");
+        json_decref(root);
+        if (named)
+            return;
+    }
+    char dir[4096];
+    if (!cli_beside_binary("../lib/dagrun", "", dir, sizeof dir) &&
+        !cli_beside_binary("tasks", "", dir, sizeof dir))
+        return;
+    char *copy = strdup(dir);
+    if (copy) {
+        free(c->cfg->plugin_dir);
+        c->cfg->plugin_dir = copy;
+    }
 }
 
 static int parse_level(const char *s, dr_log_level *out)
@@ -112,11 +165,27 @@ int main(int argc, char **argv)
 
     struct dr_err err;
     err_clear(&err);
+    char found[4096];
+    bool help = false;
+    for (int k = i + 1; k < argc; k++)
+        help |= strcmp(argv[k], "-h") == 0 || strcmp(argv[k], "--help") == 0;
+    if (!c.config_path && !(c.config_path = find_config(found, sizeof found)) && !help)
+        fprintf(stderr, "dagrun: no config.json found (-c FILE, $DAGRUN_CONFIG, ./config.json, "
+                        "~/.config/dagrun/config.json, PREFIX/etc/dagrun/config.json, "
+                        "/etc/dagrun/config.json): using the built-in defaults (dags_dir "
+                        "./dags, no sources, DATABASE_URL or libpq's defaults)\n");
+    if (c.config_path && access(c.config_path, F_OK) != 0) {
+        fprintf(stderr, "dagrun: config file %s: %s\nhint: give one with -c FILE or "
+                        "$DAGRUN_CONFIG; `dagrun --help` says where dagrun looks\n",
+                c.config_path, strerror(errno));
+        return EXIT_BAD_INPUT;
+    }
     c.cfg = config_load(c.config_path, &err);
     if (!c.cfg) {
         err_print(&err);
         return EXIT_BAD_INPUT;
     }
+    default_plugin_dir(&c);
     if (!log_format)
         log_format = c.cfg->log_format ? c.cfg->log_format : "auto";
     if (!log_level)
