@@ -44,6 +44,27 @@ static void short_duration(const json_t *d, char *buf, size_t len)
         snprintf(buf, len, "%lldh", t / 3600);
 }
 
+/* A count in at most 4 characters: 999, 9.9k, 999k, 9.9M, 999M. */
+static void short_count(long long n, char *buf, size_t len)
+{
+    if (n < 1000)
+        snprintf(buf, len, "%lld", n);
+    else if (n < 10000)
+        snprintf(buf, len, "%.1fk", (double)(n / 100) / 10.0);
+    else if (n < 1000000)
+        snprintf(buf, len, "%lldk", n / 1000);
+    else if (n < 10000000)
+        snprintf(buf, len, "%.1fM", (double)(n / 100000) / 10.0);
+    else
+        snprintf(buf, len, "%lldM", n / 1000000);
+}
+
+/* The run type in 6 characters. */
+static const char *short_type(const char *t)
+{
+    return strcmp(t, "scheduled") == 0 ? "sched" : strcmp(t, "backfill") == 0 ? "bfill" : t;
+}
+
 void tables_print_runs(const json_t *runs, bool wide)
 {
     size_t i;
@@ -63,8 +84,8 @@ void tables_print_runs(const json_t *runs, bool wide)
         }
         return;
     }
-    /* 6 + 16 + 9 + 16 + 9 + 6 + 11 and 6 spaces: 79 columns. */
-    printf("%-6s %-16s %-9s %-16s %-9s %6s %s\n", "ID", "DAG", "TYPE", "LOGICAL DATE",
+    /* 6 + 16 + 6 + 16 + 9 + 6 + 14 and 6 spaces: 79 columns. */
+    printf("%-6s %-16s %-6s %-16s %-9s %6s %s\n", "ID", "DAG", "TYPE", "LOGICAL DATE",
            "STATE", "TIME", "OK/SKIP/FAIL");
     json_array_foreach(runs, i, r) {
         char dur[16], dag[17], when[17];
@@ -77,13 +98,16 @@ void tables_print_runs(const json_t *runs, bool wide)
         snprintf(when, sizeof when, "%s", str(r, "logical_date"));
         if (strlen(when) > 10 && when[10] == 'T')
             when[10] = ' ';
-        printf("%-6.6s %-16s %-9.9s %-16s %-9.9s %6s %lld/%lld/%lld\n",
-               tables_short_id(str(r, "run_id")), dag, str(r, "run_type"), when,
-               str(r, "state"), dur, num(r, "items_ok"), num(r, "items_skipped"),
-               num(r, "items_failed"));
+        char ok[8], skip[8], fail[8];
+        short_count(num(r, "items_ok"), ok, sizeof ok);
+        short_count(num(r, "items_skipped"), skip, sizeof skip);
+        short_count(num(r, "items_failed"), fail, sizeof fail);
+        printf("%-6.6s %-16s %-6.6s %-16s %-9.9s %6s %s/%s/%s\n",
+               tables_short_id(str(r, "run_id")), dag, short_type(str(r, "run_type")), when,
+               str(r, "state"), dur, ok, skip, fail);
     }
     if (json_array_size(runs))
-        printf("ID is the end of the run id; full ids: dagrun runs --wide (or --json)\n");
+        printf("ID: the end of the run id (full ids: --wide or --json); sched: scheduled\n");
 }
 
 void tables_keep_state(json_t *arr, const char *state, long limit)

@@ -196,6 +196,8 @@ static void write_lines(struct line *ls, size_t n)
 {
     if (!n)
         return;
+    if (!g.conn && g.warned)
+        return;   /* said once: no second connect (and its timeout) per batch */
     if (!g.conn) {
         g.conn = PQconnectdb(g.url ? g.url : "");
         if (PQstatus(g.conn) != CONNECTION_OK) {
@@ -234,9 +236,13 @@ static void write_lines(struct line *ls, size_t n)
             "WHERE EXISTS (SELECT 1 FROM dagrun.dag_run d WHERE d.run_id = u.r) ORDER BY u.o",
             6, NULL, vals, NULL, NULL, 0);
         if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
             if (!g.warned)
-                fprintf(stderr, "dagrun: warning: task logs are not kept: %s",
-                        PQresultErrorMessage(res));
+                fprintf(stderr, "dagrun: warning: task logs are not kept: %s%s",
+                        PQresultErrorMessage(res),
+                        state && strcmp(state, "42P01") == 0
+                            ? "hint: run `dagrun initdb` to create dagrun.task_log\n"
+                            : "");
             g.warned = true;
             if (PQstatus(g.conn) != CONNECTION_OK) {
                 PQfinish(g.conn);
