@@ -83,6 +83,22 @@ check "the summary says the wall time" grep -q "partial in [0-9.]*s (wall time)"
 check "a partial run ends with the resume command" grep -q "^next: dagrun resume busy" "$T_WORK/tty.out"
 check "no log line holds the token on the terminal" bash -c "! grep -q tok_5ecret_value '$T_WORK/tty.out'"
 
+# a cancelled run (Ctrl-C) on a terminal: cancelled, not failed, and the resume command
+cat >"$T_WORK/dags/slow.yaml" <<'YAML'
+dag_id: slow
+schedule: null
+max_active_tasks: 2
+tasks:
+  items:  { plugin: emit_list, params: { n: 40 } }
+  nap:    { plugin: sleep, map: items, params: { ms: 300 } }
+YAML
+PTY_SIGINT_AFTER=1.5 $PTY "$T_WORK/cancel.out" "$DR_BUILD/dagrun" -c "$CONFIG" --log-format text run slow; rc=$?
+expect_eq "a cancelled run exits 1" "$rc" 1
+check "the summary says cancelled" grep -q "slow__.*: cancelled in" "$T_WORK/cancel.out"
+check "the cancelled run's counts add up" $CHK "$T_WORK/cancel.out" table
+check "no cancelled item is listed as failed" bash -c "! grep -q '^  failed (' '$T_WORK/cancel.out'"
+check "a cancelled run ends with the resume command" grep -q "^next: dagrun resume slow__" "$T_WORK/cancel.out"
+
 # 14.5: tables that fit 80 columns; filters; the paused column of list.
 maxw() { awk '{ if (length($0) > m) m = length($0) } END { print m + 0 }'; }
 out=$(dagrun runs)
