@@ -85,7 +85,7 @@ void tables_print_runs(const json_t *runs, bool wide)
         return;
     }
     /* 6 + 16 + 6 + 16 + 9 + 6 + 14 and 6 spaces: 79 columns. */
-    printf("%-6s %-16s %-6s %-16s %-9s %6s %s\n", "ID", "DAG", "TYPE", "LOGICAL DATE",
+    printf("%-6s %-16s %-6s %-16s %-9s %6s %s\n", "RUN ID", "DAG", "TYPE", "LOGICAL DATE",
            "STATE", "TIME", "OK/SKIP/FAIL");
     json_array_foreach(runs, i, r) {
         char dur[16], dag[17], when[17];
@@ -107,7 +107,7 @@ void tables_print_runs(const json_t *runs, bool wide)
                str(r, "state"), dur, ok, skip, fail);
     }
     if (json_array_size(runs))
-        printf("ID: the end of the run id (full ids: --wide or --json); sched: scheduled\n");
+        printf("RUN ID: the end of the run id (full: --wide or --json); sched: scheduled\n");
 }
 
 void tables_keep_state(json_t *arr, const char *state, long limit)
