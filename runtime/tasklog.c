@@ -40,7 +40,7 @@ static struct {
     size_t n_insts, cap_insts;
 } g = { .lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER };
 
-enum { WAKE_AT = 2000, MAX_INSTS = 1 << 20 };
+enum { WAKE_AT = 2000, MAX_INSTS = 1 << 16 };
 
 static size_t hash(const char *s)
 {
@@ -51,11 +51,24 @@ static size_t hash(const char *s)
 }
 
 /* The instance's tally, or NULL (out of memory, or too many instances). Under g.lock. */
+static void push_dropped(void);
+
+/* Forgets every instance's tally (after writing its dropped count): a scheduler that runs
+ * for months keeps a bounded table; an instance seen again starts a new 64 KiB. */
+static void insts_reset(void)
+{
+    push_dropped();
+    for (size_t i = 0; i < g.cap_insts; i++)
+        free(g.insts[i].key);
+    memset(g.insts, 0, g.cap_insts * sizeof *g.insts);
+    g.n_insts = 0;
+}
+
 static struct inst *inst_get(const char *key)
 {
+    if (g.n_insts >= MAX_INSTS)
+        insts_reset();
     if (g.n_insts * 2 >= g.cap_insts) {
-        if (g.cap_insts >= MAX_INSTS)
-            return NULL;
         size_t cap = g.cap_insts ? g.cap_insts * 2 : 1024;
         struct inst *t = calloc(cap, sizeof *t);
         if (!t)
@@ -352,6 +365,9 @@ void tasklog_stop(void)
         free(g.insts[i].key);
     free(g.insts);
     g.insts = NULL;
+    free(g.pending);
+    g.pending = NULL;
+    g.cap_pending = 0;
     g.n_insts = g.cap_insts = 0;
     free(g.url);
     g.url = NULL;
