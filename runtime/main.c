@@ -217,6 +217,13 @@ int main(int argc, char **argv)
      * leave the run "running": the run goes on to its end and is recorded. */
     signal(SIGPIPE, SIG_IGN);
 
+    /* libcurl's global state is set up once, before any thread starts. */
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
+        fprintf(stderr, "dagrun: libcurl initialisation failed\n");
+        config_free(c.cfg);
+        return EXIT_FAILED;
+    }
+
     /* Every log line is redacted of the sources' credentials, a plugin's lines too. */
     struct headers *secrets = calloc(c.cfg->n_sources ? c.cfg->n_sources : 1, sizeof *secrets);
     size_t n_secrets = 0;
@@ -226,16 +233,9 @@ int main(int argc, char **argv)
         headers_build(&secrets[n_secrets++], src->name, src->headers, src->n_headers, &ignored);
     }
     log_redact_with(secrets, n_secrets);
+    /* After curl_global_init: the writer thread's libpq may set up TLS too. */
     if (runs_dags(cmd->name) && tasklog_start(c.cfg->database_url, &err) < 0)
         err_print(&err);
-
-    /* libcurl's global state is set up once, before any thread starts. */
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
-        fprintf(stderr, "dagrun: libcurl initialisation failed\n");
-        tasklog_stop();
-        config_free(c.cfg);
-        return EXIT_FAILED;
-    }
     int rc = cmd->fn(&c, argc - i, argv + i);
     tasklog_stop();
     if (fflush(stdout) != 0 || ferror(stdout))
