@@ -313,8 +313,8 @@ void report_summary(struct report *r, const struct run_result *res, double wall)
         printf("  error: %s\n", res->error);
     const char *id = r->o.run_id ? r->o.run_id : "RUN_ID";
     if (res->state == RUN_FAILED || res->state == RUN_PARTIAL || res->state == RUN_CANCELLED)
-        printf("next: dagrun resume %s\n      (what did not succeed: dagrun status %s)\n", id,
-               id);
+        printf("next: dagrun resume %s\n      (what did not succeed: dagrun status %s --state "
+               "%s)\n", id, id, res->state == RUN_CANCELLED ? "cancelled" : "failed");
     else
         printf("next: dagrun status %s\n", id);
     fflush(stdout);
