@@ -258,3 +258,29 @@ torture: integration-deps
 	    bash tests/run_integration.sh $(TORTURE_ITESTS)
 	$(Q)$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=600
 # ---------------------------------------------------------------- reliability (end)
+
+# ---------------------------------------------------------------- install (begin)
+# `make install PREFIX=/opt/dagrun` (DESTDIR for packaging): the binary to bin/, the plugins
+# to lib/dagrun (the binary's default plugin_dir), schema.sql and the example DAGs to
+# share/dagrun (initdb finds the schema there), example systemd units to
+# share/dagrun/systemd, bash completion, the dagrun(1) page generated from the --help
+# texts, and the plugin API headers. Nothing refers to the build tree.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+INSTALL_ROOT := $(DESTDIR)$(PREFIX)
+.PHONY: install
+install: all
+	$(Q)install -d $(INSTALL_ROOT)/bin $(INSTALL_ROOT)/lib/dagrun $(INSTALL_ROOT)/share/dagrun/dags \
+	    $(INSTALL_ROOT)/share/dagrun/systemd $(INSTALL_ROOT)/share/man/man1 \
+	    $(INSTALL_ROOT)/share/bash-completion/completions $(INSTALL_ROOT)/include/dagrun
+	$(Q)install -m 755 $(B)/dagrun $(INSTALL_ROOT)/bin/dagrun
+	$(Q)install -m 644 $(B)/tasks/*.so $(INSTALL_ROOT)/lib/dagrun/
+	$(Q)install -m 644 schema.sql $(INSTALL_ROOT)/share/dagrun/schema.sql
+	$(Q)install -m 644 dags/*.yaml $(INSTALL_ROOT)/share/dagrun/dags/
+	$(Q)for u in dist/*.service dist/*.timer; do \
+	    sed 's#@BINDIR@#$(PREFIX)/bin#g' "$$u" >$(INSTALL_ROOT)/share/dagrun/systemd/$${u##*/}; done
+	$(Q)install -m 644 dist/dagrun.bash $(INSTALL_ROOT)/share/bash-completion/completions/dagrun
+	$(Q)bash dist/gen-man.sh $(B)/dagrun >$(INSTALL_ROOT)/share/man/man1/dagrun.1
+	$(Q)install -m 644 include/dagrun/*.h $(INSTALL_ROOT)/include/dagrun/
+	$(Q)echo "installed dagrun into $(INSTALL_ROOT)"
+# ---------------------------------------------------------------- install (end)

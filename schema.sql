@@ -151,4 +151,20 @@ ALTER TABLE dagrun.task_instance DROP CONSTRAINT IF EXISTS task_instance_run_id_
 -- No index beyond the primary key: every question asked of this table is about one run,
 -- which the key's run_id prefix finds, and each extra index costs every item's write.
 
+
+-- Kept task logs (`dagrun logs`): the lines the runtime and the plugin logged for one task
+-- instance or item (map_key NULL: not mapped), redacted, at most 64 KiB per instance (then
+-- one "N lines dropped" line). Written in batches by a thread of their own, never on an
+-- item's transaction. Kept as long as their run: deleting a run deletes its logs.
+CREATE TABLE IF NOT EXISTS dagrun.task_log (
+    id      bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    run_id  text NOT NULL REFERENCES dagrun.dag_run (run_id) ON DELETE CASCADE,
+    task_id text NOT NULL,
+    map_key text,
+    ts      timestamptz NOT NULL,
+    level   text NOT NULL,
+    line    text NOT NULL
+);
+CREATE INDEX IF NOT EXISTS task_log_run_idx ON dagrun.task_log (run_id, task_id, map_key, id);
+
 COMMIT;

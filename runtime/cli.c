@@ -5,8 +5,26 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "log.h"
+
+bool cli_beside_binary(const char *dir, const char *name, char *buf, size_t len)
+{
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0 || (size_t)n >= sizeof exe - 1)
+        return false;
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (!slash)
+        return false;
+    *slash = '\0';
+    int w = snprintf(buf, len, "%s/%s%s%s", exe, dir, *name ? "/" : "", name);
+    struct stat st;
+    return w > 0 && (size_t)w < len && stat(buf, &st) == 0;
+}
 
 struct plugins *cli_plugins(struct cli *c)
 {

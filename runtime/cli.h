@@ -52,6 +52,12 @@ int cmd_status(struct cli *c, int argc, char **argv);
 int cmd_cancel(struct cli *c, int argc, char **argv);
 int cmd_pause(struct cli *c, int argc, char **argv);
 int cmd_scheduler(struct cli *c, int argc, char **argv);
+int cmd_logs(struct cli *c, int argc, char **argv);
+
+/* The installed file dir/name next to the binary (dir relative to the folder
+ * /proc/self/exe is in, e.g. "../share/dagrun"), written to buf: true when it
+ * exists, false (buf undefined) when not or when the binary's folder is unknown. */
+bool cli_beside_binary(const char *dir, const char *name, char *buf, size_t len);
 
 /* True when argv has -h or --help; prints usage to stdout then. */
 bool cli_wants_help(int argc, char **argv, const char *usage);

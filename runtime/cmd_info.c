@@ -108,8 +108,9 @@ int cmd_validate(struct cli *c, int argc, char **argv)
 /* ---- list ---- */
 
 static const char list_usage[] =
-    "usage: dagrun list\n"
-    "Lists the DAGs in dags_dir: id, schedule, time zone, next fire time (UTC), tasks, file.\n";
+    "usage: dagrun list [--wide]\n"
+    "Lists the DAGs in dags_dir: id, schedule, time zone, next scheduled run (UTC; none while\n"
+    "paused), paused (\"?\" when the database cannot be read), tasks; --wide: and the file.\n";
 
 static void next_fire(const struct dag *d, char *buf, size_t len)
 {
@@ -125,22 +126,27 @@ int cmd_list(struct cli *c, int argc, char **argv)
 {
     if (cli_wants_help(argc, argv, list_usage))
         return EXIT_OK;
-    if (argc > 1) {
+    bool wide = argc == 2 && strcmp(argv[1], "--wide") == 0;
+    if (argc > 2 || (argc == 2 && !wide)) {
         fputs(list_usage, stderr);
         return EXIT_BAD_INPUT;
     }
     struct dr_err err;
     err_clear(&err);
+    /* The paused flags live in the database: without one, the list still shows the files. */
+    struct store *st = cli_open_store(c, &err);
+    err_clear(&err);
     char **files = dag_list_files(c->cfg->dags_dir, &err);
     if (!files) {
         err_print(&err);
+        store_close(st);
         return EXIT_BAD_INPUT;
     }
     int bad = 0;
     struct seen *seen = NULL;
     size_t n_seen = 0;
-    printf("%-24s %-18s %-16s %-21s %5s  %s\n", "DAG", "SCHEDULE", "TIMEZONE", "NEXT RUN (UTC)",
-           "TASKS", "FILE");
+    printf("%-18s %-13s %-13s %-16s %-6s %5s%s\n", "DAG", "SCHEDULE", "TIMEZONE",
+           "NEXT RUN (UTC)", "PAUSED", "TASKS", wide ? "  FILE" : "");
     for (char **f = files; *f; f++) {
         struct dag *d = dag_load(*f, cli_plugins(c), &err);
         if (!d) {
@@ -155,12 +161,26 @@ int cmd_list(struct cli *c, int argc, char **argv)
         }
         char next[32];
         next_fire(d, next, sizeof next);
-        printf("%-24s %-18s %-16s %-21s %5zu  %s\n", d->dag_id, d->schedule ? d->schedule : "-",
-               tz_name(d->tz), next, d->n_tasks, *f);
+        bool paused = false;
+        struct dr_err perr;
+        err_clear(&perr);
+        const char *pz = !st ? "?"
+                         : store_dag_is_paused(st, d->dag_id, &paused, &perr) < 0 ? "?"
+                         : paused ? "yes" : "no";
+        if (paused)
+            snprintf(next, sizeof next, "- (paused)");
+        else if (strlen(next) >= 16 && next[10] == 'T') {
+            next[10] = ' ';
+            next[16] = '\0';   /* minutes: cron fires on whole minutes */
+        }
+        printf("%-18s %-13s %-13s %-16s %-6s %5zu%s%s\n", d->dag_id,
+               d->schedule ? d->schedule : "-", tz_name(d->tz), next, pz, d->n_tasks,
+               wide ? "  " : "", wide ? *f : "");
         dag_free(d);
     }
     dag_free_list(files);
     seen_free(seen, n_seen);
+    store_close(st);
     return bad ? EXIT_BAD_INPUT : EXIT_OK;
 }
 

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "tables.h"
 
 static const char *str(const json_t *o, const char *key)
 {
@@ -83,7 +84,8 @@ static struct store *open_or_report(struct cli *c, struct dr_err *err)
 static const char initdb_usage[] =
     "usage: dagrun initdb [--schema FILE]\n"
     "Creates or updates the market-data tables and the dagrun run-state schema (idempotent).\n"
-    "FILE defaults to schema.sql beside config.json, else ./schema.sql.\n";
+    "FILE defaults to schema.sql beside config.json, else ./schema.sql, else the installed\n"
+    "one (PREFIX/share/dagrun/schema.sql, beside the binary's bin/).\n";
 
 int cmd_initdb(struct cli *c, int argc, char **argv)
 {
@@ -98,6 +100,9 @@ int cmd_initdb(struct cli *c, int argc, char **argv)
     else {
         snprintf(beside, sizeof beside, "%s/schema.sql", c->cfg->dir ? c->cfg->dir : ".");
         schema = access(beside, R_OK) == 0 ? beside : "schema.sql";
+        if (schema != beside && access(schema, R_OK) != 0 &&
+            cli_beside_binary("../share/dagrun", "schema.sql", beside, sizeof beside))
+            schema = beside;   /* an installed dagrun: PREFIX/share/dagrun/schema.sql */
     }
     struct dr_err err;
     struct store *st = open_or_report(c, &err);
@@ -116,26 +121,44 @@ int cmd_initdb(struct cli *c, int argc, char **argv)
 /* ---- runs ---- */
 
 static const char runs_usage[] =
-    "usage: dagrun runs [DAG] [--limit N] [--json]\n"
-    "Recent runs, newest first (default 20): run id, DAG, type, logical date, state, start,\n"
-    "duration, and items ok/skipped/failed.\n";
+    "usage: dagrun runs [DAG] [--state STATE] [--limit N] [--wide | --json]\n"
+    "Recent runs, newest first (default 20): run id, DAG, type, logical date, state,\n"
+    "duration, and items ok/skipped/failed, in 80 columns with the end of the run id;\n"
+    "--wide: the full run id and start time; --state: only runs in STATE (queued, running,\n"
+    "success, partial, failed, cancelled).\n";
 
 int cmd_runs(struct cli *c, int argc, char **argv)
 {
     if (cli_wants_help(argc, argv, runs_usage))
         return EXIT_OK;
-    const char *dag = NULL;
+    const char *dag = NULL, *state = NULL;
     long limit = 20;
-    bool json = false;
-    int rc = parse_list_args(argc, argv, runs_usage, &dag, &json, &limit);
+    bool json = false, wide = false;
+    char *args[32];
+    int n = 0;
+    if (argc > 32)
+        return usage_error(runs_usage);
+    for (int k = 0; k < argc; k++) {   /* --state and --wide; the rest as for every list */
+        if (k && strcmp(argv[k], "--state") == 0 && k + 1 < argc)
+            state = argv[++k];
+        else if (k && strcmp(argv[k], "--wide") == 0)
+            wide = true;
+        else
+            args[n++] = argv[k];
+    }
+    if (state && !tables_state_valid(state, false))
+        return usage_error(runs_usage);
+    int rc = parse_list_args(n, args, runs_usage, &dag, &json, &limit);
     if (rc)
         return rc;
     struct dr_err err;
     struct store *st = open_or_report(c, &err);
     if (!st)
         return EXIT_FAILED;
-    json_t *runs = store_runs_list(st, dag, (int)limit, &err);
+    json_t *runs = store_runs_list(st, dag, state ? 100000 : (int)limit, &err);
     store_close(st);
+    if (runs && state)
+        tables_keep_state(runs, state, limit);
     if (!runs) {
         err_print(&err);
         return EXIT_FAILED;
@@ -143,22 +166,10 @@ int cmd_runs(struct cli *c, int argc, char **argv)
     if (json)
         print_json(runs);
     else {
-        printf("%-58s %-10s %-21s %-10s %-21s %9s %6s %6s %6s\n", "RUN ID", "TYPE",
-               "LOGICAL DATE", "STATE", "STARTED", "DURATION", "OK", "SKIP", "FAIL");
-        size_t i;
-        json_t *r;
-        json_array_foreach(runs, i, r) {
-            char dur[32] = "-";
-            json_t *d = json_object_get(r, "duration_s");
-            if (json_is_number(d))
-                snprintf(dur, sizeof dur, "%.1fs", json_number_value(d));
-            printf("%-58s %-10s %-21s %-10s %-21s %9s %6lld %6lld %6lld\n", str(r, "run_id"),
-                   str(r, "run_type"), str(r, "logical_date"), str(r, "state"),
-                   str(r, "started_at"), dur, num(r, "items_ok"), num(r, "items_skipped"),
-                   num(r, "items_failed"));
-        }
+        tables_print_runs(runs, wide);
         if (!json_array_size(runs))
-            printf("(no runs%s%s)\n", dag ? " of " : "", dag ? dag : "");
+            printf("(no %s%sruns%s%s)\n", state ? state : "", state ? " " : "", dag ? " of " : "",
+                   dag ? dag : "");
     }
     json_decref(runs);
     return EXIT_OK;
@@ -167,17 +178,30 @@ int cmd_runs(struct cli *c, int argc, char **argv)
 /* ---- status ---- */
 
 static const char status_usage[] =
-    "usage: dagrun status RUN_ID [--json]\n"
+    "usage: dagrun status RUN_ID [--state STATE] [--json]\n"
     "A run's state, conf, warnings and error, then its task instances with states, tries,\n"
-    "durations and errors (per item for mapped tasks).\n";
+    "durations and errors (per item for mapped tasks); --state: only the instances in STATE\n"
+    "(pending, running, success, skipped, failed, upstream_failed, cancelled).\n";
 
 int cmd_status(struct cli *c, int argc, char **argv)
 {
     if (cli_wants_help(argc, argv, status_usage))
         return EXIT_OK;
-    const char *id = NULL;
+    const char *id = NULL, *state = NULL;
     bool json = false;
-    int rc = parse_list_args(argc, argv, status_usage, &id, &json, NULL);
+    char *args[32];
+    int n = 0;
+    if (argc > 32)
+        return usage_error(status_usage);
+    for (int k = 0; k < argc; k++) {
+        if (k && strcmp(argv[k], "--state") == 0 && k + 1 < argc)
+            state = argv[++k];
+        else
+            args[n++] = argv[k];
+    }
+    if (state && !tables_state_valid(state, true))
+        return usage_error(status_usage);
+    int rc = parse_list_args(n, args, status_usage, &id, &json, NULL);
     if (rc)
         return rc;
     if (!id)
@@ -192,6 +216,8 @@ int cmd_status(struct cli *c, int argc, char **argv)
         err_print(&err);
         return EXIT_BAD_INPUT;
     }
+    if (state)
+        tables_keep_state(json_object_get(s, "tasks"), state, 0);
     if (json) {
         print_json(s);
         json_decref(s);

@@ -5,7 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 
@@ -33,6 +35,7 @@ struct report {
     size_t done, total;
     int64_t last_draw_ms;       /* last bar drawn */
     int64_t last_line_ms;       /* last progress log line (not a terminal) */
+    int64_t start_ms;           /* report_new: the wall clock's zero */
     bool drew;
 };
 
@@ -75,9 +78,28 @@ static void keep(struct report *r, int task, const struct ti_record *rec, double
 static void clear_bar(struct report *r)
 {
     if (r->drew) {
-        fputs("\r\033[K", stderr);
+        log_status(NULL);
         r->drew = false;
     }
+}
+
+/* The ended task instances by outcome; ok + skipped + failed + cancelled = ended. */
+struct outcome {
+    size_t ok, skipped, failed, cancelled, ended;
+};
+
+static struct outcome outcomes(const struct report *r)
+{
+    struct outcome o = { 0 };
+    for (size_t i = 0; i < r->o.dag->n_tasks; i++) {
+        const size_t *by = r->tallies[i].by_state;
+        o.ok += by[TI_SUCCESS];
+        o.skipped += by[TI_SKIPPED];
+        o.failed += by[TI_FAILED] + by[TI_UPSTREAM_FAILED];
+        o.cancelled += by[TI_CANCELLED];
+    }
+    o.ended = o.ok + o.skipped + o.failed + o.cancelled;
+    return o;
 }
 
 static void draw_bar(struct report *r, bool force)
@@ -86,29 +108,40 @@ static void draw_bar(struct report *r, bool force)
     if (!force && now - r->last_draw_ms < 100)
         return;
     r->last_draw_ms = now;
-    size_t ok = 0, skipped = 0, failed = 0;
-    for (size_t i = 0; i < r->o.dag->n_tasks; i++) {
-        ok += r->tallies[i].by_state[TI_SUCCESS];
-        skipped += r->tallies[i].by_state[TI_SKIPPED];
-        failed += r->tallies[i].by_state[TI_FAILED] + r->tallies[i].by_state[TI_UPSTREAM_FAILED];
-    }
+    struct outcome o = outcomes(r);
+    double wall = (double)(now - r->start_ms) / 1000.0;
     if (r->o.progress_bar) {
-        const int width = 30;
+        /* The units (an unmapped task instance or one lane item) drive the bar; the
+         * task instances that ended are counted by outcome, and those add up. */
+        const int width = 10;
         int fill = r->total ? (int)(width * r->done / r->total) : 0;
-        char bar[64];
+        char bar[32];
         for (int i = 0; i < width; i++)
             bar[i] = i < fill ? '#' : '.';
         bar[width] = '\0';
-        fprintf(stderr, "\r\033[K[%s] %zu/%zu  ok %zu  skipped %zu  failed %zu", bar, r->done,
-                r->total, ok, skipped, failed);
-        fflush(stderr);
+        /* ok + failed [+ skipped] [+ cancelled] = ended: the counts shown add up. */
+        char line[256], more[96] = "";
+        if (o.skipped)
+            snprintf(more, sizeof more, " + %zu skipped", o.skipped);
+        if (o.cancelled)
+            snprintf(more + strlen(more), sizeof more - strlen(more), " + %zu cancelled",
+                     o.cancelled);
+        snprintf(line, sizeof line, "[%s] %zu/%zu units %.1fs | ended %zu = %zu ok + %zu failed%s",
+                 bar, r->done, r->total, wall, o.ended, o.ok, o.failed, more);
+        /* One terminal row: a wrapped line could not be cleared by "\r". */
+        struct winsize ws;
+        size_t cols = ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col ? ws.ws_col : 80;
+        if (strlen(line) >= cols)
+            line[cols - 1] = '\0';
+        log_status(line);
         r->drew = true;
     } else if (force || now - r->last_line_ms >= 10000) {
         /* Not a terminal: a progress log line every 10 s. */
         r->last_line_ms = now;
         log_msg(DR_LOG_INFO, r->o.run_id, NULL, NULL,
-                "progress %zu/%zu units, ok %zu, skipped %zu, failed %zu", r->done, r->total, ok,
-                skipped, failed);
+                "progress: units %zu/%zu; task instances ended %zu = ok %zu + skipped %zu + "
+                "failed %zu + cancelled %zu; %.1fs",
+                r->done, r->total, o.ended, o.ok, o.skipped, o.failed, o.cancelled, wall);
     }
 }
 
@@ -160,7 +193,7 @@ struct report *report_new(const struct report_opts *o)
     r->hooks.ud = r;
     r->hooks.unit_done = on_unit_done;
     r->hooks.progress = on_progress;
-    r->last_line_ms = mono_ms();
+    r->last_line_ms = r->start_ms = mono_ms();
     return r;
 }
 
@@ -224,15 +257,20 @@ void report_summary(struct report *r, const struct run_result *res, double wall)
         fflush(stdout);
         return;
     }
-    printf("\nrun %s: %s in %.1fs\n", r->o.run_id ? r->o.run_id : "", run_state_name(res->state),
-           wall);
-    printf("  %-20s %8s %8s %8s %8s\n", "TASK", "OK", "SKIPPED", "FAILED", "SECONDS");
+    printf("\nrun %s: %s in %.1fs (wall time)\n", r->o.run_id ? r->o.run_id : "",
+           run_state_name(res->state), wall);
+    /* Task instances by outcome (they add up to ENDED); WORKER S sums the workers'
+     * time, which exceeds the wall time when workers run in parallel. */
+    printf("  %-20s %7s %7s %7s %9s %7s %9s\n", "TASK", "OK", "SKIPPED", "FAILED", "CANCELLED",
+           "ENDED", "WORKER S");
     for (size_t k = 0; k < r->o.dag->n_tasks; k++) {
         int i = r->o.dag->topo[k];
         const struct tally *t = &r->tallies[i];
-        printf("  %-20s %8zu %8zu %8zu %8.1f\n", r->o.dag->tasks[i].id, t->by_state[TI_SUCCESS],
-               t->by_state[TI_SKIPPED],
-               t->by_state[TI_FAILED] + t->by_state[TI_UPSTREAM_FAILED] +
+        size_t failed = t->by_state[TI_FAILED] + t->by_state[TI_UPSTREAM_FAILED];
+        printf("  %-20s %7zu %7zu %7zu %9zu %7zu %9.1f\n", r->o.dag->tasks[i].id,
+               t->by_state[TI_SUCCESS], t->by_state[TI_SKIPPED], failed,
+               t->by_state[TI_CANCELLED],
+               t->by_state[TI_SUCCESS] + t->by_state[TI_SKIPPED] + failed +
                    t->by_state[TI_CANCELLED],
                t->secs);
     }
@@ -273,6 +311,12 @@ void report_summary(struct report *r, const struct run_result *res, double wall)
                r->o.run_id ? r->o.run_id : "RUN_ID");
     if (res->error[0])
         printf("  error: %s\n", res->error);
+    const char *id = r->o.run_id ? r->o.run_id : "RUN_ID";
+    if (res->state == RUN_FAILED || res->state == RUN_PARTIAL || res->state == RUN_CANCELLED)
+        printf("next: dagrun resume %s\n      (what did not succeed: dagrun status %s --state "
+               "%s)\n", id, id, res->state == RUN_CANCELLED ? "cancelled" : "failed");
+    else
+        printf("next: dagrun status %s\n", id);
     fflush(stdout);
 }
 

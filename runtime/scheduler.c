@@ -422,6 +422,8 @@ int cmd_scheduler(struct cli *c, int argc, char **argv)
     int worst = reap(&s, true);
     if (once)
         rc = once_worst ? once_worst : worst;
+    if (once && rc == EXIT_OK && log_errors_outside_runs() > 0)
+        rc = EXIT_FAILED;   /* a DAG could not be scheduled (e.g. no tables yet): said above */
     for (size_t i = 0; i < s.n_files; i++) {
         version_put(&s, s.files[i].v);
         free(s.files[i].path);

@@ -106,7 +106,7 @@ static void test_store_initdb_idempotent_and_reports_line(void **state)
     err_clear(&err);
     assert_int_equal(store_initdb(g_st, "schema.sql", &err), 0);
     assert_int_equal(sql_long("SELECT count(*) FROM pg_tables WHERE schemaname = 'dagrun'", NULL),
-                     3);
+                     4);   /* dag, dag_run, task_instance, task_log */
     assert_int_equal(sql_long("SELECT count(*) FROM pg_tables WHERE tablename IN"
                               " ('instruments', 'kite_ohlcv_historic')", NULL), 2);
     assert_int_equal(sql_long("SELECT count(*) FROM pg_indexes WHERE indexname IN"
