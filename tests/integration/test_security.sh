@@ -61,13 +61,13 @@ stop_sim
 # PQescapeIdentifier, compile-time constants and integers may be formatted into a statement.
 SQL_ALLOW='
 # savepoint names: "dr_lane_%d", an integer the runtime makes
-runtime/ctx.c|SAVEPOINT %s
-runtime/ctx.c|ROLLBACK TO SAVEPOINT %s
-runtime/ctx.c|RELEASE SAVEPOINT %s
+runtime/unit.c|SAVEPOINT %s
+runtime/unit.c|ROLLBACK TO SAVEPOINT %s
+runtime/unit.c|RELEASE SAVEPOINT %s
 # the column list is a constant; the target table is PQescapeIdentifier of a checked name
 tasks/upsert_candles.c|COPY pg_temp.dr_upsert_candles (%s) FROM
 tasks/upsert_candles.c|WITH m AS (INSERT INTO %s AS t (%s) SELE
-tasks/upsert_candles.c|COPY %.120s (%s) FROM STDIN'
+tasks/upsert_candles.c|COPY %.120s (%s) FROM STDIN (FORMAT bina'
 export SQL_ALLOW
 cat >"$T_WORK/check_sql.pl" <<'PERL'
 # Prints "file:line: ..." for each printf-family call whose format is SQL with a %s/%c
