@@ -202,18 +202,21 @@ static int hexval(char c)
          : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
 }
 
-/* Adds the n bytes at s (and their percent-decoded form) to the secrets. */
-static void add_secret(struct pgconn_secrets *sc, const char *s, size_t n)
+/* Adds the n bytes at s to the secrets, as written and decoded: percent-decoded in a URL,
+ * backslash escapes undone in a key=value string. */
+static void add_secret(struct pgconn_secrets *sc, const char *s, size_t n, bool url)
 {
     for (int pass = 0; pass < 2 && sc->n < PGCONN_MAX_SECRETS; pass++) {
         char *d = sc->text[sc->n];
         size_t o = 0, cap = sizeof sc->text[0] - 1;
         for (size_t i = 0; i < n && o < cap; i++) {
             int hi = i + 2 < n ? hexval(s[i + 1]) : -1, lo = hi >= 0 ? hexval(s[i + 2]) : -1;
-            if (pass && s[i] == '%' && lo >= 0 && (hi || lo)) {
+            if (pass && url && s[i] == '%' && lo >= 0) {
+                if (!hi && !lo)
+                    break;              /* %00: what a C string holds of it ends here */
                 d[o++] = (char)(hi << 4 | lo);
                 i += 2;
-            } else if (pass && s[i] == '\\' && i + 1 < n) {
+            } else if (pass && !url && s[i] == '\\' && i + 1 < n) {
                 d[o++] = s[++i];        /* a quoted key=value's escape */
             } else {
                 d[o++] = s[i];
@@ -251,7 +254,7 @@ static void kv_passwords(struct pgconn_secrets *sc, const char *s, bool url)
         } else {
             n = url ? strcspn(v, "&#") : strcspn(v, " \t\n\r");
         }
-        add_secret(sc, v, n);
+        add_secret(sc, v, n, url);
     }
 }
 
@@ -270,14 +273,14 @@ void pgconn_find_secrets(const char *url, struct pgconn_secrets *sc)
          * should have been percent-encoded): hiding too much is harmless. */
         const char *at = strrchr(rest, '@');
         if (at) {
-            add_secret(sc, rest, (size_t)(at - rest));
+            add_secret(sc, rest, (size_t)(at - rest), true);
             const char *colon = memchr(rest, ':', (size_t)(at - rest));
             if (colon)
-                add_secret(sc, colon + 1, (size_t)(at - colon - 1));
+                add_secret(sc, colon + 1, (size_t)(at - colon - 1), true);
             /* As libpq reads it: up to the first '@' (or '/'). */
             const char *at1 = strchr(rest, '@');
             if (colon && colon < at1)
-                add_secret(sc, colon + 1, (size_t)(at1 - colon - 1));
+                add_secret(sc, colon + 1, (size_t)(at1 - colon - 1), true);
         }
     }
     kv_passwords(sc, url, rest != NULL);
@@ -286,7 +289,7 @@ void pgconn_find_secrets(const char *url, struct pgconn_secrets *sc)
     PQfreemem(msg);
     for (PQconninfoOption *o = opts; o && o->keyword; o++)
         if (strcmp(o->keyword, "password") == 0 && o->val)
-            add_secret(sc, o->val, strlen(o->val));
+            add_secret(sc, o->val, strlen(o->val), rest != NULL);
     PQconninfoFree(opts);
 }
 
