@@ -637,6 +637,16 @@ int http_get(struct http_client *c, const char *source, const char *path, dr_htt
             set_error(resp, src, url, "%s", cancelled(call) ? "cancelled" : "deadline passed");
             goto out;
         }
+        /* Out of file descriptors: no retry can help, say so at once. */
+        long os_errno = 0;
+        if (rc != CURLE_OK)
+            curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &os_errno);
+        if (rc != CURLE_OK && (os_errno == EMFILE || os_errno == ENFILE ||
+                               strstr(c->errbuf, "Too many open files"))) {
+            set_error(resp, src, url, "the process is out of file descriptors (raise ulimit -n "
+                      "or lower max_active_tasks)");
+            goto out;
+        }
 
         struct http_outcome o = {
             .transport = rc == CURLE_OK ? HTTP_ANSWERED

@@ -11,6 +11,7 @@
 #include "executor.h"
 #include "http.h"
 #include "log.h"
+#include "preflight.h"
 #include "report.h"
 
 static double wall_now(void)
@@ -56,7 +57,11 @@ int launch_run(const struct launch_env *env, struct dag *dag, struct store *st, 
             free_params(params, dag->n_tasks);
             return EXIT_BAD_INPUT;
         }
+    if (preflight_credentials(dag, params, env->cfg, &err) < 0)
+        goto bad_input;
     if (!st && !(st = own = launch_open_store(env->cfg, &err)))
+        goto fail;
+    if (preflight_resources(dag, env->cfg, st, &err) < 0)
         goto fail;
 
     if (l->resume_run_id) {
@@ -164,6 +169,10 @@ fail_run:
 fail:
     err_print(&err);
     rc = EXIT_FAILED;
+    goto out;
+bad_input:
+    err_print(&err);
+    rc = EXIT_BAD_INPUT;
 out:
     run_result_free(&res);
     if (have_prior)
