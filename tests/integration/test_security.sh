@@ -307,5 +307,20 @@ expect_eq "credentials: a source missing from config.json exits 2" "$rc" 2
 check "credentials: the missing source is named" grep -qF 'source nowhere is not in config.json' <<<"$out"
 rm -f "$T_WORK/dags/other_source.yaml"
 expect_eq "credentials: no run was recorded for them" "$(q "select count(*) from dagrun.dag_run")" "$runs_before"
+# a run the scheduler fires ends failed with the reason (not queued, retried at every tick)
+mkdir -p "$T_WORK/sched_dags"
+cat >"$T_WORK/sched_dags/sched_instruments.yaml" <<YAML
+dag_id: sched_instruments
+schedule: "@daily"
+start_date: $(date -u -d '3 days ago' +%Y-%m-%d)
+catchup: false
+tasks:
+  load: { plugin: load_instruments }
+YAML
+jq --arg d "$T_WORK/sched_dags" '.dags_dir = $d' "$CONFIG" >"$T_WORK/sched.json"
+env -u KITE_ACCESS_TOKEN timeout 120 "$DR_BUILD/dagrun" -c "$T_WORK/sched.json" scheduler --once \
+    >"$T_WORK/sched_cred.out" 2>&1
+expect_eq "credentials: the scheduled run ends failed, naming the variable" \
+    "$(q "select state || ': ' || (error like '%KITE_ACCESS_TOKEN is not set (named in sources.kite.headers)%') from dagrun.dag_run where dag_id = 'sched_instruments'")" "failed: true"
 [ -n "${DR_KEEP:-}" ] && cp -r "$S" "$DR_KEEP"
 finish
