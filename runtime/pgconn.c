@@ -206,10 +206,17 @@ static int hexval(char c)
  * backslash escapes undone in a key=value string. */
 static void add_secret(struct pgconn_secrets *sc, const char *s, size_t n, bool url)
 {
-    for (int pass = 0; pass < 2 && sc->n < PGCONN_MAX_SECRETS; pass++) {
-        char *d = sc->text[sc->n];
-        size_t o = 0, cap = sizeof sc->text[0] - 1;
-        for (size_t i = 0; i < n && o < cap; i++) {
+    for (int pass = 0; pass < 2; pass++) {
+        char *d = malloc(n + 1);
+        char **t = d ? realloc(sc->text, (sc->n + 1) * sizeof *t) : NULL;
+        if (!t) {
+            free(d);
+            sc->oom = true;
+            return;
+        }
+        sc->text = t;
+        size_t o = 0;
+        for (size_t i = 0; i < n; i++) {
             int hi = i + 2 < n ? hexval(s[i + 1]) : -1, lo = hi >= 0 ? hexval(s[i + 2]) : -1;
             if (pass && url && s[i] == '%' && lo >= 0) {
                 if (!hi && !lo)
@@ -223,14 +230,24 @@ static void add_secret(struct pgconn_secrets *sc, const char *s, size_t n, bool 
             }
         }
         d[o] = '\0';
-        if (o < MIN_SECRET)
-            continue;
-        bool dup = false;
-        for (size_t k = 0; k < sc->n && !dup; k++)
-            dup = strcmp(sc->text[k], d) == 0;
-        if (!dup)
-            sc->n++;
+        bool keep = o >= MIN_SECRET;
+        for (size_t k = 0; k < sc->n && keep; k++)
+            keep = strcmp(sc->text[k], d) != 0;
+        if (keep)
+            sc->text[sc->n++] = d;
+        else
+            free(d);
     }
+}
+
+void pgconn_secrets_free(struct pgconn_secrets *sc)
+{
+    for (size_t i = 0; i < sc->n; i++) {
+        explicit_bzero(sc->text[i], strlen(sc->text[i]));
+        free(sc->text[i]);
+    }
+    free(sc->text);
+    memset(sc, 0, sizeof *sc);
 }
 
 /* The password of each `password=value` (key=value strings and URL query parameters). */
@@ -308,8 +325,23 @@ static bool redact_one(char *buf, const char *secret)
     return found;
 }
 
+/* Replaces buf by a text saying it was withheld (cut to buf's length), or by "?" when a
+ * secret is (or, one being lost, may be) a piece of that text too. */
+static void withhold_text(char *buf, const struct pgconn_secrets *sc)
+{
+    const char *w = sc->oom ? "?" : "(message withheld: it may hold a password)";
+    for (size_t i = 0; i < sc->n; i++)
+        if (strstr(w, sc->text[i]))
+            w = "?";
+    snprintf(buf, strlen(buf) + 1, "%s", w);
+}
+
 void pgconn_redact(char *buf, const struct pgconn_secrets *sc)
 {
+    if (sc->oom) {
+        withhold_text(buf, sc);
+        return;
+    }
     /* "***" next to what is left may spell a secret again: redact until nothing is found,
      * and withhold the whole text when that does not end. */
     for (int pass = 0; pass < 4; pass++) {
@@ -321,9 +353,19 @@ void pgconn_redact(char *buf, const struct pgconn_secrets *sc)
     }
     for (size_t i = 0; i < sc->n; i++)
         if (strstr(buf, sc->text[i])) {
-            snprintf(buf, strlen(buf) + 1, "%s", "(message withheld: it held a password)");
+            withhold_text(buf, sc);
             return;
         }
+}
+
+/* A redacted copy of s (NULL reads as ""), whole, before any cut could leave a piece of a
+ * secret; NULL when out of memory. */
+static char *redacted_dup(const char *s, const struct pgconn_secrets *sc)
+{
+    char *d = strdup(s ? s : "");
+    if (d)
+        pgconn_redact(d, sc);
+    return d;
 }
 
 /* True when the user-info of a URL holds a character libpq reads as the end of it
@@ -353,15 +395,20 @@ bool pgconn_out_of_fds(const char *libpq_msg)
 void pgconn_connect_message(struct dr_err *err, const char *libpq_msg, const char *host,
                             const char *port, const struct pgconn_secrets *sc)
 {
+    /* Every piece is redacted whole first: a cut (the buffers below) may only shorten it. */
+    char *h = redacted_dup(host, sc), *p = redacted_dup(port, sc), *m = redacted_dup(libpq_msg, sc);
+    if (!h || !p || !m) {
+        err_set(err, "cannot connect to database: out of memory");
+        goto out;
+    }
     char where[600];
-    if (host && (host[0] == '/' || host[0] == '@'))
-        snprintf(where, sizeof where, "socket %s/.s.PGSQL.%s", host, port && *port ? port : "5432");
+    if (h[0] == '/' || h[0] == '@')
+        snprintf(where, sizeof where, "socket %s/.s.PGSQL.%s", h, *p ? p : "5432");
     else
-        snprintf(where, sizeof where, "%s (port %s)", host && *host ? host : "localhost",
-                 port && *port ? port : "5432");
+        snprintf(where, sizeof where, "%s (port %s)", *h ? h : "localhost", *p ? p : "5432");
     /* libpq: `connection to server on socket "..." failed: <cause>\n\tIs the server...` */
     char line[1024];
-    pgconn_first_line(libpq_msg, line, sizeof line);
+    pgconn_first_line(m, line, sizeof line);
     const char *cause = strstr(line, " failed: ");
     cause = cause ? cause + 9 : line;
     if (strncmp(cause, "FATAL:", 6) == 0)
@@ -376,19 +423,25 @@ void pgconn_connect_message(struct dr_err *err, const char *libpq_msg, const cha
     } else {
         err_set(err, "cannot connect to database at %s: %s", where, *cause ? cause : "unknown error");
     }
+out:
     if (err)
         pgconn_redact(err->msg, sc);
+    free(h);
+    free(p);
+    free(m);
 }
 
 void pgconn_parse_message(struct dr_err *err, const char *libpq_msg,
                           const struct pgconn_secrets *sc)
 {
+    char *m = redacted_dup(libpq_msg ? libpq_msg : "out of memory", sc);
     char line[512], safe[512];
-    pgconn_first_line(libpq_msg ? libpq_msg : "out of memory", line, sizeof line);
+    pgconn_first_line(m ? m : "out of memory", line, sizeof line);
     hide_quoted(line, safe, sizeof safe);
     err_set(err, "invalid database url: %s", safe);
     if (err)
         pgconn_redact(err->msg, sc);
+    free(m);
 }
 
 PGconn *pgconn_open(const char *url, struct dr_err *err)
@@ -432,7 +485,7 @@ PGconn *pgconn_open(const char *url, struct dr_err *err)
     }
     PQsetNoticeReceiver(conn, notice_receiver, NULL);
 out:
-    explicit_bzero(sc, sizeof *sc);
+    pgconn_secrets_free(sc);
     free(sc);
     return conn;
 }

@@ -15,15 +15,18 @@
  * a quoted key=value's backslashes): the URL's whole user-info and its password (up to the
  * last '@' and as libpq reads it, up to the first), `password=` of a key=value string or a
  * URL's query, and libpq's own reading. Values shorter than 3 bytes are left out. */
-#define PGCONN_MAX_SECRETS 16
 struct pgconn_secrets {
-    char text[PGCONN_MAX_SECRETS][512];
+    char **text;                /* owned, wiped on free */
     size_t n;
+    bool oom;                   /* one could not be kept: every message is withheld */
 };
-/* Finds the secrets of url (NULL: none) into sc. Pure but for libpq's parser; any thread. */
+/* Finds the secrets of url (NULL: none) into sc (pgconn_secrets_free). Pure but for
+ * libpq's parser; any thread. */
 void pgconn_find_secrets(const char *url, struct pgconn_secrets *sc);
+void pgconn_secrets_free(struct pgconn_secrets *sc);
 /* Replaces every secret of sc in the NUL-terminated buf by "***" (again until none is left;
- * a text that keeps spelling one is withheld whole); the text only shrinks. */
+ * a text that keeps spelling one, or any text when sc->oom, is withheld whole); the text
+ * only shrinks. */
 void pgconn_redact(char *buf, const struct pgconn_secrets *sc);
 /* True when a libpq message says the process ran out of file descriptors (EMFILE). */
 bool pgconn_out_of_fds(const char *libpq_msg);

@@ -12,7 +12,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define MAX_INPUT 480
+#define MAX_INPUT 2048
 #define MAX_CANDIDATES 32
 
 /* The passwords the input carries, found here independently of pgconn.c. */
@@ -103,7 +103,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(in, data, size);
     in[size] = '\0';
     static struct candidates cand;
-    static struct pgconn_secrets sc;
+    struct pgconn_secrets sc;
     find_candidates(in, &cand);
     pgconn_find_secrets(in, &sc);
     struct dr_err err;
@@ -115,6 +115,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         pgconn_parse_message(&err, parse_msg, &sc);
         check(in, &cand, err.msg, "parse error");
         PQfreemem(parse_msg);
+        pgconn_secrets_free(&sc);
         return 0;
     }
     /* What libpq says once it connects echoes the options it parsed: each one, quoted,
@@ -149,5 +150,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         PQfinish(conn);
     }
+    pgconn_secrets_free(&sc);
     return 0;
 }

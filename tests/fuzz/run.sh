@@ -24,7 +24,7 @@ max_len() {
         fuzz_candles) echo 65536 ;;
         fuzz_candle_parsers) echo 65536 ;;
         fuzz_time) echo 256 ;;
-        fuzz_conninfo) echo 480 ;;
+        fuzz_conninfo) echo 2048 ;;
         *) echo 4096 ;;
     esac
 }

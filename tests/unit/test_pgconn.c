@@ -73,6 +73,27 @@ static void test_keyword_value(void **state)
                     (const char *[]){ "***", NULL });
 }
 
+static void test_long_and_many(void **state)
+{
+    (void)state;
+    /* A password longer than the redactor keeps: no piece of it is shown. */
+    char url[2000], pw[701];
+    for (int i = 0; i < 700; i++)
+        pw[i] = (char)('a' + i % 26);
+    pw[700] = '\0';
+    snprintf(url, sizeof url, "host=/nonexistent_dr_sock password=%s port=%s", pw, pw);
+    refused_without(url, (const char *[]){ pw + 600, "abcdefghij", NULL });
+    /* More password= than the redactor keeps: the last one is not shown either. */
+    size_t l = (size_t)snprintf(url, sizeof url, "host=/nonexistent_dr_sock");
+    for (int i = 0; i < 20; i++)
+        l += (size_t)snprintf(url + l, sizeof url - l, " password=pw%02dxyz", i);
+    snprintf(url + l, sizeof url - l, " port=pw19xyz");
+    refused_without(url, (const char *[]){ "pw19xyz", NULL });
+    /* A password that is a word of the messages. */
+    refused_without("host=/nonexistent_dr_sock password=message port=message",
+                    (const char *[]){ "message", NULL });
+}
+
 static void test_secrets_found(void **state)
 {
     (void)state;
@@ -81,6 +102,7 @@ static void test_secrets_found(void **state)
     char msg[] = "a%40b%2Fc and a@b/c and bob:a%40b%2Fc";
     pgconn_redact(msg, &sc);
     assert_string_equal(msg, "*** and *** and ***");
+    pgconn_secrets_free(&sc);
 }
 
 static void test_out_of_fds(void **state)
@@ -103,6 +125,7 @@ int main(void)
         cmocka_unit_test(test_slash_in_password),
         cmocka_unit_test(test_password_in_other_fields),
         cmocka_unit_test(test_keyword_value),
+        cmocka_unit_test(test_long_and_many),
         cmocka_unit_test(test_secrets_found),
         cmocka_unit_test(test_out_of_fds),
     };
