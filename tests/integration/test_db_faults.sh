@@ -4,8 +4,9 @@
 # the database unreachable at start (exit 1, one line naming the host), and a lock held on
 # the target table while lock_timeout / statement_timeout are set (the item retries, the run
 # goes on); with `ulimit -n 12` or fewer free connections (a role's or database's CONNECTION
-# LIMIT) than the run needs, the run is refused before it starts (exit 1). Restarts the cluster the runner started (the socket folder in DATABASE_URL's
-# host=...). DR_DB_RESTART_TRIALS (default 1) repeats the restart scenario.
+# LIMIT) than the run needs, the run is refused before it starts (exit 1). Restarts the
+# cluster the runner started (the socket folder in DATABASE_URL's host=...).
+# DR_DB_RESTART_TRIALS (default 1) repeats the restart scenario.
 source "$(dirname "$0")/lib.sh"
 CONFIG=$T_WORK/config.json
 BOOT=2016-01-01
