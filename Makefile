@@ -77,7 +77,7 @@ $(B)/tests/test_task_%: tests/unit/test_task_%.c tasks/%.c $(SUPPORT_SRCS) $(PLU
 
 # Runtime unit tests link the runtime as an archive, so each pulls in only the modules it
 # uses; tests that dlopen plugins take the whole runtime, since plugins call dr_* from it.
-PLUGIN_HOST_TESTS := test_loader test_plugin test_executor
+PLUGIN_HOST_TESTS := test_loader test_plugin test_executor test_preflight
 TEST_LIBS = $(shell pkg-config --libs cmocka libmicrohttpd) $(LDLIBS)
 $(B)/libdagrun.a: $(RUNTIME_OBJS)
 	$(Q)rm -f $@ && ar rcs $@ $^

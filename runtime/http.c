@@ -11,6 +11,8 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "backoff.h"
 #include "headers.h"
@@ -451,6 +453,22 @@ struct http_decision http_next_step(const struct http_outcome *o, struct http_re
     return d;
 }
 
+/* True when a failed transfer's cause is a process out of file descriptors: curl's errno
+ * says EMFILE/ENFILE, or (curl often keeps only "Couldn't connect") no socket can be opened. */
+static bool out_of_fds(CURL *h)
+{
+    long os_errno = 0;
+    curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &os_errno);
+    if (os_errno == EMFILE || os_errno == ENFILE)
+        return true;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0) {
+        close(fd);
+        return false;
+    }
+    return errno == EMFILE || errno == ENFILE;
+}
+
 static bool transient_curl(CURLcode rc)
 {
     switch (rc) {
@@ -635,6 +653,12 @@ int http_get(struct http_client *c, const char *source, const char *path, dr_htt
         }
         if (rc == CURLE_ABORTED_BY_CALLBACK && (cancelled(call) || a.gate_failed)) {
             set_error(resp, src, url, "%s", cancelled(call) ? "cancelled" : "deadline passed");
+            goto out;
+        }
+        /* Out of file descriptors: no retry can help, say so at once. */
+        if (rc != CURLE_OK && transient_curl(rc) && out_of_fds(h)) {
+            set_error(resp, src, url, "the process is out of file descriptors (raise ulimit -n "
+                      "or lower max_active_tasks)");
             goto out;
         }
 

@@ -11,6 +11,7 @@
 #include "executor.h"
 #include "http.h"
 #include "log.h"
+#include "preflight.h"
 #include "report.h"
 
 static double wall_now(void)
@@ -57,8 +58,11 @@ int launch_run(const struct launch_env *env, struct dag *dag, struct store *st, 
             free_params(params, dag->n_tasks);
             return EXIT_BAD_INPUT;
         }
-    if (!st && !(st = own = launch_open_store(env->cfg, &err)))
+    int refused = preflight_credentials(dag, params, env->cfg, &err) < 0 ? EXIT_BAD_INPUT : 0;
+    if (!refused && !st && !(st = own = launch_open_store(env->cfg, &err)))
         goto fail;
+    if (refused || preflight_resources(dag, env->cfg, st, &err) < 0)
+        goto fail_preflight;
 
     if (l->resume_run_id) {
         if (l->resume_run_id != l->run_id)   /* the scheduler passes run_id itself */
@@ -165,6 +169,16 @@ fail_run:
 fail:
     err_print(&err);
     rc = EXIT_FAILED;
+    goto out;
+fail_preflight:
+    err_print(&err);
+    rc = refused ? refused : EXIT_FAILED;
+    /* A run the scheduler recorded for this launch ends failed with why, not queued. */
+    if (st && l->run_id[0] && !l->resume_run_id) {
+        struct dr_err e2;
+        err_clear(&e2);
+        store_run_set_state(st, l->run_id, RUN_FAILED, err.msg, &e2);
+    }
 out:
     run_result_free(&res);
     if (have_prior)

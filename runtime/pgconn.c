@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "log.h"
 
@@ -193,73 +194,298 @@ static void hide_quoted(const char *in, char *out, size_t len)
     out[o] = '\0';
 }
 
-/* Replaces every occurrence of secret (3 characters or more) in buf by "***". */
-static void redact(char *buf, size_t size, const char *secret)
+#define MIN_SECRET 3           /* shorter values are not redacted (they would mangle messages) */
+
+static int hexval(char c)
 {
-    size_t sl = secret ? strlen(secret) : 0;
-    if (sl < 3)
-        return;
-    char *p;
-    while ((p = strstr(buf, secret))) {
-        size_t tail = strlen(p + sl);
-        if ((size_t)(p - buf) + 3 + tail + 1 > size)
-            break;
-        memmove(p + 3, p + sl, tail + 1);
-        memcpy(p, "***", 3);
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+         : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* Adds the n bytes at s to the secrets, as written and decoded: percent-decoded in a URL,
+ * backslash escapes undone in a key=value string. */
+static void add_secret(struct pgconn_secrets *sc, const char *s, size_t n, bool url)
+{
+    for (int pass = 0; pass < 2; pass++) {
+        char *d = malloc(n + 1);
+        char **t = d ? realloc(sc->text, (sc->n + 1) * sizeof *t) : NULL;
+        if (!t) {
+            free(d);
+            sc->oom = true;
+            return;
+        }
+        sc->text = t;
+        size_t o = 0;
+        for (size_t i = 0; i < n; i++) {
+            int hi = i + 2 < n ? hexval(s[i + 1]) : -1, lo = hi >= 0 ? hexval(s[i + 2]) : -1;
+            if (pass && url && s[i] == '%' && lo >= 0) {
+                if (!hi && !lo)
+                    break;              /* %00: what a C string holds of it ends here */
+                d[o++] = (char)(hi << 4 | lo);
+                i += 2;
+            } else if (pass && !url && s[i] == '\\' && i + 1 < n) {
+                d[o++] = s[++i];        /* a quoted key=value's escape */
+            } else {
+                d[o++] = s[i];
+            }
+        }
+        d[o] = '\0';
+        bool keep = o >= MIN_SECRET;
+        for (size_t k = 0; k < sc->n && keep; k++)
+            keep = strcmp(sc->text[k], d) != 0;
+        if (keep)
+            sc->text[sc->n++] = d;
+        else
+            free(d);
     }
+}
+
+void pgconn_secrets_free(struct pgconn_secrets *sc)
+{
+    for (size_t i = 0; i < sc->n; i++) {
+        explicit_bzero(sc->text[i], strlen(sc->text[i]));
+        free(sc->text[i]);
+    }
+    free(sc->text);
+    memset(sc, 0, sizeof *sc);
+}
+
+/* The password of each `password=value` (key=value strings and URL query parameters). */
+static void kv_passwords(struct pgconn_secrets *sc, const char *s, bool url)
+{
+    for (const char *p = s; (p = strstr(p, "password")); p++) {
+        const char *v = p + 8;
+        while (!url && (*v == ' ' || *v == '\t' || *v == '\n' || *v == '\r'))
+            v++;
+        if (*v != '=')
+            continue;
+        v++;
+        while (!url && (*v == ' ' || *v == '\t' || *v == '\n' || *v == '\r'))
+            v++;
+        size_t n;
+        if (!url && *v == '\'') {
+            v++;
+            for (n = 0; v[n] && v[n] != '\''; n++)
+                if (v[n] == '\\' && v[n + 1])
+                    n++;
+        } else {
+            n = url ? strcspn(v, "&#") : strcspn(v, " \t\n\r");
+        }
+        add_secret(sc, v, n, url);
+    }
+}
+
+void pgconn_find_secrets(const char *url, struct pgconn_secrets *sc)
+{
+    memset(sc, 0, sizeof *sc);
+    if (!url)
+        return;
+    const char *rest = NULL;
+    if (strncmp(url, "postgresql://", 13) == 0)
+        rest = url + 13;
+    else if (strncmp(url, "postgres://", 11) == 0)
+        rest = url + 11;
+    if (rest) {
+        /* The user-info ends at the last '@' (a password may hold '@', '/' or '?' that
+         * should have been percent-encoded): hiding too much is harmless. */
+        const char *at = strrchr(rest, '@');
+        if (at) {
+            add_secret(sc, rest, (size_t)(at - rest), true);
+            const char *colon = memchr(rest, ':', (size_t)(at - rest));
+            if (colon)
+                add_secret(sc, colon + 1, (size_t)(at - colon - 1), true);
+            /* As libpq reads it: up to the first '@' (or '/'). */
+            const char *at1 = strchr(rest, '@');
+            if (colon && colon < at1)
+                add_secret(sc, colon + 1, (size_t)(at1 - colon - 1), true);
+        }
+    }
+    kv_passwords(sc, url, rest != NULL);
+    char *msg = NULL;
+    PQconninfoOption *opts = PQconninfoParse(url, &msg);
+    PQfreemem(msg);
+    for (PQconninfoOption *o = opts; o && o->keyword; o++)
+        if (strcmp(o->keyword, "password") == 0 && o->val)
+            add_secret(sc, o->val, strlen(o->val), rest != NULL);
+    PQconninfoFree(opts);
+}
+
+/* Replaces every occurrence of one secret in buf by "***"; true when one was found. */
+static bool redact_one(char *buf, const char *secret)
+{
+    size_t sl = strlen(secret);
+    bool found = false;
+    char *p = buf;
+    while ((p = strstr(p, secret))) {
+        memmove(p + 3, p + sl, strlen(p + sl) + 1);   /* sl >= 3: the text only shrinks */
+        memcpy(p, "***", 3);
+        p += 3;
+        found = true;
+    }
+    return found;
+}
+
+/* Replaces buf by a text saying it was withheld (cut to buf's length), or by "?" when a
+ * secret is (or, one being lost, may be) a piece of that text too. */
+static void withhold_text(char *buf, const struct pgconn_secrets *sc)
+{
+    const char *w = sc->oom ? "?" : "(message withheld: it may hold a password)";
+    for (size_t i = 0; i < sc->n; i++)
+        if (strstr(w, sc->text[i]))
+            w = "?";
+    snprintf(buf, strlen(buf) + 1, "%s", w);
+}
+
+void pgconn_redact(char *buf, const struct pgconn_secrets *sc)
+{
+    if (sc->oom) {
+        withhold_text(buf, sc);
+        return;
+    }
+    /* "***" next to what is left may spell a secret again: redact until nothing is found,
+     * and withhold the whole text when that does not end. */
+    for (int pass = 0; pass < 4; pass++) {
+        bool found = false;
+        for (size_t i = 0; i < sc->n; i++)
+            found |= redact_one(buf, sc->text[i]);
+        if (!found)
+            return;
+    }
+    for (size_t i = 0; i < sc->n; i++)
+        if (strstr(buf, sc->text[i])) {
+            withhold_text(buf, sc);
+            return;
+        }
+}
+
+/* A redacted copy of s (NULL reads as ""), whole, before any cut could leave a piece of a
+ * secret; NULL when out of memory. */
+static char *redacted_dup(const char *s, const struct pgconn_secrets *sc)
+{
+    char *d = strdup(s ? s : "");
+    if (d)
+        pgconn_redact(d, sc);
+    return d;
+}
+
+/* True when the user-info of a URL holds a character libpq reads as the end of it
+ * ('/' or a second '@'): libpq would take a piece of the password for the host or port. */
+static bool userinfo_ambiguous(const char *url)
+{
+    const char *rest = strncmp(url, "postgresql://", 13) == 0 ? url + 13
+                     : strncmp(url, "postgres://", 11) == 0 ? url + 11 : NULL;
+    if (!rest)
+        return false;
+    size_t n = strcspn(rest, "?");
+    const char *first = memchr(rest, '@', n);
+    if (!first)
+        return false;
+    const char *last = first;
+    for (const char *p = first + 1; p < rest + n; p++)
+        if (*p == '@')
+            last = p;
+    return last != first || memchr(rest, '/', (size_t)(first - rest)) != NULL;
+}
+
+bool pgconn_out_of_fds(const char *libpq_msg)
+{
+    return libpq_msg && strstr(libpq_msg, "Too many open files") != NULL;
+}
+
+void pgconn_connect_message(struct dr_err *err, const char *libpq_msg, const char *host,
+                            const char *port, const struct pgconn_secrets *sc)
+{
+    /* Every piece is redacted whole first: a cut (the buffers below) may only shorten it. */
+    char *h = redacted_dup(host, sc), *p = redacted_dup(port, sc), *m = redacted_dup(libpq_msg, sc);
+    if (!h || !p || !m) {
+        err_set(err, "cannot connect to database: out of memory");
+        goto out;
+    }
+    char where[600];
+    if (h[0] == '/' || h[0] == '@')
+        snprintf(where, sizeof where, "socket %s/.s.PGSQL.%s", h, *p ? p : "5432");
+    else
+        snprintf(where, sizeof where, "%s (port %s)", *h ? h : "localhost", *p ? p : "5432");
+    /* libpq: `connection to server on socket "..." failed: <cause>\n\tIs the server...` */
+    char line[1024];
+    pgconn_first_line(m, line, sizeof line);
+    const char *cause = strstr(line, " failed: ");
+    cause = cause ? cause + 9 : line;
+    if (strncmp(cause, "FATAL:", 6) == 0)
+        cause += 6 + strspn(cause + 6, " ");
+    if (pgconn_out_of_fds(libpq_msg)) {
+        struct rlimit rl;
+        char lim[64] = "";
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+            snprintf(lim, sizeof lim, " (ulimit -n is %llu)", (unsigned long long)rl.rlim_cur);
+        err_set(err, "cannot connect to database: the process is out of file descriptors%s", lim);
+        err_hint(err, "raise the limit (ulimit -n) or lower max_active_tasks");
+    } else {
+        err_set(err, "cannot connect to database at %s: %s", where, *cause ? cause : "unknown error");
+    }
+out:
+    if (err)
+        pgconn_redact(err->msg, sc);
+    free(h);
+    free(p);
+    free(m);
+}
+
+void pgconn_parse_message(struct dr_err *err, const char *libpq_msg,
+                          const struct pgconn_secrets *sc)
+{
+    char *m = redacted_dup(libpq_msg ? libpq_msg : "out of memory", sc);
+    char line[512], safe[512];
+    pgconn_first_line(m ? m : "out of memory", line, sizeof line);
+    hide_quoted(line, safe, sizeof safe);
+    err_set(err, "invalid database url: %s", safe);
+    if (err)
+        pgconn_redact(err->msg, sc);
+    free(m);
 }
 
 PGconn *pgconn_open(const char *url, struct dr_err *err)
 {
-    char *parse_msg = NULL;
-    char password[256] = "";
+    struct pgconn_secrets *sc = calloc(1, sizeof *sc);
+    PGconn *conn = NULL;
+    if (!sc) {
+        err_set(err, "cannot connect to database: out of memory");
+        return NULL;
+    }
+    pgconn_find_secrets(url, sc);
     if (url && *url) {
+        if (userinfo_ambiguous(url)) {
+            err_set(err, "invalid database url: the user name or password holds a '/' or '@'");
+            err_hint(err, "percent-encode them in the URL: '/' as %%2F, '@' as %%40");
+            goto out;
+        }
+        char *parse_msg = NULL;
         PQconninfoOption *opts = PQconninfoParse(url, &parse_msg);
         if (!opts) {
-            char line[512], safe[512];
-            pgconn_first_line(parse_msg ? parse_msg : "out of memory", line, sizeof line);
-            hide_quoted(line, safe, sizeof safe);
+            pgconn_parse_message(err, parse_msg, sc);
             PQfreemem(parse_msg);
-            err_set(err, "invalid database url: %s", safe);
-            return NULL;
+            goto out;
         }
-        for (PQconninfoOption *o = opts; o->keyword; o++)
-            if (strcmp(o->keyword, "password") == 0 && o->val)
-                snprintf(password, sizeof password, "%s", o->val);
         PQconninfoFree(opts);
     }
     /* Later keywords win: the URL may override connect_timeout, never application_name. */
     const char *const keys[] = { "connect_timeout", "dbname", "application_name",
                                  "client_encoding", NULL };
     const char *const vals[] = { "10", url && *url ? url : NULL, "dagrun", "UTF8", NULL };
-    PGconn *conn = PQconnectdbParams(keys, vals, 1);
+    conn = PQconnectdbParams(keys, vals, 1);
     if (!conn) {
         err_set(err, "cannot connect to database: out of memory");
-        return NULL;
+        goto out;
     }
     if (PQstatus(conn) != CONNECTION_OK) {
-        const char *host = PQhost(conn), *port = PQport(conn);
-        char where[600];
-        if (host && (host[0] == '/' || host[0] == '@'))
-            snprintf(where, sizeof where, "socket %s/.s.PGSQL.%s", host,
-                     port && *port ? port : "5432");
-        else
-            snprintf(where, sizeof where, "%s (port %s)", host && *host ? host : "localhost",
-                     port && *port ? port : "5432");
-        /* libpq: `connection to server on socket "..." failed: <cause>\n\tIs the server...` */
-        char line[1024];
-        pgconn_first_line(PQerrorMessage(conn), line, sizeof line);
-        const char *cause = strstr(line, " failed: ");
-        cause = cause ? cause + 9 : line;
-        if (strncmp(cause, "FATAL:", 6) == 0)
-            cause += 6 + strspn(cause + 6, " ");
-        err_set(err, "cannot connect to database at %s: %s", where,
-                *cause ? cause : "unknown error");
-        if (err)
-            redact(err->msg, sizeof err->msg, password);
+        pgconn_connect_message(err, PQerrorMessage(conn), PQhost(conn), PQport(conn), sc);
         PQfinish(conn);
-        return NULL;
+        conn = NULL;
+        goto out;
     }
     PQsetNoticeReceiver(conn, notice_receiver, NULL);
+out:
+    pgconn_secrets_free(sc);
+    free(sc);
     return conn;
 }

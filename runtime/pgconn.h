@@ -1,14 +1,44 @@
-/* runtime-private: only store.c and store_ti.c include this (helpers of the store) */
+/* runtime-private: only store.c, store_ti.c and preflight.c include this */
 /* PostgreSQL connections and statements: opening with the password redacted, SQLSTATE-aware
  * error messages, the one-statement exec helper, and UTF-8 cleaning of text parameters. */
 #ifndef DR_PGCONN_H
 #define DR_PGCONN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <jansson.h>
 #include <libpq-fe.h>
 #include "err.h"
+
+/* The passwords a connection string may hold, each as written and decoded (percent-encoding,
+ * a quoted key=value's backslashes): the URL's whole user-info and its password (up to the
+ * last '@' and as libpq reads it, up to the first), `password=` of a key=value string or a
+ * URL's query, and libpq's own reading. Values shorter than 3 bytes are left out. */
+struct pgconn_secrets {
+    char **text;                /* owned, wiped on free */
+    size_t n;
+    bool oom;                   /* one could not be kept: every message is withheld */
+};
+/* Finds the secrets of url (NULL: none) into sc (pgconn_secrets_free). Pure but for
+ * libpq's parser; any thread. */
+void pgconn_find_secrets(const char *url, struct pgconn_secrets *sc);
+void pgconn_secrets_free(struct pgconn_secrets *sc);
+/* Replaces every secret of sc in the NUL-terminated buf by "***" (again until none is left;
+ * a text that keeps spelling one, or any text when sc->oom, is withheld whole); the text
+ * only shrinks. */
+void pgconn_redact(char *buf, const struct pgconn_secrets *sc);
+/* True when a libpq message says the process ran out of file descriptors (EMFILE). */
+bool pgconn_out_of_fds(const char *libpq_msg);
+/* Sets err to the message for a connection string libpq could not parse (libpq_msg:
+ * its message; quoted pieces of the URL are hidden), redacted with sc. */
+void pgconn_parse_message(struct dr_err *err, const char *libpq_msg,
+                          const struct pgconn_secrets *sc);
+/* Sets err to "cannot connect to database at <host (port)|socket>: <cause>" from libpq's
+ * message and PQhost/PQport (NULL: defaults), or to the out-of-file-descriptors message
+ * with a hint; redacted with sc. */
+void pgconn_connect_message(struct dr_err *err, const char *libpq_msg, const char *host,
+                            const char *port, const struct pgconn_secrets *sc);
 
 /* The contract of store_open_conn (store.h), which calls this. Any thread. */
 PGconn *pgconn_open(const char *url, struct dr_err *err);

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs each libFuzzer target for a given time: tests/fuzz/run.sh SECONDS [TARGET...]
-# (targets: fuzz_dag fuzz_config fuzz_cron fuzz_candles fuzz_candle_parsers fuzz_time; default all that are built).
+# (targets: fuzz_dag fuzz_config fuzz_cron fuzz_candles fuzz_candle_parsers fuzz_time fuzz_conninfo; default all that are built).
 # Env: FUZZ_DIR (default build/fuzz: binaries, corpus/, artifacts/, logs/), DR_BUILD (the
 # plugins' build dir, default build). Prints one line per target; exits 1 on any failure.
 set -u
@@ -12,7 +12,7 @@ export DR_BUILD=${DR_BUILD:-build}
 seed_dir=tests/fuzz/corpus
 
 if [ $# -eq 0 ]; then
-    set -- fuzz_dag fuzz_config fuzz_cron fuzz_candles fuzz_candle_parsers fuzz_time
+    set -- fuzz_dag fuzz_config fuzz_cron fuzz_candles fuzz_candle_parsers fuzz_time fuzz_conninfo
 fi
 
 # Largest input per target.
@@ -24,6 +24,7 @@ max_len() {
         fuzz_candles) echo 65536 ;;
         fuzz_candle_parsers) echo 65536 ;;
         fuzz_time) echo 256 ;;
+        fuzz_conninfo) echo 2048 ;;
         *) echo 4096 ;;
     esac
 }

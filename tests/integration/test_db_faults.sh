@@ -3,8 +3,10 @@
 # reconnect, items in flight restart from their start, every candle stored exactly once),
 # the database unreachable at start (exit 1, one line naming the host), and a lock held on
 # the target table while lock_timeout / statement_timeout are set (the item retries, the run
-# goes on). Restarts the cluster the runner started (the socket folder in DATABASE_URL's
-# host=...). DR_DB_RESTART_TRIALS (default 1) repeats the restart scenario.
+# goes on); with `ulimit -n 12` or fewer free connections (a role's or database's CONNECTION
+# LIMIT) than the run needs, the run is refused before it starts (exit 1). Restarts the
+# cluster the runner started (the socket folder in DATABASE_URL's host=...).
+# DR_DB_RESTART_TRIALS (default 1) repeats the restart scenario.
 source "$(dirname "$0")/lib.sh"
 CONFIG=$T_WORK/config.json
 BOOT=2016-01-01
@@ -96,5 +98,47 @@ for setting in "lock_timeout=300" "statement_timeout=1000"; do
     check "$name: every candle stored, as served" same_as_sim
 done
 
+
+# ---- a run's file descriptors and database connections are checked before it starts
+# (issue 12.14): with `ulimit -n 12`, or fewer free connections than one per worker plus
+# the recorder's two, the run stops at once (exit 1) with what to change, and is not recorded.
+new_db limits
+sim_reset
+out=$(timeout 120 bash -c 'ulimit -n 12; exec "$0" -c "$1" run kite_instruments' \
+        "$DR_BUILD/dagrun" "$CONFIG" 2>&1); rc=$?
+expect_eq "ulimit -n 12: the run stops with exit 1" "$rc" 1
+check "ulimit -n 12: says the process is out of file descriptors" grep -q 'out of file descriptors' <<<"$out"
+check "ulimit -n 12: the hint names ulimit -n" grep -q 'ulimit -n' <<<"$out"
+expect_eq "ulimit -n 12: no request was sent" "$(sim_stat .requests)" 0
+expect_eq "ulimit -n 12: no run was recorded" "$(q "select count(*) from dagrun.dag_run")" 0
+# CONNECTION LIMIT binds roles that are not superusers: one with what a run needs
+role=t_limited_$$
+psql -qAtX "$DATABASE_URL" -v ON_ERROR_STOP=1 \
+    -c "CREATE ROLE $role LOGIN CONNECTION LIMIT 4" \
+    -c "GRANT USAGE, CREATE ON SCHEMA dagrun, public TO $role" \
+    -c "GRANT ALL ON ALL TABLES IN SCHEMA dagrun, public TO $role" \
+    -c "GRANT ALL ON ALL SEQUENCES IN SCHEMA dagrun, public TO $role" >/dev/null
+LIMITED_URL="$DATABASE_URL&user=$role"
+# 4 workers need 6 more connections; the role has 3 left beside the run's own
+out=$(DATABASE_URL=$LIMITED_URL timeout 120 "$DR_BUILD/dagrun" -c "$CONFIG" run kite_instruments 2>&1); rc=$?
+expect_eq "role CONNECTION LIMIT 4, 4 workers: refused with exit 1" "$rc" 1
+check "role CONNECTION LIMIT: the message counts the connections" \
+    grep -q "free connections (role $role: CONNECTION LIMIT 4, 1 in use); a run with 4 workers needs up to 6 more" <<<"$out"
+check "role CONNECTION LIMIT: the hint says lower max_active_tasks" grep -q 'lower max_active_tasks' <<<"$out"
+expect_eq "role CONNECTION LIMIT: no request, no run recorded" \
+    "$(sim_stat .requests) $(q "select count(*) from dagrun.dag_run")" "0 0"
+jq '.max_active_tasks = 1' "$CONFIG" >"$T_WORK/one_worker.json"
+DATABASE_URL=$LIMITED_URL timeout 120 "$DR_BUILD/dagrun" -c "$T_WORK/one_worker.json" run kite_instruments \
+    >"$T_WORK/one_worker.out" 2>&1; rc=$?
+expect_eq "role CONNECTION LIMIT 4, 1 worker: the run goes ahead (exit 0)" "$rc" 0
+# the database's own limit counts too
+db=$(q "select current_database()")
+psql -qAtX "$DR_ADMIN_URL" -c "ALTER ROLE $role CONNECTION LIMIT -1" -c "ALTER DATABASE $db CONNECTION LIMIT 3" >/dev/null
+out=$(DATABASE_URL=$LIMITED_URL timeout 120 "$DR_BUILD/dagrun" -c "$T_WORK/one_worker.json" run kite_instruments 2>&1); rc=$?
+expect_eq "database CONNECTION LIMIT 3, 1 worker: refused with exit 1" "$rc" 1
+check "database CONNECTION LIMIT: the message names the database" \
+    grep -q "database $db: CONNECTION LIMIT 3, 1 in use" <<<"$out"
+psql -qAtX "$DR_ADMIN_URL" -c "ALTER DATABASE $db CONNECTION LIMIT -1" >/dev/null
+psql -qAtX "$DR_ADMIN_URL" -c "DROP OWNED BY $role" -c "DROP ROLE $role" >/dev/null 2>&1
 stop_sim
 finish

@@ -270,5 +270,57 @@ YAML
 else
     not_ok "TLS: openssl could not make a self-signed certificate"
 fi
+# ---- a database URL's password is never echoed, whatever fails to parse (issue 12.7)
+for url in 'postgresql://alice:s3cr3t@[::1/db' 'postgresql://alice:s3/cr3t@host/db' \
+           'postgresql://alice:s3cr3t@/db?host=/nonexistent_dr&port=s3cr3t' \
+           'host=/nonexistent_dr password=s3cr3t port=s3cr3t'; do
+    out=$(DATABASE_URL=$url timeout 30 "$DR_BUILD/dagrun" -c "$CONFIG" runs 2>&1); rc=$?
+    if [ $rc != 0 ] && [ -n "$out" ] && ! grep -qE 's3cr3t|cr3t|port s3|"s3"' <<<"$out"; then
+        ok "db url: $url is refused without its password"
+    else not_ok "db url: $url: exit $rc: $out"; fi
+done
+
+# ---- credentials are checked before the first request (issue 14.3)
+runs_before=$(q "select count(*) from dagrun.dag_run")
+out=$(env -u KITE_ACCESS_TOKEN timeout 60 "$DR_BUILD/dagrun" -c "$CONFIG" run kite_instruments 2>&1); rc=$?
+expect_eq "credentials: an unset KITE_ACCESS_TOKEN exits 2" "$rc" 2
+check "credentials: the message names the variable and the config key" \
+    grep -qF 'source kite: KITE_ACCESS_TOKEN is not set (named in sources.kite.headers)' <<<"$out"
+out=$(KITE_API_KEY= KITE_ACCESS_TOKEN= timeout 60 "$DR_BUILD/dagrun" -c "$CONFIG" run kite_instruments 2>&1); rc=$?
+expect_eq "credentials: two empty variables exit 2" "$rc" 2
+check "credentials: both variables are named" grep -qF 'KITE_API_KEY and KITE_ACCESS_TOKEN are not set' <<<"$out"
+# the check follows the plugin's source_param: a task reading another source needs its variables
+jq '.sources.other = (.sources.kite | .headers = {"Authorization": "token ${DR_OTHER_TOKEN}"})' \
+    "$CONFIG" >"$T_WORK/other.json"
+cat >"$T_WORK/dags/other_source.yaml" <<'YAML'
+dag_id: other_source
+tasks:
+  load: { plugin: load_instruments, retries: 3, params: { source: other } }
+YAML
+out=$(env -u DR_OTHER_TOKEN timeout 60 "$DR_BUILD/dagrun" -c "$T_WORK/other.json" run other_source 2>&1); rc=$?
+expect_eq "credentials: a task's source param is followed (exit 2)" "$rc" 2
+check "credentials: the other source's variable is named" \
+    grep -qF 'source other: DR_OTHER_TOKEN is not set (named in sources.other.headers)' <<<"$out"
+sed -i 's/source: other/source: nowhere/' "$T_WORK/dags/other_source.yaml"
+out=$(timeout 60 "$DR_BUILD/dagrun" -c "$T_WORK/other.json" run other_source 2>&1); rc=$?
+expect_eq "credentials: a source missing from config.json exits 2" "$rc" 2
+check "credentials: the missing source is named" grep -qF 'source nowhere is not in config.json' <<<"$out"
+rm -f "$T_WORK/dags/other_source.yaml"
+expect_eq "credentials: no run was recorded for them" "$(q "select count(*) from dagrun.dag_run")" "$runs_before"
+# a run the scheduler fires ends failed with the reason (not queued, retried at every tick)
+mkdir -p "$T_WORK/sched_dags"
+cat >"$T_WORK/sched_dags/sched_instruments.yaml" <<YAML
+dag_id: sched_instruments
+schedule: "@daily"
+start_date: $(date -u -d '3 days ago' +%Y-%m-%d)
+catchup: false
+tasks:
+  load: { plugin: load_instruments }
+YAML
+jq --arg d "$T_WORK/sched_dags" '.dags_dir = $d' "$CONFIG" >"$T_WORK/sched.json"
+env -u KITE_ACCESS_TOKEN timeout 120 "$DR_BUILD/dagrun" -c "$T_WORK/sched.json" scheduler --once \
+    >"$T_WORK/sched_cred.out" 2>&1
+expect_eq "credentials: the scheduled run ends failed, naming the variable" \
+    "$(q "select state || ': ' || (error like '%KITE_ACCESS_TOKEN is not set (named in sources.kite.headers)%') from dagrun.dag_run where dag_id = 'sched_instruments'")" "failed: true"
 [ -n "${DR_KEEP:-}" ] && cp -r "$S" "$DR_KEEP"
 finish
