@@ -63,11 +63,24 @@ int launch_run(const struct launch_env *env, struct dag *dag, struct store *st, 
         if (l->resume_run_id != l->run_id)   /* the scheduler passes run_id itself */
             snprintf(l->run_id, sizeof l->run_id, "%s", l->resume_run_id);
     } else if (!l->run_id[0]) {
-        int made = store_run_create(st, dag->dag_id, l->run_type, l->logical_date,
-                                    l->data_interval_start, l->data_interval_end, l->conf,
-                                    l->run_id, sizeof l->run_id, &err);
+        /* max_active_runs holds across processes: a run that would exceed it is refused,
+         * not queued (a queued row is what a stopped scheduler hands back, and the next
+         * scheduler would start it). */
+        int active = 0;
+        int made = store_run_create_limited(st, dag->dag_id, l->run_type, l->logical_date,
+                                            l->data_interval_start, l->data_interval_end,
+                                            l->conf, dag->max_active_runs, &active, l->run_id,
+                                            sizeof l->run_id, &err);
         if (made < 0)
             goto fail;
+        if (made == 2) {
+            err_set(&err, "%s has %d active run%s (max_active_runs %d): this run is not "
+                    "started", dag->dag_id, active, active == 1 ? "" : "s",
+                    dag->max_active_runs);
+            err_hint(&err, "dagrun runs %s lists them; run again when one has ended",
+                     dag->dag_id);
+            goto fail;
+        }
         if (made == 1) {
             err_set(&err, "a scheduled run of %s for this logical date exists already",
                     dag->dag_id);

@@ -303,10 +303,23 @@ static const char sql_run_create[] =
     "  WHERE d.dag_id = r.dag_id AND r.run_type = 'scheduled')"
     " SELECT run_id FROM r";
 
+/* max_active_runs: the DAG's runs are counted and the new one inserted under this
+ * transaction-level lock on the dag id, so two processes cannot both take the last slot. */
+#define DAG_LOCK_NS "1684107123"
+
 int store_run_create(struct store *s, const char *dag_id, const char *run_type,
                      int64_t logical_date, int64_t data_interval_start,
                      int64_t data_interval_end, const json_t *conf, char *run_id,
                      size_t run_id_len, struct dr_err *err)
+{
+    return store_run_create_limited(s, dag_id, run_type, logical_date, data_interval_start,
+                                    data_interval_end, conf, 0, NULL, run_id, run_id_len, err);
+}
+
+int store_run_create_limited(struct store *s, const char *dag_id, const char *run_type,
+                             int64_t logical_date, int64_t data_interval_start,
+                             int64_t data_interval_end, const json_t *conf, int max_active,
+                             int *active, char *run_id, size_t run_id_len, struct dr_err *err)
 {
     bool scheduled = strcmp(run_type, "scheduled") == 0;
     if (!scheduled && strcmp(run_type, "manual") != 0 && strcmp(run_type, "test") != 0)
@@ -332,6 +345,35 @@ int store_run_create(struct store *s, const char *dag_id, const char *run_type,
     const char *host_p = pgconn_text_param(host, &host_tmp);
 
     int rc = -1;
+    bool txn = false;
+    if (max_active > 0) {
+        /* Inside the transaction nothing is retried after a reconnect: it would run outside
+         * it. The count is a statement of its own, after the lock, so that it sees the runs
+         * another process committed while this one waited. */
+        if (!(res = store_sexec(s, "BEGIN", 0, NULL, err, "create run of %s", dag_id)))
+            goto out;
+        PQclear(res);
+        txn = true;
+        res = pgconn_exec(s->conn, "SELECT pg_advisory_xact_lock(" DAG_LOCK_NS ", hashtext($1))",
+                          1, dv, err, "create run of %s", dag_id);
+        if (!res)
+            goto out;
+        PQclear(res);
+        res = pgconn_exec(s->conn, "SELECT count(*) FROM dagrun.dag_run"
+                                   " WHERE dag_id = $1 AND state IN ('queued', 'running')",
+                          1, dv, err, "create run of %s", dag_id);
+        if (!res)
+            goto out;
+        int64_t c = 0;
+        pgconn_parse_i64(PQgetvalue(res, 0, 0), &c);
+        PQclear(res);
+        if (active)
+            *active = (int)c;
+        if (c >= max_active) {
+            rc = 2;
+            goto out;
+        }
+    }
     /* A manual or test run id carries a random suffix; on the (unlikely) collision, draw
      * again. A scheduled run's id is fixed, so a conflict means it exists. */
     for (int attempt = 0; attempt < 5 && rc < 0; attempt++) {
@@ -349,7 +391,8 @@ int store_run_create(struct store *s, const char *dag_id, const char *run_type,
         }
         const char *v[] = { id, dag_id, run_type, t0, t1, t2, conf_txt ? conf_txt : "{}",
                             pid, host_p[0] ? host_p : NULL };
-        res = store_sexec(s, sql_run_create, 9, v, err, "create run of %s", dag_id);
+        res = txn ? pgconn_exec(s->conn, sql_run_create, 9, v, err, "create run of %s", dag_id)
+                  : store_sexec(s, sql_run_create, 9, v, err, "create run of %s", dag_id);
         if (!res)
             break;
         int made = PQntuples(res);
@@ -360,6 +403,16 @@ int store_run_create(struct store *s, const char *dag_id, const char *run_type,
         } else if (attempt == 4)
             err_set(err, "create run of %s: no free run id after 5 tries", dag_id);
     }
+    if (txn && rc >= 0) {
+        if ((res = pgconn_exec(s->conn, "COMMIT", 0, NULL, err, "create run of %s", dag_id))) {
+            PQclear(res);
+            txn = false;
+        } else
+            rc = -1;
+    }
+out:
+    if (txn && PQtransactionStatus(s->conn) != PQTRANS_IDLE)
+        PQclear(PQexec(s->conn, "ROLLBACK"));
     free(conf_txt);
     free(host_tmp);
     return rc;

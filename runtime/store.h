@@ -37,6 +37,14 @@ int store_run_create(struct store *s, const char *dag_id, const char *run_type,
                      int64_t logical_date, int64_t data_interval_start,
                      int64_t data_interval_end, const json_t *conf, char *run_id,
                      size_t run_id_len, struct dr_err *err);
+/* store_run_create holding max_active_runs across processes: when max_active > 0, the DAG's
+ * queued and running runs are counted (into *active, may be NULL) and the run created in
+ * one transaction under a transaction-level advisory lock on dag_id. Returns 2 (nothing
+ * created) when max_active runs are active already; otherwise as store_run_create. */
+int store_run_create_limited(struct store *s, const char *dag_id, const char *run_type,
+                             int64_t logical_date, int64_t data_interval_start,
+                             int64_t data_interval_end, const json_t *conf, int max_active,
+                             int *active, char *run_id, size_t run_id_len, struct dr_err *err);
 /* Sets the run's state (and error, may be NULL); stamps start/end times. */
 int store_run_set_state(struct store *s, const char *run_id, enum run_state state,
                         const char *error, struct dr_err *err);
