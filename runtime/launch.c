@@ -77,8 +77,8 @@ int launch_run(const struct launch_env *env, struct dag *dag, struct store *st, 
             err_set(&err, "%s has %d active run%s (max_active_runs %d): this run is not "
                     "started", dag->dag_id, active, active == 1 ? "" : "s",
                     dag->max_active_runs);
-            err_hint(&err, "dagrun runs %s lists them; run again when one has ended",
-                     dag->dag_id);
+            err_hint(&err, "dagrun runs %s lists them; run again when one has ended (a stale "
+                     "one: dagrun resume or dagrun cancel RUN_ID)", dag->dag_id);
             goto fail;
         }
         if (made == 1) {
