@@ -658,7 +658,8 @@ int store_run_fence_conn(PGconn *conn, const char *run_id, int64_t epoch, struct
  * is older than $2 seconds (their process is stopped or cut off: its run is taken over). */
 static const char sql_run_take_over[] =
     "WITH r AS (SELECT pid, hostname FROM dagrun.dag_run WHERE run_id = $1"
-    "  AND state IN ('queued', 'running') AND coalesce(heartbeat_at, started_at, queued_at)"
+    /* any state: a run cancelled while its process was stopped is still held by it */
+    "  AND coalesce(heartbeat_at, started_at, queued_at)"
     "   < now() - make_interval(secs => $2::int)),"
     " holders AS (SELECT l.pid FROM pg_locks l, r"
     "  WHERE l.locktype = 'advisory' AND l.granted"
