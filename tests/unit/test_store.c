@@ -282,6 +282,17 @@ static void test_store_fence_after_takeover(void **state)
     PQclear(PQexec(w, "ROLLBACK"));
     PQfinish(w);
 
+    /* Its new owner's success stays when this process records the item cancelled. */
+    struct ti_record rec = { .task_id = "fetch", .map_index = 0, .map_key = "NSE:A",
+                             .state = TI_SUCCESS, .try_number = 1 };
+    assert_int_equal(store_ti_write(g_st, id, &rec, 1, &err), 0);
+    rec.state = TI_CANCELLED;
+    rec.try_number = 2;
+    assert_int_equal(store_ti_write(g_st, id, &rec, 1, &err), 0);
+    char *st = sql1("SELECT state FROM dagrun.task_instance WHERE run_id = $1", id);
+    assert_string_equal(st, "success");
+    free(st);
+
     assert_false(store_run_lost(a, id));
     bool cancel = false;
     assert_int_equal(store_run_heartbeat(a, id, &cancel, &err), 0);
