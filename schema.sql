@@ -113,6 +113,12 @@ CREATE TABLE IF NOT EXISTS dagrun.dag_run (
     hostname            text
 );
 
+-- Fencing: every process that takes a run's lock increments epoch and remembers it; its
+-- heartbeat, end state and each item's commit require the row to still carry its epoch, so a
+-- process whose run was taken over (it was stopped, or cut off from the database, past
+-- heartbeat_timeout_sec) can write nothing more for it, even before it notices.
+ALTER TABLE dagrun.dag_run ADD COLUMN IF NOT EXISTS epoch bigint NOT NULL DEFAULT 0;
+
 -- At most one scheduled run per DAG and logical date, so two schedulers cannot both fire it;
 -- also serves "latest scheduled run of a DAG".
 CREATE UNIQUE INDEX IF NOT EXISTS dag_run_scheduled_uq

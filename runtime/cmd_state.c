@@ -29,6 +29,22 @@ static void print_json(const json_t *v)
     free(s);
 }
 
+/* The state to show: a queued or running run whose heartbeat is older than timeout_sec is
+ * "running (stale 68s)": its process is gone (or stopped) and `dagrun resume` continues it.
+ * Returns whether it is stale. */
+static bool state_text(const json_t *run, int timeout_sec, char *buf, size_t len)
+{
+    const char *state = str(run, "state");
+    const json_t *age = json_object_get(run, "heartbeat_age_s");
+    bool live = strcmp(state, "running") == 0 || strcmp(state, "queued") == 0;
+    if (live && json_is_number(age) && json_number_value(age) > (timeout_sec > 0 ? timeout_sec : 60)) {
+        snprintf(buf, len, "%s (stale %.0fs)", state, json_number_value(age));
+        return true;
+    }
+    snprintf(buf, len, "%s", state);
+    return false;
+}
+
 /* Prints the usage to stderr; returns the exit code for bad arguments. */
 static int usage_error(const char *usage)
 {
@@ -163,6 +179,20 @@ int cmd_runs(struct cli *c, int argc, char **argv)
         err_print(&err);
         return EXIT_FAILED;
     }
+    int timeout = c->cfg->heartbeat_timeout_sec;
+    const char *stale_id = NULL;
+    size_t i;
+    json_t *r;
+    json_array_foreach(runs, i, r) {
+        char shown[64];
+        bool stale = state_text(r, timeout, shown, sizeof shown);
+        json_object_set_new(r, "stale", json_boolean(stale));
+        if (stale && !stale_id)
+            stale_id = str(r, "run_id");
+        /* The table shows a stale run as such (the JSON keeps its state and "stale"). */
+        if (stale && !json)
+            json_object_set_new(r, "state", json_string(wide ? shown : "stale"));
+    }
     if (json)
         print_json(runs);
     else {
@@ -170,6 +200,9 @@ int cmd_runs(struct cli *c, int argc, char **argv)
         if (!json_array_size(runs))
             printf("(no %s%sruns%s%s)\n", state ? state : "", state ? " " : "", dag ? " of " : "",
                    dag ? dag : "");
+        if (stale_id)
+            printf("stale: no heartbeat for over %d s, its process is gone; "
+                   "dagrun resume %s continues it\n", timeout > 0 ? timeout : 60, stale_id);
     }
     json_decref(runs);
     return EXIT_OK;
@@ -218,17 +251,25 @@ int cmd_status(struct cli *c, int argc, char **argv)
     }
     if (state)
         tables_keep_state(json_object_get(s, "tasks"), state, 0);
+    json_t *run = json_object_get(s, "run");
+    char shown[64];
+    bool stale = state_text(run, c->cfg->heartbeat_timeout_sec, shown, sizeof shown);
+    json_object_set_new(run, "stale", json_boolean(stale));
     if (json) {
         print_json(s);
         json_decref(s);
         return EXIT_OK;
     }
-    const json_t *run = json_object_get(s, "run");
     printf("run:          %s\ndag:          %s\ntype:         %s\nlogical date: %s\n"
            "state:        %s\nstarted:      %s\nended:        %s\n",
            str(run, "run_id"), str(run, "dag_id"), str(run, "run_type"),
-           str(run, "logical_date"), str(run, "state"), str(run, "started_at"),
+           str(run, "logical_date"), shown, str(run, "started_at"),
            str(run, "ended_at"));
+    if (stale)
+        printf("hint:         no heartbeat for over %d s, its process is gone; "
+               "dagrun resume %s continues it\n",
+               c->cfg->heartbeat_timeout_sec > 0 ? c->cfg->heartbeat_timeout_sec : 60,
+               str(run, "run_id"));
     const json_t *conf = json_object_get(run, "conf");
     if (json_is_object(conf) && json_object_size(conf)) {
         char *t = json_dumps(conf, JSON_COMPACT);
@@ -276,7 +317,8 @@ static const char cancel_usage[] =
     "usage: dagrun cancel RUN_ID\n"
     "Asks a queued or running run to stop. The process running it notices within a few\n"
     "seconds, stops handing out work, lets items in flight finish or roll back, and marks the\n"
-    "run cancelled; `dagrun resume RUN_ID` completes it later.\n";
+    "run cancelled; `dagrun resume RUN_ID` completes it later. A run whose process is gone\n"
+    "(its heartbeat older than heartbeat_timeout_sec) is marked cancelled at once.\n";
 
 int cmd_cancel(struct cli *c, int argc, char **argv)
 {
@@ -289,7 +331,15 @@ int cmd_cancel(struct cli *c, int argc, char **argv)
     if (!st)
         return EXIT_FAILED;
     int rc = EXIT_OK;
-    if (store_run_request_cancel(st, argv[1], &err) < 0) {
+    bool done = false;
+    /* A run whose process is gone would never see the request: it is cancelled here. */
+    if (store_run_cancel_dead(st, argv[1], c->cfg->heartbeat_timeout_sec, &done, &err) < 0) {
+        err_print(&err);
+        rc = EXIT_FAILED;
+    } else if (done)
+        printf("%s cancelled: its process was gone; dagrun resume %s continues it\n",
+               argv[1], argv[1]);
+    else if (store_run_request_cancel(st, argv[1], &err) < 0) {
         err_print(&err);
         rc = EXIT_BAD_INPUT;
     } else

@@ -67,15 +67,25 @@ int launch_run(const struct launch_env *env, struct dag *dag, struct store *st, 
     if (l->resume_run_id) {
         if (l->resume_run_id != l->run_id)   /* the scheduler passes run_id itself */
             snprintf(l->run_id, sizeof l->run_id, "%s", l->resume_run_id);
-        if (store_prior_load(st, l->run_id, &prior, &err) < 0)
-            goto fail;
-        have_prior = true;
     } else if (!l->run_id[0]) {
-        int made = store_run_create(st, dag->dag_id, l->run_type, l->logical_date,
-                                    l->data_interval_start, l->data_interval_end, l->conf,
-                                    l->run_id, sizeof l->run_id, &err);
+        /* max_active_runs holds across processes: a run that would exceed it is refused,
+         * not queued (a queued row is what a stopped scheduler hands back, and the next
+         * scheduler would start it). */
+        int active = 0;
+        int made = store_run_create_limited(st, dag->dag_id, l->run_type, l->logical_date,
+                                            l->data_interval_start, l->data_interval_end,
+                                            l->conf, dag->max_active_runs, &active, l->run_id,
+                                            sizeof l->run_id, &err);
         if (made < 0)
             goto fail;
+        if (made == 2) {
+            err_set(&err, "%s has %d active run%s (max_active_runs %d): this run is not "
+                    "started", dag->dag_id, active, active == 1 ? "" : "s",
+                    dag->max_active_runs);
+            err_hint(&err, "dagrun runs %s lists them; run again when one has ended (a stale "
+                     "one: dagrun resume or dagrun cancel RUN_ID)", dag->dag_id);
+            goto fail;
+        }
         if (made == 1) {
             err_set(&err, "a scheduled run of %s for this logical date exists already",
                     dag->dag_id);
@@ -92,11 +102,45 @@ int launch_run(const struct launch_env *env, struct dag *dag, struct store *st, 
             nanosleep(&(struct timespec){ 0, 100 * 1000000L }, NULL);
         if (store_run_lock(st, l->run_id, &mine, &err) < 0)
             goto fail;
+        /* A holder whose heartbeat is older than the timeout is stopped or cut off: its
+         * session is ended and the run taken over (the epoch fences whatever it still has in
+         * flight). */
+        bool ended = false;
+        if (!mine && l->resume_run_id && tries % 10 == 0 &&
+            store_run_take_over(st, l->run_id, env->cfg->heartbeat_timeout_sec, &ended,
+                                &err) < 0)
+            goto fail;
+        if (ended)
+            log_msg(DR_LOG_WARN, l->run_id, NULL, NULL,
+                    "taking the run over: its heartbeat is older than %d s",
+                    env->cfg->heartbeat_timeout_sec);
     }
     if (!mine) {
         err_set(&err, "run %s is being run by another process", l->run_id);
         err_hint(&err, "dagrun cancel %s stops it", l->run_id);
         goto fail;
+    }
+    if (l->resume_run_id) {
+        /* Read only now, under the lock: a run that ended while this waited for it is not
+         * run again, and what it achieved is what the resume starts from. */
+        json_t *run = store_run_get(st, l->run_id, &err);
+        if (!run)
+            goto fail;
+        const char *state = json_string_value(json_object_get(run, "state"));
+        bool done = state && strcmp(state, "success") == 0;
+        json_decref(run);
+        if (done) {
+            printf("run %s already succeeded: nothing to resume\n", l->run_id);
+            rc = EXIT_OK;
+            goto out;
+        }
+        if (store_prior_load(st, l->run_id, &prior, &err) < 0)
+            goto fail;
+        have_prior = true;
+        /* A cancel request aimed at an earlier process (one that died before it saw it)
+         * would stop this resume at its first heartbeat. */
+        if (store_run_clear_cancel(st, l->run_id, &err) < 0)
+            goto fail;
     }
     if (store_run_set_state(st, l->run_id, RUN_RUNNING, NULL, &err) < 0)
         goto fail;
@@ -144,6 +188,15 @@ int launch_run(const struct launch_env *env, struct dag *dag, struct store *st, 
         res.state = RUN_QUEUED;
         log_msg(DR_LOG_INFO, l->run_id, NULL, NULL, "interrupted: queued for the next scheduler");
     }
+    if (store_run_lost(st, l->run_id)) {
+        /* Its new owner finishes the run and writes its end state. */
+        report_summary(rep, &res, wall);
+        err_set(&err, "run %s was taken over by another process: this process stopped "
+                "working on it (items in flight rolled back) and left its end state to the "
+                "new owner", l->run_id);
+        err_hint(&err, "dagrun status %s shows the run", l->run_id);
+        goto fail;
+    }
     if (store_run_set_state(st, l->run_id, res.state, res.error[0] ? res.error : NULL, &err) < 0)
         err_print(&err); /* the data is committed; only the run row lags */
     report_summary(rep, &res, wall);
@@ -159,7 +212,7 @@ int launch_run(const struct launch_env *env, struct dag *dag, struct store *st, 
 
 fail_run:
     err_print(&err);
-    {
+    if (!store_run_lost(st, l->run_id)) {
         struct dr_err e2;
         err_clear(&e2);
         store_run_set_state(st, l->run_id, RUN_FAILED, err.msg, &e2);

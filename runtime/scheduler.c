@@ -277,12 +277,17 @@ static int fire_dag(struct sched *s, struct version *v, int64_t now)
             found = true;
             last = start;
             char run_id[160];
-            int made = store_run_create(s->st, d->dag_id, "scheduled", start, start, end, NULL,
-                                        run_id, sizeof run_id, &err);
+            /* The limit is counted again in the database, under a lock on the DAG: another
+             * scheduler or a manual run may hold the slots this one counted free. */
+            int made = store_run_create_limited(s->st, d->dag_id, "scheduled", start, start,
+                                                end, NULL, d->max_active_runs, NULL, run_id,
+                                                sizeof run_id, &err);
             if (made < 0) {
                 log_error("%s: %s", d->dag_id, err.msg);
                 return fired;
             }
+            if (made == 2)
+                return fired; /* full: the intervals go next round */
             if (made == 1)
                 continue; /* another scheduler fired it */
             log_info("fired %s", run_id);

@@ -29,6 +29,42 @@
  * of dagrun's, and the run id's hash. */
 #define RUN_LOCK_NS "1684107122"
 static const char sql_run_lock[] = "SELECT pg_try_advisory_lock(" RUN_LOCK_NS ", hashtext($1))";
+static const char sql_run_unlock[] = "SELECT pg_advisory_unlock(" RUN_LOCK_NS ", hashtext($1))";
+/* A takeover: the new owner's epoch. */
+static const char sql_run_bump[] =
+    "UPDATE dagrun.dag_run SET epoch = epoch + 1 WHERE run_id = $1 RETURNING epoch";
+/* The fence inside a worker's transaction: a share lock on the run row while it still carries
+ * this process's epoch. A takeover's epoch increment waits for the commits that hold it, and
+ * a commit after the increment finds no row. */
+static const char sql_run_fence[] =
+    "SELECT 1 FROM dagrun.dag_run WHERE run_id = $1 AND epoch = $2::bigint FOR SHARE";
+
+static struct store_lock *lock_of(struct store *s, const char *run_id)
+{
+    for (size_t i = 0; s && i < s->n_locks; i++)
+        if (strcmp(s->locks[i].run_id, run_id) == 0)
+            return &s->locks[i];
+    return NULL;
+}
+
+/* The epoch a fenced statement of run_id must find, as text in buf, or NULL (no fence). */
+static const char *epoch_param(struct store *s, const char *run_id, char *buf, size_t len)
+{
+    const struct store_lock *l = lock_of(s, run_id);
+    if (!l || l->epoch <= 0)
+        return NULL;
+    snprintf(buf, len, "%lld", (long long)l->epoch);
+    return buf;
+}
+
+static void mark_lost(struct store_lock *l)
+{
+    if (l->lost)
+        return;
+    l->lost = true;
+    log_error("run %s: another process took the run over (this process could not hold its "
+              "lock): stopping without writing its end state", l->run_id);
+}
 
 /* A timestamptz column as an ISO-8601 UTC string, or SQL NULL. */
 #define ISO(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
@@ -68,9 +104,31 @@ static json_t *query_json(struct store *s, const char *sql, int n, const char *c
 
 /* ---- connections ---- */
 
+/* Names the session after this process, "dagrun/PID/HOST" (as dag_run.pid and hostname
+ * record the run's owner), so that a takeover can end the sessions of a process that was
+ * stopped mid-transaction (store_run_take_over). Returns conn, or NULL with err (closed). */
+static PGconn *tag_conn(PGconn *conn, struct dr_err *err)
+{
+    if (!conn)
+        return NULL;
+    char tag[320], host[256] = "";
+    if (gethostname(host, sizeof host - 1) != 0)
+        host[0] = '\0';
+    snprintf(tag, sizeof tag, "dagrun/%d/%s", (int)getpid(), host);
+    const char *v[] = { tag };
+    PGresult *res = pgconn_exec(conn, "SELECT set_config('application_name', left($1, 63), false)",
+                                1, v, err, "name the session");
+    if (!res) {
+        PQfinish(conn);
+        return NULL;
+    }
+    PQclear(res);
+    return conn;
+}
+
 PGconn *store_open_conn(const char *url, struct dr_err *err)
 {
-    return pgconn_open(url, err);
+    return tag_conn(pgconn_open(url, err), err);
 }
 
 struct store *store_open(const char *url, struct dr_err *err)
@@ -85,7 +143,7 @@ struct store *store_open(const char *url, struct dr_err *err)
         err_set(err, "out of memory");
         return NULL;
     }
-    if (!(s->conn = pgconn_open(url, err))) {
+    if (!(s->conn = store_open_conn(url, err))) {
         free(s->url);
         free(s);
         return NULL;
@@ -103,17 +161,32 @@ bool store_reconnect(struct store *s)
     long delay_ms = 100;
     for (;;) {
         struct dr_err e = { .msg = "" };
-        PGconn *c = pgconn_open(s->url, &e);
+        PGconn *c = store_open_conn(s->url, &e);
         if (c) {
             PQfinish(s->conn);
             s->conn = c;
             for (size_t i = 0; i < s->n_locks; i++) {
-                const char *v[] = { s->locks[i] };
-                PGresult *r = PQexecParams(c, sql_run_lock, 1, NULL, v, NULL, NULL, 0);
-                if (PQresultStatus(r) != PGRES_TUPLES_OK || strcmp(PQgetvalue(r, 0, 0), "t") != 0)
-                    log_error("run %s: could not take its lock again after reconnecting",
-                              s->locks[i]);
+                struct store_lock *l = &s->locks[i];
+                if (l->lost)
+                    continue;
+                const char *v[] = { l->run_id };
+                PGresult *r = PQexecParams(c, "SELECT pg_try_advisory_lock(" RUN_LOCK_NS
+                                           ", hashtext($1)), (SELECT epoch FROM dagrun.dag_run"
+                                           " WHERE run_id = $1)", 1, NULL, v, NULL, NULL, 0);
+                int64_t now_epoch = 0;
+                bool held = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
+                            strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+                if (held && l->epoch > 0 &&
+                    (PQgetisnull(r, 0, 1) ||
+                     pgconn_parse_i64(PQgetvalue(r, 0, 1), &now_epoch) < 0 ||
+                     now_epoch != l->epoch))
+                    held = false;
                 PQclear(r);
+                if (!held) {
+                    log_error("run %s: could not take its lock again after reconnecting",
+                              l->run_id);
+                    mark_lost(l);
+                }
             }
             log_info("database connection reopened");
             return true;
@@ -139,7 +212,7 @@ void store_close(struct store *s)
         free(s->url);
     }
     for (size_t i = 0; i < s->n_locks; i++)
-        free(s->locks[i]);
+        free(s->locks[i].run_id);
     free(s->locks);
     free(s);
 }
@@ -230,10 +303,23 @@ static const char sql_run_create[] =
     "  WHERE d.dag_id = r.dag_id AND r.run_type = 'scheduled')"
     " SELECT run_id FROM r";
 
+/* max_active_runs: the DAG's runs are counted and the new one inserted under this
+ * transaction-level lock on the dag id, so two processes cannot both take the last slot. */
+#define DAG_LOCK_NS "1684107123"
+
 int store_run_create(struct store *s, const char *dag_id, const char *run_type,
                      int64_t logical_date, int64_t data_interval_start,
                      int64_t data_interval_end, const json_t *conf, char *run_id,
                      size_t run_id_len, struct dr_err *err)
+{
+    return store_run_create_limited(s, dag_id, run_type, logical_date, data_interval_start,
+                                    data_interval_end, conf, 0, NULL, run_id, run_id_len, err);
+}
+
+int store_run_create_limited(struct store *s, const char *dag_id, const char *run_type,
+                             int64_t logical_date, int64_t data_interval_start,
+                             int64_t data_interval_end, const json_t *conf, int max_active,
+                             int *active, char *run_id, size_t run_id_len, struct dr_err *err)
 {
     bool scheduled = strcmp(run_type, "scheduled") == 0;
     if (!scheduled && strcmp(run_type, "manual") != 0 && strcmp(run_type, "test") != 0)
@@ -259,6 +345,35 @@ int store_run_create(struct store *s, const char *dag_id, const char *run_type,
     const char *host_p = pgconn_text_param(host, &host_tmp);
 
     int rc = -1;
+    bool txn = false;
+    if (max_active > 0) {
+        /* Inside the transaction nothing is retried after a reconnect: it would run outside
+         * it. The count is a statement of its own, after the lock, so that it sees the runs
+         * another process committed while this one waited. */
+        if (!(res = store_sexec(s, "BEGIN", 0, NULL, err, "create run of %s", dag_id)))
+            goto out;
+        PQclear(res);
+        txn = true;
+        res = pgconn_exec(s->conn, "SELECT pg_advisory_xact_lock(" DAG_LOCK_NS ", hashtext($1))",
+                          1, dv, err, "create run of %s", dag_id);
+        if (!res)
+            goto out;
+        PQclear(res);
+        res = pgconn_exec(s->conn, "SELECT count(*) FROM dagrun.dag_run"
+                                   " WHERE dag_id = $1 AND state IN ('queued', 'running')",
+                          1, dv, err, "create run of %s", dag_id);
+        if (!res)
+            goto out;
+        int64_t c = 0;
+        pgconn_parse_i64(PQgetvalue(res, 0, 0), &c);
+        PQclear(res);
+        if (active)
+            *active = (int)c;
+        if (c >= max_active) {
+            rc = 2;
+            goto out;
+        }
+    }
     /* A manual or test run id carries a random suffix; on the (unlikely) collision, draw
      * again. A scheduled run's id is fixed, so a conflict means it exists. */
     for (int attempt = 0; attempt < 5 && rc < 0; attempt++) {
@@ -276,7 +391,8 @@ int store_run_create(struct store *s, const char *dag_id, const char *run_type,
         }
         const char *v[] = { id, dag_id, run_type, t0, t1, t2, conf_txt ? conf_txt : "{}",
                             pid, host_p[0] ? host_p : NULL };
-        res = store_sexec(s, sql_run_create, 9, v, err, "create run of %s", dag_id);
+        res = txn ? pgconn_exec(s->conn, sql_run_create, 9, v, err, "create run of %s", dag_id)
+                  : store_sexec(s, sql_run_create, 9, v, err, "create run of %s", dag_id);
         if (!res)
             break;
         int made = PQntuples(res);
@@ -287,6 +403,16 @@ int store_run_create(struct store *s, const char *dag_id, const char *run_type,
         } else if (attempt == 4)
             err_set(err, "create run of %s: no free run id after 5 tries", dag_id);
     }
+    if (txn && rc >= 0) {
+        if ((res = pgconn_exec(s->conn, "COMMIT", 0, NULL, err, "create run of %s", dag_id))) {
+            PQclear(res);
+            txn = false;
+        } else
+            rc = -1;
+    }
+out:
+    if (txn && PQtransactionStatus(s->conn) != PQTRANS_IDLE)
+        PQclear(PQexec(s->conn, "ROLLBACK"));
     free(conf_txt);
     free(host_tmp);
     return rc;
@@ -305,7 +431,7 @@ static const char sql_run_set_state[] =
     "  THEN false ELSE cancel_requested END,"
     " pid = CASE WHEN $2::text = 'running' THEN $4::int ELSE pid END,"
     " hostname = CASE WHEN $2::text = 'running' THEN coalesce($5::text, hostname) ELSE hostname END"
-    " WHERE run_id = $1";
+    " WHERE run_id = $1 AND ($6::bigint IS NULL OR epoch = $6::bigint)";
 
 int store_run_set_state(struct store *s, const char *run_id, enum run_state state,
                         const char *error, struct dr_err *err)
@@ -316,14 +442,28 @@ int store_run_set_state(struct store *s, const char *run_id, enum run_state stat
         host[0] = '\0';
     char *etmp, *htmp;
     const char *e = pgconn_text_param(error, &etmp), *h = pgconn_text_param(host, &htmp);
-    const char *v[] = { run_id, run_state_name(state), e, pid, h[0] ? h : NULL };
-    PGresult *res = store_sexec(s, sql_run_set_state, 5, v, err, "set state of run %s", run_id);
+    struct store_lock *lk = lock_of(s, run_id);
+    if (lk && lk->lost) {
+        free(etmp);
+        free(htmp);
+        return err_set(err, "set state of run %s: another process took the run over", run_id);
+    }
+    char eb[24];
+    const char *v[] = { run_id, run_state_name(state), e, pid, h[0] ? h : NULL,
+                        epoch_param(s, run_id, eb, sizeof eb) };
+    PGresult *res = store_sexec(s, sql_run_set_state, 6, v, err, "set state of run %s", run_id);
     free(etmp);
     free(htmp);
     if (!res)
         return -1;
-    int rc = strcmp(PQcmdTuples(res), "1") == 0 ? 0
-             : err_set(err, "set state of run %s: no such run", run_id);
+    int rc = 0;
+    if (strcmp(PQcmdTuples(res), "1") != 0) {
+        if (v[5]) {
+            mark_lost(lk);
+            rc = err_set(err, "set state of run %s: another process took the run over", run_id);
+        } else
+            rc = err_set(err, "set state of run %s: no such run", run_id);
+    }
     PQclear(res);
     return rc;
 }
@@ -331,15 +471,30 @@ int store_run_set_state(struct store *s, const char *run_id, enum run_state stat
 int store_run_heartbeat(struct store *s, const char *run_id, bool *cancel_requested,
                         struct dr_err *err)
 {
-    const char *v[] = { run_id };
-    PGresult *res = store_sexec(s,
+    struct store_lock *lk = lock_of(s, run_id);
+    char eb[24];
+    const char *v[] = { run_id, epoch_param(s, run_id, eb, sizeof eb) };
+    PGresult *res = NULL;
+    if (!lk || !lk->lost)
+        res = store_sexec(s,
                           "UPDATE dagrun.dag_run SET heartbeat_at = now() WHERE run_id = $1"
-                         " RETURNING cancel_requested",
-                         1, v, err, "heartbeat of run %s", run_id);
+                          " AND ($2::bigint IS NULL OR epoch = $2::bigint)"
+                          " RETURNING cancel_requested",
+                          2, v, err, "heartbeat of run %s", run_id);
+    if (lk && lk->lost) {       /* found out here or while reconnecting: the run is not ours */
+        PQclear(res);
+        if (cancel_requested)
+            *cancel_requested = true;
+        return 0;
+    }
     if (!res)
         return -1;
     int rc = 0;
-    if (PQntuples(res) != 1)
+    if (PQntuples(res) != 1 && v[1]) {
+        mark_lost(lk);
+        if (cancel_requested)
+            *cancel_requested = true;
+    } else if (PQntuples(res) != 1)
         rc = err_set(err, "heartbeat of run %s: no such run", run_id);
     else if (cancel_requested)
         *cancel_requested = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
@@ -359,7 +514,7 @@ static const char sql_run_add_warnings[] =
     "  FROM (SELECT coalesce(o.key, n.key) AS k, o.value AS a, n.value AS b"
     "   FROM jsonb_each(r.counters) o FULL JOIN jsonb_each($3::jsonb) n ON o.key = n.key) m"
     " ) END"
-    " WHERE r.run_id = $1";
+    " WHERE r.run_id = $1 AND ($4::bigint IS NULL OR r.epoch = $4::bigint)";
 
 int store_run_add_warnings(struct store *s, const char *run_id, const json_t *warnings,
                            const json_t *counters, struct dr_err *err)
@@ -375,8 +530,14 @@ int store_run_add_warnings(struct store *s, const char *run_id, const json_t *wa
         err_set(err, "add warnings to run %s: out of memory", run_id);
         goto out;
     }
-    const char *v[] = { run_id, w, c };
-    PGresult *res = store_sexec(s, sql_run_add_warnings, 3, v, err, "add warnings to run %s",
+    struct store_lock *lk = lock_of(s, run_id);
+    if (lk && lk->lost) {
+        err_set(err, "add warnings to run %s: another process took the run over", run_id);
+        goto out;
+    }
+    char eb[24];
+    const char *v[] = { run_id, w, c, epoch_param(s, run_id, eb, sizeof eb) };
+    PGresult *res = store_sexec(s, sql_run_add_warnings, 4, v, err, "add warnings to run %s",
                          run_id);
     if (!res)
         goto out;
@@ -436,15 +597,144 @@ int store_run_lock(struct store *s, const char *run_id, bool *got, struct dr_err
         return -1;
     *got = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
     PQclear(res);
-    if (*got) {                 /* remembered, to take it again after a reconnect */
-        char **l = realloc(s->locks, (s->n_locks + 1) * sizeof *l);
-        if (l) {
-            s->locks = l;
-            if ((l[s->n_locks] = strdup(run_id)))
-                s->n_locks++;
+    if (!*got)
+        return 0;
+    /* The takeover: from here on, statements fenced on the previous epoch find nothing. */
+    if (!(res = store_sexec(s, sql_run_bump, 1, v, err, "lock run %s", run_id)))
+        return -1;
+    int64_t epoch = 0;
+    if (PQntuples(res) == 1)
+        pgconn_parse_i64(PQgetvalue(res, 0, 0), &epoch);
+    PQclear(res);
+    struct store_lock *old = lock_of(s, run_id);
+    if (old) {                  /* locked again on this session: a new epoch */
+        old->epoch = epoch;
+        old->lost = false;
+        return 0;
+    }
+    /* remembered, to take it again after a reconnect */
+    struct store_lock *l = realloc(s->locks, (s->n_locks + 1) * sizeof *l);
+    if (l) {
+        s->locks = l;
+        if ((l[s->n_locks].run_id = strdup(run_id))) {
+            l[s->n_locks].epoch = epoch;
+            l[s->n_locks].lost = false;
+            s->n_locks++;
         }
     }
     return 0;
+}
+
+bool store_run_lost(struct store *s, const char *run_id)
+{
+    const struct store_lock *l = lock_of(s, run_id);
+    return l && l->lost;
+}
+
+int64_t store_run_epoch(struct store *s, const char *run_id)
+{
+    const struct store_lock *l = lock_of(s, run_id);
+    return l ? l->epoch : 0;
+}
+
+int store_run_fence_conn(PGconn *conn, const char *run_id, int64_t epoch, struct dr_err *err)
+{
+    if (epoch <= 0)
+        return 0;
+    char eb[24];
+    snprintf(eb, sizeof eb, "%lld", (long long)epoch);
+    const char *v[] = { run_id, eb };
+    PGresult *res = pgconn_exec(conn, sql_run_fence, 2, v, err, "fence of run %s", run_id);
+    if (!res)
+        return -1;
+    int rc = PQntuples(res) == 1 ? 0 : 1;
+    PQclear(res);
+    if (rc)
+        err_set(err, "run %s: another process took the run over", run_id);
+    return rc;
+}
+
+/* The backends of other sessions holding run_id's lock, terminated when the run's heartbeat
+ * is older than $2 seconds (their process is stopped or cut off: its run is taken over). */
+static const char sql_run_take_over[] =
+    "WITH r AS (SELECT pid, hostname FROM dagrun.dag_run WHERE run_id = $1"
+    /* any state: a run cancelled while its process was stopped is still held by it */
+    "  AND coalesce(heartbeat_at, started_at, queued_at)"
+    "   < now() - make_interval(secs => $2::int)),"
+    " holders AS (SELECT l.pid FROM pg_locks l, r"
+    "  WHERE l.locktype = 'advisory' AND l.granted"
+    "  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    "  AND l.classid = " RUN_LOCK_NS "::bigint::oid AND l.objsubid = 2"
+    "  AND l.objid = (hashtext($1)::bigint & 4294967295)::oid"
+    /* the same process's other sessions: workers stopped inside their transactions */
+    "  UNION SELECT a.pid FROM pg_stat_activity a, r"
+    "  WHERE a.application_name = left('dagrun/' || r.pid || '/' || coalesce(r.hostname, ''), 63))"
+    " SELECT count(pg_terminate_backend(h.pid)) FROM holders h WHERE h.pid <> pg_backend_pid()";
+
+int store_run_take_over(struct store *s, const char *run_id, int timeout_sec, bool *ended,
+                        struct dr_err *err)
+{
+    char t[16];
+    snprintf(t, sizeof t, "%d", timeout_sec > 0 ? timeout_sec : 60);
+    const char *v[] = { run_id, t };
+    PGresult *res = store_sexec(s, sql_run_take_over, 2, v, err, "take over run %s", run_id);
+    if (!res)
+        return -1;
+    *ended = strcmp(PQgetvalue(res, 0, 0), "0") != 0;
+    PQclear(res);
+    return 0;
+}
+
+int store_run_clear_cancel(struct store *s, const char *run_id, struct dr_err *err)
+{
+    const char *v[] = { run_id };
+    PGresult *res = store_sexec(s, "UPDATE dagrun.dag_run SET cancel_requested = false"
+                                   " WHERE run_id = $1 AND cancel_requested",
+                                1, v, err, "clear the cancel request of run %s", run_id);
+    if (!res)
+        return -1;
+    PQclear(res);
+    return 0;
+}
+
+/* A run whose process is gone is cancelled here, fenced like a takeover (epoch + 1), with
+ * its cancel request cleared. */
+static const char sql_run_cancel_dead[] =
+    "UPDATE dagrun.dag_run SET state = 'cancelled', cancel_requested = false,"
+    " ended_at = now(), epoch = epoch + 1,"
+    " error = coalesce(error, 'cancelled while its process was gone')"
+    " WHERE run_id = $1 AND state IN ('queued', 'running')"
+    "  AND ($2::boolean OR coalesce(heartbeat_at, started_at, queued_at)"
+    "   < now() - make_interval(secs => $3::int))"
+    " RETURNING 1";
+
+int store_run_cancel_dead(struct store *s, const char *run_id, int timeout_sec, bool *done,
+                          struct dr_err *err)
+{
+    *done = false;
+    const char *v[] = { run_id };
+    /* Its lock free: no process runs it. Held while the row is updated, so none starts. */
+    PGresult *res = store_sexec(s, sql_run_lock, 1, v, err, "cancel run %s", run_id);
+    if (!res)
+        return -1;
+    bool free_lock = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    char t[16];
+    snprintf(t, sizeof t, "%d", timeout_sec > 0 ? timeout_sec : 60);
+    const char *v2[] = { run_id, free_lock ? "true" : "false", t };
+    int rc = -1;
+    res = store_sexec(s, sql_run_cancel_dead, 3, v2, err, "cancel run %s", run_id);
+    if (res) {
+        *done = PQntuples(res) == 1;
+        rc = 0;
+        PQclear(res);
+    }
+    if (free_lock) {
+        struct dr_err e2;
+        err_clear(&e2);
+        PQclear(store_sexec(s, sql_run_unlock, 1, v, &e2, "cancel run %s", run_id));
+    }
+    return rc;
 }
 
 json_t *store_run_get(struct store *s, const char *run_id, struct dr_err *err)
@@ -469,6 +759,9 @@ json_t *store_runs_list(struct store *s, const char *dag_id, int limit, struct d
         "  'run_id', r.run_id, 'dag_id', r.dag_id, 'run_type', r.run_type,"
         "  'logical_date', " ISO("r.logical_date") ", 'state', r.state,"
         "  'started_at', " ISO("r.started_at") ", 'ended_at', " ISO("r.ended_at") ","
+        "  'heartbeat_age_s', CASE WHEN r.state IN ('queued', 'running') THEN round(extract("
+        "   epoch FROM now() - coalesce(r.heartbeat_at, r.started_at, r.queued_at))::numeric, 1)"
+        "   END,"
         "  'duration_s', round(extract(epoch FROM coalesce(r.ended_at, CASE WHEN r.state IN"
         "   ('queued', 'running') THEN now() END) - r.started_at)::numeric, 3),"
         "  'items_ok', c.ok, 'items_skipped', c.skipped, 'items_failed', c.failed) AS j"

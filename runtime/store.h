@@ -37,6 +37,14 @@ int store_run_create(struct store *s, const char *dag_id, const char *run_type,
                      int64_t logical_date, int64_t data_interval_start,
                      int64_t data_interval_end, const json_t *conf, char *run_id,
                      size_t run_id_len, struct dr_err *err);
+/* store_run_create holding max_active_runs across processes: when max_active > 0, the DAG's
+ * queued and running runs are counted (into *active, may be NULL) and the run created in
+ * one transaction under a transaction-level advisory lock on dag_id. Returns 2 (nothing
+ * created) when max_active runs are active already; otherwise as store_run_create. */
+int store_run_create_limited(struct store *s, const char *dag_id, const char *run_type,
+                             int64_t logical_date, int64_t data_interval_start,
+                             int64_t data_interval_end, const json_t *conf, int max_active,
+                             int *active, char *run_id, size_t run_id_len, struct dr_err *err);
 /* Sets the run's state (and error, may be NULL); stamps start/end times. */
 int store_run_set_state(struct store *s, const char *run_id, enum run_state state,
                         const char *error, struct dr_err *err);
@@ -53,9 +61,34 @@ int store_run_request_cancel(struct store *s, const char *run_id, struct dr_err 
 
 /* Takes a session-level advisory lock on run_id on this store's connection,
  * held until store_close (or until the process dies, when PostgreSQL drops
- * the session). *got is false when another live process holds it: that
- * process is running the run. */
+ * the session), and increments the run's fencing epoch (store_run_epoch).
+ * *got is false when another live process holds it: that process is running
+ * the run. */
 int store_run_lock(struct store *s, const char *run_id, bool *got, struct dr_err *err);
+
+/* Whether another process took run_id over from this store (its lock could not be re-taken
+ * after a reconnect, or its fenced heartbeat or end state found a newer epoch). A lost run's
+ * heartbeat reports a cancel request, and its end state, warnings and counters are refused. */
+bool store_run_lost(struct store *s, const char *run_id);
+/* The fencing epoch this store took with run_id's lock (0: not locked here). Read-only once
+ * the lock is taken: workers may read it while the coordinator runs. */
+int64_t store_run_epoch(struct store *s, const char *run_id);
+/* Inside a worker's open transaction: takes a share lock on run_id's row while it still
+ * carries epoch (0: no fence, returns 0), so the transaction commits only while this process
+ * owns the run. 0; 1 with err when another process took the run over; -1 with err. */
+int store_run_fence_conn(PGconn *conn, const char *run_id, int64_t epoch, struct dr_err *err);
+/* When run_id's heartbeat is older than timeout_sec, terminates the database sessions of
+ * other processes holding its lock (a stopped or cut-off process: store_run_fence_conn keeps
+ * it from committing), so that store_run_lock can take it. *ended: some were. 0 or -1. */
+int store_run_take_over(struct store *s, const char *run_id, int timeout_sec, bool *ended,
+                        struct dr_err *err);
+/* Clears a cancel request left on run_id (a resume starts afresh). 0 or -1. */
+int store_run_clear_cancel(struct store *s, const char *run_id, struct dr_err *err);
+/* Cancels run_id at once when no process runs it (its lock is free, or its heartbeat is older
+ * than timeout_sec): state cancelled (resumable), cancel request cleared, epoch moved on.
+ * *done: it was. 0 (also when the run is live or has ended: nothing done) or -1. */
+int store_run_cancel_dead(struct store *s, const char *run_id, int timeout_sec, bool *done,
+                          struct dr_err *err);
 
 /* The run's row as an object {run_id, dag_id, run_type, logical_date,
  * data_interval_start, data_interval_end, conf, state, ...}; NULL with err

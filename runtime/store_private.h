@@ -5,13 +5,21 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <libpq-fe.h>
 #include "err.h"
+
+/* A run this store's session locked (store_run_lock), and the fencing epoch it took. */
+struct store_lock {
+    char *run_id;
+    int64_t epoch;              /* dag_run.epoch after this process's takeover; 0: no row */
+    bool lost;                  /* another process took the run over: write nothing more */
+};
 
 struct store {
     PGconn *conn;               /* owned; used by one thread at a time */
     char *url;                  /* for reconnecting; may hold a password: wiped on close */
-    char **locks;               /* run ids locked with store_run_lock: re-taken on reconnect */
+    struct store_lock *locks;   /* runs locked with store_run_lock: re-taken on reconnect */
     size_t n_locks;
 };
 
@@ -22,7 +30,8 @@ PGresult *store_sexec(struct store *s, const char *sql, int n, const char *const
     __attribute__((format(printf, 6, 7)));
 
 /* Reopens a lost connection with backoff (100 ms doubling to 2 s, for up to 30 s) and
- * re-takes the run locks. Returns true when connected again. Sleeps: the coordinator
+ * re-takes the run locks; a lock that cannot be re-taken, or whose run's epoch moved on
+ * (another process took the run over), is marked lost. Returns true when connected again. Sleeps: the coordinator
  * waits here, its workers keep their own connections. */
 bool store_reconnect(struct store *s);
 

@@ -15,7 +15,8 @@
 /* Duplicate (task, map index) pairs in one batch keep the last record: ON CONFLICT DO
  * UPDATE may not touch a row twice in one statement. A "running" record never replaces an
  * ended state of the same or a later try: the coordinator's batched records can reach the
- * database after a worker committed the instance's end together with its data. */
+ * database after a worker committed the instance's end together with its data. A
+ * "cancelled" record never replaces "success". */
 static const char sql_ti_write[] =
     "INSERT INTO dagrun.task_instance AS t (run_id, task_id, map_index, map_key, state,"
     " try_number, started_at, ended_at, error, output, checkpoint)"
@@ -36,7 +37,10 @@ static const char sql_ti_write[] =
     "  error = EXCLUDED.error, output = EXCLUDED.output,"
     "  checkpoint = coalesce(EXCLUDED.checkpoint, t.checkpoint)"
     " WHERE NOT (EXCLUDED.state = 'running' AND t.state <> 'running'"
-    "  AND t.try_number >= EXCLUDED.try_number)";
+    "  AND t.try_number >= EXCLUDED.try_number)"
+    /* an item that succeeded stays so: a process whose run was taken over may still record
+     * the items it cancelled on its way out */
+    " AND NOT (EXCLUDED.state = 'cancelled' AND t.state = 'success')";
 
 /* ---- the COPY fast path for large batches ----
  * A batch of records goes by COPY straight into task_instance when none of its rows exists yet

@@ -376,7 +376,16 @@ void unit_run(struct worker *w, struct unit *u)
             err_clear(&e);
             unit_build_records(ex, u, w->recbuf);
             char *why = NULL;
-            if (store_ti_write_conn(w->conn, ex->run_id, w->recbuf, (size_t)n, &e) < 0) {
+            /* Fenced: commits only while this process still owns the run. */
+            int fenced = ex->spec->store
+                ? store_run_fence_conn(w->conn, ex->run_id,
+                                       store_run_epoch(ex->spec->store, ex->run_id), &e) : 0;
+            if (fenced != 0) {
+                if (fenced > 0)     /* taken over: nothing more from this process */
+                    __atomic_store_n(&ex->cancel, 1, __ATOMIC_RELEASE);
+                why = strdup(e.msg);
+                unit_worker_sql(w, "ROLLBACK", NULL);
+            } else if (store_ti_write_conn(w->conn, ex->run_id, w->recbuf, (size_t)n, &e) < 0) {
                 size_t len = strlen(e.msg) + 32;
                 if ((why = malloc(len)))
                     snprintf(why, len, "recording the item: %s", e.msg);

@@ -249,6 +249,82 @@ static void test_store_heartbeat_and_cancel(void **state)
     assert_int_equal(store_run_set_state(g_st, id, RUN_SUCCESS, NULL, &err), 0);
 }
 
+/* Fencing: a process whose run another process took over (a new epoch) cannot commit an
+ * item, heartbeat, or write the end state; its heartbeat reports the loss as a cancel. */
+static void test_store_fence_after_takeover(void **state)
+{
+    (void)state;
+    char id[256];
+    struct dr_err err;
+    err_clear(&err);
+    make_run("fence_dag", "manual", T0, NULL, id, sizeof id);
+    struct store *a = store_open(g_url, &err);
+    assert_non_null(a);
+    bool got = false;
+    assert_int_equal(store_run_lock(a, id, &got, &err), 0);
+    assert_true(got);
+    int64_t epoch = store_run_epoch(a, id);
+    assert_true(epoch > 0);
+    assert_int_equal(store_run_set_state(a, id, RUN_RUNNING, NULL, &err), 0);
+
+    PGconn *w = store_open_conn(g_url, &err);
+    assert_non_null(w);
+    PQclear(PQexec(w, "BEGIN"));
+    assert_int_equal(store_run_fence_conn(w, id, epoch, &err), 0);
+    PQclear(PQexec(w, "COMMIT"));
+
+    /* Another process takes the run over: the epoch moves on. */
+    assert_int_equal(sql_long("UPDATE dagrun.dag_run SET epoch = epoch + 1 WHERE run_id = $1"
+                              " RETURNING 0", id), 0);
+    PQclear(PQexec(w, "BEGIN"));
+    assert_int_equal(store_run_fence_conn(w, id, epoch, &err), 1);
+    assert_non_null(strstr(err.msg, "took the run over"));
+    PQclear(PQexec(w, "ROLLBACK"));
+    PQfinish(w);
+
+    /* Its new owner's success stays when this process records the item cancelled. */
+    struct ti_record rec = { .task_id = "fetch", .map_index = 0, .map_key = "NSE:A",
+                             .state = TI_SUCCESS, .try_number = 1 };
+    assert_int_equal(store_ti_write(g_st, id, &rec, 1, &err), 0);
+    rec.state = TI_CANCELLED;
+    rec.try_number = 2;
+    assert_int_equal(store_ti_write(g_st, id, &rec, 1, &err), 0);
+    char *st = sql1("SELECT state FROM dagrun.task_instance WHERE run_id = $1", id);
+    assert_string_equal(st, "success");
+    free(st);
+
+    assert_false(store_run_lost(a, id));
+    bool cancel = false;
+    assert_int_equal(store_run_heartbeat(a, id, &cancel, &err), 0);
+    assert_true(cancel);
+    assert_true(store_run_lost(a, id));
+    assert_int_equal(store_run_set_state(a, id, RUN_SUCCESS, NULL, &err), -1);
+    json_t *run = store_run_get(g_st, id, &err);
+    assert_string_equal(jstr(run, "state"), "running");
+    json_decref(run);
+    store_close(a);
+}
+
+/* max_active_runs through the database: the slot is counted where the run is created. */
+static void test_store_run_create_limited(void **state)
+{
+    (void)state;
+    char id1[256], id2[256];
+    struct dr_err err;
+    err_clear(&err);
+    int active = -1;
+    assert_int_equal(store_run_create_limited(g_st, "limit_dag", "manual", T0, T0, T0, NULL, 1,
+                                              &active, id1, sizeof id1, &err), 0);
+    assert_int_equal(active, 0);
+    assert_int_equal(store_run_create_limited(g_st, "limit_dag", "manual", T0, T0, T0, NULL, 1,
+                                              &active, id2, sizeof id2, &err), 2);
+    assert_int_equal(active, 1);
+    assert_int_equal(store_run_set_state(g_st, id1, RUN_SUCCESS, NULL, &err), 0);
+    assert_int_equal(store_run_create_limited(g_st, "limit_dag", "manual", T0, T0, T0, NULL, 1,
+                                              &active, id2, sizeof id2, &err), 0);
+    assert_int_equal(store_run_set_state(g_st, id2, RUN_SUCCESS, NULL, &err), 0);
+}
+
 static void test_store_warnings_and_counters_merge(void **state)
 {
     (void)state;
@@ -466,7 +542,11 @@ static void test_store_ti_write_conn_rolls_back(void **state)
     if (PQresultStatus(res) == PGRES_TUPLES_OK)
         app = strdup(PQgetvalue(res, 0, 0));
     PQclear(res);
-    assert_string_equal(app, "dagrun");
+    /* "dagrun/PID/HOST": a takeover finds a stopped process's sessions by it */
+    char want[32];
+    snprintf(want, sizeof want, "dagrun/%d/", (int)getpid());
+    assert_non_null(app);
+    assert_memory_equal(app, want, strlen(want));
     free(app);
     PQfinish(c);
 }
@@ -901,6 +981,8 @@ int main(void)
         cmocka_unit_test(test_store_run_create_scheduled_unique),
         cmocka_unit_test(test_store_run_state_stamps_times),
         cmocka_unit_test(test_store_heartbeat_and_cancel),
+        cmocka_unit_test(test_store_fence_after_takeover),
+        cmocka_unit_test(test_store_run_create_limited),
         cmocka_unit_test(test_store_warnings_and_counters_merge),
         cmocka_unit_test(test_store_ti_write_batch_and_upsert),
         cmocka_unit_test(test_store_ti_copy_matches_upsert),
