@@ -151,4 +151,37 @@ ALTER TABLE dagrun.task_instance DROP CONSTRAINT IF EXISTS task_instance_run_id_
 -- No index beyond the primary key: every question asked of this table is about one run,
 -- which the key's run_id prefix finds, and each extra index costs every item's write.
 
+-- Live progress for `dagrun serve` (runtime/serve_sse.c): the run's own transactions NOTIFY,
+-- so every server on this database hears of every run, whichever process or machine runs it.
+-- dagrun_run (payload: the run id) when a run is created or its state, error, warnings or
+-- counters are written; dagrun_progress (no payload) once per statement that writes
+-- task-instance records (a batch of thousands is one notification; payloads repeated in one
+-- transaction are folded into one by PostgreSQL).
+CREATE OR REPLACE FUNCTION dagrun.notify_run() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('dagrun_run', NEW.run_id);
+    RETURN NULL;
+END
+$$;
+CREATE OR REPLACE FUNCTION dagrun.notify_progress() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('dagrun_progress', '');
+    RETURN NULL;
+END
+$$;
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'dag_run_notify'
+                   AND tgrelid = 'dagrun.dag_run'::regclass) THEN
+        CREATE TRIGGER dag_run_notify AFTER INSERT OR UPDATE OF state, error, warnings, counters
+            ON dagrun.dag_run FOR EACH ROW EXECUTE FUNCTION dagrun.notify_run();
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'task_instance_notify'
+                   AND tgrelid = 'dagrun.task_instance'::regclass) THEN
+        CREATE TRIGGER task_instance_notify AFTER INSERT OR UPDATE ON dagrun.task_instance
+            FOR EACH STATEMENT EXECUTE FUNCTION dagrun.notify_progress();
+    END IF;
+END
+$$;
+
 COMMIT;

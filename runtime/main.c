@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "log.h"
+#include "serve.h"
 
 static const char usage[] =
     "usage: dagrun [-c CONFIG] [--log-format auto|text|json] [--log-level LEVEL] COMMAND [ARGS]\n"
@@ -30,6 +31,8 @@ static const char usage[] =
     "  resume RUN_ID              re-run what did not succeed in a run\n"
     "  cancel RUN_ID              ask a running run to stop\n"
     "  pause DAG | unpause DAG    stop or restart scheduled runs of a DAG\n"
+    "  serve [--listen ADDR:PORT] [--no-scheduler]\n"
+    "                             the REST API, web page, health and metrics, and the scheduler\n"
     "\n"
     "`dagrun COMMAND --help` describes each command.\n"
     "exit codes: 0 success, 1 run failed, 2 bad input (nothing ran), 3 partial\n";
@@ -45,6 +48,7 @@ static const struct command commands[] = {
     { "run", cmd_run },           { "test", cmd_test },       { "resume", cmd_resume },
     { "runs", cmd_runs },         { "status", cmd_status },   { "cancel", cmd_cancel },
     { "pause", cmd_pause },       { "unpause", cmd_pause },   { "scheduler", cmd_scheduler },
+    { "serve", cmd_serve },       { "_run", cmd_serve_run },  /* _run: serve's run processes */
 };
 
 static int parse_level(const char *s, dr_log_level *out)
