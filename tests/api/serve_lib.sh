@@ -77,3 +77,8 @@ api() {
     curl -s -X "$1" -H "Authorization: Bearer $SERVE_TOKEN" -H 'Content-Type: application/json' \
         ${3:+-d "$3"} "$SERVE_URL$2"
 }
+
+# Debian's Python, which has the packages the Makefile installs (python3-jsonschema,
+# python3-selenium), whatever python3 comes first in PATH.
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=python3

@@ -28,7 +28,7 @@ serve_start "$CONFIG"
 check "serve answers /health" [ "$(curl -s -o /dev/null -w '%{http_code}' "$SERVE_URL/health")" = 200 ]
 
 # ---- the API ----
-T_WORK=$T_WORK SERVE_URL=$SERVE_URL python3 "$DR_TOP/tests/api/test_api.py" >"$T_WORK/api.out" 2>&1
+T_WORK=$T_WORK SERVE_URL=$SERVE_URL $PY "$DR_TOP/tests/api/test_api.py" >"$T_WORK/api.out" 2>&1
 cat "$T_WORK/api.out"
 count_python "$T_WORK/api.out"
 
