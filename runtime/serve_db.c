@@ -1,4 +1,6 @@
 /* `dagrun serve`: the database connections of request threads, and running a query on one. */
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,11 +58,38 @@ void serve_db_close_all(struct serve *s)
     pthread_mutex_unlock(&s->db_lock);
 }
 
+/* Statements run as named prepared statements ("dr_serve_" and the text's FNV-1a hash),
+ * prepared on a connection the first time it runs them, so that a busy API does not parse
+ * and plan its few statements on every request. */
+static void statement_name(const char *sql, char *name, size_t len)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (const unsigned char *p = (const unsigned char *)sql; *p; p++)
+        h = (h ^ *p) * 1099511628211ull;
+    snprintf(name, len, "dr_serve_%016llx", (unsigned long long)h);
+}
+
+static bool no_such_statement(const PGresult *res)
+{
+    const char *code = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    return code && strcmp(code, "26000") == 0;
+}
+
 PGresult *serve_db_exec(struct store *st, const char *sql, int n, const char *const *vals,
                         struct dr_err *err)
 {
     PGconn *conn = store_conn(st);
-    PGresult *res = PQexecParams(conn, sql, n, NULL, vals, NULL, NULL, 0);
+    char name[32];
+    statement_name(sql, name, sizeof name);
+    PGresult *res = PQexecPrepared(conn, name, n, vals, NULL, NULL, 0);
+    if (no_such_statement(res)) {
+        PQclear(res);
+        res = PQprepare(conn, name, sql, n, NULL);
+        if (PQresultStatus(res) == PGRES_COMMAND_OK) {
+            PQclear(res);
+            res = PQexecPrepared(conn, name, n, vals, NULL, NULL, 0);
+        }
+    }
     ExecStatusType rs = PQresultStatus(res);
     if (rs == PGRES_TUPLES_OK || rs == PGRES_COMMAND_OK)
         return res;

@@ -398,29 +398,28 @@ int serve_http_start(struct serve *s, struct dr_err *err)
         freeaddrinfo(ai);
         return err_set(err, "out of memory");
     }
-    s->http = h;
+    int rc = -1;
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     if (s->cfg.tls_cert) {
         if (!MHD_is_feature_supported(MHD_FEATURE_TLS)) {
-            freeaddrinfo(ai);
-            return err_set(err, "serve: this libmicrohttpd was built without TLS");
+            err_set(err, "serve: this libmicrohttpd was built without TLS");
+            goto out;
         }
         if (!(h->tls_cert = read_pem(s->cfg.tls_cert, err)) ||
-            !(h->tls_key = read_pem(s->cfg.tls_key, err))) {
-            freeaddrinfo(ai);
-            return -1;
-        }
+            !(h->tls_key = read_pem(s->cfg.tls_key, err)))
+            goto out;
         flags |= MHD_USE_TLS;
     }
-    /* MHD refuses connections past its limit at accept; the ones past max_connections but
-     * under MHD's limit get a 503, so a client learns why. */
     struct MHD_OptionItem tls[] = {
         { h->tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, h->tls_cert },
         { h->tls_key ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, h->tls_key },
         { MHD_OPTION_END, 0, NULL },
     };
+    s->http = h;   /* the callbacks count connections in it */
+    /* MHD refuses connections past its limit at accept; the ones past max_connections but
+     * under MHD's limit get a 503, so a client learns why. */
     h->d = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, s,
         MHD_OPTION_SOCK_ADDR, ai->ai_addr,
@@ -434,11 +433,20 @@ int serve_http_start(struct serve *s, struct dr_err *err)
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
         MHD_OPTION_ARRAY, tls,
         MHD_OPTION_END);
-    freeaddrinfo(ai);
     if (!h->d)
-        return err_set(err, "serve: cannot listen on %s (in use, or not an address of this "
-                            "machine)", listen);
-    return 0;
+        err_set(err, "serve: cannot listen on %s (in use, or not an address of this machine)",
+                listen);
+    else
+        rc = 0;
+out:
+    freeaddrinfo(ai);
+    if (rc < 0) {
+        s->http = NULL;
+        free(h->tls_cert);
+        free(h->tls_key);
+        free(h);
+    }
+    return rc;
 }
 
 void serve_http_stop(struct serve *s)

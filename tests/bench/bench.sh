@@ -5,7 +5,7 @@
 # (default 3, at least 3 for a real run) and the median is reported.
 #
 #   DR_BUILD=build/bench BENCH_TOOLS=build/bench/benchtools bash tests/bench/bench.sh [ONLY...]
-# ONLY: run just these benchmarks (rate rate3 ingest minimal memory noop engine scale).
+# ONLY: run just these benchmarks (rate rate3 ingest minimal memory noop engine scale serve).
 # Exit status: 0 when every figure meets its target, 1 when one is short, 2 on a harness error.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -284,6 +284,7 @@ want memory && bench_memory
 want noop && bench_noop
 want engine && bench_engine
 want scale && bench_scale
+want serve && source tests/bench/bench_serve.sh && bench_serve
 
 # ---- the table and results.json
 mkdir -p "$(dirname "$OUT")"

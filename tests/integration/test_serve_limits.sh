@@ -21,4 +21,22 @@ check "the server still answers /health" [ "$(curl -s -o /dev/null -w '%{http_co
 serve_stop
 check "SIGTERM: exit 0" [ "$SERVE_RC" = 0 ]
 kill -TERM "$SMALL_PID"; wait "$SMALL_PID"
+
+# ---- TLS: serve.tls_cert and serve.tls_key ----
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 \
+    -addext subjectAltName=IP:127.0.0.1 -keyout "$T_WORK/key.pem" -out "$T_WORK/cert.pem" 2>/dev/null
+jq --arg c "$T_WORK/cert.pem" --arg k "$T_WORK/key.pem" '.serve.tls_cert = $c | .serve.tls_key = $k' \
+    "$CONFIG" >"$T_WORK/tls.json"
+serve_start "$T_WORK/tls.json" --no-scheduler
+url=${SERVE_URL/http:/https:}
+check "TLS: the server's log says so" grep -q "(TLS)" "$SERVE_LOG"
+expect_eq "TLS: /health over HTTPS with the server's certificate" \
+    "$(curl -s --cacert "$T_WORK/cert.pem" -o /dev/null -w '%{http_code}' "$url/health")" 200
+expect_eq "TLS: the API over HTTPS with the token" \
+    "$(curl -s --cacert "$T_WORK/cert.pem" -H "Authorization: Bearer $SERVE_TOKEN" -o /dev/null -w '%{http_code}' "$url/api/v2/dags")" 200
+check "TLS: plain HTTP is not answered" bash -c "! curl -sf -m 5 '$SERVE_URL/health' >/dev/null"
+serve_stop
+jq '.serve.tls_cert = "/nonexistent.pem" | .serve.tls_key = "/nonexistent.pem"' "$CONFIG" >"$T_WORK/tlsbad.json"
+out=$("$DR_BUILD/dagrun" -c "$T_WORK/tlsbad.json" serve --no-scheduler 2>&1); rc=$?
+check "TLS: a missing certificate file: exit 1, named" bash -c "[ $rc = 1 ] && grep -q nonexistent.pem <<<'$out'"
 finish

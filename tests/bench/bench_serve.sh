@@ -1,0 +1,33 @@
+# dagrun serve benchmarks (sourced by tests/bench/bench.sh; `make bench BENCH_ONLY=serve`):
+# trigger latency (p50, p99 over 200 triggers), GET dagRuns/{id} requests per second with wrk,
+# and 500 concurrent event-stream watchers of one run with the server's peak RSS.
+source tests/api/serve_lib.sh
+
+bench_serve() {
+    new_db serve_bench
+    start_sim --rate 0
+    write_config "$CONFIG" 0 5 8
+    serve_setup "$CONFIG"
+    serve_start "$CONFIG" --no-scheduler
+    local res
+    res=$(API_TOKEN=$SERVE_TOKEN SERVE_URL=$SERVE_URL $PY tests/bench/bench_serve.py) ||
+        { echo "bench: bench_serve.py failed" >&2; exit 2; }
+    say "serve: $res"
+    row serve_trigger "serve: 200 triggers of a DAG run, one client" "trigger latency p50" \
+        "$(jq .trigger_p50_ms <<<"$res")" "<=" 100 ms
+    row serve_trigger99 "serve: 200 triggers of a DAG run, one client" "trigger latency p99" \
+        "$(jq .trigger_p99_ms <<<"$res")" "<=" 1000 ms
+    local run; run=$(jq -r .last_run <<<"$res")
+    local url="$SERVE_URL/api/v2/dags/ci_smoke/dagRuns/$run"
+    wrk -t2 -c32 -d10s -H "Authorization: Bearer $SERVE_TOKEN" "$url" >"$T_WORK/wrk.out" 2>&1
+    local rps; rps=$(awk '/^Requests\/sec:/ { print $2 }' "$T_WORK/wrk.out")
+    say "serve: wrk: $(tr '\n' ' ' <"$T_WORK/wrk.out")"
+    row serve_wrk "serve: GET dagRuns/{id}, wrk 2 threads 32 connections 10 s" "requests per second" \
+        "${rps:-0}" ">=" 5000 "/s" "$(grep -m1 Latency "$T_WORK/wrk.out" | tr -s ' ')"
+    row serve_sse "serve: 500 event-stream watchers of one 100-item run" "watchers that got the end event" \
+        "$(jq .watchers_ended <<<"$res")" "==" 500 ""
+    local rss; rss=$(awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$SERVE_PID/status")
+    row serve_rss "serve: the same, 500 watchers" "server peak RSS" "$rss" "<=" 64 MB
+    serve_stop
+    stop_sim
+}
