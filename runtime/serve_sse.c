@@ -2,7 +2,8 @@
  *
  * schema.sql's triggers NOTIFY from the run's own transactions: channel dagrun_run (payload:
  * the run id) when a run's state, error, warnings or counters change, and dagrun_progress
- * (no payload) when task-instance records are written. So progress reaches every server on
+ * (no payload) when task-instance records are written; a run may also send a warning as it
+ * happens (run_notify.c, channel dagrun_warning). So progress reaches every server on
  * the database, whichever process or machine runs the run, and nobody polls the tables: one
  * hub thread per server LISTENs, and on a notification (at most every 100 ms, and every 5 s
  * in case one was lost) reads a snapshot of each watched run and sends what changed. */
@@ -231,10 +232,12 @@ static void diff(struct watcher *w, const json_t *snap, size_t n_unmapped, bool 
                        failed, "items_total", total, "percent", percent, "current_item",
                        json_object_get(snap, "current"), "tasks_done", tasks_done, "tasks_total",
                        (int)n_unmapped));
+    /* n_warnings also counts the warnings sent live, before the run stored them. */
     const json_t *warns = json_object_get(snap, "warnings");
     for (size_t i = w->n_warnings; i < json_array_size(warns); i++)
         emit(w, "warning", json_pack("{s:O}", "message", json_array_get(warns, i)));
-    w->n_warnings = json_array_size(warns);
+    if (json_array_size(warns) > w->n_warnings)
+        w->n_warnings = json_array_size(warns);
     snprintf(w->state, sizeof w->state, "%s", state);
     w->done = done;
     w->failed = failed;
@@ -343,6 +346,34 @@ static void refresh(struct serve_sse *hub, struct store *st, bool keepalive)
     }
 }
 
+/* A warning a run sent as it happened (run_notify.c): straight to its watchers, counted so
+ * that the same warning stored with the run later is not sent again. */
+static void live_warning(struct serve_sse *hub, const char *payload)
+{
+    json_t *o = json_loads(payload, 0, NULL);
+    const char *run_id = json_string_value(json_object_get(o, "run_id"));
+    const json_t *msg = json_object_get(o, "message");
+    struct MHD_Connection *wake[256];
+    size_t k = 0;
+    pthread_mutex_lock(&hub->lock);
+    for (struct watcher *w = hub->head; run_id && json_is_string(msg) && w; w = w->next) {
+        /* A fresh watcher gets the stored warnings with its first snapshot, this one among
+         * them once the run stores it. */
+        if (w->fresh || w->ended || strcmp(w->run_id, run_id) != 0)
+            continue;
+        emit(w, "warning", json_pack("{s:O}", "message", msg));
+        w->n_warnings++;
+        if (w->suspended && k < 256) {
+            w->suspended = false;
+            wake[k++] = w->conn;
+        }
+    }
+    pthread_mutex_unlock(&hub->lock);
+    for (size_t i = 0; i < k; i++)
+        MHD_resume_connection(wake[i]);
+    json_decref(o);
+}
+
 static struct store *listen_conn(struct serve_sse *hub)
 {
     struct dr_err err;
@@ -354,9 +385,11 @@ static struct store *listen_conn(struct serve_sse *hub)
     }
     PGresult *res = serve_db_exec(st, "LISTEN dagrun_run", 0, NULL, &err);
     PGresult *res2 = res ? serve_db_exec(st, "LISTEN dagrun_progress", 0, NULL, &err) : NULL;
-    bool ok = res && res2;
+    PGresult *res3 = res2 ? serve_db_exec(st, "LISTEN dagrun_warning", 0, NULL, &err) : NULL;
+    bool ok = res && res2 && res3;
     PQclear(res);
     PQclear(res2);
+    PQclear(res3);
     if (!ok) {
         log_warn("event streams: %s (retrying)", err.msg);
         store_close(st);
@@ -406,7 +439,10 @@ static void *hub_thread(void *arg)
             }
             PGnotify *nf;
             while ((nf = PQnotifies(pg))) {
-                dirty = true;
+                if (strcmp(nf->relname, "dagrun_warning") == 0)
+                    live_warning(hub, nf->extra);
+                else
+                    dirty = true;
                 PQfreemem(nf);
             }
         }

@@ -208,14 +208,38 @@ ok(st == 200 and body["total_entries"] > 0, "clearTaskInstances re-runs it", (st
 body = wait_run(cli, "kite_smoke", run2, ("success", "partial", "failed", "cancelled"))
 ok(body and body["dagrun_state"] == "success", "the cleared run ends success", body)
 
-# ---- PATCH state failed cancels a running run ----
+# ---- PATCH state failed cancels a running run; a live warning reaches its stream ----
 st, body, _ = cli.call("POST", "/api/v2/dags/serve_slow/dagRuns", {"logical_date": None})
 slow = body["dag_run_id"]
 wait_run(cli, "serve_slow", slow, ("running",))
+slow_events = []
+first = threading.Event()
+
+
+def slow_watch():
+    def mark(ev, data):
+        first.set()
+    _, ev = cli.events(rpath("serve_slow", slow, "/events"), limit_s=120, on_event=mark)
+    slow_events.extend(ev)
+
+
+tw = threading.Thread(target=slow_watch)
+tw.start()
+first.wait(30)
+time.sleep(0.3)
+# What run_notify_warning() sends from a run's process.
+q("select pg_notify('dagrun_warning', json_build_object('run_id', '%s',"
+  " 'message', 'NSE:X: 2 candles dropped')::text)" % slow)
+time.sleep(0.5)
 st, body, _ = cli.call("PATCH", rpath("serve_slow", slow), {"state": "failed"})
 ok(st == 200 and body["state"] == "failed" and body["dagrun_state"] == "cancelled",
    "PATCH state failed cancels the running run", body)
 valid("DAGRunResponse", body, "PATCH dagRun")
+tw.join()
+ok(("warning", {"message": "NSE:X: 2 candles dropped"}) in slow_events,
+   "a warning sent live by the run's process reaches the stream", slow_events[-3:])
+ok(slow_events and slow_events[-1][0] == "end" and slow_events[-1][1]["dagrun_state"] == "cancelled",
+   "the cancelled run's stream ends cancelled", slow_events[-1:])
 st, body, _ = cli.call("PATCH", rpath("serve_slow", slow), {"state": "running"})
 ok(st == 422, "PATCH to a state Airflow does not allow: 422", st)
 
