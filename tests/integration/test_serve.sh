@@ -40,6 +40,36 @@ done | sort >"$T_WORK/expected"
 check "40 instruments' candles stored" [ "$(q "select count(distinct instrument_token) from kite_ohlcv_historic")" = 40 ]
 check "the stored candles equal the simulator's" cmp -s "$T_WORK/stored" "$T_WORK/expected"
 
+# ---- progress of a run that another process runs, seen through another server ----
+A_PID=$SERVE_PID A_URL=$SERVE_URL A_LOG=$SERVE_LOG
+serve_start "$CONFIG" --no-scheduler
+B_PID=$SERVE_PID B_URL=$SERVE_URL
+"$DR_BUILD/dagrun" -c "$CONFIG" run serve_slow --conf '{"n": 40}' >"$T_WORK/cli_run.log" 2>&1 &
+cli_pid=$!
+for _ in $(seq 1 100); do
+    cli_run=$(q "select run_id from dagrun.dag_run where dag_id = 'serve_slow' and state = 'running' and run_type = 'manual' order by queued_at desc limit 1")
+    [ -n "$cli_run" ] && break; sleep 0.05
+done
+curl -sN -m 120 -H "Authorization: Bearer $SERVE_TOKEN" \
+    "$B_URL/api/v2/dags/serve_slow/dagRuns/$cli_run/events" >"$T_WORK/cli_run.events"
+wait "$cli_pid"
+check "a \`dagrun run\` watched through a second server: progress events" \
+    [ "$(grep -c '^event: progress' "$T_WORK/cli_run.events")" -ge 3 ]
+check "... and the end, success" grep -q '^data: {"dag_run_id":"[^"]*","state":"success","dagrun_state":"success"' "$T_WORK/cli_run.events"
+check "... which closes the stream" grep -q '^event: end' "$T_WORK/cli_run.events"
+serve_stop
+SERVE_PID=$A_PID SERVE_URL=$A_URL SERVE_LOG=$A_LOG
+
+# ---- /health without a database ----
+jq '.database_url = "postgresql://127.0.0.1:1/none?connect_timeout=2"' "$CONFIG" >"$T_WORK/nodb.json"
+DATABASE_URL= serve_start "$T_WORK/nodb.json" --no-scheduler
+NODB_PID=$SERVE_PID
+body=$(curl -s -w ' %{http_code}' "$SERVE_URL/health")
+check "/health with the database unreachable: 503 with the reason" \
+    grep -qE '"status":"unavailable".*"reason":"cannot connect to database at 127.0.0.1.* 503$' <<<"$body"
+serve_stop
+SERVE_PID=$A_PID SERVE_URL=$A_URL SERVE_LOG=$A_LOG
+
 # ---- health ----
 jqe() { jq -e "$1" >/dev/null; }
 body=$(curl -s "$SERVE_URL/health/queue")
