@@ -133,6 +133,16 @@ static json_t *run_json(struct store *st, const char *dag_id, const char *run_id
                              " WHERE r.run_id = $2 AND r.dag_id = $1", 2, v, err);
 }
 
+/* {"state": ...} of the run when it exists (new reference), else NULL (err->msg empty when
+ * there is no such run): a check that reads no task instances. */
+static json_t *run_exists(struct store *st, const char *dag_id, const char *run_id,
+                          struct dr_err *err)
+{
+    const char *v[] = { dag_id, run_id };
+    return serve_db_json(st, "SELECT json_build_object('state', r.state) FROM dagrun.dag_run r"
+                             " WHERE r.run_id = $2 AND r.dag_id = $1", 2, v, err);
+}
+
 static void reply_no_run(struct serve_req *r, const char *dag_id, const char *run_id)
 {
     serve_reply_error(r, 404, "The DagRun with dag_id: `%s` and run_id: `%s` was not found",
@@ -754,7 +764,7 @@ static void list_tis(struct serve_req *r, const char *dag_id, const char *run_id
         reply_db_error(r, &err);
         return;
     }
-    json_t *run = run_json(st, dag_id, run_id, &err);
+    json_t *run = run_exists(st, dag_id, run_id, &err);
     if (!run) {
         serve_db_put(s, st);
         if (!err.msg[0])
@@ -772,14 +782,20 @@ static void list_tis(struct serve_req *r, const char *dag_id, const char *run_id
                                 " WHERE t.run_id = $1 AND t.task_id = $2"
                                 " AND t.map_index = $3::int", 3, v, &err);
     } else {
-        /* Paged in primary-key order, which the key's index gives without sorting. */
+        /* Paged in primary-key order, which the key's index gives without sorting; the page's
+         * keys are found first, so that the rows skipped by OFFSET cost an index entry each
+         * and nothing is formatted for them. */
         const char *v[] = { run_id, sf.n ? sf.list : NULL, lim, off };
-        res = serve_db_exec(st, "SELECT " TI_COLS " FROM dagrun.task_instance t"
+        res = serve_db_exec(st, "WITH page AS (SELECT k.task_id, k.map_index"
+                                " FROM dagrun.task_instance k WHERE k.run_id = $1"
+                                " AND ($2::text IS NULL OR k.state = ANY (string_to_array($2, ',')))"
+                                " ORDER BY k.run_id, k.task_id, k.map_index"
+                                " LIMIT $3::bigint OFFSET $4::bigint)"
+                                " SELECT " TI_COLS " FROM page"
+                                " JOIN dagrun.task_instance t ON t.run_id = $1"
+                                " AND t.task_id = page.task_id AND t.map_index = page.map_index"
                                 " JOIN dagrun.dag_run r ON r.run_id = t.run_id"
-                                " WHERE t.run_id = $1 AND ($2::text IS NULL"
-                                " OR t.state = ANY (string_to_array($2, ',')))"
-                                " ORDER BY t.run_id, t.task_id, t.map_index"
-                                " LIMIT $3::bigint OFFSET $4::bigint", 4, v, &err);
+                                " ORDER BY t.task_id, t.map_index", 4, v, &err);
         const char *vc[] = { run_id, sf.n ? sf.list : NULL };
         if (res)
             cnt = serve_db_exec(st, "SELECT count(*) FROM dagrun.task_instance t"
@@ -999,7 +1015,7 @@ bool serve_api_route(struct serve_req *r, char **p, int n)
         struct dr_err err;
         err_clear(&err);
         struct store *st = serve_db_get(r->s, &err);
-        json_t *run = st ? run_json(st, dag_id, run_id, &err) : NULL;
+        json_t *run = st ? run_exists(st, dag_id, run_id, &err) : NULL;
         serve_db_put(r->s, st);
         if (run)
             serve_sse_open(r, run_id);

@@ -28,6 +28,20 @@ bench_serve() {
         "$(jq .watchers_ended <<<"$res")" "==" 500 ""
     local rss; rss=$(awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$SERVE_PID/status")
     row serve_rss "serve: the same, 500 watchers" "server peak RSS" "$rss" "<=" 64 MB
+    # A run of 100,000 items (200,000 task instances): its last page and its first.
+    cp tests/bench/dags/bench_lane.yaml "$T_WORK/dags/"
+    "$DR_BUILD/dagrun" -c "$CONFIG" run bench_lane >"$LOG" 2>&1 || fail_run bench_lane $?
+    local big; big=$(q "select run_id from dagrun.dag_run where dag_id = 'bench_lane' order by queued_at desc limit 1")
+    local page=() first=() i
+    for i in 1 2 3 4 5; do
+        page+=("$(curl -s -o /dev/null -w '%{time_total}' -H "Authorization: Bearer $SERVE_TOKEN" \
+            "$SERVE_URL/api/v2/dags/bench_lane/dagRuns/$big/taskInstances?limit=100&offset=199900")")
+        first+=("$(curl -s -o /dev/null -w '%{time_total}' -H "Authorization: Bearer $SERVE_TOKEN" \
+            "$SERVE_URL/api/v2/dags/bench_lane/dagRuns/$big/taskInstances?limit=100&offset=0")")
+    done
+    row serve_page_last "serve: taskInstances of a 100,000-item run (200,000 instances), 100 a page" \
+        "last page, ms (median of 5)" "$(calc "$(median "${page[@]}") * 1000")" "<=" 250 ms \
+        "first page: $(calc "$(median "${first[@]}") * 1000") ms"
     serve_stop
     stop_sim
 }
