@@ -67,4 +67,27 @@ async def watch_all():
 
 out["watchers"] = W
 out["watchers_ended"] = asyncio.run(watch_all())
+
+# A well-behaved client while 1,000 idle connections and a slow client are held.
+import resource  # noqa: E402
+import socket  # noqa: E402
+from urllib.parse import urlparse  # noqa: E402
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+u = urlparse(BASE)
+idle = [socket.create_connection((u.hostname, u.port)) for _ in range(1000)]
+slow = socket.create_connection((u.hostname, u.port))
+slow.sendall(b"GET /health HTTP/1.1\r\nHost: b\r\n")
+time.sleep(1)
+good = []
+for _ in range(20):
+    st, _, secs = cli.get("/api/v2/dags")
+    if st != 200:
+        sys.exit("well-behaved request: HTTP %s" % st)
+    good.append(secs * 1000)
+    slow.sendall(b"X: 1\r\n")
+for c in idle + [slow]:
+    c.close()
+out["hostile_max_ms"] = max(good)
+out["hostile_median_ms"] = sorted(good)[len(good) // 2]
 print(json.dumps(out))
