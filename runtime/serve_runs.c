@@ -176,6 +176,36 @@ static void record_death(struct serve *s, const char *run_id, int status)
     serve_db_put(s, conn);
 }
 
+/* The scheduler runs its runs in its own process: when a plugin crashes it, the runs it was
+ * running are failed with the signal named, rather than resumed into the same crash by the
+ * next scheduler again and again. Their committed items are kept: clearTaskInstances (or
+ * dagrun resume) re-runs the rest. */
+static void record_scheduler_death(struct serve *s, pid_t pid, int sig)
+{
+    char why[200], pids[16], host[256] = "";
+    snprintf(why, sizeof why, "the scheduler process running it was killed by signal %d (%s)",
+             sig, signal_name(sig));
+    snprintf(pids, sizeof pids, "%d", (int)pid);
+    if (gethostname(host, sizeof host - 1) != 0)
+        host[0] = '\0';
+    struct dr_err err;
+    err_clear(&err);
+    struct store *conn = serve_db_get(s, &err);
+    const char *v[] = { pids, host, why };
+    PGresult *res = conn ? serve_db_exec(conn,
+                                         "UPDATE dagrun.dag_run SET state = 'failed', error = $3,"
+                                         " ended_at = now() WHERE pid = $1::int AND hostname = $2"
+                                         " AND state = 'running' RETURNING run_id",
+                                         3, v, &err)
+                         : NULL;
+    if (!res)
+        log_error("%s; its runs are not recorded failed: %s", why, err.msg);
+    for (int i = 0; res && i < PQntuples(res); i++)
+        log_msg(DR_LOG_ERROR, PQgetvalue(res, i, 0), NULL, NULL, "%s; the run is failed", why);
+    PQclear(res);
+    serve_db_put(s, conn);
+}
+
 void serve_runs_reap(struct serve *s)
 {
     struct serve_runs *rs = s->runs;
@@ -187,8 +217,11 @@ void serve_runs_reap(struct serve *s)
         if (pid == rs->scheduler) {
             rs->scheduler = 0;
             rs->scheduler_next_ms = serve_now_ms() + 1000;
-            if (!s->stop)
+            if (!s->stop) {
                 log_warn("the scheduler process ended (status %d); restarting it", status);
+                if (WIFSIGNALED(status))
+                    record_scheduler_death(s, pid, WTERMSIG(status));
+            }
             continue;
         }
         struct child *done = NULL;

@@ -115,4 +115,29 @@ serve_start "$CONFIG"
 for _ in $(seq 1 300); do [ "$(q "select state from dagrun.dag_run where run_id = '$run'")" = success ] && break; sleep 0.2; done
 expect_eq "the next server's scheduler resumes it to success" "$(q "select state from dagrun.dag_run where run_id = '$run'")" success
 serve_stop
+
+# ---- a scheduled run whose plugin segfaults: the scheduler process dies, its run is failed ----
+if [ -z "${DR_SANITIZER:-}" ]; then
+    mkdir -p "$T_WORK/cron_dags"
+    cat >"$T_WORK/cron_dags/serve_cron_crash.yaml" <<'YAML'
+dag_id: serve_cron_crash
+description: Scheduled every minute; its plugin dies of SIGSEGV
+schedule: "* * * * *"
+start_date: 2024-01-01
+tasks:
+  boom: { plugin: crash }
+YAML
+    jq --arg d "$T_WORK/cron_dags" '.dags_dir = $d' "$CONFIG" >"$T_WORK/cron.json"
+    serve_start "$T_WORK/cron.json"
+    for _ in $(seq 1 150); do
+        [ -n "$(q "select 1 from dagrun.dag_run where dag_id = 'serve_cron_crash' and state = 'failed'")" ] && break
+        sleep 0.2
+    done
+    err=$(q "select error from dagrun.dag_run where dag_id = 'serve_cron_crash' and run_type = 'scheduled' order by queued_at limit 1")
+    check "a scheduled run that crashes the scheduler process is failed with the signal named" \
+        grep -q "scheduler process running it was killed by signal 11 (SIGSEGV)" <<<"$err"
+    check "... and the server answers" [ "$(curl -s -o /dev/null -w '%{http_code}' "$SERVE_URL/health")" = 200 ]
+    check "... and restarts the scheduler" grep -q "the scheduler process ended" "$SERVE_LOG"
+    serve_stop
+fi
 finish
