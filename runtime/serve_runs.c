@@ -80,8 +80,18 @@ static pid_t spawn(struct serve *s, const char *const *args, struct dr_err *err)
     posix_spawnattr_setsigmask(&at, &none);
     posix_spawnattr_setsigdefault(&at, &all);
     posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    /* The run processes get this environment without the API token: plugins never see it. */
+    size_t n_env = 0;
+    while (environ[n_env])
+        n_env++;
+    char **env = calloc(n_env + 1, sizeof *env);
+    size_t k = 0, tl = s->cfg.token_env ? strlen(s->cfg.token_env) : 0;
+    for (size_t i = 0; env && i < n_env; i++)
+        if (!tl || strncmp(environ[i], s->cfg.token_env, tl) != 0 || environ[i][tl] != '=')
+            env[k++] = environ[i];
     pid_t pid;
-    int rc = posix_spawn(&pid, s->self, &fa, &at, (char *const *)argv, environ);
+    int rc = env ? posix_spawn(&pid, s->self, &fa, &at, (char *const *)argv, env) : ENOMEM;
+    free(env);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&at);
     if (rc != 0) {

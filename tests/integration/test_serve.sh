@@ -107,6 +107,10 @@ expect_eq "the run counters are the same after a restart" "$after" "$before"
 run=$(curl -s -X POST -H "Authorization: Bearer $SERVE_TOKEN" -H 'Content-Type: application/json' \
       -d '{"logical_date": null, "conf": {"n": 60}}' "$SERVE_URL/api/v2/dags/serve_slow/dagRuns" | jq -r .dag_run_id)
 for _ in $(seq 1 100); do [ "$(q "select count(*) from dagrun.task_instance where run_id = '$run' and state = 'success' and map_index >= 0")" -ge 3 ] && break; sleep 0.1; done
+run_pid=$(q "select pid from dagrun.dag_run where run_id = '$run'")
+check "the run process is a child of the server" [ "$(ps -o ppid= -p "$run_pid" | tr -d ' ')" = "$SERVE_PID" ]
+check "the run process's environment has no API token" \
+    bash -c "tr '\\0' '\\n' </proc/$run_pid/environ | grep -q '^KITE_API_KEY=' && ! tr '\\0' '\\n' </proc/$run_pid/environ | grep -q '^DAGRUN_API_TOKEN='"
 serve_stop
 expect_eq "SIGTERM: the running run is queued again" "$(q "select state from dagrun.dag_run where run_id = '$run'")" queued
 done_before=$(q "select count(*) from dagrun.task_instance where run_id = '$run' and state = 'success' and map_index >= 0")
