@@ -4,6 +4,7 @@
 #define DR_SERVE_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -65,7 +66,7 @@ struct serve {
     struct serve_http *http;
     struct serve_sse *sse;
     struct serve_runs *runs;
-    volatile int stop;          /* SIGTERM/SIGINT */
+    atomic_int stop;            /* set by SIGTERM/SIGINT (lock-free: safe in a handler) */
 };
 
 struct serve_dag {

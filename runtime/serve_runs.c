@@ -115,12 +115,13 @@ int serve_runs_start(struct serve *s, const char *run_id, struct dr_err *err)
         ch->next = s->runs->head;
         s->runs->head = ch;
     }
+    pid_t pid = ch->pid; /* once unlocked, ch is the reaper's to free */
     pthread_mutex_unlock(&s->runs->lock);
-    if (ch->pid <= 0) {
+    if (pid <= 0) {
         free(ch);
         return -1;
     }
-    log_msg(DR_LOG_INFO, run_id, NULL, NULL, "run process %d started", (int)ch->pid);
+    log_msg(DR_LOG_INFO, run_id, NULL, NULL, "run process %d started", (int)pid);
     return 0;
 }
 

@@ -8,6 +8,7 @@
  * hub thread per server LISTENs, and on a notification (at most every 100 ms, and every 5 s
  * in case one was lost) reads a snapshot of each watched run and sends what changed. */
 #include <errno.h>
+#include <stdatomic.h>
 #include <microhttpd.h>
 #include <poll.h>
 #include <stdio.h>
@@ -43,7 +44,7 @@ struct serve_sse {
     struct watcher *head;       /* protected by lock */
     size_t n;                   /* protected by lock */
     int wake;                   /* eventfd: a new watcher, or stop */
-    volatile int stopping;
+    atomic_int stopping;        /* set once by serve_sse_stop; read by every thread */
     pthread_t thread;
     bool started;
 };
@@ -88,7 +89,7 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
         if (w->sent == w->len)
             w->sent = w->len = 0;
         rc = (ssize_t)n;
-    } else if (w->ended || hub->stopping) {
+    } else if (w->ended || atomic_load(&hub->stopping)) {
         rc = MHD_CONTENT_READER_END_OF_STREAM;
     } else {
         w->suspended = true;
@@ -333,7 +334,7 @@ static void refresh(struct serve_sse *hub, struct store *st, bool keepalive)
                 w->sent = 0;
                 w->len = sizeof ping - 1;
             }
-            if (w->len > w->sent || w->ended || hub->stopping) {
+            if (w->len > w->sent || w->ended || atomic_load(&hub->stopping)) {
                 w->suspended = false;
                 wake[k++] = w->conn;
             }
@@ -404,7 +405,7 @@ static void *hub_thread(void *arg)
     struct store *st = NULL;
     int64_t last_refresh = 0, last_keepalive = serve_now_ms(), retry_at = 0;
     bool dirty = true;
-    while (!hub->stopping) {
+    while (!atomic_load(&hub->stopping)) {
         int64_t now = serve_now_ms();
         if (!st && now >= retry_at) {
             st = listen_conn(hub);
@@ -421,7 +422,7 @@ static void *hub_thread(void *arg)
         struct pollfd pf[2] = { { .fd = hub->wake, .events = POLLIN },
                                 { .fd = st ? PQsocket(store_conn(st)) : -1, .events = POLLIN } };
         int rc = poll(pf, 2, timeout);
-        if (hub->stopping)
+        if (atomic_load(&hub->stopping))
             break;
         if (rc > 0 && (pf[0].revents & POLLIN)) {
             uint64_t v;
@@ -493,8 +494,8 @@ void serve_sse_stop(struct serve *s)
     struct serve_sse *hub = s->sse;
     if (!hub)
         return;
-    if (!hub->stopping) {
-        hub->stopping = 1;
+    if (!atomic_load(&hub->stopping)) {
+        atomic_store(&hub->stopping, 1);
         uint64_t one = 1;
         if (write(hub->wake, &one, sizeof one) < 0)
             log_debug("sse: wake: %s", strerror(errno));
