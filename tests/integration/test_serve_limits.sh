@@ -9,7 +9,7 @@ start_sim --rate 0
 write_config "$T_WORK/config.json"
 serve_setup "$T_WORK/config.json"
 export API_TOKEN=$SERVE_TOKEN
-jq '.serve.max_connections = 20' "$CONFIG" >"$T_WORK/small.json"
+jq '.serve.max_connections = 20 | .serve.protect_metrics = true' "$CONFIG" >"$T_WORK/small.json"
 serve_start "$T_WORK/small.json" --no-scheduler
 SMALL_URL=$SERVE_URL SMALL_PID=$SERVE_PID
 serve_start "$CONFIG" --no-scheduler
@@ -18,8 +18,13 @@ SMALL_URL=$SMALL_URL SERVE_URL=$SERVE_URL $PY "$DR_TOP/tests/api/test_limits.py"
 cat "$T_WORK/limits.out"
 count_python "$T_WORK/limits.out"
 check "the server still answers /health" [ "$(curl -s -o /dev/null -w '%{http_code}' "$SERVE_URL/health")" = 200 ]
+check "without protect_metrics, /metrics needs no token" [ "$(curl -s -o /dev/null -w '%{http_code}' "$SERVE_URL/metrics")" = 200 ]
 serve_stop
 check "SIGTERM: exit 0" [ "$SERVE_RC" = 0 ]
+code() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
+expect_eq "protect_metrics: /metrics without the token: 401" "$(code "$SMALL_URL/metrics")" 401
+expect_eq "protect_metrics: /health without the token: 401" "$(code "$SMALL_URL/health")" 401
+expect_eq "protect_metrics: /metrics with the token: 200" "$(code -H "Authorization: Bearer $SERVE_TOKEN" "$SMALL_URL/metrics")" 200
 kill -TERM "$SMALL_PID"; wait "$SMALL_PID"
 
 # ---- TLS: serve.tls_cert and serve.tls_key ----
