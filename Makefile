@@ -28,7 +28,7 @@ SUPPORT_SRCS := $(wildcard tests/support/*.c)
 DEB_PKGS := gcc make pkg-config libc6-dev libcurl4-openssl-dev libpq-dev libyaml-dev \
             libjansson-dev libcmocka-dev libmicrohttpd-dev postgresql tzdata ca-certificates \
             curl procps jq time clang libclang-rt-14-dev \
-            python3-jsonschema prometheus chromium chromium-driver python3-selenium
+            python3-jsonschema prometheus chromium chromium-driver python3-selenium wrk
 
 .PHONY: all deps test check unit integration asan tsan demo clean
 all: $(B)/dagrun $(TASKS) $(if $(SIM_SRCS),$(B)/kite_sim)
