@@ -156,16 +156,27 @@ ALTER TABLE dagrun.task_instance DROP CONSTRAINT IF EXISTS task_instance_run_id_
 -- dagrun_run (payload: the run id) when a run is created or its state, error, warnings or
 -- counters are written; dagrun_progress (no payload) once per statement that writes
 -- task-instance records (a batch of thousands is one notification; payloads repeated in one
--- transaction are folded into one by PostgreSQL).
+-- transaction are folded into one by PostgreSQL). Only while a server listens: a NOTIFY
+-- serializes the commits that send one, which nobody should pay for with no server running.
+-- A server's listening connection is named 'dagrun serve' (application_name).
+CREATE OR REPLACE FUNCTION dagrun.serve_listening() RETURNS boolean LANGUAGE sql STABLE AS $$
+    SELECT EXISTS (SELECT 1 FROM pg_stat_get_activity(NULL) a
+                   WHERE a.application_name = 'dagrun serve'
+                   AND a.datid = (SELECT oid FROM pg_database WHERE datname = current_database()))
+$$;
 CREATE OR REPLACE FUNCTION dagrun.notify_run() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM pg_notify('dagrun_run', NEW.run_id);
+    IF dagrun.serve_listening() THEN
+        PERFORM pg_notify('dagrun_run', NEW.run_id);
+    END IF;
     RETURN NULL;
 END
 $$;
 CREATE OR REPLACE FUNCTION dagrun.notify_progress() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM pg_notify('dagrun_progress', '');
+    IF dagrun.serve_listening() THEN
+        PERFORM pg_notify('dagrun_progress', '');
+    END IF;
     RETURN NULL;
 END
 $$;

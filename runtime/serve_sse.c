@@ -1,6 +1,7 @@
 /* `dagrun serve`: live run progress as Server-Sent Events, fed by PostgreSQL LISTEN/NOTIFY.
  *
- * schema.sql's triggers NOTIFY from the run's own transactions: channel dagrun_run (payload:
+ * schema.sql's triggers NOTIFY from the run's own transactions, while a server's listening
+ * connection (application_name "dagrun serve") exists: channel dagrun_run (payload:
  * the run id) when a run's state, error, warnings or counters change, and dagrun_progress
  * (no payload) when task-instance records are written; a run may also send a warning as it
  * happens (run_notify.c, channel dagrun_warning). So progress reaches every server on
@@ -384,7 +385,10 @@ static struct store *listen_conn(struct serve_sse *hub)
         log_warn("event streams: %s (retrying)", err.msg);
         return NULL;
     }
-    PGresult *res = serve_db_exec(st, "LISTEN dagrun_run", 0, NULL, &err);
+    /* schema.sql's triggers NOTIFY only while a connection of this name exists. */
+    PGresult *res0 = serve_db_exec(st, "SET application_name = 'dagrun serve'", 0, NULL, &err);
+    PGresult *res = res0 ? serve_db_exec(st, "LISTEN dagrun_run", 0, NULL, &err) : NULL;
+    PQclear(res0);
     PGresult *res2 = res ? serve_db_exec(st, "LISTEN dagrun_progress", 0, NULL, &err) : NULL;
     PGresult *res3 = res2 ? serve_db_exec(st, "LISTEN dagrun_warning", 0, NULL, &err) : NULL;
     bool ok = res && res2 && res3;
