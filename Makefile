@@ -1,5 +1,5 @@
 # dagrun: build, test, demo. Every library comes from pkg-config.
-PKGS      := libcurl libpq yaml-0.1 jansson
+PKGS      := libcurl libpq yaml-0.1 jansson libmicrohttpd
 B         ?= build
 CC        ?= cc
 SAN       ?=
@@ -27,7 +27,8 @@ SUPPORT_SRCS := $(wildcard tests/support/*.c)
 # Debian packages the build, the tests, the reliability suite (valgrind, openssl) and the demo need.
 DEB_PKGS := gcc make pkg-config libc6-dev libcurl4-openssl-dev libpq-dev libyaml-dev \
             libjansson-dev libcmocka-dev libmicrohttpd-dev postgresql tzdata ca-certificates \
-            curl procps jq time clang libclang-rt-14-dev valgrind openssl
+            curl procps jq time clang libclang-rt-14-dev valgrind openssl \
+            python3-jsonschema prometheus chromium chromium-driver python3-selenium wrk
 
 .PHONY: all deps test check unit integration asan tsan demo clean
 all: $(B)/dagrun $(TASKS) $(if $(SIM_SRCS),$(B)/kite_sim)
@@ -47,6 +48,9 @@ $(B)/obj/%.o: %.c
 
 $(B)/dagrun: $(B)/obj/runtime/main.o $(RUNTIME_OBJS)
 	$(Q)$(CC) $(SAN) -rdynamic -o $@ $^ $(LDLIBS)
+
+# The web page is assembled into serve_page.o (.incbin), so the object depends on it.
+$(B)/obj/runtime/serve_page.o: runtime/serve_page.html
 
 # A plugin links only the libraries it calls: Jansson and libm for all, libpq for the ones that
 # run SQL, libcurl for none (HTTP goes through dr_http_get). The dr_* calls resolve against the

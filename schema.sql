@@ -172,5 +172,48 @@ CREATE TABLE IF NOT EXISTS dagrun.task_log (
     line    text NOT NULL
 );
 CREATE INDEX IF NOT EXISTS task_log_run_idx ON dagrun.task_log (run_id, task_id, map_key, id);
+-- Live progress for `dagrun serve` (runtime/serve_sse.c): the run's own transactions NOTIFY,
+-- so every server on this database hears of every run, whichever process or machine runs it.
+-- dagrun_run (payload: the run id) when a run is created or its state, error, warnings or
+-- counters are written; dagrun_progress (no payload) once per statement that writes
+-- task-instance records (a batch of thousands is one notification; payloads repeated in one
+-- transaction are folded into one by PostgreSQL). Only while a server listens: a NOTIFY
+-- serializes the commits that send one, which nobody should pay for with no server running.
+-- A server's listening connection is named 'dagrun serve' (application_name).
+CREATE OR REPLACE FUNCTION dagrun.serve_listening() RETURNS boolean LANGUAGE sql STABLE AS $$
+    SELECT EXISTS (SELECT 1 FROM pg_stat_get_activity(NULL) a
+                   WHERE a.application_name = 'dagrun serve'
+                   AND a.datid = (SELECT oid FROM pg_database WHERE datname = current_database()))
+$$;
+CREATE OR REPLACE FUNCTION dagrun.notify_run() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF dagrun.serve_listening() THEN
+        PERFORM pg_notify('dagrun_run', NEW.run_id);
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE OR REPLACE FUNCTION dagrun.notify_progress() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF dagrun.serve_listening() THEN
+        PERFORM pg_notify('dagrun_progress', '');
+    END IF;
+    RETURN NULL;
+END
+$$;
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'dag_run_notify'
+                   AND tgrelid = 'dagrun.dag_run'::regclass) THEN
+        CREATE TRIGGER dag_run_notify AFTER INSERT OR UPDATE OF state, error, warnings, counters
+            ON dagrun.dag_run FOR EACH ROW EXECUTE FUNCTION dagrun.notify_run();
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'task_instance_notify'
+                   AND tgrelid = 'dagrun.task_instance'::regclass) THEN
+        CREATE TRIGGER task_instance_notify AFTER INSERT OR UPDATE ON dagrun.task_instance
+            FOR EACH STATEMENT EXECUTE FUNCTION dagrun.notify_progress();
+    END IF;
+END
+$$;
 
 COMMIT;

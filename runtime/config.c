@@ -464,6 +464,10 @@ static int read_root(const struct cl *l, json_t *root)
             rc = read_sources(l, v);
         else if (strcmp(k, "dags") == 0)
             rc = read_dags(l, v);
+        else if (strcmp(k, "serve") == 0 && json_is_object(v))
+            rc = (c->serve = json_incref(v)) ? 0 : -1; /* its keys are checked by serve_config.c */
+        else if (strcmp(k, "serve") == 0)
+            rc = bad(l, "serve", "expected an object");
         else
             return unknown(l, "", k);
         if (rc < 0)
@@ -594,6 +598,7 @@ void config_free(struct config *c)
         free(c->pools[i].name);
     free(c->pools);
     json_decref(c->dags);
+    json_decref(c->serve);
     free(c);
 }
 

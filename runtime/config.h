@@ -57,6 +57,7 @@ struct config {
     struct pool_cfg *pools;
     size_t n_pools;
     json_t *dags;               /* the "dags" object (dag_id -> {params: {...}}), owned; never NULL */
+    json_t *serve;              /* the "serve" object as written (serve_config.c checks it), owned, or NULL */
 };
 
 /* Reads path (NULL: "config.json" in the cwd if present, else built-in

@@ -14,6 +14,7 @@
 #include "tasklog.h"
 
 #define DAGRUN_VERSION "0.9.0"
+#include "serve.h"
 
 static const char usage[] =
     "usage: dagrun [--version] [-c CONFIG] [--log-format auto|text|json] [--log-level LEVEL] COMMAND [ARGS]\n"
@@ -40,6 +41,8 @@ static const char usage[] =
     "  pause DAG | unpause DAG    stop or restart scheduled runs of a DAG\n"
     "  logs RUN_ID [TASK [ITEM]] [--follow]\n"
     "                             a run's kept task logs\n"
+    "  serve [--listen ADDR:PORT] [--no-scheduler]\n"
+    "                             the REST API, web page, health and metrics, and the scheduler\n"
     "\n"
     "`dagrun COMMAND --help` describes each command.\n"
     "config: -c FILE, else $DAGRUN_CONFIG, ./config.json, ~/.config/dagrun/config.json,\n"
@@ -59,6 +62,7 @@ static const struct command commands[] = {
     { "runs", cmd_runs },         { "status", cmd_status },   { "cancel", cmd_cancel },
     { "pause", cmd_pause },       { "unpause", cmd_pause },   { "scheduler", cmd_scheduler },
     { "logs", cmd_logs },
+    { "serve", cmd_serve },       { "_run", cmd_serve_run },  /* _run: serve's run processes */
 };
 
 /* The commands that run DAGs keep their task logs. */

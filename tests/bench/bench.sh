@@ -6,7 +6,7 @@
 #
 #   DR_BUILD=build/bench BENCH_TOOLS=build/bench/benchtools bash tests/bench/bench.sh [ONLY...]
 # ONLY: run just these benchmarks (rate rate3 ingest ingest_minute minimal memory noop engine scale
-# mapmem).
+# mapmem serve).
 # Exit status: 0 when every figure meets its target, 1 when one is short, 2 on a harness error.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -365,6 +365,7 @@ want noop && bench_noop
 want engine && bench_engine
 want scale && bench_scale
 want mapmem && bench_mapmem
+want serve && source tests/bench/bench_serve.sh && bench_serve
 
 # ---- the table and results.json
 mkdir -p "$(dirname "$OUT")"
