@@ -52,6 +52,7 @@ int cmd_status(struct cli *c, int argc, char **argv);
 int cmd_cancel(struct cli *c, int argc, char **argv);
 int cmd_pause(struct cli *c, int argc, char **argv);
 int cmd_scheduler(struct cli *c, int argc, char **argv);
+int cmd_backfill(struct cli *c, int argc, char **argv);     /* cmd_backfill.c */
 
 /* True when argv has -h or --help; prints usage to stdout then. */
 bool cli_wants_help(int argc, char **argv, const char *usage);

@@ -30,6 +30,8 @@ static const char usage[] =
     "  resume RUN_ID              re-run what did not succeed in a run\n"
     "  cancel RUN_ID              ask a running run to stop\n"
     "  pause DAG | unpause DAG    stop or restart scheduled runs of a DAG\n"
+    "  backfill DAG --from DATE --to DATE [--conf JSON] [--max-active N] [--rerun]\n"
+    "                             one run per scheduled interval of a range\n"
     "\n"
     "`dagrun COMMAND --help` describes each command.\n"
     "exit codes: 0 success, 1 run failed, 2 bad input (nothing ran), 3 partial\n";
@@ -45,6 +47,7 @@ static const struct command commands[] = {
     { "run", cmd_run },           { "test", cmd_test },       { "resume", cmd_resume },
     { "runs", cmd_runs },         { "status", cmd_status },   { "cancel", cmd_cancel },
     { "pause", cmd_pause },       { "unpause", cmd_pause },   { "scheduler", cmd_scheduler },
+    { "backfill", cmd_backfill },
 };
 
 static int parse_level(const char *s, dr_log_level *out)
