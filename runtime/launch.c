@@ -9,6 +9,7 @@
 
 #include "date.h"
 #include "executor.h"
+#include "hook.h"
 #include "http.h"
 #include "log.h"
 #include "report.h"
@@ -151,6 +152,8 @@ int launch_run(const struct launch_env *env, struct dag *dag, struct store *st, 
         if (rc == EXIT_OK)
             rc = EXIT_FAILED;
     }
+    hook_fire(dag->on_failure, &(struct hook_event){ l->run_id, dag->dag_id, l->run_type,
+              res.error[0] ? res.error : NULL, res.state, l->logical_date });
     goto out;
 
 fail_run:
@@ -160,6 +163,8 @@ fail_run:
         err_clear(&e2);
         store_run_set_state(st, l->run_id, RUN_FAILED, err.msg, &e2);
     }
+    hook_fire(dag->on_failure, &(struct hook_event){ l->run_id, dag->dag_id, l->run_type,
+              err.msg, RUN_FAILED, l->logical_date });
     rc = EXIT_FAILED;
     goto out;
 fail:

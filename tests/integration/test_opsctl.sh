@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# The operator's controls: the on_failure hook (a command with no shell, a webhook), dagrun
+# clear (one task or item of a finished run, and what depends on it) and dagrun db clean.
+source "$(dirname "$0")/lib.sh"
+CONFIG=$T_WORK/config.json
+DAGS=$T_WORK/dags
+mkdir -p "$DAGS"
+start_sim --instruments 5 --rate 0
+write_config "$CONFIG" 0
+jq --arg d "$DAGS" '.dags_dir = $d' "$CONFIG" >"$T_WORK/c.json" && mv "$T_WORK/c.json" "$CONFIG"
+run_of() { q "select run_id from dagrun.dag_run where dag_id='$1' order by queued_at desc limit 1"; }
+
+# ---- on_failure command: argv straight to execve (posix_spawnp), the run's facts in DAGRUN_*
+# variables; an error full of shell metacharacters reaches the hook literally and runs nothing.
+cat >"$T_WORK/hook.sh" <<'SH'
+#!/bin/sh
+env | grep '^DAGRUN_' | sort >"$HOOK_OUT.env"
+printf '%s\n' "$@" >"$HOOK_OUT.args"
+SH
+chmod +x "$T_WORK/hook.sh"
+export HOOK_OUT=$T_WORK/hook
+cat >"$DAGS/hooked.yaml" <<YAML
+dag_id: hooked
+schedule: null
+on_failure:
+  command: ["$T_WORK/hook.sh", "two words", "\$(touch $T_WORK/PWNED)", ";", "|", "*"]
+  timeout: 5s
+tasks:
+  boom: { plugin: fail, params: { mode: fail } }
+  after_boom: { plugin: noop, after: [boom] }
+YAML
+new_db hook
+check "a DAG with on_failure validates" dagrun validate "$DAGS/hooked.yaml"
+EVIL='x"; touch '"$T_WORK"'/PWNED2; echo $(id) `id` $HOME '"'"'q'"'"' | > & * \n'
+dagrun run hooked --conf "$(jq -nc --arg m "$EVIL" '{mode: $m}')" >"$T_WORK/out" 2>&1; rc=$?
+run=$(run_of hooked)
+expect_eq "the failed run exits 1 and stays failed" "$rc:$(q "select state from dagrun.dag_run where run_id='$run'")" 1:failed
+check "the hook ran" test -s "$HOOK_OUT.env"
+expect_eq "DAGRUN_RUN_ID" "$(grep '^DAGRUN_RUN_ID=' "$HOOK_OUT.env" | cut -d= -f2-)" "$run"
+expect_eq "DAGRUN_DAG_ID, _STATE, _RUN_TYPE" \
+    "$(grep -E '^DAGRUN_(DAG_ID|STATE|RUN_TYPE)=' "$HOOK_OUT.env" | tr '\n' ' ')" \
+    "DAGRUN_DAG_ID=hooked DAGRUN_RUN_TYPE=manual DAGRUN_STATE=failed "
+expect_eq "DAGRUN_ERROR is the stored error, metacharacters and all" \
+    "$(grep -a '^DAGRUN_ERROR=' "$HOOK_OUT.env" | cut -d= -f2-)" \
+    "$(q "select error from dagrun.dag_run where run_id='$run'")"
+check "the error holds the shell text literally" grep -aqF "touch $T_WORK/PWNED2; echo \$(id) \`id\` \$HOME" "$HOOK_OUT.env"
+expect_eq "the arguments arrive as written" "$(cat "$HOOK_OUT.args" | tr '\n' '|')" \
+    "two words|\$(touch $T_WORK/PWNED)|;|||*|"
+check "no shell ran anything" test ! -e "$T_WORK/PWNED" -a ! -e "$T_WORK/PWNED2"
+check "the hook is logged" grep -q "on_failure command .*: done" "$T_WORK/out"
+
+# A successful run fires nothing; a hook that fails or hangs is logged, bounded by its
+# timeout, and changes nothing.
+rm -f "$HOOK_OUT.env"
+dagrun run hooked --conf '{"times": 0}' >"$T_WORK/out" 2>&1; rc=$?
+check "a successful run fires no hook" test "$rc" = 0 -a ! -e "$HOOK_OUT.env"
+cat >"$T_WORK/hang.sh" <<'SH'
+#!/bin/sh
+sleep 60 &
+echo $! >"$HOOK_OUT.child"
+sleep 60
+SH
+chmod +x "$T_WORK/hang.sh"
+sed -e "s#command: .*#command: [\"$T_WORK/hang.sh\"]#" -e 's/timeout: 5s/timeout: 1s/' "$DAGS/hooked.yaml" >"$T_WORK/h.yaml" && mv "$T_WORK/h.yaml" "$DAGS/hooked.yaml"
+t0=$(date +%s)
+dagrun run hooked >"$T_WORK/out" 2>&1; rc=$?
+secs=$(( $(date +%s) - t0 ))
+run=$(run_of hooked)
+expect_eq "a hanging hook: the run still exits 1, failed" "$rc:$(q "select state from dagrun.dag_run where run_id='$run'")" 1:failed
+check "the hang is logged as killed" grep -q "on_failure command .*hang.sh: no exit after 1s: killed" "$T_WORK/out"
+expect_le "and bounded by the timeout (1 s, with slack for a loaded machine)" "$secs" 30
+sleep 0.2
+child_state=$(ps -o stat= -p "$(cat "$HOOK_OUT.child")" | cut -c1)
+check "its process group was killed (the child it started too: gone or a zombie)" test "${child_state:-gone}" != S -a "${child_state:-gone}" != R
+sed -e "s#command: .*#command: [\"$T_WORK/missing-hook\"]#" "$DAGS/hooked.yaml" >"$T_WORK/h.yaml" && mv "$T_WORK/h.yaml" "$DAGS/hooked.yaml"
+dagrun run hooked >"$T_WORK/out" 2>&1; rc=$?
+check "a missing hook command is logged; exit 1 as before" test "$rc" = 1
+check "naming it" grep -q "missing-hook: No such file" "$T_WORK/out"
+for bad in 'on_failure: {command: "notify --all"}' 'on_failure: {command: []}' \
+           'on_failure: {webhook: "ftp://x"}' 'on_failure: {}' 'on_failure: {command: [a], shell: true}'; do
+    printf 'dag_id: badhook\nschedule: null\n%s\ntasks:\n  a: { plugin: noop }\n' "$bad" >"$T_WORK/bad.yaml"
+    dagrun validate "$T_WORK/bad.yaml" >"$T_WORK/out" 2>&1; rc=$?
+    check "refused by validate: $bad" test "$rc" = 2
+    grep -q "on_failure" "$T_WORK/out" || not_ok "the message names on_failure: $(cat "$T_WORK/out")"
+done
+finish
