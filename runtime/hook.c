@@ -74,7 +74,8 @@ struct hook *hook_parse(const char *path, const struct ynode *v, struct dr_err *
             }
         } else if (strcmp(k->text, "webhook") == 0 && !h->webhook) {
             if (x->kind != Y_SCALAR || yamltree_is_null(x) ||
-                (strncmp(x->text, "http://", 7) != 0 && strncmp(x->text, "https://", 8) != 0))
+                (strncmp(x->text, "http://", 7) != 0 && strncmp(x->text, "https://", 8) != 0 &&
+                 strncmp(x->text, "${", 2) != 0))
                 return parse_fail(h, err, path, x,
                                   "webhook: expected an http:// or https:// URL (${VAR} takes "
                                   "a secret from the environment)");
@@ -277,7 +278,7 @@ static void post_webhook(const struct hook *h, const struct hook_event *ev, cons
     }
     char errbuf[CURL_ERROR_SIZE] = "";
     curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");   /* also after ${VAR} */
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);

@@ -18,7 +18,8 @@ struct hook {
 #define HOOK_TIMEOUT_MS 30000
 
 /* Reads the on_failure mapping v of DAG file path. Refuses unknown keys, an empty or
- * non-string argv, an argv of over 256 items, a webhook that is not http(s)://, a bad or
+ * non-string argv, an argv of over 256 items, a webhook that is not http(s):// (or starts
+ * with a ${VAR}: the scheme is checked when it fires), a bad or
  * zero timeout, and a mapping with neither command nor webhook. A new hook (hook_free), or
  * NULL with err "path:line:col: on_failure: ...". */
 struct hook *hook_parse(const char *path, const struct ynode *v, struct dr_err *err);

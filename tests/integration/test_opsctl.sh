@@ -76,6 +76,34 @@ sed -e "s#command: .*#command: [\"$T_WORK/missing-hook\"]#" "$DAGS/hooked.yaml" 
 dagrun run hooked >"$T_WORK/out" 2>&1; rc=$?
 check "a missing hook command is logged; exit 1 as before" test "$rc" = 1
 check "naming it" grep -q "missing-hook: No such file" "$T_WORK/out"
+# ---- on_failure webhook: the same fields POSTed as JSON; ${VAR} in the URL is read from the
+# environment when it fires and the URL is never logged (it may hold a token)
+export HOOK_TOKEN=hooksecret123
+cat >"$DAGS/hooked.yaml" <<'YAML'
+dag_id: hooked
+schedule: null
+on_failure:
+  webhook: "${SIM_URL}/__sim/hook?token=${HOOK_TOKEN}"
+tasks:
+  boom: { plugin: fail, params: { mode: fail } }
+YAML
+dagrun run hooked --conf "$(jq -nc --arg m "$EVIL" '{mode: $m}')" >"$T_WORK/out" 2>&1; rc=$?
+run=$(run_of hooked)
+expect_eq "webhook: the run exits 1" "$rc" 1
+[ "$rc" = 1 ] || cat "$T_WORK/out"
+hooks=$(curl -sf "$SIM_URL/__sim/hooks")
+expect_eq "one POST, as JSON" "$(jq -r 'length, .[0].content_type' <<<"$hooks" | tr '\n' ' ')" "1 application/json "
+expect_eq "with the run's fields" "$(jq -r '.[0].body | [.run_id, .dag_id, .run_type, .state] | join(" ")' <<<"$hooks")" \
+    "$run hooked manual failed"
+expect_eq "and its error, literally" "$(jq -r '.[0].body.error' <<<"$hooks")" "$(q "select error from dagrun.dag_run where run_id='$run'")"
+check "the webhook's answer is logged" grep -q "on_failure webhook: HTTP 200" "$T_WORK/out"
+check "the URL's token is never logged" bash -c "! grep -q hooksecret123 '$T_WORK/out'"
+sed -i 's#webhook: .*#webhook: "http://127.0.0.1:1/hook"#' "$DAGS/hooked.yaml"
+dagrun run hooked >"$T_WORK/out" 2>&1; rc=$?
+run=$(run_of hooked)
+expect_eq "an unreachable webhook: the run still exits 1, failed" "$rc:$(q "select state from dagrun.dag_run where run_id='$run'")" 1:failed
+check "the webhook's failure is logged" grep -q "on_failure webhook: Couldn't connect" "$T_WORK/out"
+
 for bad in 'on_failure: {command: "notify --all"}' 'on_failure: {command: []}' \
            'on_failure: {webhook: "ftp://x"}' 'on_failure: {}' 'on_failure: {command: [a], shell: true}'; do
     printf 'dag_id: badhook\nschedule: null\n%s\ntasks:\n  a: { plugin: noop }\n' "$bad" >"$T_WORK/bad.yaml"
