@@ -32,6 +32,8 @@ static const char usage[] =
     "  pause DAG | unpause DAG    stop or restart scheduled runs of a DAG\n"
     "  backfill DAG --from DATE --to DATE [--conf JSON] [--max-active N] [--rerun]\n"
     "                             one run per scheduled interval of a range\n"
+    "  clear RUN_ID TASK [--map-index N | --failed]\n"
+    "                             re-run a task (or item) of an ended run, and what follows it\n"
     "\n"
     "`dagrun COMMAND --help` describes each command.\n"
     "exit codes: 0 success, 1 run failed, 2 bad input (nothing ran), 3 partial\n";
@@ -47,7 +49,7 @@ static const struct command commands[] = {
     { "run", cmd_run },           { "test", cmd_test },       { "resume", cmd_resume },
     { "runs", cmd_runs },         { "status", cmd_status },   { "cancel", cmd_cancel },
     { "pause", cmd_pause },       { "unpause", cmd_pause },   { "scheduler", cmd_scheduler },
-    { "backfill", cmd_backfill },
+    { "backfill", cmd_backfill }, { "clear", cmd_clear },
 };
 
 static int parse_level(const char *s, dr_log_level *out)

@@ -50,3 +50,77 @@ int store_ops_live_runs(struct store *s, const char *dag_id, int timeout_sec, in
     PQclear(res);
     return rc;
 }
+
+/* The run lock of store.c (session advisory locks on (namespace, hashtext(run_id))): a clear
+ * or a clean takes it for its transaction, so a run some process is running or resuming is
+ * left alone. */
+#define OPS_RUN_LOCK "pg_try_advisory_xact_lock(1684107122, hashtext(r.run_id))"
+
+static const char sql_clear[] =
+    "WITH ok AS MATERIALIZED (SELECT r.run_id FROM dagrun.dag_run r WHERE r.run_id = $1"
+    "  AND r.state IN ('success', 'partial', 'failed', 'cancelled') AND " OPS_RUN_LOCK "),"
+    " idx AS MATERIALIZED (SELECT DISTINCT t.map_index FROM dagrun.task_instance t, ok"
+    "  WHERE t.run_id = ok.run_id AND t.task_id = $2"
+    "  AND ($3::text <> 'index' OR t.map_index = $4::int)"
+    "  AND ($3::text <> 'failed' OR t.state IN ('failed', 'upstream_failed'))),"
+    " d1 AS (DELETE FROM dagrun.task_instance t WHERE t.run_id = $1"
+    "  AND t.task_id IN (SELECT jsonb_array_elements_text($5::jsonb))"
+    "  AND t.map_index IN (SELECT map_index FROM idx) RETURNING t.task_id, t.map_index),"
+    " d2 AS (DELETE FROM dagrun.task_instance t WHERE t.run_id = $1 AND EXISTS (SELECT 1 FROM idx)"
+    "  AND t.task_id IN (SELECT jsonb_array_elements_text($6::jsonb))"
+    "  RETURNING t.task_id, t.map_index),"
+    " u AS (UPDATE dagrun.dag_run r SET state = 'queued', ended_at = NULL, cancel_requested = false,"
+    "  heartbeat_at = now() WHERE r.run_id = $1 AND EXISTS (SELECT 1 FROM idx) RETURNING 1),"
+    " d AS (SELECT * FROM d1 UNION ALL SELECT * FROM d2)"
+    " SELECT (SELECT count(*) FROM ok), (SELECT count(*) FROM idx), (SELECT count(*) FROM d),"
+    "  (SELECT string_agg(x.task_id || CASE WHEN x.map_index >= 0 THEN '[' || x.map_index || ']'"
+    "   ELSE '' END, ', ' ORDER BY x.task_id, x.map_index)"
+    "   FROM (SELECT * FROM d ORDER BY task_id, map_index LIMIT 12) x),"
+    "  (SELECT state FROM dagrun.dag_run WHERE run_id = $1), (SELECT count(*) FROM u)";
+
+int store_ops_clear(struct store *s, const char *run_id, const char *task_id, enum clear_pick pick,
+                    long index, const json_t *item_tasks, const json_t *whole_tasks,
+                    struct clear_result *out, struct dr_err *err)
+{
+    memset(out, 0, sizeof *out);
+    char ix[24];
+    snprintf(ix, sizeof ix, "%ld", index);
+    char *items = json_dumps(item_tasks, JSON_COMPACT), *whole = json_dumps(whole_tasks, JSON_COMPACT);
+    int rc = -1;
+    if (!items || !whole) {
+        err_set(err, "clear run %s: out of memory", run_id);
+        goto out;
+    }
+    const char *v[] = { run_id, task_id,
+                        pick == CLEAR_INDEX ? "index" : pick == CLEAR_FAILED ? "failed" : "all",
+                        ix, items, whole };
+    PGresult *res = pgconn_exec(store_conn(s), sql_clear, 6, v, err, "clear run %s", run_id);
+    if (!res)
+        goto out;
+    int64_t ok = 0, picked = 0, deleted = 0;
+    pgconn_parse_i64(PQgetvalue(res, 0, 0), &ok);
+    pgconn_parse_i64(PQgetvalue(res, 0, 1), &picked);
+    pgconn_parse_i64(PQgetvalue(res, 0, 2), &deleted);
+    if (!ok) {
+        if (PQgetisnull(res, 0, 4)) {
+            err_set(err, "clear run %s: no such run", run_id);
+            err_hint(err, "dagrun runs lists the runs");
+        } else if (strcmp(PQgetvalue(res, 0, 4), "queued") == 0 ||
+                   strcmp(PQgetvalue(res, 0, 4), "running") == 0) {
+            err_set(err, "clear run %s: the run is %s", run_id, PQgetvalue(res, 0, 4));
+            err_hint(err, "clear a run once it has ended: dagrun cancel %s stops it", run_id);
+        } else {
+            err_set(err, "clear run %s: it is being run by another process", run_id);
+        }
+    } else {
+        out->picked = (long)picked;
+        out->deleted = (long)deleted;
+        snprintf(out->sample, sizeof out->sample, "%s", PQgetvalue(res, 0, 3));
+        rc = 0;
+    }
+    PQclear(res);
+out:
+    free(items);
+    free(whole);
+    return rc;
+}

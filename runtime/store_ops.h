@@ -21,4 +21,26 @@ int store_ops_interval(struct store *s, const char *dag_id, int64_t logical, boo
 int store_ops_live_runs(struct store *s, const char *dag_id, int timeout_sec, int *n,
                         struct dr_err *err);
 
+/* How `dagrun clear` picks the instances of its task. */
+enum clear_pick { CLEAR_ALL, CLEAR_INDEX, CLEAR_FAILED };
+
+/* What store_ops_clear did. */
+struct clear_result {
+    long picked;                /* instances of the task picked (0: nothing was changed) */
+    long deleted;               /* task-instance rows reset, downstream included */
+    char sample[512];           /* the first of them, "task[3], final, ..." */
+};
+
+/* Resets task instances of run_id, an ended run (success, partial, failed, cancelled) that
+ * no process holds: picks the instances of task_id (every one, map index `index`, or those
+ * failed or upstream_failed), then in one transaction deletes, in the tasks named by
+ * item_tasks (a JSON array of task ids), the rows of the picked map indexes, and in
+ * whole_tasks every row; the run is set queued (cancel request cleared), so that a resume
+ * runs exactly what was deleted, and a scheduler takes it up if the caller dies first.
+ * Nothing changes when nothing is picked. 0 (also when nothing was picked), or -1 with err:
+ * no such run, or it is queued, running or held by another process. */
+int store_ops_clear(struct store *s, const char *run_id, const char *task_id, enum clear_pick pick,
+                    long index, const json_t *item_tasks, const json_t *whole_tasks,
+                    struct clear_result *out, struct dr_err *err);
+
 #endif

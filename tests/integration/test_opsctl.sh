@@ -111,4 +111,77 @@ for bad in 'on_failure: {command: "notify --all"}' 'on_failure: {command: []}' \
     check "refused by validate: $bad" test "$rc" = 2
     grep -q "on_failure" "$T_WORK/out" || not_ok "the message names on_failure: $(cat "$T_WORK/out")"
 done
+# ---- dagrun clear: one item of a lane (in every task of the lane) and what follows it
+cat >"$DAGS/clearme.yaml" <<'YAML'
+dag_id: clearme
+schedule: null
+tasks:
+  items: { plugin: emit_list, params: { n: 5 } }
+  step1: { plugin: noop, map: items }
+  step2: { plugin: noop, map: items, after: [step1] }
+  final: { plugin: noop, after: [step2] }
+YAML
+new_db clear
+check "clear --help" eval 'dagrun clear --help | grep -q "usage: dagrun clear"'
+dagrun run clearme >/dev/null 2>&1
+run=$(run_of clearme)
+ends() { q "select string_agg(task_id || coalesce('[' || nullif(map_index, -1) || ']', '') || '=' || extract(epoch from ended_at), ' ' order by task_id, map_index) from dagrun.task_instance where run_id='$run'"; }
+before=$(ends)
+dagrun clear "$run" step2 --map-index 3 >"$T_WORK/out" 2>&1; rc=$?
+expect_eq "clear of one item exits 0, run success" "$rc:$(q "select state from dagrun.dag_run where run_id='$run'")" 0:success
+check "it names what it cleared" grep -q "cleared 3 task instances (final, step1\[3\], step2\[3\])" "$T_WORK/out"
+after=$(ends)
+changed=$(diff <(tr ' ' '\n' <<<"$before") <(tr ' ' '\n' <<<"$after") | grep '^>' | cut -d= -f1 | tr -d '> ' | sort | tr '\n' ' ')
+expect_eq "only the item in its lane and the task after the lane ran again" "$changed" "final step1[3] step2[3] "
+expect_eq "every instance is success again" "$(q "select count(*) || ' ' || string_agg(distinct state, ',') from dagrun.task_instance where run_id='$run'")" "12 success"
+dagrun clear "$run" items >"$T_WORK/out" 2>&1; rc=$?
+expect_eq "clear of the map source clears everything after it" \
+    "$rc:$(grep -o 'cleared [0-9]* task instances' "$T_WORK/out")" "0:cleared 12 task instances"
+dagrun clear "$run" step2 --failed >"$T_WORK/out" 2>&1; rc=$?
+check "--failed with no failed instance: nothing to clear, exit 0" test "$rc" = 0
+check "which is said" grep -q "nothing to clear" "$T_WORK/out"
+dagrun clear "$run" final --map-index 0 >"$T_WORK/out" 2>&1; rc=$?
+expect_eq "--map-index of an unmapped task: exit 2" "$rc" 2
+dagrun clear "$run" step2 --map-index 9 >"$T_WORK/out" 2>&1; rc=$?
+expect_eq "--map-index of no item: exit 2" "$rc" 2
+dagrun clear "$run" nosuch >"$T_WORK/out" 2>&1; rc=$?
+expect_eq "an unknown task: exit 2" "$rc" 2
+dagrun clear nosuch__run step2 >"$T_WORK/out" 2>&1; rc=$?
+expect_eq "an unknown run: exit 2" "$rc" 2
+q "update dagrun.dag_run set state = 'running' where run_id = '$run'" >/dev/null
+dagrun clear "$run" step2 >"$T_WORK/out" 2>&1; rc=$?
+expect_eq "a running run is refused: exit 2, nothing changed" \
+    "$rc:$(q "select count(*) from dagrun.task_instance where run_id='$run'")" 2:12
+check "with the cancel hint" grep -q "dagrun cancel" "$T_WORK/out"
+q "update dagrun.dag_run set state = 'success' where run_id = '$run'" >/dev/null
+
+# The market-data pipeline: failed items cleared with --failed run again from their start
+# (their checkpoints dropped: every chunk fetched again), unlike resume; one item cleared by
+# --map-index fetches that instrument alone.
+BOOT=2016-01-01 END=2024-06-28
+cp "$DR_TOP/dags/kite_historic.yaml" "$DR_TOP/dags/kite_instruments.yaml" "$DAGS/"
+new_db clear_kite
+dagrun run kite_instruments >/dev/null 2>&1
+curl -sf "$SIM_URL/__sim/config?reject_from=2022-01-01" >/dev/null
+dagrun run kite_historic --conf "{\"limit\": 5, \"bootstrap_date\": \"$BOOT\", \"end_date\": \"$END\"}" >/dev/null 2>&1; rc=$?
+run=$(run_of kite_historic)
+expect_eq "every item failing at its second chunk: run failed" "$rc:$(q "select state from dagrun.dag_run where run_id='$run'")" 1:failed
+curl -sf "$SIM_URL/__sim/config?reject_from=" >/dev/null
+sim_reset
+dagrun clear "$run" fetch --failed >"$T_WORK/out" 2>&1; rc=$?
+expect_eq "clear --failed exits 0 and the run succeeds" "$rc:$(q "select state from dagrun.dag_run where run_id='$run'")" 0:success
+check "it cleared the 5 failed items in fetch and upsert" grep -q "cleared 10 task instances" "$T_WORK/out"
+expect_eq "each cleared item ran from its start: 2 chunks per instrument" "$(sim_stat '.historical_requests')" 10
+expected_rows "$BOOT" "$END" | grep -E "^($(q "select string_agg(instrument_token::text, '|') from kite_ohlcv_historic"))," >"$T_WORK/expected"
+stored_rows >"$T_WORK/stored"
+expect_eq "the table is complete" \
+    "$(md5sum <"$T_WORK/stored" | cut -c1-32)" "$(md5sum <"$T_WORK/expected" | cut -c1-32)"
+sim_reset
+dagrun clear "$run" upsert --map-index 2 >"$T_WORK/out" 2>&1; rc=$?
+expect_eq "clear of one item: exit 0, success" "$rc:$(q "select state from dagrun.dag_run where run_id='$run'")" 0:success
+expect_eq "only that instrument is fetched again" "$(sim_stat '.historical_requests'):$(sim_stat '.requests_by_token | length')" 2:1
+stored_rows >"$T_WORK/stored"
+expect_eq "the table is unchanged" \
+    "$(md5sum <"$T_WORK/stored" | cut -c1-32)" "$(md5sum <"$T_WORK/expected" | cut -c1-32)"
+
 finish
