@@ -54,6 +54,7 @@ int cmd_pause(struct cli *c, int argc, char **argv);
 int cmd_scheduler(struct cli *c, int argc, char **argv);
 int cmd_backfill(struct cli *c, int argc, char **argv);     /* cmd_backfill.c */
 int cmd_clear(struct cli *c, int argc, char **argv);        /* cmd_clear.c */
+int cmd_db(struct cli *c, int argc, char **argv);           /* cmd_db.c */
 
 /* True when argv has -h or --help; prints usage to stdout then. */
 bool cli_wants_help(int argc, char **argv, const char *usage);

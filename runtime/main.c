@@ -34,6 +34,8 @@ static const char usage[] =
     "                             one run per scheduled interval of a range\n"
     "  clear RUN_ID TASK [--map-index N | --failed]\n"
     "                             re-run a task (or item) of an ended run, and what follows it\n"
+    "  db clean --older-than AGE [--all] [--dry-run]\n"
+    "                             delete ended runs older than AGE (run retention)\n"
     "\n"
     "`dagrun COMMAND --help` describes each command.\n"
     "exit codes: 0 success, 1 run failed, 2 bad input (nothing ran), 3 partial\n";
@@ -49,7 +51,7 @@ static const struct command commands[] = {
     { "run", cmd_run },           { "test", cmd_test },       { "resume", cmd_resume },
     { "runs", cmd_runs },         { "status", cmd_status },   { "cancel", cmd_cancel },
     { "pause", cmd_pause },       { "unpause", cmd_pause },   { "scheduler", cmd_scheduler },
-    { "backfill", cmd_backfill }, { "clear", cmd_clear },
+    { "backfill", cmd_backfill }, { "clear", cmd_clear },   { "db", cmd_db },
 };
 
 static int parse_level(const char *s, dr_log_level *out)

@@ -124,3 +124,51 @@ out:
     free(whole);
     return rc;
 }
+
+#define OPS_ISO(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+
+/* $1: age in seconds, $2: states (a JSON array), $3: dag_id or NULL. */
+#define CLEAN_WHERE                                                                           \
+    " r.state IN (SELECT jsonb_array_elements_text($2::jsonb))"                               \
+    " AND r.ended_at < now() - make_interval(secs => $1::bigint)"                             \
+    " AND ($3::text IS NULL OR r.dag_id = $3::text)"
+
+static const char sql_clean_dry[] =
+    "SELECT coalesce(json_agg(json_build_object('run_id', r.run_id, 'dag_id', r.dag_id,"
+    " 'state', r.state, 'ended_at', " OPS_ISO("r.ended_at") ", 'task_instances',"
+    " (SELECT count(*) FROM dagrun.task_instance t WHERE t.run_id = r.run_id))"
+    " ORDER BY r.ended_at, r.run_id), '[]') FROM dagrun.dag_run r WHERE" CLEAN_WHERE;
+
+/* A run some process holds (a resume starting) is skipped: its lock is taken for the
+ * transaction first. */
+static const char sql_clean[] =
+    "WITH c AS MATERIALIZED (SELECT r.run_id FROM dagrun.dag_run r WHERE" CLEAN_WHERE
+    "  ORDER BY r.ended_at, r.run_id LIMIT 100),"
+    " l AS MATERIALIZED (SELECT r.run_id FROM c r WHERE " OPS_RUN_LOCK "),"
+    " d AS (DELETE FROM dagrun.dag_run r USING l WHERE r.run_id = l.run_id"
+    "  AND r.state IN (SELECT jsonb_array_elements_text($2::jsonb))"
+    "  RETURNING r.run_id, r.dag_id, r.state, r.ended_at),"
+    " ti AS (DELETE FROM dagrun.task_instance t USING d WHERE t.run_id = d.run_id"
+    "  RETURNING t.run_id),"
+    " n AS (SELECT run_id, count(*) AS n FROM ti GROUP BY run_id)"
+    " SELECT coalesce(json_agg(json_build_object('run_id', d.run_id, 'dag_id', d.dag_id,"
+    " 'state', d.state, 'ended_at', " OPS_ISO("d.ended_at") ", 'task_instances',"
+    " coalesce(n.n, 0)) ORDER BY d.ended_at, d.run_id), '[]')"
+    " FROM d LEFT JOIN n ON n.run_id = d.run_id";
+
+json_t *store_ops_clean(struct store *s, int64_t older_s, bool all, const char *dag_id,
+                        bool dry_run, struct dr_err *err)
+{
+    char age[24];
+    snprintf(age, sizeof age, "%lld", (long long)older_s);
+    const char *states = all ? "[\"success\", \"partial\", \"failed\", \"cancelled\"]"
+                             : "[\"success\"]";
+    const char *v[] = { age, states, dag_id };
+    PGresult *res = pgconn_exec(store_conn(s), dry_run ? sql_clean_dry : sql_clean, 3, v, err,
+                                "clean runs");
+    if (!res)
+        return NULL;
+    json_t *j = pgconn_load_json(PQgetvalue(res, 0, 0), "clean runs", err);
+    PQclear(res);
+    return j;
+}

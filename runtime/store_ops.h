@@ -43,4 +43,13 @@ int store_ops_clear(struct store *s, const char *run_id, const char *task_id, en
                     long index, const json_t *item_tasks, const json_t *whole_tasks,
                     struct clear_result *out, struct dr_err *err);
 
+/* One batch of `dagrun db clean`: the runs of dag_id (NULL: every DAG) that ended over
+ * older_s seconds ago in state success (all: also partial, failed, cancelled; never queued
+ * or running), oldest first. dry_run: every such run, nothing deleted. Otherwise up to 100 of
+ * them that no process holds are deleted with their task instances, in one transaction.
+ * Returns a new array of {run_id, dag_id, state, ended_at, task_instances} (what was, or
+ * would be, deleted); empty when nothing (more) is to be deleted. NULL with err. */
+json_t *store_ops_clean(struct store *s, int64_t older_s, bool all, const char *dag_id,
+                        bool dry_run, struct dr_err *err);
+
 #endif

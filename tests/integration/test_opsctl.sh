@@ -184,4 +184,63 @@ stored_rows >"$T_WORK/stored"
 expect_eq "the table is unchanged" \
     "$(md5sum <"$T_WORK/stored" | cut -c1-32)" "$(md5sum <"$T_WORK/expected" | cut -c1-32)"
 
+# ---- dagrun db clean: retention of ended runs; what resume may need stays unless --all
+cat >"$DAGS/failer.yaml" <<'YAML'
+dag_id: failer
+schedule: null
+tasks:
+  items: { plugin: emit_list, params: { n: 3 } }
+  boom: { plugin: fail, map: items, params: { mode: fail } }
+YAML
+new_db clean
+check "db clean --help" eval 'dagrun db clean --help | grep -q "usage: dagrun db clean"'
+for i in 1 2 3; do dagrun run clearme >/dev/null 2>&1; done
+dagrun run failer >/dev/null 2>&1
+dagrun run failer >/dev/null 2>&1
+old_ok=$(q "select string_agg(run_id, ' ' order by run_id) from (select run_id from dagrun.dag_run where dag_id='clearme' order by queued_at limit 2) x")
+old_failed=$(q "select run_id from dagrun.dag_run where dag_id='failer' order by queued_at limit 1")
+for r in $old_ok $old_failed; do
+    q "update dagrun.dag_run set ended_at = now() - interval '100 days' where run_id = '$r'" >/dev/null
+done
+# A run left running 100 days ago (its process died): never deleted.
+q "insert into dagrun.dag_run (run_id, dag_id, run_type, logical_date, state, queued_at, started_at) values ('clearme__manual__stale', 'clearme', 'manual', now() - interval '100 days', 'running', now() - interval '100 days', now() - interval '100 days')" >/dev/null
+count() { q "select count(*) || '/' || (select count(*) from dagrun.task_instance) from dagrun.dag_run"; }
+before=$(count)
+dagrun db clean --older-than 90d --dry-run >"$T_WORK/out" 2>&1; rc=$?
+expect_eq "--dry-run exits 0 and deletes nothing" "$rc:$(count)" "0:$before"
+expect_eq "it lists the 2 old successful runs" "$(grep -c '^would delete .*(clearme, success, ' "$T_WORK/out")" 2
+dagrun db clean --older-than 90d >"$T_WORK/out" 2>&1; rc=$?
+expect_eq "clean exits 0" "$rc" 0
+expect_eq "the 2 old successful runs and their 11 task instances each are gone" \
+    "$(q "select count(*) from dagrun.dag_run where run_id in ($(printf "'%s'," $old_ok | sed 's/,$//'))"):$(q "select count(*) from dagrun.task_instance where run_id in ($(printf "'%s'," $old_ok | sed 's/,$//'))")" 0:0
+check "each deletion is printed" test "$(grep -c '^deleted clearme__manual__.*: 12 task instances$' "$T_WORK/out")" = 2
+check "with the total" grep -q "^deleted 2 runs and 24 task instances that ended over 90d ago" "$T_WORK/out"
+expect_eq "kept: the recent run, both failed runs (resume may need them), the running one" \
+    "$(q "select string_agg(dag_id || ':' || state, ' ' order by dag_id, state) from dagrun.dag_run")" \
+    "clearme:running clearme:success failer:failed failer:failed"
+dagrun resume "$old_failed" >/dev/null 2>&1
+expect_eq "the old failed run can still be resumed (its task instances kept)" \
+    "$(q "select count(*) from dagrun.task_instance where run_id = '$old_failed'")" 4
+q "update dagrun.dag_run set ended_at = now() - interval '100 days' where run_id = '$old_failed'" >/dev/null
+# A run a process holds (its lock taken, as a resume starting would) is left alone.
+psql -qAtX "$DATABASE_URL" -c "select pg_advisory_lock(1684107122, hashtext('$old_failed'))" -c "select pg_sleep(20)" >/dev/null 2>&1 &
+holder=$!
+for i in $(seq 1 100); do
+    [ "$(q "select count(*) from pg_locks where locktype = 'advisory' and granted and database = (select oid from pg_database where datname = current_database())")" -gt 0 ] && break; sleep 0.05
+done
+dagrun db clean --older-than 90d --all >"$T_WORK/out" 2>&1; rc=$?
+expect_eq "--all while the failed run is held: it stays" "$rc:$(q "select count(*) from dagrun.dag_run where run_id = '$old_failed'")" 0:1
+q "select pg_terminate_backend(pid) from pg_locks where locktype = 'advisory' and granted and database = (select oid from pg_database where datname = current_database())" >/dev/null
+wait $holder 2>/dev/null
+dagrun db clean --older-than 90d --all --dag clearme >"$T_WORK/out" 2>&1; rc=$?
+expect_eq "--dag: only that DAG's runs (none old and ended there)" "$rc:$(q "select count(*) from dagrun.dag_run where run_id = '$old_failed'")" 0:1
+dagrun db clean --older-than 90d --all --json >"$T_WORK/out" 2>&1; rc=$?
+expect_eq "--all deletes the old failed run; --json lists it" \
+    "$rc:$(jq -r '.[].run_id' "$T_WORK/out"):$(q "select count(*) from dagrun.task_instance where run_id = '$old_failed'")" "0:$old_failed:0"
+expect_eq "the running run is never deleted" "$(q "select state from dagrun.dag_run where run_id = 'clearme__manual__stale'")" running
+dagrun db clean --older-than 3y >"$T_WORK/out" 2>&1; rc=$?
+expect_eq "a bad age: exit 2" "$rc" 2
+dagrun db clean >"$T_WORK/out" 2>&1; rc=$?
+expect_eq "no age: exit 2" "$rc" 2
+
 finish
