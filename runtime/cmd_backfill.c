@@ -340,15 +340,34 @@ wait:
         ok += runs[k].rc == EXIT_OK;
     }
     rc = any_failed ? EXIT_FAILED : any_partial ? EXIT_PARTIAL : EXIT_OK;
-    printf("backfill %s: %zu interval%s: %zu run (%zu succeeded), %zu skipped%s\n", dag->dag_id,
-           n, n == 1 ? "" : "s", started, ok, skipped,
-           g_stop && started + skipped < n ? ", the rest not started (stopped)" : "");
-    for (size_t k = 0; k < n; k++)
-        if (runs[k].l.run_id[0])
-            printf("  %s  %s\n", runs[k].l.run_id,
-                   runs[k].rc == EXIT_OK        ? "success"
-                   : runs[k].rc == EXIT_PARTIAL ? "partial"
-                                                : "failed or cancelled");
+    bool stopped = g_stop && started + skipped < n;
+    if (c->json) {
+        /* One JSON line beside the runs' own summaries. */
+        json_t *o = json_pack("{s:s, s:I, s:I, s:I, s:I, s:b, s:[]}", "backfill", dag->dag_id,
+                              "intervals", (json_int_t)n, "runs_started", (json_int_t)started,
+                              "succeeded", (json_int_t)ok, "skipped", (json_int_t)skipped,
+                              "stopped", stopped, "runs");
+        for (size_t k = 0; o && k < n; k++)
+            if (runs[k].l.run_id[0])
+                json_array_append_new(json_object_get(o, "runs"),
+                                      json_pack("{s:s, s:i}", "run_id", runs[k].l.run_id,
+                                                "exit_code", runs[k].rc));
+        char *t = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        if (t)
+            puts(t);
+        free(t);
+        json_decref(o);
+    } else {
+        printf("backfill %s: %zu interval%s: %zu run (%zu succeeded), %zu skipped%s\n",
+               dag->dag_id, n, n == 1 ? "" : "s", started, ok, skipped,
+               stopped ? ", the rest not started (stopped)" : "");
+        for (size_t k = 0; k < n; k++)
+            if (runs[k].l.run_id[0])
+                printf("  %s  %s\n", runs[k].l.run_id,
+                       runs[k].rc == EXIT_OK        ? "success"
+                       : runs[k].rc == EXIT_PARTIAL ? "partial"
+                                                    : "failed or cancelled");
+    }
     fflush(stdout);
     goto out;
 bad:

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "log.h"
 #include "store_ops.h"
 
 static const char clear_usage[] =
@@ -186,9 +187,8 @@ int cmd_clear(struct cli *c, int argc, char **argv)
         rc = EXIT_OK;
         goto out;
     }
-    printf("run %s: cleared %ld task instance%s (%s%s)\n", run_id, cr.deleted,
-           cr.deleted == 1 ? "" : "s", cr.sample, cr.deleted > 12 ? ", ..." : "");
-    fflush(stdout);
+    log_msg(DR_LOG_INFO, run_id, NULL, NULL, "cleared %ld task instance%s (%s%s)", cr.deleted,
+            cr.deleted == 1 ? "" : "s", cr.sample, cr.deleted > 12 ? ", ..." : "");
 
     struct launch l = {
         .run_type = json_string_value(json_object_get(run, "run_type")),

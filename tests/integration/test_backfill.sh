@@ -40,12 +40,16 @@ expect_eq "the stored candles stop at the last interval's end date" \
 expected_rows 2024-06-01 2024-06-10 >"$T_WORK/expected"; stored_rows >"$T_WORK/stored"
 expect_eq "every candle of the range is stored" \
     "$(md5sum <"$T_WORK/stored" | cut -c1-32)" "$(md5sum <"$T_WORK/expected" | cut -c1-32)"
-check "the summary names the runs" grep -q "5 run (5 succeeded), 0 skipped" "$T_WORK/out"
+expect_eq "the summary line counts the runs (JSON with log_format json)" \
+    "$(jq -rc 'select(.backfill) | [.intervals, .runs_started, .succeeded, .skipped, (.runs | length)]' "$T_WORK/out")" "[5,5,5,0,5]"
+dagrun --log-format text backfill kite_historic --from 2024-06-03 --to 2024-06-07 --conf "$CONF" >"$T_WORK/out.txt" 2>&1
+check "and a line for people in text" grep -q "backfill kite_historic: 5 intervals: 0 run (0 succeeded), 5 skipped" "$T_WORK/out.txt"
 
 dagrun backfill kite_historic --from 2024-06-03 --to 2024-06-07 --conf "$CONF" >"$T_WORK/out" 2>&1; rc=$?
 expect_eq "a second backfill of the range exits 0" "$rc" 0
 expect_eq "and creates no run" "$(q "select count(*) from dagrun.dag_run where dag_id='kite_historic'")" 5
-check "it says why" grep -q "0 run (0 succeeded), 5 skipped" "$T_WORK/out"
+expect_eq "it says why" "$(jq -rc 'select(.backfill) | [.runs_started, .skipped]' "$T_WORK/out")" "[0,5]"
+check "and logs each skipped interval" grep -q "2024-06-03T13:00:00Z skipped: a run of it succeeded" "$T_WORK/out"
 
 # A successful run of another type counts; --rerun runs the interval again.
 q "delete from dagrun.dag_run where dag_id='kite_historic' and logical_date = '2024-06-05T13:00:00Z'"
