@@ -82,6 +82,20 @@ dagrun backfill kite_historic --from 2024-06-03 --to 2024-06-04 --conf "$CONF" >
 expect_eq "a failed interval is run again by the next backfill" \
     "$rc:$(q "select count(*) filter (where state='success') from dagrun.dag_run where dag_id='kite_historic'")" 0:2
 
+# A database made before run_type backfill: the run is refused by its check, and initdb
+# widens the check in place.
+new_db backfill_old
+dagrun run kite_instruments >/dev/null 2>&1
+q "alter table dagrun.dag_run drop constraint dag_run_run_type_check;
+   alter table dagrun.dag_run add constraint dag_run_run_type_check check (run_type in ('scheduled', 'manual', 'test'))" >/dev/null
+dagrun backfill kite_historic --from 2024-06-03 --to 2024-06-03 --conf "$CONF" >"$T_WORK/out" 2>&1; rc=$?
+expect_eq "an old schema: backfill fails (exit 1)" "$rc" 1
+dagrun initdb --schema "$DR_TOP/schema.sql" >/dev/null 2>&1
+dagrun initdb --schema "$DR_TOP/schema.sql" >/dev/null 2>&1; rc=$?
+expect_eq "initdb upgrades it (and again changes nothing)" "$rc:$(q "select pg_get_constraintdef(oid) like '%backfill%' from pg_constraint where conname = 'dag_run_run_type_check'")" 0:t
+dagrun backfill kite_historic --from 2024-06-03 --to 2024-06-03 --conf "$CONF" >"$T_WORK/out" 2>&1; rc=$?
+expect_eq "then the backfill runs" "$rc:$(q "select count(*) from dagrun.dag_run where run_type = 'backfill' and state = 'success'")" 0:1
+
 # --max-active 2 on a DAG with max_active_runs 2: the 5 intervals all run, never more than 2 at
 # once (run windows overlap at most pairwise).
 mkdir -p "$T_WORK/dags"
