@@ -339,8 +339,10 @@ wait:
         any_partial |= runs[k].rc == EXIT_PARTIAL;
         ok += runs[k].rc == EXIT_OK;
     }
-    rc = any_failed ? EXIT_FAILED : any_partial ? EXIT_PARTIAL : EXIT_OK;
+    /* Stopped (Ctrl-C) before every interval ran: cancelled, as a run would be. */
     bool stopped = g_stop && started + skipped < n;
+    any_failed |= stopped;
+    rc = any_failed ? EXIT_FAILED : any_partial ? EXIT_PARTIAL : EXIT_OK;
     if (c->json) {
         /* One JSON line beside the runs' own summaries. */
         json_t *o = json_pack("{s:s, s:I, s:I, s:I, s:I, s:b, s:[]}", "backfill", dag->dag_id,

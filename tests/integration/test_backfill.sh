@@ -82,6 +82,24 @@ dagrun backfill kite_historic --from 2024-06-03 --to 2024-06-04 --conf "$CONF" >
 expect_eq "a failed interval is run again by the next backfill" \
     "$rc:$(q "select count(*) filter (where state='success') from dagrun.dag_run where dag_id='kite_historic'")" 0:2
 
+# Ctrl-C: the run in flight is cancelled, no further interval starts, exit 1 (at 5 requests/s
+# each run of 5 instruments takes about a second).
+new_db backfill_stop
+dagrun run kite_instruments >/dev/null 2>&1
+curl -sf "$SIM_URL/__sim/config?rate=5" >/dev/null
+write_config "$T_WORK/slow.json" 5
+"$DR_BUILD/dagrun" -c "$T_WORK/slow.json" backfill kite_historic --from 2024-06-03 --to 2024-06-14 --conf "$CONF" >"$T_WORK/out" 2>&1 &
+pid=$!
+sleep 1.5
+kill -INT $pid
+wait $pid; rc=$?
+curl -sf "$SIM_URL/__sim/config?rate=0" >/dev/null
+expect_eq "Ctrl-C: backfill exits 1" "$rc" 1
+n=$(q "select count(*) from dagrun.dag_run where dag_id='kite_historic'")
+check "not every one of the 10 intervals was started ($n runs)" test "$n" -lt 10
+expect_eq "no run is left queued or running" "$(q "select count(*) from dagrun.dag_run where state in ('queued', 'running')")" 0
+expect_eq "the summary says it stopped" "$(jq -r 'select(.backfill) | .stopped' "$T_WORK/out")" true
+
 # A database made before run_type backfill: the run is refused by its check, and initdb
 # widens the check in place.
 new_db backfill_old
