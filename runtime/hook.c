@@ -144,8 +144,9 @@ static int64_t mono_ms(void)
 
 /* ---- the command ---- */
 
-/* environ without DAGRUN_* entries, then the event's DAGRUN_* variables: a new
- * NULL-terminated array whose first *n_own strings past the copied ones are ours to free. */
+/* environ without its DAGRUN_* entries, then the event's DAGRUN_* variables: a new
+ * NULL-terminated array (free it); its strings from index *first_own on are new (free them),
+ * the ones before are environ's. NULL when out of memory. */
 static char **hook_env(const struct fields *f, size_t *first_own)
 {
     size_t n = 0;
