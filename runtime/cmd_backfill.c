@@ -36,14 +36,21 @@ static const char backfill_usage[] =
     "exit: 0 every run succeeded (or nothing to do), 1 a run failed or was cancelled,\n"
     "      2 bad input (nothing ran), 3 some run partial\n";
 
+/* Set by the first SIGINT/SIGTERM, read by every run's executor on its own thread: atomic
+ * accesses (lock-free, so safe in a signal handler). */
 static volatile sig_atomic_t g_stop;
+
+static bool stopping(void)
+{
+    return __atomic_load_n(&g_stop, __ATOMIC_RELAXED) != 0;
+}
 
 static void on_signal(int sig)
 {
     (void)sig;
-    if (g_stop)
+    if (stopping())
         _exit(EXIT_FAILED);
-    g_stop = 1;
+    __atomic_store_n(&g_stop, 1, __ATOMIC_RELAXED);
 }
 
 /* One run of the backfill, on a thread of its own. */
@@ -257,7 +264,7 @@ int cmd_backfill(struct cli *c, int argc, char **argv)
 
     size_t started = 0, skipped = 0;
     rc = EXIT_OK;
-    for (size_t k = 0; k < n && !g_stop; k++) {
+    for (size_t k = 0; k < n && !stopping(); k++) {
         /* Wait for a slot: ours (--max-active), then the DAG's across every process. */
         bool told = false;
         for (;;) {
@@ -273,11 +280,11 @@ int cmd_backfill(struct cli *c, int argc, char **argv)
                              dag->dag_id, live, live == 1 ? "" : "s", dag->max_active_runs);
                 told = true;
             }
-            if (g_stop)
+            if (stopping())
                 break;
             nanosleep(&(struct timespec){ 0, 200 * 1000000L }, NULL);
         }
-        if (g_stop)
+        if (stopping())
             break;
         bool succeeded, active;
         if (store_ops_interval(st, dag->dag_id, iv[k].start, &succeeded, &active, &err) < 0)
@@ -324,7 +331,7 @@ int cmd_backfill(struct cli *c, int argc, char **argv)
 
 fail_stop:
     err_print(&err);
-    g_stop = 1;
+    __atomic_store_n(&g_stop, 1, __ATOMIC_RELAXED);
     rc = EXIT_FAILED;
 wait:
     while (bf_reap(runs, n) > 0)
@@ -340,7 +347,7 @@ wait:
         ok += runs[k].rc == EXIT_OK;
     }
     /* Stopped (Ctrl-C) before every interval ran: cancelled, as a run would be. */
-    bool stopped = g_stop && started + skipped < n;
+    bool stopped = stopping() && started + skipped < n;
     any_failed |= stopped;
     rc = any_failed ? EXIT_FAILED : any_partial ? EXIT_PARTIAL : EXIT_OK;
     if (c->json) {

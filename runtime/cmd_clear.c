@@ -27,9 +27,9 @@ static volatile sig_atomic_t g_stop;
 static void on_signal(int sig)
 {
     (void)sig;
-    if (g_stop)
+    if (__atomic_load_n(&g_stop, __ATOMIC_RELAXED))
         _exit(EXIT_FAILED);
-    g_stop = 1;
+    __atomic_store_n(&g_stop, 1, __ATOMIC_RELAXED);   /* read by the run's threads */
 }
 
 /* Marks in lane[] the tasks of task i's lane: the tasks mapped over the same task and joined
