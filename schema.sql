@@ -95,7 +95,7 @@ CREATE TABLE IF NOT EXISTS dagrun.dag (
 CREATE TABLE IF NOT EXISTS dagrun.dag_run (
     run_id              text PRIMARY KEY,
     dag_id              text NOT NULL REFERENCES dagrun.dag (dag_id),
-    run_type            text NOT NULL CHECK (run_type IN ('scheduled', 'manual', 'test')),
+    run_type            text NOT NULL CHECK (run_type IN ('scheduled', 'manual', 'test', 'backfill')),
     logical_date        timestamptz NOT NULL,
     data_interval_start timestamptz,
     data_interval_end   timestamptz,
@@ -118,6 +118,18 @@ CREATE TABLE IF NOT EXISTS dagrun.dag_run (
 -- process whose run was taken over (it was stopped, or cut off from the database, past
 -- heartbeat_timeout_sec) can write nothing more for it, even before it notices.
 ALTER TABLE dagrun.dag_run ADD COLUMN IF NOT EXISTS epoch bigint NOT NULL DEFAULT 0;
+-- run_type 'backfill' (`dagrun backfill`) came later: a table made before it gets the wider check.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = 'dagrun.dag_run'::regclass
+                   AND conname = 'dag_run_run_type_check'
+                   AND pg_get_constraintdef(oid) LIKE '%backfill%') THEN
+        ALTER TABLE dagrun.dag_run DROP CONSTRAINT IF EXISTS dag_run_run_type_check;
+        ALTER TABLE dagrun.dag_run ADD CONSTRAINT dag_run_run_type_check
+            CHECK (run_type IN ('scheduled', 'manual', 'test', 'backfill'));
+    END IF;
+END
+$$;
 
 -- At most one scheduled run per DAG and logical date, so two schedulers cannot both fire it;
 -- also serves "latest scheduled run of a DAG".
@@ -151,7 +163,7 @@ ALTER TABLE dagrun.task_instance ADD COLUMN IF NOT EXISTS checkpoint text;
 -- run_id names a dagrun.dag_run row, but is not declared a foreign key: the check would take
 -- a KEY SHARE lock on that one run row in every item's transaction, while the heartbeat
 -- updates it, and measured 7 µs of the 20 µs an item may cost (make bench, engine). dagrun
--- writes the run row first and never deletes runs.
+-- writes the run row first; `dagrun db clean` deletes a run's task instances with its row.
 ALTER TABLE dagrun.task_instance DROP CONSTRAINT IF EXISTS task_instance_run_id_fkey;
 
 -- No index beyond the primary key: every question asked of this table is about one run,

@@ -58,6 +58,9 @@ int cmd_logs(struct cli *c, int argc, char **argv);
  * /proc/self/exe is in, e.g. "../share/dagrun"), written to buf: true when it
  * exists, false (buf undefined) when not or when the binary's folder is unknown. */
 bool cli_beside_binary(const char *dir, const char *name, char *buf, size_t len);
+int cmd_backfill(struct cli *c, int argc, char **argv);     /* cmd_backfill.c */
+int cmd_clear(struct cli *c, int argc, char **argv);        /* cmd_clear.c */
+int cmd_db(struct cli *c, int argc, char **argv);           /* cmd_db.c */
 
 /* True when argv has -h or --help; prints usage to stdout then. */
 bool cli_wants_help(int argc, char **argv, const char *usage);

@@ -14,6 +14,7 @@
 
 #include "date.h"
 #include "duration.h"
+#include "hook.h"
 #include "params.h"
 #include "readfile.h"
 #include "yamltree.h"
@@ -626,6 +627,9 @@ static int load_root(struct ld *ld, const struct ynode *root)
             params = v;
         } else if (strcmp(key, "tasks") == 0) {
             tasks = v;
+        } else if (strcmp(key, "on_failure") == 0) {
+            if (!(d->on_failure = hook_parse(ld->path, v, ld->err)))
+                return -1;
         } else {
             return at_node(ld, k, "unknown key \"%s\"", key);
         }
@@ -709,6 +713,7 @@ void dag_free(struct dag *d)
     free(d->schedule);
     cron_free(d->cron);
     json_decref(d->params);
+    hook_free(d->on_failure);
     free(d);
 }
 

@@ -13,6 +13,8 @@
 #include "plugin.h"
 #include "tz.h"
 
+struct hook;
+
 enum trigger_rule { TR_ALL_SUCCESS, TR_ALL_DONE, TR_NONE_FAILED, TR_ONE_FAILED, TR_ONE_SUCCESS };
 
 struct retry_policy {
@@ -58,6 +60,7 @@ struct dag {
     struct task *tasks;         /* in file order */
     size_t n_tasks;
     int *topo;                  /* task indexes in a topological order (file order among ties) */
+    struct hook *on_failure;    /* on_failure: (hook.h), or NULL; owned */
 };
 
 /* Loads and validates a DAG file against the plugins (loading them as

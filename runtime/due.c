@@ -5,9 +5,7 @@
 
 #include "date.h"
 
-/* Midnight of day number `days` in zone z, as Unix seconds (the first pass of it when the
- * zone repeats it, the instant after the gap when it skips it). */
-static int64_t zone_midnight(const struct tz *z, int64_t days)
+int64_t due_day_start(const struct tz *z, int64_t days)
 {
     int y, m, d;
     date_civil_from_days(days, &y, &m, &d);
@@ -22,7 +20,7 @@ size_t due_intervals(const struct due_rule *r, bool has_last, int64_t last, int6
 {
     if (!r->cron || max == 0)
         return 0;
-    int64_t floor = r->start_date != INT64_MIN ? zone_midnight(r->tz, r->start_date) : INT64_MIN;
+    int64_t floor = r->start_date != INT64_MIN ? due_day_start(r->tz, r->start_date) : INT64_MIN;
     /* The first interval starts at the first tick at or after max(start_date, last run + 1s). */
     int64_t from = has_last ? last : (floor != INT64_MIN ? floor - 1 : INT64_MIN);
     if (!r->catchup || from == INT64_MIN) {
@@ -47,6 +45,21 @@ size_t due_intervals(const struct due_rule *r, bool has_last, int64_t last, int6
            cron_next(r->cron, r->tz, start, &end) == 0 && end <= now) {
         out[n++] = (struct due_interval){ start, end };
         from = start;
+    }
+    return n;
+}
+
+size_t due_between(const struct due_rule *r, int64_t from, int64_t to, int64_t now,
+                   struct due_interval *out, size_t max)
+{
+    size_t n = 0;
+    int64_t start, end;
+    if (!r->cron)
+        return 0;
+    while (n < max && cron_next(r->cron, r->tz, from - 1, &start) == 0 && start <= to &&
+           cron_next(r->cron, r->tz, start, &end) == 0 && end <= now) {
+        out[n++] = (struct due_interval){ start, end };
+        from = start + 1;
     }
     return n;
 }

@@ -32,4 +32,15 @@ struct due_interval {
 size_t due_intervals(const struct due_rule *r, bool has_last, int64_t last, int64_t now,
                      struct due_interval *out, size_t max);
 
+/* The intervals of r whose logical date (start) lies in [from, to] (Unix seconds, both
+ * included) and that have ended by now (end <= now), oldest first, into out[0..max); returns
+ * how many. To go on past max, call again with from = the last start + 1. start_date and
+ * catchup do not apply: a backfill names its range. Pure; any thread. */
+size_t due_between(const struct due_rule *r, int64_t from, int64_t to, int64_t now,
+                   struct due_interval *out, size_t max);
+
+/* Midnight at the start of day number `days` (date.h) in zone z, as Unix seconds (the first
+ * pass of it when the zone repeats it, the instant after the gap when it skips it). Pure. */
+int64_t due_day_start(const struct tz *z, int64_t days);
+
 #endif

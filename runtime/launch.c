@@ -9,6 +9,7 @@
 
 #include "date.h"
 #include "executor.h"
+#include "hook.h"
 #include "http.h"
 #include "log.h"
 #include "preflight.h"
@@ -208,6 +209,8 @@ int launch_run(const struct launch_env *env, struct dag *dag, struct store *st, 
         if (rc == EXIT_OK)
             rc = EXIT_FAILED;
     }
+    hook_fire(dag->on_failure, &(struct hook_event){ l->run_id, dag->dag_id, l->run_type,
+              res.error[0] ? res.error : NULL, res.state, l->logical_date });
     goto out;
 
 fail_run:
@@ -217,6 +220,8 @@ fail_run:
         err_clear(&e2);
         store_run_set_state(st, l->run_id, RUN_FAILED, err.msg, &e2);
     }
+    hook_fire(dag->on_failure, &(struct hook_event){ l->run_id, dag->dag_id, l->run_type,
+              err.msg, RUN_FAILED, l->logical_date });
     rc = EXIT_FAILED;
     goto out;
 fail:

@@ -43,6 +43,12 @@ static const char usage[] =
     "                             a run's kept task logs\n"
     "  serve [--listen ADDR:PORT] [--no-scheduler]\n"
     "                             the REST API, web page, health and metrics, and the scheduler\n"
+    "  backfill DAG --from DATE --to DATE [--conf JSON] [--max-active N] [--rerun]\n"
+    "                             one run per scheduled interval of a range\n"
+    "  clear RUN_ID TASK [--map-index N | --failed]\n"
+    "                             re-run a task (or item) of an ended run, and what follows it\n"
+    "  db clean --older-than AGE [--all] [--dry-run]\n"
+    "                             delete ended runs older than AGE (run retention)\n"
     "\n"
     "`dagrun COMMAND --help` describes each command.\n"
     "config: -c FILE, else $DAGRUN_CONFIG, ./config.json, ~/.config/dagrun/config.json,\n"
@@ -63,6 +69,7 @@ static const struct command commands[] = {
     { "pause", cmd_pause },       { "unpause", cmd_pause },   { "scheduler", cmd_scheduler },
     { "logs", cmd_logs },
     { "serve", cmd_serve },       { "_run", cmd_serve_run },  /* _run: serve's run processes */
+    { "backfill", cmd_backfill }, { "clear", cmd_clear },   { "db", cmd_db },
 };
 
 /* The commands that run DAGs keep their task logs. */

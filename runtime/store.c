@@ -322,7 +322,8 @@ int store_run_create_limited(struct store *s, const char *dag_id, const char *ru
                              int *active, char *run_id, size_t run_id_len, struct dr_err *err)
 {
     bool scheduled = strcmp(run_type, "scheduled") == 0;
-    if (!scheduled && strcmp(run_type, "manual") != 0 && strcmp(run_type, "test") != 0)
+    if (!scheduled && strcmp(run_type, "manual") != 0 && strcmp(run_type, "test") != 0 &&
+        strcmp(run_type, "backfill") != 0)
         return err_set(err, "create run of %s: unknown run type \"%s\"", dag_id, run_type);
     const char *dv[] = { dag_id };
     PGresult *res = store_sexec(s, sql_dag_ensure, 1, dv, err, "create run of %s", dag_id);

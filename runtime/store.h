@@ -28,7 +28,7 @@ PGconn *store_conn(struct store *s);
 int store_initdb(struct store *s, const char *schema_path, struct dr_err *err);
 
 /* Creates a dag_run row in state queued and its dagrun.dag row if missing.
- * run_type: "scheduled", "manual", "test". logical_date: Unix seconds.
+ * run_type: "scheduled", "manual", "test", "backfill". logical_date: Unix seconds.
  * data_interval_*: Unix seconds (equal to logical_date for manual runs).
  * Writes the new run id ("<dag_id>__<run_type>__<ISO logical date>" plus a
  * suffix for manual and test runs) into run_id. Returns 0; 1 when a scheduled

@@ -102,6 +102,9 @@ static const char usage_text[] =
 "      missing_kite_version: Kite requests without X-Kite-Version: 3\n"
 "  GET|POST /__sim/reset zero the stats, the fault sequence, the rate bucket and the\n"
 "                        peak window\n"
+"  POST /__sim/hook      records the body (a webhook receiver, up to 1 MiB a body)\n"
+"  GET /__sim/hooks      the bodies received, oldest first: [{content_type, body}], body\n"
+"                        parsed when it is JSON\n"
 "  GET /__sim/config?KEY=VALUE&...  change settings at run time and print them all:\n"
 "      rate, burst, retry_after (0|1), slow_ms, object_candles (0|1), hostile_candles (0|1),\n"
 "      fault_5xx, fault_slow, fault_truncate, fault_malformed, fault_reset, fault_wrong_type,\n"
@@ -805,9 +808,44 @@ static json_t *stats_json(void)
     return o;
 }
 
+/* Bodies POSTed to /__sim/hook (a webhook receiver for dagrun's on_failure), oldest first:
+ * {"content_type": ..., "body": parsed JSON or the text}. Protected by hooks_lock. */
+static json_t *g_hooks;
+static pthread_mutex_t hooks_lock = PTHREAD_MUTEX_INITIALIZER;
+enum { HOOK_BODY_MAX = 1 << 20 };
+
+/* A POST to /__sim/hook being received: its body so far. */
+struct hook_upload {
+    struct sbuf b;
+};
+
+static enum MHD_Result hook_received(struct MHD_Connection *c, struct hook_upload *u)
+{
+    size_t len;
+    char *body = sbuf_take(&u->b, &len);
+    const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
+    json_error_t je;
+    json_t *j = json_loadb(body, len, 0, &je);
+    json_t *rec = json_pack("{s:s, s:o}", "content_type", ct ? ct : "",
+                            "body", j ? j : json_stringn(body, len));
+    free(body);
+    pthread_mutex_lock(&hooks_lock);
+    if (!g_hooks)
+        g_hooks = json_array();
+    json_array_append_new(g_hooks, rec);
+    pthread_mutex_unlock(&hooks_lock);
+    return send_json(c, 200, json_pack("{s:s}", "status", "success"));
+}
+
 static enum MHD_Result sim_endpoint(struct MHD_Connection *c, const char *what, const char *method)
 {
     bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+    if (strcmp(what, "hooks") == 0 && get) {
+        pthread_mutex_lock(&hooks_lock);
+        json_t *h = g_hooks ? json_deep_copy(g_hooks) : json_array();
+        pthread_mutex_unlock(&hooks_lock);
+        return send_json(c, 200, h);
+    }
     if (strcmp(what, "stats") == 0 && get)
         return send_json(c, 200, stats_json());
     if (strcmp(what, "reset") == 0 && (get || strcmp(method, "POST") == 0)) {
@@ -932,11 +970,28 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
      * queued on the first call, before that, makes MHD close the connection (no keep-alive). */
     if (!*con_cls) {
         *con_cls = &marker;
+        if (strcmp(method, "POST") == 0 && strcmp(url, "/__sim/hook") == 0) {
+            struct hook_upload *u = calloc(1, sizeof *u);
+            if (u)
+                *con_cls = u;
+        }
         return MHD_YES;
     }
     if (*upload_size) {
+        if (*con_cls != &marker) {
+            struct hook_upload *u = *con_cls;
+            if (u->b.len + *upload_size <= HOOK_BODY_MAX)
+                sbuf_add(&u->b, upload, *upload_size);
+        }
         *upload_size = 0;
         return MHD_YES;
+    }
+    if (*con_cls != &marker) {
+        struct hook_upload *u = *con_cls;
+        *con_cls = &marker;
+        enum MHD_Result r = hook_received(c, u);
+        free(u);
+        return r;
     }
     if (strncmp(url, "/__sim/", 7) == 0)
         return sim_endpoint(c, url + 7, method);

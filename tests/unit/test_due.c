@@ -174,6 +174,44 @@ static void dst_fall_back_gives_a_long_interval_fired_once(void **state)
     free_rule(&r);
 }
 
+/* Backfill: every interval whose logical date is in [from, to], both ends included, ended
+ * by now, whatever start_date and catchup say; the latest unfinished one is left out. */
+static void between_takes_logical_dates_in_the_range_inclusive(void **state)
+{
+    (void)state;
+    struct due_rule r = rule("30 18 * * 1-5", "Asia/Kolkata", "2030-01-01", false);
+    /* Mon 2026-11-09 .. Fri 2026-11-13 in IST: 00:00 of the 9th to 23:59:59 of the 13th. */
+    int64_t from = due_day_start(r.tz, at("2026-11-09T00:00:00Z") / 86400);
+    int64_t to = due_day_start(r.tz, at("2026-11-14T00:00:00Z") / 86400) - 1;
+    assert_int_equal(from, at("2026-11-08T18:30:00Z"));
+    const char *const want[] = { "2026-11-09T13:00:00Z", "2026-11-10T13:00:00Z",
+                                 "2026-11-10T13:00:00Z", "2026-11-11T13:00:00Z",
+                                 "2026-11-11T13:00:00Z", "2026-11-12T13:00:00Z",
+                                 "2026-11-12T13:00:00Z", "2026-11-13T13:00:00Z",
+                                 "2026-11-13T13:00:00Z", "2026-11-16T13:00:00Z", NULL };
+    struct due_interval out[8];
+    size_t n = due_between(&r, from, to, at("2026-12-01T00:00:00Z"), out, 8);
+    assert_int_equal(n, 5);
+    for (size_t k = 0; k < n; k++) {
+        assert_int_equal(out[k].start, at(want[2 * k]));
+        assert_int_equal(out[k].end, at(want[2 * k + 1]));
+    }
+    /* A logical date exactly at `to` is in; max bounds the list, and from = last start + 1
+     * goes on. */
+    n = due_between(&r, at("2026-11-10T13:00:00Z"), at("2026-11-11T13:00:00Z"),
+                    at("2026-12-01T00:00:00Z"), out, 1);
+    assert_int_equal(n, 1);
+    assert_int_equal(out[0].start, at("2026-11-10T13:00:00Z"));
+    n = due_between(&r, out[0].start + 1, at("2026-11-11T13:00:00Z"), at("2026-12-01T00:00:00Z"),
+                    out, 8);
+    assert_int_equal(n, 1);
+    assert_int_equal(out[0].start, at("2026-11-11T13:00:00Z"));
+    /* Friday's interval ends Monday 13:00Z: not over at Monday noon, so not taken. */
+    n = due_between(&r, from, to, at("2026-11-16T12:00:00Z"), out, 8);
+    assert_int_equal(n, 4);
+    free_rule(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -185,6 +223,7 @@ int main(void)
         cmocka_unit_test(start_date_is_midnight_in_the_dags_zone),
         cmocka_unit_test(dst_spring_forward_gives_a_short_interval),
         cmocka_unit_test(dst_fall_back_gives_a_long_interval_fired_once),
+        cmocka_unit_test(between_takes_logical_dates_in_the_range_inclusive),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,6 +11,7 @@
 
 #include "dag.h"
 #include "date.h"
+#include "hook.h"
 #include "plugin.h"
 
 #define DAGS "tests/fixtures/dags/"
@@ -142,6 +143,33 @@ static const char *json_text(const json_t *v)
     snprintf(buf, sizeof buf, "%s", s ? s : "(null)");
     free(s);
     return buf;
+}
+
+/* on_failure: the argv kept word for word (no shell splitting or expansion), the webhook
+ * as written (its ${VAR} is read when it fires), the timeout; none when absent. */
+static void test_loader_reads_on_failure(void **state)
+{
+    (void)state;
+    struct plugins *ps = plugins_open(plugin_dir);
+    struct dr_err e;
+    err_clear(&e);
+    struct dag *d = dag_load(DAGS "hook/on_failure.yaml", ps, &e);
+    if (!d)
+        fail_msg("%s", e.msg);
+    assert_non_null(d->on_failure);
+    char **a = d->on_failure->argv;
+    assert_non_null(a);
+    assert_string_equal(a[0], "/usr/local/bin/notify");
+    assert_string_equal(a[1], "two words");
+    assert_string_equal(a[2], "$(not expanded)");
+    assert_null(a[3]);
+    assert_string_equal(d->on_failure->webhook, "https://hooks.example.com/${HOOK_TOKEN}");
+    assert_int_equal(d->on_failure->timeout_ms, 5000);
+    dag_free(d);
+    d = load_good(ps, "kite_like.yaml");
+    assert_null(d->on_failure);
+    dag_free(d);
+    plugins_free(ps);
 }
 
 static void test_loader_good_kite_like(void **state)
@@ -453,6 +481,7 @@ int main(void)
         cmocka_unit_test(test_loader_refuses_descriptor_below_v1),
         cmocka_unit_test(test_loader_refuses_newer_abi),
         cmocka_unit_test(test_loader_reads_source_param_of_v2),
+        cmocka_unit_test(test_loader_reads_on_failure),
     };
     return cmocka_run_group_tests_name("loader", t, setup, NULL);
 }
