@@ -43,7 +43,7 @@ const char *serve_airflow_run_state(const char *state)
     " 'state', CASE WHEN r.state IN ('queued', 'running', 'success') THEN r.state"            \
     "  ELSE 'failed' END,"                                                                    \
     " 'triggered_by', CASE r.run_type WHEN 'scheduled' THEN 'timetable' WHEN 'test'"          \
-    "  THEN 'test' END,"                                                                      \
+    "  THEN 'test' WHEN 'backfill' THEN 'backfill' END,"                                      \
     " 'triggering_user_name', NULL::text, 'conf', r.conf, 'note', NULL::text,"                \
     " 'dag_versions', '[]'::json, 'bundle_version', NULL::text, 'dag_display_name', r.dag_id," \
     " 'dagrun_state', r.state, 'dagrun_run_type', r.run_type, 'error', r.error,"              \
