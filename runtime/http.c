@@ -54,7 +54,12 @@ struct source {
     const char *name;           /* borrowed from cfg->sources, like the numbers below */
     char *base_url;             /* own copy */
     struct headers hdr;         /* read-only after source_init, shared by every client */
-    struct ratelimit *rl;       /* NULL when rate_limit_per_sec is 0; thread-safe itself */
+    struct ratelimit *rl;       /* NULL when no rate_limit_per_sec or limits; thread-safe itself */
+    const char *used_header[16];/* per window of limits: the header reporting its use, or NULL */
+    size_t n_windows;
+    int ban_status;             /* an answer that bans the source (0: none) */
+    int64_t banned_until_ns;    /* __atomic: no request before this monotonic time; 0: none */
+    char banned_why[160];       /* written once, before banned_until_ns is stored (release) */
     int64_t gate_ns;            /* least spacing of sends at the gate; 0: no gate */
     int64_t last_send_ns;       /* when the latest request passed the gate (__atomic CAS) */
     int64_t timeout_ms, connect_timeout_ms, retry_delay_ms, max_retry_delay_ms, max_body_bytes;
@@ -120,7 +125,26 @@ static int source_init(struct source *src, const struct source_cfg *sc, struct d
     src->retry_delay_ms = sc->retry_delay_ms >= 0 ? sc->retry_delay_ms : 0;
     src->max_retry_delay_ms = sc->max_retry_delay_ms > 0 ? sc->max_retry_delay_ms : 30000;
     src->max_body_bytes = sc->max_body_bytes > 0 ? sc->max_body_bytes : 64LL << 20;
-    if (sc->rate_limit_per_sec > 0) {
+    src->ban_status = sc->ban_status;
+    if (sc->n_limits > 0) {
+        struct ratelimit_window w[16];
+        size_t n = sc->n_limits < 16 ? sc->n_limits : 16, pace = 0;
+        for (size_t i = 0; i < n; i++) {
+            w[i] = (struct ratelimit_window){ .cap = sc->limits[i].cap,
+                                              .per_ns = sc->limits[i].per_ms * 1000000LL,
+                                              .weighted = sc->limits[i].weighted };
+            src->used_header[i] = sc->limits[i].used_header;
+            if (w[i].per_ns < w[pace].per_ns)
+                pace = i;
+        }
+        src->n_windows = n;
+        src->rl = ratelimit_new_windows(w, n, PACE_MARGIN, sc->burst >= 1 ? sc->burst : 1);
+        if (!src->rl)
+            return err_set(err, "sources.%s: bad limits", src->name);
+        /* The send gate spaces requests, not weight: only for a request window. */
+        if (sc->burst <= 1 && !w[pace].weighted)
+            src->gate_ns = (int64_t)((double)w[pace].per_ns / ((double)w[pace].cap * GATE_MARGIN));
+    } else if (sc->rate_limit_per_sec > 0) {
         src->rl = ratelimit_new(sc->rate_limit_per_sec * PACE_MARGIN,
                                 sc->burst >= 1 ? sc->burst : 1);
         if (!src->rl)
@@ -233,6 +257,8 @@ struct attempt {
     long status;                /* known once the headers are in */
     bool over_cap, sink_stopped, oom;
     char retry_after[64];       /* the last Retry-After header value, or "" */
+    int64_t used[16];           /* per window: what the server reports in its used_header */
+    bool used_seen[16];
     const struct http_call *call;
     struct source *src;
     struct http_sources *s;
@@ -285,6 +311,31 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *ud)
     return n;
 }
 
+/* A header naming a window's use (sources.<name>.limits[i].used_header):
+ * records its whole number in a->used[i]. True when the header was one. */
+static bool used_header(struct attempt *a, const char *data, size_t n)
+{
+    for (size_t i = 0; i < a->src->n_windows; i++) {
+        const char *h = a->src->used_header[i];
+        size_t hl = h ? strlen(h) : 0;
+        if (!hl || n <= hl || data[hl] != ':' || strncasecmp(data, h, hl) != 0)
+            continue;
+        long long v = 0;
+        size_t k = hl + 1;
+        while (k < n && (data[k] == ' ' || data[k] == '\t'))
+            k++;
+        size_t digits = 0;
+        while (k < n && data[k] >= '0' && data[k] <= '9' && v < 1000000000000LL)
+            v = v * 10 + (data[k++] - '0'), digits++;
+        if (digits) {
+            a->used[i] = v;
+            a->used_seen[i] = true;
+        }
+        return true;
+    }
+    return false;
+}
+
 static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
 {
     struct attempt *a = ud;
@@ -293,6 +344,8 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
         /* A new response (after a 100 Continue, say): forget the last one. */
         a->retry_after[0] = '\0';
         a->status = 0;
+        memset(a->used_seen, 0, sizeof a->used_seen);
+    } else if (used_header(a, data, n)) {
     } else if (n > 12 && strncasecmp(data, "retry-after:", 12) == 0) {
         const char *v = data + 12;
         size_t vl = n - 12;
@@ -530,7 +583,7 @@ static void unprepare(CURL *h)
  * attempt, retries included: reserve under the limiter's lock, sleep here
  * outside it). Returns 0, or -1 with *why (cancelled, deadline passed). */
 static int pace(struct http_sources *s, struct source *src, const struct http_call *call,
-                const char **why)
+                int64_t weight, const char **why)
 {
     int64_t now = mono_ns();
     if (cancelled(call) || past_deadline(call, now)) {
@@ -538,7 +591,7 @@ static int pace(struct http_sources *s, struct source *src, const struct http_ca
         return -1;
     }
     if (src->rl) {
-        int64_t at = ratelimit_reserve(src->rl, now);
+        int64_t at = ratelimit_reserve_weight(src->rl, now, weight);
         if (at > now) {
             __atomic_fetch_add(&s->rate_wait_ns, at - now, __ATOMIC_RELAXED);
             if (sleep_until(at, call, why) < 0)
@@ -554,8 +607,62 @@ static int pace(struct http_sources *s, struct source *src, const struct http_ca
 
 /* ---- the request ---- */
 
+/* The weight of this thread's next http_get (0: 1), see http_next_weight. */
+static _Thread_local int64_t next_weight;
+
+void http_next_weight(int64_t weight)
+{
+    next_weight = weight;
+}
+
 int http_get(struct http_client *c, const char *source, const char *path, dr_http_sink sink,
              void *ud, dr_http_response *resp, const struct http_call *call)
+{
+    int64_t weight = next_weight > 0 ? next_weight : 1;
+    next_weight = 0;
+    return http_get_weighted(c, source, path, weight, sink, ud, resp, call);
+}
+
+/* True (resp filled: the ban status, no body, an error saying until when)
+ * when src is banned: no request may be sent. */
+static bool banned(struct source *src, const char *url, dr_http_response *resp)
+{
+    int64_t until = __atomic_load_n(&src->banned_until_ns, __ATOMIC_ACQUIRE);
+    if (!until || mono_ns() >= until)
+        return false;
+    resp->status = src->ban_status;
+    snprintf(resp->error, sizeof resp->error, "GET %s: not sent: %s", url, src->banned_why);
+    headers_redact(&src->hdr, resp->error);
+    return true;
+}
+
+/* A ban answer: no request of the source goes before Retry-After (a
+ * Retry-After of seconds or a date; none: for the rest of this process). */
+static void ban(struct source *src, int64_t retry_after_ms)
+{
+    char until[64] = "further notice (no Retry-After)";
+    if (retry_after_ms >= 0) {
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        time_t t = now.tv_sec + (time_t)((retry_after_ms + 999) / 1000);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(until, sizeof until, "%Y-%m-%dT%H:%M:%SZ (Retry-After)", &tm);
+    }
+    int64_t end = retry_after_ms >= 0 ? mono_ns() + retry_after_ms * 1000000LL : INT64_MAX;
+    int64_t old = __atomic_load_n(&src->banned_until_ns, __ATOMIC_ACQUIRE);
+    if (old >= end)
+        return;
+    /* The first ban's text stays: later ones only ever move the end out. */
+    if (!old)
+        snprintf(src->banned_why, sizeof src->banned_why, "sources.%s is banned until %s after "
+                 "an HTTP %d answer", src->name, until, src->ban_status);
+    __atomic_store_n(&src->banned_until_ns, end, __ATOMIC_RELEASE);
+}
+
+int http_get_weighted(struct http_client *c, const char *source, const char *path, int64_t weight,
+                      dr_http_sink sink, void *ud, dr_http_response *resp,
+                      const struct http_call *call)
 {
     memset(resp, 0, sizeof *resp);
     struct http_sources *s = c->s;
@@ -578,6 +685,11 @@ int http_get(struct http_client *c, const char *source, const char *path, dr_htt
         return -1;
     }
     snprintf(url, ul, "%s%s", src->base_url, path);
+    if (src->ban_status && banned(src, url, resp)) {
+        resp->body = strdup("");
+        free(url);
+        return resp->body ? 0 : -1;
+    }
 
     CURL *h = c->curl;
     struct attempt a = { .c = c, .sink = sink, .ud = ud, .cap = src->max_body_bytes,
@@ -593,7 +705,11 @@ int http_get(struct http_client *c, const char *source, const char *path, dr_htt
 
     for (;;) {
         const char *why = NULL;
-        if (pace(s, src, call, &why) < 0) {
+        if (src->ban_status && banned(src, url, resp)) {
+            ret = 0;
+            goto out;
+        }
+        if (pace(s, src, call, weight, &why) < 0) {
             set_error(resp, src, url, "%s", why);
             goto out;
         }
@@ -612,6 +728,7 @@ int http_get(struct http_client *c, const char *source, const char *path, dr_htt
         a.status = 0;
         a.over_cap = a.sink_stopped = a.oom = a.gate_failed = false;
         a.retry_after[0] = '\0';
+        memset(a.used_seen, 0, sizeof a.used_seen);
         c->errbuf[0] = '\0';
         resp->attempts++;
         __atomic_fetch_add(&s->requests, 1, __ATOMIC_RELAXED);
@@ -638,12 +755,25 @@ int http_get(struct http_client *c, const char *source, const char *path, dr_htt
             goto out;
         }
 
+        /* The server's own count of a window keeps the limiter in step. */
+        for (size_t i = 0; src->rl && i < src->n_windows; i++)
+            if (a.used_seen[i])
+                ratelimit_sync(src->rl, i, a.used[i], mono_ns());
         struct http_outcome o = {
             .transport = rc == CURLE_OK ? HTTP_ANSWERED
                          : transient_curl(rc) ? HTTP_TRANSIENT_ERROR : HTTP_BROKEN,
             .status = status, .delivered = a.delivered,
-            .retry_after_ms = status == 429 ? retry_after_ms(a.retry_after) : -1,
+            .retry_after_ms = status == 429 || (status && status == src->ban_status)
+                              ? retry_after_ms(a.retry_after) : -1,
         };
+        if (rc == CURLE_OK && src->ban_status && status == src->ban_status) {
+            /* Never retried: every worker of the source stops sending. */
+            ban(src, o.retry_after_ms);
+            resp->status = status;
+            set_error(resp, src, url, "HTTP %ld: %s", status, src->banned_why);
+            ret = 0;
+            goto out;
+        }
         if (status == 429)
             __atomic_fetch_add(&s->responses_429, 1, __ATOMIC_RELAXED);
         struct http_decision d = http_next_step(&o, &st, &policy, &c->rng);

@@ -227,6 +227,16 @@ DR_EXPORT int dr_instant_parse(const char *s, int64_t *t, char *why, size_t whyl
 /* Writes t as "YYYY-MM-DDTHH:MM:SSZ" into buf (len >= DR_INSTANT_LEN). */
 DR_EXPORT void dr_instant_format(int64_t t, char *buf, size_t len);
 
+/* ---- Request weights (added in ABI 2). dr_http_get for a request that
+ * costs weight (>= 1; less is taken as 1) in the source's weight windows
+ * (sources.<name>.limits entries {"weight": N, "per": ...}), as the provider
+ * publishes it (Binance: klines 2, exchangeInfo 20); request windows count it
+ * as one. A source with ban_status configured answers a banned request at once
+ * with resp->status set to that status, attempts 0 and nothing sent: the
+ * plugin should stop (DR_FATAL). */
+DR_EXPORT int dr_http_get_weighted(dr_ctx *ctx, const char *source, const char *path, int weight,
+                                   dr_http_response *resp);
+
 /* The candle blob that fetch_candles emits and upsert_candles reads is a
  * contract between those two plugins: <dagrun/candle.h>. */
 
