@@ -23,6 +23,9 @@ UNITS        := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRCS))
 TEST_PLUGINS := $(patsubst tests/plugins/%.c,$(B)/tests/plugins/%.so,$(wildcard tests/plugins/*.c))
 SIM_SRCS     := $(wildcard tests/sim/*.c)
 SUPPORT_SRCS := $(wildcard tests/support/*.c)
+# The other sources' simulators (tests/sim/<source>_sim.c) are one file each plus sbuf.c.
+SOURCE_SIM_SRCS := $(filter-out tests/sim/kite_sim.c,$(wildcard tests/sim/*_sim.c))
+SOURCE_SIMS     := $(patsubst tests/sim/%.c,$(B)/%,$(SOURCE_SIM_SRCS))
 
 # Debian packages the build, the tests, the reliability suite (valgrind, openssl) and the demo need.
 DEB_PKGS := gcc make pkg-config libc6-dev libcurl4-openssl-dev libpq-dev libyaml-dev \
@@ -30,7 +33,7 @@ DEB_PKGS := gcc make pkg-config libc6-dev libcurl4-openssl-dev libpq-dev libyaml
             curl procps jq time clang libclang-rt-14-dev valgrind openssl
 
 .PHONY: all deps test check unit integration asan tsan demo clean
-all: $(B)/dagrun $(TASKS) $(if $(SIM_SRCS),$(B)/kite_sim)
+all: $(B)/dagrun $(TASKS) $(if $(SIM_SRCS),$(B)/kite_sim $(SOURCE_SIMS))
 
 deps:
 	$(Q)missing=$$(for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -52,7 +55,8 @@ $(B)/dagrun: $(B)/obj/runtime/main.o $(RUNTIME_OBJS)
 # run SQL, libcurl for none (HTTP goes through dr_http_get). The dr_* calls resolve against the
 # dagrun binary when it loads the plugin.
 TASK_LIBS  = $(shell pkg-config --libs jansson) -lm
-TASKS_SQL := compute_date_ranges list_instruments load_instruments upsert_candles
+TASKS_SQL := compute_date_ranges list_instruments load_instruments upsert_candles \
+             ohlcv_ranges upsert_ohlcv binance_symbols
 $(B)/tasks/%.so: tasks/%.c
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(ALL_CFLAGS) -fPIC -shared -o $@ $< -Wl,--as-needed $(TASK_LIBS) \
@@ -62,10 +66,12 @@ $(B)/tests/plugins/%.so: tests/plugins/%.c
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(ALL_CFLAGS) -fPIC -shared -o $@ $<
 
-SIM_OBJS := $(patsubst %.c,$(B)/obj/%.o,$(SIM_SRCS))
-$(SIM_OBJS): ALL_CFLAGS += $(shell pkg-config --cflags libmicrohttpd)
+SIM_OBJS := $(patsubst %.c,$(B)/obj/%.o,$(filter-out $(SOURCE_SIM_SRCS),$(SIM_SRCS)))
+$(patsubst %.c,$(B)/obj/%.o,$(SIM_SRCS)): ALL_CFLAGS += $(shell pkg-config --cflags libmicrohttpd)
 $(B)/kite_sim: $(SIM_OBJS)
 	$(Q)$(CC) $(SAN) -o $@ $(filter %.o,$^) $(shell pkg-config --libs libmicrohttpd) $(LDLIBS)
+$(SOURCE_SIMS): $(B)/%: $(B)/obj/tests/sim/%.o $(B)/obj/tests/sim/sbuf.o
+	$(Q)$(CC) $(SAN) -o $@ $^ $(shell pkg-config --libs libmicrohttpd) $(LDLIBS)
 
 # A plugin's unit test links the plugin's source with the fake dr_ctx, not the runtime, but
 # for the dr_* calls that need no ctx state (dates, database errors): those are the real ones.

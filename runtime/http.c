@@ -56,6 +56,7 @@ struct source {
     struct headers hdr;         /* read-only after source_init, shared by every client */
     struct ratelimit *rl;       /* NULL when no rate_limit_per_sec or limits; thread-safe itself */
     const char *used_header[16];/* per window of limits: the header reporting its use, or NULL */
+    int64_t per_ns[16];         /* per window of limits: its period */
     size_t n_windows;
     int ban_status;             /* an answer that bans the source (0: none) */
     int64_t banned_until_ns;    /* __atomic: no request before this monotonic time; 0: none */
@@ -134,6 +135,7 @@ static int source_init(struct source *src, const struct source_cfg *sc, struct d
                                               .per_ns = sc->limits[i].per_ms * 1000000LL,
                                               .weighted = sc->limits[i].weighted };
             src->used_header[i] = sc->limits[i].used_header;
+            src->per_ns[i] = w[i].per_ns;
             if (w[i].per_ns < w[pace].per_ns)
                 pace = i;
         }
@@ -583,15 +585,17 @@ static void unprepare(CURL *h)
  * attempt, retries included: reserve under the limiter's lock, sleep here
  * outside it). Returns 0, or -1 with *why (cancelled, deadline passed). */
 static int pace(struct http_sources *s, struct source *src, const struct http_call *call,
-                int64_t weight, const char **why)
+                int64_t weight, int64_t *granted_ns, const char **why)
 {
     int64_t now = mono_ns();
+    *granted_ns = now;
     if (cancelled(call) || past_deadline(call, now)) {
         *why = cancelled(call) ? "cancelled" : "deadline passed";
         return -1;
     }
     if (src->rl) {
         int64_t at = ratelimit_reserve_weight(src->rl, now, weight);
+        *granted_ns = at;
         if (at > now) {
             __atomic_fetch_add(&s->rate_wait_ns, at - now, __ATOMIC_RELAXED);
             if (sleep_until(at, call, why) < 0)
@@ -603,6 +607,20 @@ static int pace(struct http_sources *s, struct source *src, const struct http_ca
         }
     }
     return 0;
+}
+
+/* The server's count of window i (its used_header), for its current window
+ * aligned to the clock like Binance's minute: the window ends at the next
+ * multiple of per on the wall clock. */
+static void sync_window(struct source *src, size_t i, int64_t used, int64_t sent_ns)
+{
+    struct timespec wall;
+    clock_gettime(CLOCK_REALTIME, &wall);
+    int64_t now = mono_ns();
+    int64_t wall_ns = (int64_t)wall.tv_sec * 1000000000LL + wall.tv_nsec;
+    int64_t per = src->per_ns[i];
+    int64_t left = per - wall_ns % per;
+    ratelimit_sync(src->rl, i, used, now, now + left, sent_ns);
 }
 
 /* ---- the request ---- */
@@ -709,7 +727,8 @@ int http_get_weighted(struct http_client *c, const char *source, const char *pat
             ret = 0;
             goto out;
         }
-        if (pace(s, src, call, weight, &why) < 0) {
+        int64_t sent_ns;
+        if (pace(s, src, call, weight, &sent_ns, &why) < 0) {
             set_error(resp, src, url, "%s", why);
             goto out;
         }
@@ -758,7 +777,7 @@ int http_get_weighted(struct http_client *c, const char *source, const char *pat
         /* The server's own count of a window keeps the limiter in step. */
         for (size_t i = 0; src->rl && i < src->n_windows; i++)
             if (a.used_seen[i])
-                ratelimit_sync(src->rl, i, a.used[i], mono_ns());
+                sync_window(src, i, a.used[i], sent_ns);
         struct http_outcome o = {
             .transport = rc == CURLE_OK ? HTTP_ANSWERED
                          : transient_curl(rc) ? HTTP_TRANSIENT_ERROR : HTTP_BROKEN,

@@ -36,11 +36,13 @@ struct slot {
 };
 
 struct window {
-    int64_t cap, span_ns, merge_ns;
+    int64_t cap, per_ns, span_ns, merge_ns;
     bool weighted;
     struct slot *ring;          /* protected by lock: RING slots, oldest at head */
     size_t head, n;
     int64_t total;              /* protected by lock: the units of the n live slots */
+    int64_t ph_units, ph_until; /* protected by lock: units the server counted that we did
+                                 * not (ratelimit_sync), counted before ph_until */
 };
 
 struct ratelimit {
@@ -105,6 +107,7 @@ struct ratelimit *ratelimit_new_windows(const struct ratelimit_window *w, size_t
         struct window *x = &rl->win[i];
         x->cap = w[i].cap;
         x->weighted = w[i].weighted;
+        x->per_ns = w[i].per_ns;
         x->span_ns = (int64_t)ceil((double)w[i].per_ns / margin);
         x->merge_ns = x->span_ns / MERGE_DIV;
         if (!(x->ring = calloc(RING, sizeof *x->ring)))
@@ -138,15 +141,25 @@ static int64_t win_cost(const struct window *x, int64_t weight)
     return c > x->cap ? x->cap : c;
 }
 
-/* The earliest time >= at when cost more fits in window x. */
+/* The earliest time >= at when cost more fits in window x: the slots and the
+ * server's extra units leave in the order of their ends. */
 static int64_t win_earliest(struct window *x, int64_t at, int64_t cost)
 {
-    int64_t used = x->total;
-    for (size_t k = 0; k < x->n && used + cost > x->cap; k++) {
-        struct slot *s = slot_at(x, k);
-        if (s->last_ns + x->span_ns > at)
-            at = s->last_ns + x->span_ns;
-        used -= s->units;
+    bool ph = x->ph_units > 0 && at < x->ph_until;
+    int64_t used = x->total + (ph ? x->ph_units : 0);
+    size_t k = 0;
+    while (used + cost > x->cap && (k < x->n || ph)) {
+        int64_t end = k < x->n ? slot_at(x, k)->last_ns + x->span_ns : INT64_MAX;
+        if (ph && x->ph_until <= end) {
+            end = x->ph_until;
+            used -= x->ph_units;
+            ph = false;
+        } else {
+            used -= slot_at(x, k)->units;
+            k++;
+        }
+        if (end > at)
+            at = end;
     }
     return at;
 }
@@ -154,6 +167,8 @@ static int64_t win_earliest(struct window *x, int64_t at, int64_t cost)
 /* Drops the slots that left the span by now_ns. */
 static void win_prune(struct window *x, int64_t now_ns)
 {
+    if (x->ph_units && x->ph_until <= now_ns)
+        x->ph_units = 0;
     while (x->n > 0 && x->ring[x->head].last_ns + x->span_ns <= now_ns) {
         x->total -= x->ring[x->head].units;
         x->head = (x->head + 1) % RING;
@@ -224,7 +239,7 @@ void ratelimit_hold(struct ratelimit *rl, int64_t not_before_ns)
 
 static int64_t win_used(struct window *x, int64_t now_ns)
 {
-    int64_t used = 0;
+    int64_t used = x->ph_units > 0 && now_ns < x->ph_until ? x->ph_units : 0;
     for (size_t k = 0; k < x->n; k++) {
         struct slot *s = slot_at(x, k);
         if (s->last_ns + x->span_ns > now_ns)
@@ -243,21 +258,36 @@ int64_t ratelimit_used(struct ratelimit *rl, size_t window, int64_t now_ns)
     return used;
 }
 
-void ratelimit_sync(struct ratelimit *rl, size_t window, int64_t used, int64_t now_ns)
+void ratelimit_sync(struct ratelimit *rl, size_t window, int64_t used, int64_t now_ns,
+                    int64_t window_end_ns, int64_t sent_ns)
 {
-    if (window >= rl->n_win || used <= 0)
+    if (window >= rl->n_win || used <= 0 || window_end_ns <= now_ns)
         return;
     pthread_mutex_lock(&rl->lock);
     struct window *x = &rl->win[window];
-    int64_t ours = win_used(x, now_ns);
-    if (used > ours) {
-        /* The slots stay in time order: units the server saw that we did not
-         * are counted no earlier than our latest grant (they leave later than
-         * they would on the server's clock: never too early). */
-        int64_t at = now_ns;
-        if (x->n > 0 && slot_at(x, x->n - 1)->last_ns > at)
-            at = slot_at(x, x->n - 1)->last_ns;
-        win_add(x, at, used - ours);
+    /* Our grants since the server's window began stay counted here until it
+     * ends (a span is longer than the window); the rest of what the server
+     * counts is another client's, or ours from before a restart: it is
+     * counted until the server's window ends, plus the span's margin for the
+     * two clocks' difference. Only grants before sent_ns (the answered
+     * request's) can be in the server's figure: later ones are still on their
+     * way. Slots that straddle either edge are left out of ours, which only
+     * makes the extra larger. */
+    int64_t start = window_end_ns - x->per_ns, ours = 0;
+    for (size_t k = 0; k < x->n; k++) {
+        const struct slot *sl = slot_at(x, k);
+        if (sl->first_ns >= start && sl->last_ns < sent_ns)
+            ours += sl->units;
+    }
+    int64_t extra = used - ours, until = window_end_ns + (x->span_ns - x->per_ns);
+    if (extra > 0) {
+        if (x->ph_units > 0 && x->ph_until > now_ns && x->ph_until >= until) {
+            if (extra > x->ph_units)
+                x->ph_units = extra;
+        } else {
+            x->ph_units = extra;
+            x->ph_until = until;
+        }
     }
     pthread_mutex_unlock(&rl->lock);
 }

@@ -42,12 +42,15 @@ int64_t ratelimit_reserve_weight(struct ratelimit *rl, int64_t now_ns, int64_t w
 /* Pushes every later reservation back until at least not_before_ns (used when
  * the server answers 429 with Retry-After). Thread-safe. */
 void ratelimit_hold(struct ratelimit *rl, int64_t not_before_ns);
-/* The server says window (index into the windows given) holds used units as
- * of now_ns (e.g. Binance's X-MBX-USED-WEIGHT-1M): when that is more than this
- * limiter counts in the window, the difference is counted at now_ns, so that
- * requests this limiter did not see (another process) are paid for. Never
+/* The server says window (index into the windows given) holds used units in
+ * its own window, which ends at window_end_ns (monotonic; e.g. Binance's
+ * X-MBX-USED-WEIGHT-1M counts the current clock minute), in its answer to the
+ * request granted at sent_ns: what it counts beyond this limiter's grants
+ * between that window's start and sent_ns (another process's requests) is
+ * counted here too until the window ends, so the two stay in step. Never
  * lowers the count. Thread-safe. */
-void ratelimit_sync(struct ratelimit *rl, size_t window, int64_t used, int64_t now_ns);
+void ratelimit_sync(struct ratelimit *rl, size_t window, int64_t used, int64_t now_ns,
+                    int64_t window_end_ns, int64_t sent_ns);
 /* What the window counts at now_ns (for tests and logs). Thread-safe. */
 int64_t ratelimit_used(struct ratelimit *rl, size_t window, int64_t now_ns);
 

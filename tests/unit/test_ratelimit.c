@@ -323,18 +323,55 @@ static void test_ratelimit_sync_counts_what_the_server_saw(void **state)
     struct ratelimit_window w = { .cap = 6000, .per_ns = 60 * SEC, .weighted = true };
     struct ratelimit *rl = ratelimit_new_windows(&w, 1, 1, 6000);
     assert_int_equal(ratelimit_reserve_weight(rl, 0, 2), 0);
-    /* The server says 5990 are used (another process): only 10 are left. */
-    ratelimit_sync(rl, 0, 5990, 1 * SEC);
+    /* The server's minute [0, 60 s) holds 5990 (another process): 5988 are
+     * not ours, only 10 are left. */
+    ratelimit_sync(rl, 0, 5990, 1 * SEC, 60 * SEC, 1);
     assert_int_equal(ratelimit_used(rl, 0, 1 * SEC), 5990);
     for (int i = 0; i < 5; i++)
         assert_int_equal(ratelimit_reserve_weight(rl, 1 * SEC, 2), 1 * SEC);
     /* A lower figure never lowers the count. */
-    ratelimit_sync(rl, 0, 3, 2 * SEC);
+    ratelimit_sync(rl, 0, 3, 2 * SEC, 60 * SEC, 1);
     assert_int_equal(ratelimit_used(rl, 0, 2 * SEC), 6000);
-    /* Full: the next waits for the first grant to leave the minute, the one
-     * after for the synced units. */
+    /* Full: the next goes when the server's minute ends (the other process's
+     * units leave then, ours only a minute after they were granted). */
     assert_int_equal(ratelimit_reserve_weight(rl, 1 * SEC, 2), 60 * SEC);
-    assert_int_equal(ratelimit_reserve_weight(rl, 1 * SEC, 2), 61 * SEC);
+    ratelimit_free(rl);
+}
+
+/* Grants not yet sent when the server counted are not in its figure: they
+ * do not make the other client's share look smaller. */
+static void test_ratelimit_sync_ignores_grants_after_the_answered_one(void **state)
+{
+    (void)state;
+    struct ratelimit_window w = { .cap = 100, .per_ns = 10 * SEC, .weighted = true };
+    struct ratelimit *rl = ratelimit_new_windows(&w, 1, 1, 100);
+    /* Eight requests granted 20 ms apart; the first one's answer says 52:
+     * 50 are another client's, not 52 - 16. */
+    for (int i = 0; i < 8; i++)
+        assert_int_equal(ratelimit_reserve_weight(rl, 1 * SEC + i * 20 * MS, 2), 1 * SEC + i * 20 * MS);
+    ratelimit_sync(rl, 0, 52, 1 * SEC + 150 * MS, 10 * SEC, 1 * SEC + 1);
+    assert_int_equal(ratelimit_used(rl, 0, 2 * SEC), 66);
+    ratelimit_free(rl);
+}
+
+/* Our own grants of an earlier server window leave our span during the next
+ * one: what the server reports then must stay counted until its window ends,
+ * even though our count was higher when it said so. */
+static void test_ratelimit_sync_outlives_our_older_grants(void **state)
+{
+    (void)state;
+    struct ratelimit_window w = { .cap = 100, .per_ns = 10 * SEC, .weighted = true };
+    struct ratelimit *rl = ratelimit_new_windows(&w, 1, 1, 100);
+    /* 90 units of ours at 9 s, in the server's window [0, 10 s). */
+    for (int i = 0; i < 45; i++)
+        assert_int_equal(ratelimit_reserve_weight(rl, 9 * SEC, 2), 9 * SEC);
+    /* At 10.5 s, in the window [10 s, 20 s), the server counts 80 (not ours). */
+    ratelimit_sync(rl, 0, 80, 10500 * MS, 20 * SEC, 10500 * MS);
+    /* Our 90 leave at 19 s: the 80 still hold until 20 s, so 20 more fit at
+     * 19 s, and the next after that only at 20 s. */
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(ratelimit_reserve_weight(rl, 11 * SEC, 2), 19 * SEC);
+    assert_int_equal(ratelimit_reserve_weight(rl, 11 * SEC, 2), 20 * SEC);
     ratelimit_free(rl);
 }
 
@@ -426,6 +463,8 @@ int main(void)
         cmocka_unit_test(test_ratelimit_weight_window),
         cmocka_unit_test(test_ratelimit_margin_widens_the_span),
         cmocka_unit_test(test_ratelimit_sync_counts_what_the_server_saw),
+        cmocka_unit_test(test_ratelimit_sync_outlives_our_older_grants),
+        cmocka_unit_test(test_ratelimit_sync_ignores_grants_after_the_answered_one),
         cmocka_unit_test(test_ratelimit_long_window_memory_is_bounded),
         cmocka_unit_test(test_ratelimit_windows_property),
     };
