@@ -23,7 +23,8 @@ UNITS        := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRCS))
 TEST_PLUGINS := $(patsubst tests/plugins/%.c,$(B)/tests/plugins/%.so,$(wildcard tests/plugins/*.c))
 SIM_SRCS     := $(wildcard tests/sim/*.c)
 SUPPORT_SRCS := $(wildcard tests/support/*.c)
-# The other sources' simulators (tests/sim/<source>_sim.c) are one file each plus sbuf.c.
+# The other sources' simulators (tests/sim/<source>_sim.c) are one file each plus sbuf.c and
+# simsrv.c (the HTTP plumbing they share).
 SOURCE_SIM_SRCS := $(filter-out tests/sim/kite_sim.c,$(wildcard tests/sim/*_sim.c))
 SOURCE_SIMS     := $(patsubst tests/sim/%.c,$(B)/%,$(SOURCE_SIM_SRCS))
 
@@ -56,7 +57,7 @@ $(B)/dagrun: $(B)/obj/runtime/main.o $(RUNTIME_OBJS)
 # dagrun binary when it loads the plugin.
 TASK_LIBS  = $(shell pkg-config --libs jansson) -lm
 TASKS_SQL := compute_date_ranges list_instruments load_instruments upsert_candles \
-             ohlcv_ranges upsert_ohlcv binance_symbols
+             ohlcv_ranges upsert_ohlcv binance_symbols yahoo_chart
 $(B)/tasks/%.so: tasks/%.c
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(ALL_CFLAGS) -fPIC -shared -o $@ $< -Wl,--as-needed $(TASK_LIBS) \
@@ -66,11 +67,11 @@ $(B)/tests/plugins/%.so: tests/plugins/%.c
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(ALL_CFLAGS) -fPIC -shared -o $@ $<
 
-SIM_OBJS := $(patsubst %.c,$(B)/obj/%.o,$(filter-out $(SOURCE_SIM_SRCS),$(SIM_SRCS)))
+SIM_OBJS := $(patsubst %.c,$(B)/obj/%.o,$(filter-out $(SOURCE_SIM_SRCS) tests/sim/simsrv.c,$(SIM_SRCS)))
 $(patsubst %.c,$(B)/obj/%.o,$(SIM_SRCS)): ALL_CFLAGS += $(shell pkg-config --cflags libmicrohttpd)
 $(B)/kite_sim: $(SIM_OBJS)
 	$(Q)$(CC) $(SAN) -o $@ $(filter %.o,$^) $(shell pkg-config --libs libmicrohttpd) $(LDLIBS)
-$(SOURCE_SIMS): $(B)/%: $(B)/obj/tests/sim/%.o $(B)/obj/tests/sim/sbuf.o
+$(SOURCE_SIMS): $(B)/%: $(B)/obj/tests/sim/%.o $(B)/obj/tests/sim/sbuf.o $(B)/obj/tests/sim/simsrv.o
 	$(Q)$(CC) $(SAN) -o $@ $^ $(shell pkg-config --libs libmicrohttpd) $(LDLIBS)
 
 # A plugin's unit test links the plugin's source with the fake dr_ctx, not the runtime, but
