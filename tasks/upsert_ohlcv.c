@@ -25,38 +25,6 @@ static const char insert_sql[] =
     "WHERE (o.open, o.high, o.low, o.close, o.volume) IS DISTINCT FROM "
     "      (EXCLUDED.open, EXCLUDED.high, EXCLUDED.low, EXCLUDED.close, EXCLUDED.volume)";
 
-/* True when s is a plain decimal number: -?digits[.digits][e[+-]digits], at
- * most 60 characters (what numeric reads exactly). */
-static bool decimal_ok(const char *s)
-{
-    const char *p = s;
-    if (strlen(s) > 60)
-        return false;
-    if (*p == '-')
-        p++;
-    if (*p < '0' || *p > '9')
-        return false;
-    while (*p >= '0' && *p <= '9')
-        p++;
-    if (*p == '.') {
-        p++;
-        if (*p < '0' || *p > '9')
-            return false;
-        while (*p >= '0' && *p <= '9')
-            p++;
-    }
-    if (*p == 'e' || *p == 'E') {
-        p++;
-        if (*p == '+' || *p == '-')
-            p++;
-        if (*p < '0' || *p > '9')
-            return false;
-        while (*p >= '0' && *p <= '9')
-            p++;
-    }
-    return *p == '\0';
-}
-
 /* Why candle c cannot be stored, or NULL when it can. Only the checks use
  * strtod: what is stored is the text. */
 static const char *candle_problem(const json_t *c, long long from, long long to, long long *ts)
@@ -69,7 +37,8 @@ static const char *candle_problem(const json_t *c, long long from, long long to,
         const json_t *x = json_array_get(c, (size_t)i + 1);
         if (json_is_null(x))
             return i == 4 ? "volume is null" : "a price is null";
-        if (!json_is_string(x) || !decimal_ok(json_string_value(x)))
+        if (!json_is_string(x) || !dr_json_number_ok(json_string_value(x)) ||
+            json_string_length(x) > 60)
             return i == 4 ? "volume is not a number" : "a price is not a number";
         v[i] = strtod(json_string_value(x), NULL);
     }
@@ -103,7 +72,8 @@ static void stamp(long long ts, char *buf, size_t len)
     dr_instant_format((int64_t)ts, buf, len);
 }
 
-/* Appends text (no quoting needed: digits, '.', '-', '+', 'e') to an array literal. */
+/* Appends a number's text (no quoting needed: digits, '.', '-', '+', 'e', 'E') to an
+ * array literal. */
 static void put(char *buf, size_t *off, const char *s, bool first)
 {
     if (!first)

@@ -1,4 +1,4 @@
-/* yahoo_chart: one symbol's candles from Yahoo Finance's chart API (GET /v8/finance/chart/{symbol}), in Yahoo's per-interval chunks, down the lane. */
+/* yahoo_chart: one symbol's candles from Yahoo Finance's chart API (GET /v8/finance/chart/{symbol}), in Yahoo's per-interval chunks, down the lane, numbers as Yahoo wrote them. */
 #include <dagrun/task.h>
 
 #include <stdio.h>
@@ -48,133 +48,17 @@ static bool symbol_ok(const char *s)
     return true;
 }
 
-/* ---- the numbers' own text: Jansson reads numbers as doubles, so the five
- * arrays of indicators.quote[0] are read again here as text. */
-
-struct tok {
-    const char *p;
-    size_t len;
-};
-
-static const char *skip_ws(const char *p, const char *end)
-{
-    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
-        p++;
-    return p;
-}
-
-/* After a '"' at p: the end of the string (past its closing quote), or end. */
-static const char *skip_string(const char *p, const char *end)
-{
-    for (p++; p < end; p++) {
-        if (*p == '\\')
-            p++;
-        else if (*p == '"')
-            return p + 1;
-    }
-    return end;
-}
-
-/* The first "key": [ at object depth 1 of [obj, end): the position after '['. */
-static const char *find_key_array(const char *obj, const char *end, const char *key)
-{
-    size_t kl = strlen(key);
-    int depth = 0;
-    for (const char *p = obj; p < end; p++) {
-        if (*p == '"') {
-            const char *q = skip_string(p, end);
-            if (depth == 1 && (size_t)(q - p) == kl + 2 && memcmp(p + 1, key, kl) == 0) {
-                const char *r = skip_ws(q, end);
-                if (r < end && *r == ':') {
-                    r = skip_ws(r + 1, end);
-                    if (r < end && *r == '[')
-                        return r + 1;
-                }
-            }
-            p = q - 1;
-        } else if (*p == '{' || *p == '[') {
-            depth++;
-        } else if (*p == '}' || *p == ']') {
-            depth--;
-        }
-    }
-    return NULL;
-}
-
-/* The tokens of a flat array starting after its '['; returns how many (at
- * most max), or -1 when it is not a flat array of scalars. */
-static long flat_tokens(const char *p, const char *end, struct tok *out, size_t max)
-{
-    long n = 0;
-    p = skip_ws(p, end);
-    if (p < end && *p == ']')
-        return 0;
-    for (;;) {
-        p = skip_ws(p, end);
-        const char *s = p;
-        if (p < end && *p == '"')
-            p = skip_string(p, end);
-        else
-            while (p < end && *p != ',' && *p != ']' && *p != ' ' && *p != '\n' && *p != '\r' &&
-                   *p != '\t' && *p != '[' && *p != '{')
-                p++;
-        if (p == s || (size_t)n >= max)
-            return -1;
-        out[n++] = (struct tok){ s, (size_t)(p - s) };
-        p = skip_ws(p, end);
-        if (p >= end)
-            return -1;
-        if (*p == ']')
-            return n;
-        if (*p != ',')
-            return -1;
-        p++;
-    }
-}
-
-/* The first n bytes of needle in [p, end), or NULL. */
-static const char *find_bytes(const char *p, const char *end, const char *needle, size_t n)
-{
-    for (; p + n <= end; p++)
-        if (*p == *needle && memcmp(p, needle, n) == 0)
-            return p;
-    return NULL;
-}
-
-/* indicators.quote[0] as [start, end) in body, or 0 when absent. */
-static int quote_object(const char *body, size_t len, const char **qs, const char **qe)
-{
-    const char *end = body + len;
-    const char *k = body;
-    /* "quote" appears only as a key of indicators. */
-    while ((k = find_bytes(k, end, "\"quote\"", 7)) != NULL) {
-        const char *p = skip_ws(k + 7, end);
-        if (p < end && *p == ':') {
-            p = skip_ws(p + 1, end);
-            if (p < end && *p == '[') {
-                p = skip_ws(p + 1, end);
-                if (p < end && *p == '{') {
-                    int depth = 0;
-                    for (const char *q = p; q < end; q++) {
-                        if (*q == '"')
-                            q = skip_string(q, end) - 1;
-                        else if (*q == '{' || *q == '[')
-                            depth++;
-                        else if ((*q == '}' || *q == ']') && --depth == 0) {
-                            *qs = p;
-                            *qe = q + 1;
-                            return 1;
-                        }
-                    }
-                }
-            }
-        }
-        k += 7;
-    }
-    return 0;
-}
-
 /* ---- answers ---- */
+
+/* A whole number read exactly (dr_json_loadb_exact keeps numbers as text). */
+static bool exact_int(const json_t *v, long long *out)
+{
+    const char *s = json_string_value(v);
+    if (!s || !dr_json_number_ok(s) || strpbrk(s, ".eE"))
+        return false;
+    *out = strtoll(s, NULL, 10);
+    return true;
+}
 
 static const char asset_sql[] =
     "INSERT INTO assets AS a (source, symbol, name, asset_type, exchange, currency, listing_date, "
@@ -194,11 +78,12 @@ static dr_status register_asset(dr_ctx *ctx, const char *source, const char *sym
     PGconn *db = dr_db(ctx);
     if (!db)
         return DR_RETRY;
-    const json_t *ftd = json_object_get(meta, "firstTradeDate");
-    long long off = json_integer_value(json_object_get(meta, "gmtoffset"));
+    long long ftd = 0, off = 0;
+    bool have_ftd = exact_int(json_object_get(meta, "firstTradeDate"), &ftd);
+    exact_int(json_object_get(meta, "gmtoffset"), &off);
     char listing[DR_DATE_LEN];
-    if (json_is_integer(ftd)) {
-        long long t = json_integer_value(ftd) + off;
+    if (have_ftd) {
+        long long t = ftd + off;
         dr_date_format((int64_t)(t >= 0 ? t / 86400 : -((-t + 86399) / 86400)), listing,
                        sizeof listing);
     }
@@ -209,7 +94,7 @@ static dr_status register_asset(dr_ctx *ctx, const char *source, const char *sym
                          json_string_value(json_object_get(meta, "instrumentType")),
                          json_string_value(json_object_get(meta, "exchangeName")),
                          json_string_value(json_object_get(meta, "currency")),
-                         json_is_integer(ftd) ? listing : NULL };
+                         have_ftd ? listing : NULL };
     PGresult *res = PQexecParams(db, asset_sql, 7, NULL, v, NULL, NULL, 0);
     dr_status st = DR_OK;
     if (PQresultStatus(res) != PGRES_COMMAND_OK)
@@ -260,10 +145,9 @@ static dr_status fetch_chunk(dr_ctx *ctx, struct chunk *ch)
     dr_http_response r;
     dr_status st = DR_FAIL;
     json_t *root = NULL, *candles = NULL;
-    struct tok *toks = NULL;
     int rc = dr_http_get(ctx, ch->source, path, &r);
-    if (rc == 0 && r.status != 200 && r.len && (root = json_loadb(r.body, r.len, 0, NULL)) &&
-        chart_error(ctx, ch->symbol, root)) {
+    if (rc == 0 && r.status != 200 && r.len &&
+        (root = dr_json_loadb_exact(r.body, r.len, NULL, 0)) && chart_error(ctx, ch->symbol, root)) {
         st = r.status == 429 || r.status >= 500 ? DR_RETRY : DR_FAIL;
         goto out;
     }
@@ -272,10 +156,11 @@ static dr_status fetch_chunk(dr_ctx *ctx, struct chunk *ch)
         st = rc < 0 || r.status == 429 || r.status >= 500 ? DR_RETRY : DR_FAIL;
         goto out;
     }
-    json_error_t je;
-    if (!(root = json_loadb(r.body, r.len, 0, &je))) {
+    json_decref(root);
+    char why[160];
+    if (!(root = dr_json_loadb_exact(r.body, r.len, why, sizeof why))) {
         dr_error(ctx, "yahoo_chart: %s: answer is not JSON (%s, Content-Type %s)", ch->symbol,
-                 je.text, r.content_type[0] ? r.content_type : "none");
+                 why, r.content_type[0] ? r.content_type : "none");
         st = DR_RETRY;
         goto out;
     }
@@ -288,8 +173,8 @@ static dr_status fetch_chunk(dr_ctx *ctx, struct chunk *ch)
                  ch->symbol);
         goto out;
     }
-    const json_t *ftd = json_object_get(meta, "firstTradeDate");
-    ch->first_trade = json_is_integer(ftd) ? (long long)json_integer_value(ftd) : 0;
+    if (!exact_int(json_object_get(meta, "firstTradeDate"), &ch->first_trade))
+        ch->first_trade = 0;
     if (!ch->registered) {
         if ((st = register_asset(ctx, ch->source, ch->symbol, meta)) != DR_OK)
             goto out;
@@ -303,47 +188,41 @@ static dr_status fetch_chunk(dr_ctx *ctx, struct chunk *ch)
         goto out;
     }
     size_t n = json_array_size(ts);
-    const char *qs, *qe;
-    if (!json_is_array(ts) || !quote_object(r.body, r.len, &qs, &qe)) {
+    const json_t *quote = json_array_get(json_object_get(json_object_get(res0, "indicators"),
+                                                         "quote"), 0);
+    static const char *const keys[5] = { "open", "high", "low", "close", "volume" };
+    const json_t *arr[5];
+    if (!json_is_array(ts) || !json_is_object(quote)) {
         dr_error(ctx, "yahoo_chart: %s: bad response: no timestamp array or indicators.quote",
                  ch->symbol);
         goto out;
     }
-    static const char *const keys[5] = { "open", "high", "low", "close", "volume" };
-    toks = malloc(5 * (n + 1) * sizeof *toks);
-    if (!toks) {
-        dr_error(ctx, "yahoo_chart: out of memory");
-        goto out;
-    }
     for (int k = 0; k < 5; k++) {
-        const char *a = find_key_array(qs, qe, keys[k]);
-        long got = a ? flat_tokens(a, qe, toks + (size_t)k * (n + 1), n + 1) : -1;
-        if (got != (long)n) {
-            dr_error(ctx, "yahoo_chart: %s: bad response: indicators.quote[0].%s holds %ld "
-                     "values for %zu timestamps", ch->symbol, keys[k], got, n);
+        arr[k] = json_object_get(quote, keys[k]);
+        if (!json_is_array(arr[k]) || json_array_size(arr[k]) != n) {
+            dr_error(ctx, "yahoo_chart: %s: bad response: indicators.quote[0].%s holds %zu "
+                     "values for %zu timestamps", ch->symbol, keys[k], json_array_size(arr[k]), n);
             goto out;
         }
     }
-    long long off = json_integer_value(json_object_get(meta, "gmtoffset"));
+    long long off = 0;
+    exact_int(json_object_get(meta, "gmtoffset"), &off);
     candles = json_array();
     long long missing = 0, outside = 0;
     for (size_t i = 0; i < n; i++) {
-        const json_t *t = json_array_get(ts, i);
-        if (!json_is_integer(t)) {
+        long long key;
+        if (!exact_int(json_array_get(ts, i), &key)) {
             dr_error(ctx, "yahoo_chart: %s: bad response: timestamp %zu is not a whole number",
                      ch->symbol, i);
             goto out;
         }
-        long long key = json_integer_value(t);
         if (daily) {
             long long local = key + off;
             key = (local >= 0 ? local / 86400 : -((-local + 86399) / 86400)) * 86400;
         }
         int nulls = 0;
-        for (int k = 0; k < 5; k++) {
-            const struct tok *x = &toks[(size_t)k * (n + 1) + i];
-            nulls += x->len == 4 && memcmp(x->p, "null", 4) == 0;
-        }
+        for (int k = 0; k < 5; k++)
+            nulls += json_is_null(json_array_get(arr[k], i));
         if (nulls == 5) {       /* Yahoo's missing candle: no data, not zeros */
             missing++;
             continue;
@@ -355,11 +234,9 @@ static dr_status fetch_chunk(dr_ctx *ctx, struct chunk *ch)
         json_t *c = json_array();
         json_array_append_new(c, json_integer(key));
         for (int k = 0; k < 5; k++) {
-            const struct tok *x = &toks[(size_t)k * (n + 1) + i];
-            if (x->len == 4 && memcmp(x->p, "null", 4) == 0)
-                json_array_append_new(c, json_null());
-            else
-                json_array_append_new(c, json_stringn(x->p, x->len));
+            /* A number's text, null, or what else Yahoo sent (a string that is no
+             * number stays one): upsert_ohlcv refuses what is not a price. */
+            json_array_append(c, json_array_get(arr[k], i));
         }
         json_array_append_new(candles, c);
     }
@@ -374,7 +251,6 @@ static dr_status fetch_chunk(dr_ctx *ctx, struct chunk *ch)
         goto out;
     st = DR_OK;
 out:
-    free(toks);
     json_decref(candles);
     json_decref(root);
     dr_http_response_free(&r);

@@ -237,6 +237,15 @@ DR_EXPORT void dr_instant_format(int64_t t, char *buf, size_t len);
 DR_EXPORT int dr_http_get_weighted(dr_ctx *ctx, const char *source, const char *path, int weight,
                                    dr_http_response *resp);
 
+/* ---- Exact numbers (added in ABI 2). Parses JSON text like json_loadb, but
+ * every number becomes a JSON string holding the number's own text (230.0399932861328
+ * stays "230.0399932861328", 1e-05 stays "1e-05"), so that a price reaches a
+ * numeric column without passing through a double. NULL when text is not
+ * JSON, the reason in why (may be NULL). Pure; any thread; no ctx. */
+DR_EXPORT json_t *dr_json_loadb_exact(const char *text, size_t len, char *why, size_t whylen);
+/* True when s is the text of a JSON number (what dr_json_loadb_exact keeps). */
+DR_EXPORT bool dr_json_number_ok(const char *s);
+
 /* The candle blob that fetch_candles emits and upsert_candles reads is a
  * contract between those two plugins: <dagrun/candle.h>. */
 
