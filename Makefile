@@ -57,7 +57,8 @@ $(B)/dagrun: $(B)/obj/runtime/main.o $(RUNTIME_OBJS)
 # dagrun binary when it loads the plugin.
 TASK_LIBS  = $(shell pkg-config --libs jansson) -lm
 TASKS_SQL := compute_date_ranges list_instruments load_instruments upsert_candles \
-             ohlcv_ranges upsert_ohlcv binance_symbols yahoo_chart
+             ohlcv_ranges upsert_ohlcv binance_symbols yahoo_chart \
+             coingecko_markets
 $(B)/tasks/%.so: tasks/%.c
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(ALL_CFLAGS) -fPIC -shared -o $@ $< -Wl,--as-needed $(TASK_LIBS) \
