@@ -269,14 +269,14 @@ void ratelimit_sync(struct ratelimit *rl, size_t window, int64_t used, int64_t n
      * ends (a span is longer than the window); the rest of what the server
      * counts is another client's, or ours from before a restart: it is
      * counted until the server's window ends, plus the span's margin for the
-     * two clocks' difference. Only grants before sent_ns (the answered
-     * request's) can be in the server's figure: later ones are still on their
-     * way. Slots that straddle either edge are left out of ours, which only
+     * two clocks' difference. Only grants up to sent_ns (the answered
+     * request's own) can be in the server's figure: later ones are still on
+     * their way. Slots that straddle either edge are left out of ours, which only
      * makes the extra larger. */
     int64_t start = window_end_ns - x->per_ns, ours = 0;
     for (size_t k = 0; k < x->n; k++) {
         const struct slot *sl = slot_at(x, k);
-        if (sl->first_ns >= start && sl->last_ns < sent_ns)
+        if (sl->first_ns >= start && sl->last_ns <= sent_ns)
             ours += sl->units;
     }
     int64_t extra = used - ours, until = window_end_ns + (x->span_ns - x->per_ns);

@@ -46,7 +46,7 @@ void ratelimit_hold(struct ratelimit *rl, int64_t not_before_ns);
  * its own window, which ends at window_end_ns (monotonic; e.g. Binance's
  * X-MBX-USED-WEIGHT-1M counts the current clock minute), in its answer to the
  * request granted at sent_ns: what it counts beyond this limiter's grants
- * between that window's start and sent_ns (another process's requests) is
+ * from that window's start to sent_ns (another process's requests) is
  * counted here too until the window ends, so the two stay in step. Never
  * lowers the count. Thread-safe. */
 void ratelimit_sync(struct ratelimit *rl, size_t window, int64_t used, int64_t now_ns,

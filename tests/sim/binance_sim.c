@@ -83,6 +83,7 @@ static struct {
     int64_t last_429_ms;                /* when the last 429 was sent */
     int64_t banned_until_ms;
     long requests, klines, exchange_info, r429, r418, r400, max_used;
+    int64_t first_ms, last_ms, admitted_weight, last_weight;   /* admitted requests */
     long by_symbol[64];
 } st;
 
@@ -250,6 +251,11 @@ static unsigned admit(int64_t w, int64_t *used, long *retry_s, int64_t *ban_end)
         st.used += w;
         if (st.used > st.max_used)
             st.max_used = st.used;
+        if (!st.first_ms)
+            st.first_ms = now;
+        st.last_ms = now;
+        st.admitted_weight += w;
+        st.last_weight = w;
     }
     if (status == 418) {
         st.r418++;
@@ -473,8 +479,11 @@ static enum MHD_Result sim_endpoint(struct MHD_Connection *c, const char *what)
         pthread_mutex_lock(&lock);
         sbuf_printf(&b, "{\"requests\":%ld,\"klines_requests\":%ld,\"exchange_info_requests\":%ld,"
                     "\"responses_429\":%ld,\"responses_418\":%ld,\"max_used_weight\":%ld,"
-                    "\"weight_limit\":%" PRId64 ",\"by_symbol\":{", st.requests, st.klines,
-                    st.exchange_info, st.r429, st.r418, st.max_used, g.weight_limit);
+                    "\"weight_limit\":%" PRId64 ",\"window_ms\":%" PRId64 ",\"first_ms\":%" PRId64
+                    ",\"last_ms\":%" PRId64 ",\"admitted_weight\":%" PRId64 ",\"last_weight\":%"
+                    PRId64 ",\"by_symbol\":{", st.requests, st.klines, st.exchange_info, st.r429,
+                    st.r418, st.max_used, g.weight_limit, g.window_ms, st.first_ms, st.last_ms,
+                    st.admitted_weight, st.last_weight);
         for (long i = 0; i < g.n_symbols && i < 64; i++) {
             char name[32];
             symbol_name(i, name, sizeof name);
