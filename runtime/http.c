@@ -3,6 +3,7 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -59,8 +60,9 @@ struct source {
     int64_t per_ns[16];         /* per window of limits: its period */
     size_t n_windows;
     int ban_status;             /* an answer that bans the source (0: none) */
-    int64_t banned_until_ns;    /* __atomic: no request before this monotonic time; 0: none */
-    char banned_why[160];       /* written once, before banned_until_ns is stored (release) */
+    pthread_mutex_t ban_lock;   /* guards the two below */
+    int64_t banned_until_ns;    /* no request before this monotonic time; 0: none */
+    char banned_why[160];       /* why, and until when (UTC) */
     int64_t gate_ns;            /* least spacing of sends at the gate; 0: no gate */
     int64_t last_send_ns;       /* when the latest request passed the gate (__atomic CAS) */
     int64_t timeout_ms, connect_timeout_ms, retry_delay_ms, max_retry_delay_ms, max_body_bytes;
@@ -104,6 +106,7 @@ static void fmt_bytes(char *out, size_t n, int64_t b)
 
 static void source_fini(struct source *src)
 {
+    pthread_mutex_destroy(&src->ban_lock);
     free(src->base_url);
     headers_fini(&src->hdr);
     ratelimit_free(src->rl);
@@ -111,6 +114,7 @@ static void source_fini(struct source *src)
 
 static int source_init(struct source *src, const struct source_cfg *sc, struct dr_err *err)
 {
+    pthread_mutex_init(&src->ban_lock, NULL);
     src->name = sc->name ? sc->name : "";
     if (!sc->base_url || !*sc->base_url)
         return err_set(err, "sources.%s: base_url is missing", src->name);
@@ -645,18 +649,22 @@ int http_get(struct http_client *c, const char *source, const char *path, dr_htt
  * when src is banned: no request may be sent. */
 static bool banned(struct source *src, const char *url, dr_http_response *resp)
 {
-    int64_t until = __atomic_load_n(&src->banned_until_ns, __ATOMIC_ACQUIRE);
-    if (!until || mono_ns() >= until)
+    pthread_mutex_lock(&src->ban_lock);
+    bool ban = src->banned_until_ns && mono_ns() < src->banned_until_ns;
+    if (ban)
+        snprintf(resp->error, sizeof resp->error, "GET %s: not sent: %s", url, src->banned_why);
+    pthread_mutex_unlock(&src->ban_lock);
+    if (!ban)
         return false;
     resp->status = src->ban_status;
-    snprintf(resp->error, sizeof resp->error, "GET %s: not sent: %s", url, src->banned_why);
     headers_redact(&src->hdr, resp->error);
     return true;
 }
 
 /* A ban answer: no request of the source goes before Retry-After (a
- * Retry-After of seconds or a date; none: for the rest of this process). */
-static void ban(struct source *src, int64_t retry_after_ms)
+ * Retry-After of seconds or a date; none: for the rest of this process).
+ * The ban's text (the latest end) goes to why. */
+static void ban(struct source *src, int64_t retry_after_ms, char *why, size_t whylen)
 {
     char until[64] = "further notice (no Retry-After)";
     if (retry_after_ms >= 0) {
@@ -668,14 +676,15 @@ static void ban(struct source *src, int64_t retry_after_ms)
         strftime(until, sizeof until, "%Y-%m-%dT%H:%M:%SZ (Retry-After)", &tm);
     }
     int64_t end = retry_after_ms >= 0 ? mono_ns() + retry_after_ms * 1000000LL : INT64_MAX;
-    int64_t old = __atomic_load_n(&src->banned_until_ns, __ATOMIC_ACQUIRE);
-    if (old >= end)
-        return;
-    /* The first ban's text stays: later ones only ever move the end out. */
-    if (!old)
+    pthread_mutex_lock(&src->ban_lock);
+    /* A ban only ever moves its end out. */
+    if (end > src->banned_until_ns) {
+        src->banned_until_ns = end;
         snprintf(src->banned_why, sizeof src->banned_why, "sources.%s is banned until %s after "
                  "an HTTP %d answer", src->name, until, src->ban_status);
-    __atomic_store_n(&src->banned_until_ns, end, __ATOMIC_RELEASE);
+    }
+    snprintf(why, whylen, "%s", src->banned_why);
+    pthread_mutex_unlock(&src->ban_lock);
 }
 
 int http_get_weighted(struct http_client *c, const char *source, const char *path, int64_t weight,
@@ -787,9 +796,10 @@ int http_get_weighted(struct http_client *c, const char *source, const char *pat
         };
         if (rc == CURLE_OK && src->ban_status && status == src->ban_status) {
             /* Never retried: every worker of the source stops sending. */
-            ban(src, o.retry_after_ms);
+            char ban_text[160];
+            ban(src, o.retry_after_ms, ban_text, sizeof ban_text);
             resp->status = status;
-            set_error(resp, src, url, "HTTP %ld: %s", status, src->banned_why);
+            set_error(resp, src, url, "HTTP %ld: %s", status, ban_text);
             ret = 0;
             goto out;
         }
