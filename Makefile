@@ -33,7 +33,7 @@ DEB_PKGS := gcc make pkg-config libc6-dev libcurl4-openssl-dev libpq-dev libyaml
             libjansson-dev libcmocka-dev libmicrohttpd-dev postgresql tzdata ca-certificates \
             curl procps jq time clang libclang-rt-14-dev valgrind openssl
 
-.PHONY: all deps test check unit integration asan tsan demo clean
+.PHONY: all deps test check unit integration asan tsan demo demo-sources clean
 all: $(B)/dagrun $(TASKS) $(if $(SIM_SRCS),$(B)/kite_sim $(SOURCE_SIMS))
 
 deps:
@@ -124,6 +124,11 @@ check: unit integration asan tsan integration-asan integration-tsan fuzz-quick
 demo: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)DR_BUILD=$(B) bash tests/demo.sh
+
+# `make demo-sources`: Binance, Yahoo Finance and CoinGecko from their simulators, end to end.
+demo-sources: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)DR_BUILD=$(B) bash tests/demo_sources.sh
 
 clean:
 	rm -rf build
