@@ -234,7 +234,11 @@ TORTURE_ITESTS := tests/integration/test_faults.sh tests/integration/test_db_fau
 
 .PHONY: integration-deps integration-asan integration-tsan valgrind torture
 # what the integration tests need from the build dir $(B)
-integration-deps: all $(TEST_PLUGINS)
+integration-deps: all $(TEST_PLUGINS) $(B)/tests/acme/acme_prices.so
+# test_sources_acme's fourth source: a plugin outside tasks/, with nothing of its own in runtime/.
+$(B)/tests/acme/acme_prices.so: tests/fixtures/acme/acme_prices.c
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(ALL_CFLAGS) -fPIC -shared -o $@ $<
 
 # run_san DIR OPTIONS TESTS: runs TESTS with the build in DIR, then fails on any report.
 # The broker simulator is test equipment: it runs uninstrumented (a plain build copied into

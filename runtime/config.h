@@ -20,7 +20,7 @@ struct header_cfg {
  * requests ({"requests": 3, "per": "1s"}) or cap units of request weight
  * ({"weight": 6000, "per": "1m"}) in any period of per_ms. used_header, when
  * given, names the answer header in which the server reports what it counts
- * in this window (e.g. "X-MBX-USED-WEIGHT-1M"). */
+ * in this window (a used-weight header). */
 struct limit_cfg {
     int64_t cap;
     int64_t per_ms;
@@ -41,7 +41,7 @@ struct source_cfg {
     struct limit_cfg *limits;   /* enforced together; none with rate_limit_per_sec */
     size_t n_limits;
     int ban_status;             /* an answer that stops the source until its Retry-After
-                                 * (Binance: 418); 0: none */
+                                 * (e.g. 418); 0: none */
     int burst;                  /* token bucket capacity, default 1 */
     int64_t timeout_ms;         /* whole request, default 30000 */
     int64_t connect_timeout_ms; /* default 10000 */

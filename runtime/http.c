@@ -614,8 +614,8 @@ static int pace(struct http_sources *s, struct source *src, const struct http_ca
 }
 
 /* The server's count of window i (its used_header), for its current window
- * aligned to the clock like Binance's minute: the window ends at the next
- * multiple of per on the wall clock. */
+ * aligned to the clock (a minute window starts on the minute): the window
+ * ends at the next multiple of per on the wall clock. */
 static void sync_window(struct source *src, size_t i, int64_t used, int64_t sent_ns)
 {
     struct timespec wall;

@@ -43,8 +43,8 @@ int64_t ratelimit_reserve_weight(struct ratelimit *rl, int64_t now_ns, int64_t w
  * the server answers 429 with Retry-After). Thread-safe. */
 void ratelimit_hold(struct ratelimit *rl, int64_t not_before_ns);
 /* The server says window (index into the windows given) holds used units in
- * its own window, which ends at window_end_ns (monotonic; e.g. Binance's
- * X-MBX-USED-WEIGHT-1M counts the current clock minute), in its answer to the
+ * its own window, which ends at window_end_ns (monotonic; e.g. a used-weight
+ * header counting the current clock minute), in its answer to the
  * request granted at sent_ns: what it counts beyond this limiter's grants
  * from that window's start to sent_ns (another process's requests) is
  * counted here too until the window ends, so the two stay in step. Never
