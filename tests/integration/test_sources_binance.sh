@@ -23,13 +23,14 @@ bstat() { curl -sf "$BSIM_URL/__sim/stats" | jq -r "$1"; }
 breset() { curl -sf "$BSIM_URL/__sim/reset" >/dev/null; }
 bconfig() { curl -sf "$BSIM_URL/__sim/config?$1" >/dev/null; }
 
-# write_bconfig FILE WORKERS LIMITS_JSON
+# write_bconfig FILE WORKERS LIMITS_JSON: WORKERS symbols at a time (the binance pool).
 write_bconfig() {
     cat >"$1" <<JSON
 {
   "dags_dir": "$DR_TOP/dags",
   "plugin_dir": "\${DAGRUN_PLUGIN_DIR}",
   "max_active_tasks": $2,
+  "pools": { "binance": { "slots": $2 } },
   "log_format": "json",
   "heartbeat_sec": 1,
   "heartbeat_timeout_sec": 5,
@@ -171,6 +172,26 @@ expect_eq "a 418 ban fails the run (exit 1)" "$rc" 1
 expect_eq "no klines request after the ban" "$(bstat .klines_requests)" 3
 expect_eq "one 418" "$(bstat .responses_418)" 1
 check "the error says until when" grep -q 'sources.binance is banned until 20[0-9-]*T[0-9:]*Z (Retry-After) after an HTTP 418 answer' "$T_WORK/out"
+stop_binance
+
+# ---- the pages before a ban are committed with the item's checkpoint; once the ban is over,
+# `dagrun resume` fetches only what is missing and the table equals the simulator's
+new_db binance_resume
+start_binance --symbols 2 --fault-418 2 --ban-ms 1000
+write_bconfig "$CONFIG" 1 "$WEIGHT_1M"
+historic "{\"bootstrap_date\": \"$BOOT\", \"end_date\": \"$END\"}" >"$T_WORK/out" 2>&1; rc=$?
+expect_eq "banned at the second page: exit 1" "$rc" 1
+expect_eq "the first page is committed" "$(q "select count(*) from ohlcv")" 1000
+run=$(q "select run_id from dagrun.dag_run where dag_id = 'binance_historic' order by queued_at desc limit 1")
+sleep 2   # the simulator's ban (1 s) is over
+breset
+dagrun resume "$run" >"$T_WORK/out" 2>&1; rc=$?
+expect_eq "resume after the ban exits 0" "$rc" 0
+expected "$BOOT" "$END" 1d BTCUSDT ETHUSDT >"$T_WORK/expected"
+stored >"$T_WORK/stored"
+check "after the resume every stored value equals the simulator's" cmp -s "$T_WORK/stored" "$T_WORK/expected"
+n=$(( ($(grep -c '^BTCUSDT,' "$T_WORK/expected") + 999) / 1000 + ($(grep -c '^ETHUSDT,' "$T_WORK/expected") + 999) / 1000 ))
+expect_eq "the resume asks only for the pages not committed" "$(bstat .klines_requests)" $((n - 1))
 stop_binance
 
 # ---- weights and the used-weight header: the simulator's window is 200 weight per 2 s and
