@@ -5,6 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The provider's symbol alphabet. */
+#define SYMBOL_ALPHABET "A-Z0-9._-"
+
 #define W_KLINES 2              /* Binance's published weight of /api/v3/klines */
 #define BAN_STATUS 418          /* Binance's "IP banned": stop the run, never retry early */
 #define MAX_LIMIT 1000          /* klines per answer, Binance's maximum */
@@ -30,19 +33,6 @@ static long long interval_seconds(const char *name)
         if (strcmp(t[i].n, name) == 0)
             return t[i].s;
     return 0;
-}
-
-/* Binance's symbol alphabet: ^[A-Z0-9-_.]{1,20}$. */
-static bool symbol_ok(const char *s)
-{
-    size_t n = strlen(s);
-    if (n < 1 || n > 20)
-        return false;
-    for (const char *p = s; *p; p++)
-        if (!((*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' ||
-              *p == '.'))
-            return false;
-    return true;
 }
 
 /* What a failed answer means: DR_FATAL for a ban, DR_RETRY for what passes
@@ -124,7 +114,7 @@ static dr_status klines_run(dr_ctx *ctx, void *state)
         dr_error(ctx, "binance_klines: the map item needs symbol, from and to (ohlcv_ranges)");
         return DR_FAIL;
     }
-    if (!symbol_ok(symbol)) {
+    if (!dr_symbol_ok(symbol, SYMBOL_ALPHABET, 20)) {
         dr_error(ctx, "binance_klines: symbol \"%s\" has characters outside Binance's alphabet "
                  "[A-Z0-9-_.] (1-20 of them); no request sent", symbol);
         return DR_FAIL;

@@ -5,6 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The provider's symbol alphabet. */
+#define SYMBOL_ALPHABET "A-Z0-9._-"
+
 #define W_EXCHANGE_INFO 20      /* Binance's published weight of /api/v3/exchangeInfo */
 #define BAN_STATUS 418          /* Binance's "IP banned": stop, never retry early */
 
@@ -15,19 +18,6 @@ static const dr_param params[] = {
       "ask again only when the registry's Binance rows are older than this (0: every run)" },
     { NULL, 0, NULL, false, NULL }
 };
-
-/* Binance's symbol alphabet: ^[A-Z0-9-_.]{1,20}$. */
-static bool symbol_ok(const char *s)
-{
-    size_t n = strlen(s);
-    if (n < 1 || n > 20)
-        return false;
-    for (const char *p = s; *p; p++)
-        if (!((*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' ||
-              *p == '.'))
-            return false;
-    return true;
-}
 
 static const char fresh_sql[] =
     "SELECT count(*) FROM assets WHERE source = $1 "
@@ -154,7 +144,7 @@ static dr_status symbols_run(dr_ctx *ctx, void *state)
             skipped++;
             continue;
         }
-        if (!symbol_ok(name)) {
+        if (!dr_symbol_ok(name, SYMBOL_ALPHABET, 20)) {
             dr_warn(ctx, "binance_symbols: symbol \"%s\" has characters outside Binance's "
                     "alphabet [A-Z0-9-_.]; skipped", name);
             skipped++;

@@ -17,16 +17,7 @@ static const dr_param params[] = {
 };
 
 /* CoinGecko's coin ids: lower-case letters, digits, - _ . (bitcoin, usd-coin). */
-static bool id_ok(const char *s)
-{
-    size_t n = strlen(s);
-    if (n < 1 || n > 100)
-        return false;
-    for (const char *p = s; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || strchr("-_.", *p)))
-            return false;
-    return true;
-}
+#define ID_ALPHABET "a-z0-9._-"
 
 /* A whole number read exactly (numbers are text here). */
 static bool exact_int(const json_t *v, long long *out)
@@ -83,7 +74,7 @@ static dr_status chart_run(dr_ctx *ctx, void *state)
         dr_error(ctx, "coingecko_chart: the map item needs symbol, from and to (ohlcv_ranges)");
         return DR_FAIL;
     }
-    if (!id_ok(id)) {
+    if (!dr_symbol_ok(id, ID_ALPHABET, 100)) {
         dr_error(ctx, "coingecko_chart: coin id \"%s\" has characters outside CoinGecko's "
                  "alphabet (a-z, 0-9, - _ ., 1-100 of them); no request sent", id);
         return DR_FAIL;

@@ -6,6 +6,9 @@
 #include <string.h>
 #include <time.h>
 
+/* The provider's symbol alphabet. */
+#define SYMBOL_ALPHABET "A-Za-z0-9.^=_-"
+
 static const dr_param params[] = {
     { "source", DR_T_STRING, "yahoo", false,
       "the config.json source to ask, also the ohlcv/assets source column" },
@@ -33,19 +36,6 @@ static const struct yiv *yiv_find(const char *s)
         if (strcmp(yivs[i].name, s) == 0)
             return &yivs[i];
     return NULL;
-}
-
-/* Yahoo's symbol alphabet: letters, digits and . - ^ = _ (AAPL, WSU.DE, ^GSPC, BRK-B, EURUSD=X). */
-static bool symbol_ok(const char *s)
-{
-    size_t n = strlen(s);
-    if (n < 1 || n > 32)
-        return false;
-    for (const char *p = s; *p; p++)
-        if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
-              strchr(".-^=_", *p)))
-            return false;
-    return true;
 }
 
 /* ---- answers ---- */
@@ -274,7 +264,7 @@ static dr_status chart_run(dr_ctx *ctx, void *state)
         dr_error(ctx, "yahoo_chart: the map item needs symbol, from and to (ohlcv_ranges)");
         return DR_FAIL;
     }
-    if (!symbol_ok(ch.symbol)) {
+    if (!dr_symbol_ok(ch.symbol, SYMBOL_ALPHABET, 32)) {
         dr_error(ctx, "yahoo_chart: symbol \"%s\" has characters outside Yahoo's alphabet "
                  "(letters, digits and . - ^ = _, 1-32 of them); no request sent", ch.symbol);
         return DR_FAIL;

@@ -246,6 +246,12 @@ DR_EXPORT json_t *dr_json_loadb_exact(const char *text, size_t len, char *why, s
 /* True when s is the text of a JSON number (what dr_json_loadb_exact keeps). */
 DR_EXPORT bool dr_json_number_ok(const char *s);
 
+/* ---- Symbols (added in ABI 2). True when s is 1 to max_len characters, each
+ * in alphabet: single ASCII characters and ranges, e.g. "A-Z0-9._-" (a '-'
+ * first or last stands for itself). Plugins refuse a symbol outside their
+ * provider's alphabet before any request. Pure; any thread; no ctx. */
+DR_EXPORT bool dr_symbol_ok(const char *s, const char *alphabet, size_t max_len);
+
 /* The candle blob that fetch_candles emits and upsert_candles reads is a
  * contract between those two plugins: <dagrun/candle.h>. */
 
