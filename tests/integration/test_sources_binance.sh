@@ -174,6 +174,20 @@ expect_eq "one 418" "$(bstat .responses_418)" 1
 check "the error says until when" grep -q 'sources.binance is banned until 20[0-9-]*T[0-9:]*Z (Retry-After) after an HTTP 418 answer' "$T_WORK/out"
 stop_binance
 
+# ---- Retry-After as an HTTP-date: a 429 is waited out, a 418 bans until that time
+new_db binance_dates
+start_binance --symbols 4 --fault-429 2 --fault-418 5 --ban-ms 600000 --retry-after-date
+write_bconfig "$CONFIG" 1 "$WEIGHT_1M"
+historic "{\"bootstrap_date\": \"$BOOT\", \"end_date\": \"$END\"}" >"$T_WORK/out" 2>&1; rc=$?
+expect_eq "Retry-After dates: the 418 fails the run (exit 1)" "$rc" 1
+check "the 429 with a date was waited out and retried" grep -q 'HTTP 429 (Retry-After)' "$T_WORK/out"
+until=$(grep -o 'banned until [0-9T:-]*Z' "$T_WORK/out" | head -1 | cut -d' ' -f3)
+secs=$(( $(date -ud "$until" +%s) - $(date -u +%s) ))
+check "the ban runs to the date given (about 600 s from now, not the 2 s of a misread date)" \
+    test "$secs" -ge 500 -a "$secs" -le 610
+expect_eq "no klines request after the 418" "$(bstat .klines_requests)" 5
+stop_binance
+
 # ---- the pages before a ban are committed with the item's checkpoint; once the ban is over,
 # `dagrun resume` fetches only what is missing and the table equals the simulator's
 new_db binance_resume

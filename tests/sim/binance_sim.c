@@ -71,6 +71,7 @@ static struct {
     int64_t weight_limit, window_ms, ban_ms;
     int64_t foreign_weight;     /* each window starts with this much used by another client */
     int64_t grace_ms;           /* after a 429, requests within this are not yet a ban */
+    bool retry_date;            /* Retry-After as an HTTP-date instead of seconds */
     long fault_at[F_COUNT];     /* klines request number, 0: none */
     bool verbose;
 } g = { .seed = 42, .n_symbols = 10, .weight_limit = 6000, .window_ms = 60000,
@@ -206,8 +207,17 @@ static enum MHD_Result send_body(struct MHD_Connection *c, unsigned status, cons
         MHD_add_response_header(r, "X-MBX-USED-WEIGHT-1M", v);
     }
     if (retry_after_s >= 0) {
-        snprintf(v, sizeof v, "%ld", retry_after_s);
-        MHD_add_response_header(r, "Retry-After", v);
+        char d[64];
+        if (g.retry_date) {
+            /* Whole seconds, rounded up: never before the wait it stands for. */
+            time_t t = (time_t)((wall_ms() + retry_after_s * 1000 + 999) / 1000);
+            struct tm tm;
+            gmtime_r(&t, &tm);
+            strftime(d, sizeof d, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        } else {
+            snprintf(d, sizeof d, "%ld", retry_after_s);
+        }
+        MHD_add_response_header(r, "Retry-After", d);
     }
     enum MHD_Result ret = MHD_queue_response(c, status, r);
     MHD_destroy_response(r);
@@ -600,7 +610,7 @@ static const char usage_text[] =
     "usage: binance_sim [--port N] [--port-file F] [--symbols N] [--seed N]\n"
     "                   [--history-start YYYY-MM-DD] [--last-day YYYY-MM-DD]\n"
     "                   [--weight-limit N] [--window-ms N] [--ban-ms N] [--grace-ms N]\n"
-    "                   [--foreign-weight N] [--verbose]\n"
+    "                   [--foreign-weight N] [--retry-after-date] [--verbose]\n"
     "                   [--fault-KIND N]   KIND: 429 418 html truncate shape bad-prices unordered\n"
     "                                      (the Nth klines request, once)\n"
     "       binance_sim [options] --dump-klines SYMBOL INTERVAL FROM TO\n";
@@ -608,7 +618,7 @@ static const char usage_text[] =
 int main(int argc, char **argv)
 {
     enum { O_PORT = 256, O_PORT_FILE, O_SYMBOLS, O_SEED, O_HISTORY, O_LAST, O_WLIMIT, O_WINDOW,
-           O_BAN, O_GRACE, O_FOREIGN, O_VERBOSE, O_DUMP, O_HELP, O_FAULT };
+           O_BAN, O_GRACE, O_FOREIGN, O_RETRY_DATE, O_VERBOSE, O_DUMP, O_HELP, O_FAULT };
     static const struct option opts[] = {
         { "port", required_argument, NULL, O_PORT },
         { "port-file", required_argument, NULL, O_PORT_FILE },
@@ -621,6 +631,7 @@ int main(int argc, char **argv)
         { "ban-ms", required_argument, NULL, O_BAN },
         { "grace-ms", required_argument, NULL, O_GRACE },
         { "foreign-weight", required_argument, NULL, O_FOREIGN },
+        { "retry-after-date", no_argument, NULL, O_RETRY_DATE },
         { "verbose", no_argument, NULL, O_VERBOSE },
         { "dump-klines", no_argument, NULL, O_DUMP },
         { "help", no_argument, NULL, O_HELP },
@@ -653,6 +664,7 @@ int main(int argc, char **argv)
         case O_BAN: ok = parse_i64(optarg, &g.ban_ms) && g.ban_ms >= 1; break;
         case O_GRACE: ok = parse_i64(optarg, &g.grace_ms) && g.grace_ms >= 0; break;
         case O_FOREIGN: ok = parse_i64(optarg, &g.foreign_weight) && g.foreign_weight >= 0; break;
+        case O_RETRY_DATE: g.retry_date = true; break;
         case O_VERBOSE: g.verbose = true; break;
         case O_DUMP: dumping = true; break;
         case O_HELP: fputs(usage_text, stdout); return 0;
