@@ -162,6 +162,17 @@ CREATE INDEX IF NOT EXISTS dag_run_state_idx ON dagrun.dag_run (state);
 -- try number, timings, error and small JSON output. A lane item's row commits in the same
 -- transaction as the item's data, which is what makes `dagrun resume` exact.
 -- state: pending, running, success, skipped, failed, upstream_failed, cancelled.
+-- The calendar windows of the sources' limits ("reset": "utc_day" / "utc_month"): what every
+-- process has taken from each window, so that a restart, a second process or a second machine
+-- neither resets nor doubles it. period_start: the window's start, UTC.
+CREATE TABLE IF NOT EXISTS dagrun.source_window (
+    source       text      NOT NULL,
+    window_key   text      NOT NULL,
+    period_start timestamp NOT NULL,
+    used         bigint    NOT NULL,
+    PRIMARY KEY (source, window_key, period_start)
+);
+
 CREATE TABLE IF NOT EXISTS dagrun.task_instance (
     run_id     text NOT NULL,
     task_id    text NOT NULL,

@@ -3,6 +3,7 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <libpq-fe.h>
 #include <pthread.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -58,6 +59,13 @@ struct source {
     struct ratelimit *rl;       /* NULL when no rate_limit_per_sec or limits; thread-safe itself */
     const char *used_header[16];/* per window of limits: the header reporting its use, or NULL */
     int64_t per_ns[16];         /* per window of limits: its period */
+    struct calendar_window {    /* limits counted in PostgreSQL (reset: utc_day, utc_month) */
+        int64_t cap;
+        bool weighted;
+        const char *unit;       /* "day" or "month": date_trunc's field */
+        char key[48];           /* dagrun.source_window.window_key, e.g. "requests/utc_day" */
+    } cal[16];
+    size_t n_cal;
     size_t n_windows;
     int ban_status;             /* an answer that bans the source (0: none) */
     pthread_mutex_t ban_lock;   /* guards the two below */
@@ -69,10 +77,14 @@ struct source {
     int max_retries;
 };
 
-/* Immutable after http_sources_new except the atomic counters. */
+/* Immutable after http_sources_new except the atomic counters and the
+ * calendar windows' connection. */
 struct http_sources {
     struct source *src;
     size_t n;
+    char *db_url;               /* where calendar windows are counted; NULL: no database */
+    pthread_mutex_t db_lock;    /* guards db */
+    PGconn *db;                 /* opened at the first request of a source with one */
     int64_t requests, responses_429, retries, rate_wait_ns;    /* __atomic only */
 };
 
@@ -131,18 +143,28 @@ static int source_init(struct source *src, const struct source_cfg *sc, struct d
     src->max_retry_delay_ms = sc->max_retry_delay_ms > 0 ? sc->max_retry_delay_ms : 30000;
     src->max_body_bytes = sc->max_body_bytes > 0 ? sc->max_body_bytes : 64LL << 20;
     src->ban_status = sc->ban_status;
-    if (sc->n_limits > 0) {
-        struct ratelimit_window w[16];
-        size_t n = sc->n_limits < 16 ? sc->n_limits : 16, pace = 0;
-        for (size_t i = 0; i < n; i++) {
-            w[i] = (struct ratelimit_window){ .cap = sc->limits[i].cap,
-                                              .per_ns = sc->limits[i].per_ms * 1000000LL,
-                                              .weighted = sc->limits[i].weighted };
-            src->used_header[i] = sc->limits[i].used_header;
-            src->per_ns[i] = w[i].per_ns;
-            if (w[i].per_ns < w[pace].per_ns)
-                pace = i;
+    size_t n = 0, pace = 0;
+    struct ratelimit_window w[16];
+    for (size_t i = 0; i < sc->n_limits && i < 16; i++) {
+        const struct limit_cfg *lc = &sc->limits[i];
+        if (lc->reset != LIMIT_SLIDING) {
+            struct calendar_window *cw = &src->cal[src->n_cal++];
+            cw->cap = lc->cap;
+            cw->weighted = lc->weighted;
+            cw->unit = lc->reset == LIMIT_UTC_DAY ? "day" : "month";
+            snprintf(cw->key, sizeof cw->key, "%s/utc_%s", lc->weighted ? "weight" : "requests",
+                     cw->unit);
+            continue;
         }
+        w[n] = (struct ratelimit_window){ .cap = lc->cap, .per_ns = lc->per_ms * 1000000LL,
+                                          .weighted = lc->weighted };
+        src->used_header[n] = lc->used_header;
+        src->per_ns[n] = w[n].per_ns;
+        if (w[n].per_ns < w[pace].per_ns)
+            pace = n;
+        n++;
+    }
+    if (n > 0) {
         src->n_windows = n;
         src->rl = ratelimit_new_windows(w, n, PACE_MARGIN, sc->burst >= 1 ? sc->burst : 1);
         if (!src->rl)
@@ -171,8 +193,11 @@ struct http_sources *http_sources_new(const struct config *cfg, struct dr_err *e
         return NULL;
     }
     size_t n = cfg ? cfg->n_sources : 0;
+    pthread_mutex_init(&s->db_lock, NULL);
     s->src = calloc(n ? n : 1, sizeof *s->src);
-    if (!s->src) {
+    if (!s->src || (cfg && cfg->database_url && !(s->db_url = strdup(cfg->database_url)))) {
+        free(s->src);
+        pthread_mutex_destroy(&s->db_lock);
         free(s);
         err_set(err, "out of memory");
         return NULL;
@@ -195,6 +220,10 @@ void http_sources_free(struct http_sources *s)
     for (size_t i = 0; i < s->n; i++)
         source_fini(&s->src[i]);
     free(s->src);
+    if (s->db)
+        PQfinish(s->db);
+    free(s->db_url);
+    pthread_mutex_destroy(&s->db_lock);
     free(s);
 }
 
@@ -627,6 +656,110 @@ static void sync_window(struct source *src, size_t i, int64_t used, int64_t sent
     ratelimit_sync(src->rl, i, used, now, now + left, sent_ns);
 }
 
+/* ---- calendar windows, counted in PostgreSQL ---- */
+
+/* Takes units from a window of the current UTC day or month, unless that
+ * would go over cap: no row comes back then. */
+static const char take_sql[] =
+    "INSERT INTO dagrun.source_window AS w (source, window_key, period_start, used) "
+    "VALUES ($1, $2, date_trunc($3, now() AT TIME ZONE 'UTC'), $4::bigint) "
+    "ON CONFLICT (source, window_key, period_start) DO UPDATE SET used = w.used + EXCLUDED.used "
+    "WHERE w.used + EXCLUDED.used <= $5::bigint "
+    "RETURNING used";
+static const char reopen_sql[] =
+    "SELECT to_char(date_trunc($1, now() AT TIME ZONE 'UTC') + ('1 ' || $1)::interval, "
+    "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')";
+
+static bool db_ok(PGconn *db)
+{
+    return db && PQstatus(db) == CONNECTION_OK;
+}
+
+/* Runs sql with params on s->db (s->db_lock held); NULL after filling why. */
+static PGresult *db_exec(struct http_sources *s, const char *sql, int n, const char *const *v,
+                         ExecStatusType want, char *why, size_t whylen)
+{
+    PGresult *r = PQexecParams(s->db, sql, n, NULL, v, NULL, NULL, 0);
+    if (PQresultStatus(r) == want)
+        return r;
+    const char *m = PQresultErrorMessage(r);
+    snprintf(why, whylen, "%.*s", (int)strcspn(m && *m ? m : PQerrorMessage(s->db), "\n"),
+             m && *m ? m : PQerrorMessage(s->db));
+    PQclear(r);
+    return NULL;
+}
+
+/* Takes weight from every calendar window of src at once (all or none), on the
+ * sources' own connection (autocommit: the count stands whatever the item's
+ * transaction does). Returns 0, or -1 with why: a window is used up (until
+ * when it reopens) or the count could not be kept; no request may go then. */
+static int calendar_take(struct http_sources *s, struct source *src, int64_t weight, char *why,
+                         size_t whylen)
+{
+    if (!s->db_url) {
+        snprintf(why, whylen, "sources.%s: its limits counted by calendar need a database "
+                 "(database_url)", src->name);
+        return -1;
+    }
+    int rc = -1;
+    pthread_mutex_lock(&s->db_lock);
+    if (!db_ok(s->db)) {
+        if (s->db)
+            PQfinish(s->db);
+        s->db = PQconnectdb(s->db_url);
+        if (!db_ok(s->db)) {
+            snprintf(why, whylen, "sources.%s: cannot count its limits: %.*s", src->name,
+                     (int)strcspn(PQerrorMessage(s->db), "\n"), PQerrorMessage(s->db));
+            goto out;
+        }
+    }
+    char e[300];
+    PGresult *r = db_exec(s, "BEGIN", 0, NULL, PGRES_COMMAND_OK, e, sizeof e);
+    if (!r) {
+        snprintf(why, whylen, "sources.%s: cannot count its limits: %s", src->name, e);
+        goto out;
+    }
+    PQclear(r);
+    for (size_t i = 0; i < src->n_cal; i++) {
+        const struct calendar_window *cw = &src->cal[i];
+        char units[24], cap[24];
+        int64_t u = cw->weighted ? weight : 1;
+        snprintf(units, sizeof units, "%" PRId64, u > cw->cap ? cw->cap : u);
+        snprintf(cap, sizeof cap, "%" PRId64, cw->cap);
+        const char *v[5] = { src->name, cw->key, cw->unit, units, cap };
+        if (!(r = db_exec(s, take_sql, 5, v, PGRES_TUPLES_OK, e, sizeof e))) {
+            snprintf(why, whylen, "sources.%s: cannot count its limits: %s", src->name, e);
+            goto rollback;
+        }
+        int rows = PQntuples(r);
+        PQclear(r);
+        if (rows == 0) {
+            char at[40] = "?";
+            const char *v1[1] = { cw->unit };
+            if ((r = db_exec(s, reopen_sql, 1, v1, PGRES_TUPLES_OK, e, sizeof e))) {
+                snprintf(at, sizeof at, "%s", PQgetvalue(r, 0, 0));
+                PQclear(r);
+            }
+            snprintf(why, whylen, "sources.%s: its %" PRId64 " %s per UTC %s are used up; the "
+                     "window reopens at %s", src->name, cw->cap,
+                     cw->weighted ? "weight" : "requests", cw->unit, at);
+            goto rollback;
+        }
+    }
+    if ((r = db_exec(s, "COMMIT", 0, NULL, PGRES_COMMAND_OK, e, sizeof e))) {
+        PQclear(r);
+        rc = 0;
+    } else {
+        snprintf(why, whylen, "sources.%s: cannot count its limits: %s", src->name, e);
+    }
+    goto out;
+rollback:
+    PQclear(PQexec(s->db, "ROLLBACK"));
+out:
+    pthread_mutex_unlock(&s->db_lock);
+    return rc;
+}
+
 /* ---- the request ---- */
 
 /* The weight of this thread's next http_get (0: 1), see http_next_weight. */
@@ -739,6 +872,12 @@ int http_get_weighted(struct http_client *c, const char *source, const char *pat
         int64_t sent_ns;
         if (pace(s, src, call, weight, &sent_ns, &why) < 0) {
             set_error(resp, src, url, "%s", why);
+            goto out;
+        }
+        char quota_why[400];
+        if (src->n_cal && calendar_take(s, src, weight, quota_why, sizeof quota_why) < 0) {
+            set_error(resp, src, url, "not sent: %s", quota_why);
+            resp->status = DR_HTTP_NOT_SENT;
             goto out;
         }
         int64_t timeout = src->timeout_ms;

@@ -53,7 +53,8 @@ static dr_status answer_failed(dr_ctx *ctx, const char *symbol, const dr_http_re
     else
         dr_error(ctx, "binance_klines: %s: %s", symbol, r->error[0] ? r->error : "failed");
     json_decref(j);
-    return r->status == 0 || r->status == 429 || r->status >= 500 ? DR_RETRY : DR_FAIL;
+    return r->status == DR_HTTP_NOT_SENT ? DR_FAIL
+           : r->status == 0 || r->status == 429 || r->status >= 500 ? DR_RETRY : DR_FAIL;
 }
 
 /* One answer's klines as the lane's candles [[ts, o, h, l, c, v], ...] (the

@@ -63,7 +63,8 @@ static dr_status answer_failed(dr_ctx *ctx, const dr_http_response *r)
     dr_error(ctx, "binance_symbols: %s%s%s", r->error[0] ? r->error : "failed",
              msg ? ": " : "", msg ? msg : "");
     json_decref(j);
-    return r->status == 0 || r->status == 429 || r->status >= 500 ? DR_RETRY : DR_FAIL;
+    return r->status == DR_HTTP_NOT_SENT ? DR_FAIL
+           : r->status == 0 || r->status == 429 || r->status >= 500 ? DR_RETRY : DR_FAIL;
 }
 
 static dr_status symbols_run(dr_ctx *ctx, void *state)

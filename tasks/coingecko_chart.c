@@ -44,7 +44,8 @@ static dr_status answer_failed(dr_ctx *ctx, const char *id, const dr_http_respon
         dr_error(ctx, "coingecko_chart: %s: %s%s%s", id, code ? code : "", code ? ": " : "", msg);
     else
         dr_error(ctx, "coingecko_chart: %s: %s", id, r->error[0] ? r->error : "failed");
-    dr_status st = r->status == 0 || r->status == 429 || r->status >= 500 ? DR_RETRY : DR_FAIL;
+    dr_status st = r->status == DR_HTTP_NOT_SENT ? DR_FAIL
+           : r->status == 0 || r->status == 429 || r->status >= 500 ? DR_RETRY : DR_FAIL;
     if (code && strcmp(code, "10002") == 0)
         st = DR_FATAL;
     json_decref(j);

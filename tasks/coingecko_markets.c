@@ -80,6 +80,7 @@ static dr_status markets_run(dr_ctx *ctx, void *state)
         if (dr_http_get(ctx, source, path, &r) < 0 || r.status != 200) {
             dr_error(ctx, "coingecko_markets: %s", r.error[0] ? r.error : "failed");
             st = r.status == 401 || r.status == 403 ? DR_FATAL
+                 : r.status == DR_HTTP_NOT_SENT ? DR_FAIL
                  : r.status == 0 || r.status == 429 || r.status >= 500 ? DR_RETRY : DR_FAIL;
             dr_http_response_free(&r);
             goto out;

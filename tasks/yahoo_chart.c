@@ -143,7 +143,8 @@ static dr_status fetch_chunk(dr_ctx *ctx, struct chunk *ch)
     }
     if (rc < 0 || r.status != 200) {
         dr_error(ctx, "yahoo_chart: %s: %s", ch->symbol, r.error[0] ? r.error : "failed");
-        st = rc < 0 || r.status == 429 || r.status >= 500 ? DR_RETRY : DR_FAIL;
+        st = r.status == DR_HTTP_NOT_SENT ? DR_FAIL
+             : rc < 0 || r.status == 429 || r.status >= 500 ? DR_RETRY : DR_FAIL;
         goto out;
     }
     json_decref(root);

@@ -236,6 +236,11 @@ DR_EXPORT void dr_instant_format(int64_t t, char *buf, size_t len);
  * plugin should stop (DR_FATAL). */
 DR_EXPORT int dr_http_get_weighted(dr_ctx *ctx, const char *source, const char *path, int weight,
                                    dr_http_response *resp);
+/* resp->status of a request not sent because a calendar window of the source
+ * (limits with "reset": "utc_day" or "utc_month", counted in PostgreSQL) is
+ * used up; resp->error says when it reopens. Retrying before then is futile:
+ * the item should stop (DR_FAIL); the next run goes on from its checkpoint. */
+#define DR_HTTP_NOT_SENT (-1)
 
 /* ---- Exact numbers (added in ABI 2). Parses JSON text like json_loadb, but
  * every number becomes a JSON string holding the number's own text (230.0399932861328
