@@ -51,7 +51,7 @@ cat >"$work/config.json" <<JSON
     "yahoo": { "base_url": "\${YAHOO_URL}", "limits": [{ "requests": 2000, "per": "1h" }] },
     "coingecko": { "base_url": "\${COINGECKO_URL}",
                    "headers": { "x-cg-demo-api-key": "\${COINGECKO_DEMO_API_KEY}" },
-                   "limits": [{ "requests": 30, "per": "1m" }, { "requests": 10000, "per": "30d" }] }
+                   "limits": [{ "requests": 30, "per": "1m" }, { "requests": 10000, "reset": "utc_month" }] }
   }
 }
 JSON
