@@ -20,24 +20,19 @@
  * the end of --last-day. The exchangeInfo list also holds one symbol outside Binance's
  * alphabet (non-ASCII, as seen on the testnet) and one in status BREAK.
  */
-#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <microhttpd.h>
-#include <netinet/in.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
 
-#include "sbuf.h"
+#include "simsrv.h"
 
 #define MAX_LIMIT 1000
 #define W_KLINES 2
@@ -88,12 +83,6 @@ static struct {
     long by_symbol[64];
 } st;
 
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void logf_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void logf_(const char *fmt, ...)
@@ -193,35 +182,28 @@ static int64_t first_open(long sym, const struct interval *iv, int64_t from_ms)
 static enum MHD_Result send_body(struct MHD_Connection *c, unsigned status, const char *ctype,
                                  struct sbuf *body, int64_t used, long retry_after_s)
 {
-    size_t len;
-    char *p = sbuf_take(body, &len);
-    struct MHD_Response *r = MHD_create_response_from_buffer(len, p, MHD_RESPMEM_MUST_FREE);
-    if (!r) {
-        free(p);
-        return MHD_NO;
-    }
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
-    char v[32];
+    char u[32], d[64];
+    const char *hdrs[5] = { NULL };
+    size_t h = 0;
     if (used >= 0) {
-        snprintf(v, sizeof v, "%" PRId64, used);
-        MHD_add_response_header(r, "X-MBX-USED-WEIGHT-1M", v);
+        snprintf(u, sizeof u, "%" PRId64, used);
+        hdrs[h++] = "X-MBX-USED-WEIGHT-1M";
+        hdrs[h++] = u;
     }
     if (retry_after_s >= 0) {
-        char d[64];
         if (g.retry_date) {
             /* Whole seconds, rounded up: never before the wait it stands for. */
-            time_t t = (time_t)((wall_ms() + retry_after_s * 1000 + 999) / 1000);
+            time_t t = (time_t)((simsrv_wall_ms() + retry_after_s * 1000 + 999) / 1000);
             struct tm tm;
             gmtime_r(&t, &tm);
             strftime(d, sizeof d, "%a, %d %b %Y %H:%M:%S GMT", &tm);
         } else {
             snprintf(d, sizeof d, "%ld", retry_after_s);
         }
-        MHD_add_response_header(r, "Retry-After", d);
+        hdrs[h++] = "Retry-After";
+        hdrs[h++] = d;
     }
-    enum MHD_Result ret = MHD_queue_response(c, status, r);
-    MHD_destroy_response(r);
-    return ret;
+    return simsrv_send(c, status, ctype, body, hdrs);
 }
 
 static enum MHD_Result send_error(struct MHD_Connection *c, unsigned status, int code,
@@ -236,7 +218,7 @@ static enum MHD_Result send_error(struct MHD_Connection *c, unsigned status, int
  * admitted) and sets *used and *retry_s. */
 static unsigned admit(int64_t w, int64_t *used, long *retry_s, int64_t *ban_end)
 {
-    int64_t now = wall_ms();
+    int64_t now = simsrv_wall_ms();
     unsigned status = 200;
     pthread_mutex_lock(&lock);
     st.requests++;
@@ -313,7 +295,7 @@ static enum MHD_Result exchange_info(struct MHD_Connection *c)
                 "\"limit\":%" PRId64 "},{\"rateLimitType\":\"ORDERS\",\"interval\":\"SECOND\","
                 "\"intervalNum\":10,\"limit\":100},{\"rateLimitType\":\"RAW_REQUESTS\","
                 "\"interval\":\"MINUTE\",\"intervalNum\":5,\"limit\":61000}],"
-                "\"exchangeFilters\":[],\"symbols\":[", wall_ms(), g.weight_limit);
+                "\"exchangeFilters\":[],\"symbols\":[", simsrv_wall_ms(), g.weight_limit);
     /* First, as on the testnet: a symbol outside Binance's alphabet. */
     sbuf_adds(&b, "{\"symbol\":\"\\u8fd9\\u662f\\u6d4b\\u8bd5\\u5e01456\",\"status\":\"TRADING\","
               "\"baseAsset\":\"\\u8fd9\\u662f\\u6d4b\\u8bd5\\u5e01456\",\"baseAssetPrecision\":8,"
@@ -346,18 +328,6 @@ static enum MHD_Result exchange_info(struct MHD_Connection *c)
     return send_body(c, 200, "application/json;charset=UTF-8", &b, used, -1);
 }
 
-static bool parse_i64(const char *s, int64_t *out)
-{
-    if (!s || !*s)
-        return false;
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (*end || errno)
-        return false;
-    *out = v;
-    return true;
-}
 
 static bool symbol_chars_ok(const char *s)
 {
@@ -381,13 +351,13 @@ static enum MHD_Result klines(struct MHD_Connection *c)
         if (g.fault_at[f] == n_req)
             fault = f;
     if (s == 200 && fault == F_429) {
-        st.retry_until_ms = wall_ms() + 1000;
-        st.last_429_ms = wall_ms();
+        st.retry_until_ms = simsrv_wall_ms() + 1000;
+        st.last_429_ms = simsrv_wall_ms();
         st.r429++;
         s = 429;
         retry_s = 1;
     } else if (s == 200 && fault == F_418) {
-        st.banned_until_ms = wall_ms() + g.ban_ms;
+        st.banned_until_ms = simsrv_wall_ms() + g.ban_ms;
         st.r418++;
         s = 418;
         ban_end = st.banned_until_ms;
@@ -419,8 +389,8 @@ static enum MHD_Result klines(struct MHD_Connection *c)
     if (sidx < 0)
         return send_error(c, 400, -1121, "Invalid symbol.", used, -1);
     int64_t from = 0, to = INT64_MAX / 4, limit = 500;
-    if ((sts && !parse_i64(sts, &from)) || (ets && !parse_i64(ets, &to)) ||
-        (lms && (!parse_i64(lms, &limit) || limit < 1)))
+    if ((sts && !simsrv_i64(sts, &from)) || (ets && !simsrv_i64(ets, &to)) ||
+        (lms && (!simsrv_i64(lms, &limit) || limit < 1)))
         return send_error(c, 400, -1130, "Data sent for parameter 'startTime' is not valid.", used, -1);
     if (limit > MAX_LIMIT)
         limit = MAX_LIMIT;
@@ -521,7 +491,7 @@ static enum MHD_Result sim_endpoint(struct MHD_Connection *c, const char *what)
             snprintf(key, sizeof key, "fault_%s", fault_names[f]);
             const char *v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, key);
             int64_t x;
-            if (v && parse_i64(v, &x)) {
+            if (v && simsrv_i64(v, &x)) {
                 pthread_mutex_lock(&lock);
                 g.fault_at[f] = (long)x;
                 pthread_mutex_unlock(&lock);
@@ -535,20 +505,8 @@ static enum MHD_Result sim_endpoint(struct MHD_Connection *c, const char *what)
     return send_body(c, 200, "application/json", &b, -1, -1);
 }
 
-static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
-                              const char *method, const char *version, const char *upload,
-                              size_t *upload_size, void **con_cls)
+static enum MHD_Result handle(struct MHD_Connection *c, const char *url, const char *method)
 {
-    static int marker;
-    (void)cls, (void)version, (void)upload;
-    if (!*con_cls) {
-        *con_cls = &marker;
-        return MHD_YES;
-    }
-    if (*upload_size) {
-        *upload_size = 0;
-        return MHD_YES;
-    }
     if (g.verbose)
         logf_("%s %.200s", method, url);
     if (strncmp(url, "/__sim/", 7) == 0)
@@ -564,18 +522,6 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     return send_body(c, 404, "text/html", &b, -1, -1);
 }
 
-/* ---- main ---- */
-
-static int parse_day(const char *s, int64_t *day)
-{
-    int y, m, d;
-    char extra;
-    if (sscanf(s, "%4d-%2d-%2d%c", &y, &m, &d, &extra) != 3)
-        return -1;
-    struct tm tm = { .tm_year = y - 1900, .tm_mon = m - 1, .tm_mday = d };
-    *day = (int64_t)timegm(&tm) / 86400;
-    return 0;
-}
 
 /* --dump-klines SYMBOL INTERVAL FROM_DAY TO_DAY: one canonical line per candle with open time
  * in [FROM_DAY 00:00, end of TO_DAY]: symbol,interval,open_ms,open,high,low,close,volume */
@@ -584,7 +530,7 @@ static int dump(char **argv)
     long sidx = symbol_find(argv[0]);
     const struct interval *iv = interval_find(argv[1]);
     int64_t from, to;
-    if (sidx < 0 || !iv || parse_day(argv[2], &from) < 0 || parse_day(argv[3], &to) < 0) {
+    if (sidx < 0 || !iv || simsrv_day(argv[2], &from) < 0 || simsrv_day(argv[3], &to) < 0) {
         logf_("--dump-klines: bad SYMBOL INTERVAL FROM TO");
         return 2;
     }
@@ -647,30 +593,30 @@ int main(int argc, char **argv)
     int64_t port = 0, x;
     const char *port_file = NULL;
     bool dumping = false;
-    parse_day("2017-07-14", &g.first_day);
-    parse_day("2024-06-28", &g.last_day);
+    simsrv_day("2017-07-14", &g.first_day);
+    simsrv_day("2024-06-28", &g.last_day);
     int opt;
     while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         bool ok = true;
         switch (opt) {
-        case O_PORT: ok = parse_i64(optarg, &port) && port >= 0 && port < 65536; break;
+        case O_PORT: ok = simsrv_i64(optarg, &port) && port >= 0 && port < 65536; break;
         case O_PORT_FILE: port_file = optarg; break;
-        case O_SYMBOLS: ok = parse_i64(optarg, &x) && x >= 1 && x <= 10000; g.n_symbols = (long)x; break;
-        case O_SEED: ok = parse_i64(optarg, &x) && x >= 0; g.seed = (unsigned long long)x; break;
-        case O_HISTORY: ok = parse_day(optarg, &g.first_day) == 0; break;
-        case O_LAST: ok = parse_day(optarg, &g.last_day) == 0; break;
-        case O_WLIMIT: ok = parse_i64(optarg, &g.weight_limit) && g.weight_limit >= 1; break;
-        case O_WINDOW: ok = parse_i64(optarg, &g.window_ms) && g.window_ms >= 10; break;
-        case O_BAN: ok = parse_i64(optarg, &g.ban_ms) && g.ban_ms >= 1; break;
-        case O_GRACE: ok = parse_i64(optarg, &g.grace_ms) && g.grace_ms >= 0; break;
-        case O_FOREIGN: ok = parse_i64(optarg, &g.foreign_weight) && g.foreign_weight >= 0; break;
+        case O_SYMBOLS: ok = simsrv_i64(optarg, &x) && x >= 1 && x <= 10000; g.n_symbols = (long)x; break;
+        case O_SEED: ok = simsrv_i64(optarg, &x) && x >= 0; g.seed = (unsigned long long)x; break;
+        case O_HISTORY: ok = simsrv_day(optarg, &g.first_day) == 0; break;
+        case O_LAST: ok = simsrv_day(optarg, &g.last_day) == 0; break;
+        case O_WLIMIT: ok = simsrv_i64(optarg, &g.weight_limit) && g.weight_limit >= 1; break;
+        case O_WINDOW: ok = simsrv_i64(optarg, &g.window_ms) && g.window_ms >= 10; break;
+        case O_BAN: ok = simsrv_i64(optarg, &g.ban_ms) && g.ban_ms >= 1; break;
+        case O_GRACE: ok = simsrv_i64(optarg, &g.grace_ms) && g.grace_ms >= 0; break;
+        case O_FOREIGN: ok = simsrv_i64(optarg, &g.foreign_weight) && g.foreign_weight >= 0; break;
         case O_RETRY_DATE: g.retry_date = true; break;
         case O_VERBOSE: g.verbose = true; break;
         case O_DUMP: dumping = true; break;
         case O_HELP: fputs(usage_text, stdout); return 0;
         default:
             if (opt >= O_FAULT && opt < O_FAULT + F_COUNT) {
-                ok = parse_i64(optarg, &x) && x >= 1;
+                ok = simsrv_i64(optarg, &x) && x >= 1;
                 g.fault_at[opt - O_FAULT] = (long)x;
                 break;
             }
@@ -693,44 +639,7 @@ int main(int argc, char **argv)
         fputs(usage_text, stderr);
         return 2;
     }
-    sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    struct MHD_Daemon *d = MHD_start_daemon(
-        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG,
-        (uint16_t)port, NULL, NULL, handle, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)1024, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300,
-        MHD_OPTION_THREAD_STACK_SIZE, (size_t)(1024 * 1024), MHD_OPTION_END);
-    if (!d) {
-        logf_("cannot listen on 127.0.0.1:%" PRId64, port);
-        return 1;
-    }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
-    unsigned bound = info ? info->port : (unsigned)port;
-    int rc = 0;
-    if (port_file) {
-        char tmp[4096];
-        snprintf(tmp, sizeof tmp, "%s.tmp.%ld", port_file, (long)getpid());
-        FILE *f = fopen(tmp, "w");
-        if (!f || fprintf(f, "%u\n", bound) < 0 || fclose(f) != 0 || rename(tmp, port_file) != 0) {
-            logf_("cannot write port file %s", port_file);
-            rc = 1;
-        }
-    }
-    if (rc == 0) {
-        logf_("listening on http://127.0.0.1:%u, %ld symbols, weight %" PRId64 " per %" PRId64
-              " ms", bound, g.n_symbols, g.weight_limit, g.window_ms);
-        int sig = 0;
-        sigwait(&sigs, &sig);
-    }
-    MHD_stop_daemon(d);
-    return rc;
+    fprintf(stderr, "binance_sim: %ld symbols, weight %" PRId64 " per %" PRId64 " ms\n", g.n_symbols,
+            g.weight_limit, g.window_ms);
+    return simsrv_run("binance_sim", (long)port, port_file, handle);
 }
