@@ -23,6 +23,10 @@ UNITS        := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRCS))
 TEST_PLUGINS := $(patsubst tests/plugins/%.c,$(B)/tests/plugins/%.so,$(wildcard tests/plugins/*.c))
 SIM_SRCS     := $(wildcard tests/sim/*.c)
 SUPPORT_SRCS := $(wildcard tests/support/*.c)
+# The other sources' simulators (tests/sim/<source>_sim.c) are one file each plus sbuf.c and
+# simsrv.c (the HTTP plumbing they share).
+SOURCE_SIM_SRCS := $(filter-out tests/sim/kite_sim.c,$(wildcard tests/sim/*_sim.c))
+SOURCE_SIMS     := $(patsubst tests/sim/%.c,$(B)/%,$(SOURCE_SIM_SRCS))
 
 # Debian packages the build, the tests, the reliability suite (valgrind, openssl) and the demo need.
 DEB_PKGS := gcc make pkg-config libc6-dev libcurl4-openssl-dev libpq-dev libyaml-dev \
@@ -30,8 +34,8 @@ DEB_PKGS := gcc make pkg-config libc6-dev libcurl4-openssl-dev libpq-dev libyaml
             curl procps jq time clang libclang-rt-14-dev valgrind openssl \
             python3-jsonschema prometheus chromium chromium-driver python3-selenium wrk
 
-.PHONY: all deps test check unit integration asan tsan demo clean
-all: $(B)/dagrun $(TASKS) $(if $(SIM_SRCS),$(B)/kite_sim)
+.PHONY: all deps test check unit integration asan tsan demo demo-sources clean
+all: $(B)/dagrun $(TASKS) $(if $(SIM_SRCS),$(B)/kite_sim $(SOURCE_SIMS))
 
 deps:
 	$(Q)missing=$$(for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -56,7 +60,9 @@ $(B)/obj/runtime/serve_page.o: runtime/serve_page.html
 # run SQL, libcurl for none (HTTP goes through dr_http_get). The dr_* calls resolve against the
 # dagrun binary when it loads the plugin.
 TASK_LIBS  = $(shell pkg-config --libs jansson) -lm
-TASKS_SQL := compute_date_ranges list_instruments load_instruments upsert_candles
+TASKS_SQL := compute_date_ranges list_instruments load_instruments upsert_candles \
+             ohlcv_ranges upsert_ohlcv binance_symbols yahoo_chart \
+             coingecko_markets
 $(B)/tasks/%.so: tasks/%.c
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(ALL_CFLAGS) -fPIC -shared -o $@ $< -Wl,--as-needed $(TASK_LIBS) \
@@ -66,14 +72,17 @@ $(B)/tests/plugins/%.so: tests/plugins/%.c
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(ALL_CFLAGS) -fPIC -shared -o $@ $<
 
-SIM_OBJS := $(patsubst %.c,$(B)/obj/%.o,$(SIM_SRCS))
-$(SIM_OBJS): ALL_CFLAGS += $(shell pkg-config --cflags libmicrohttpd)
+SIM_OBJS := $(patsubst %.c,$(B)/obj/%.o,$(filter-out $(SOURCE_SIM_SRCS) tests/sim/simsrv.c,$(SIM_SRCS)))
+$(patsubst %.c,$(B)/obj/%.o,$(SIM_SRCS)): ALL_CFLAGS += $(shell pkg-config --cflags libmicrohttpd)
 $(B)/kite_sim: $(SIM_OBJS)
 	$(Q)$(CC) $(SAN) -o $@ $(filter %.o,$^) $(shell pkg-config --libs libmicrohttpd) $(LDLIBS)
+$(SOURCE_SIMS): $(B)/%: $(B)/obj/tests/sim/%.o $(B)/obj/tests/sim/sbuf.o $(B)/obj/tests/sim/simsrv.o
+	$(Q)$(CC) $(SAN) -o $@ $^ $(shell pkg-config --libs libmicrohttpd) $(LDLIBS)
 
 # A plugin's unit test links the plugin's source with the fake dr_ctx, not the runtime, but
 # for the dr_* calls that need no ctx state (dates, database errors): those are the real ones.
-PLUGIN_API_SRCS := runtime/api_date.c runtime/api_db.c runtime/date.c runtime/err.c
+PLUGIN_API_SRCS := runtime/api_date.c runtime/api_db.c runtime/api_json.c runtime/api_symbol.c \
+                   runtime/date.c runtime/err.c
 $(B)/tests/test_task_%: tests/unit/test_task_%.c tasks/%.c $(SUPPORT_SRCS) $(PLUGIN_API_SRCS)
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests/support $(shell pkg-config --cflags cmocka) -o $@ $^ \
@@ -120,6 +129,11 @@ check: unit integration asan tsan integration-asan integration-tsan fuzz-quick
 demo: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)DR_BUILD=$(B) bash tests/demo.sh
+
+# `make demo-sources`: Binance, Yahoo Finance and CoinGecko from their simulators, end to end.
+demo-sources: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)DR_BUILD=$(B) bash tests/demo_sources.sh
 
 clean:
 	rm -rf build
@@ -227,7 +241,11 @@ TORTURE_ITESTS := tests/integration/test_faults.sh tests/integration/test_db_fau
 
 .PHONY: integration-deps integration-asan integration-tsan valgrind torture
 # what the integration tests need from the build dir $(B)
-integration-deps: all $(TEST_PLUGINS)
+integration-deps: all $(TEST_PLUGINS) $(B)/tests/acme/acme_prices.so
+# test_sources_acme's fourth source: a plugin outside tasks/, with nothing of its own in runtime/.
+$(B)/tests/acme/acme_prices.so: tests/fixtures/acme/acme_prices.c
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(ALL_CFLAGS) -fPIC -shared -o $@ $<
 
 # run_san DIR OPTIONS TESTS: runs TESTS with the build in DIR, then fails on any report.
 # The broker simulator is test equipment: it runs uninstrumented (a plain build copied into

@@ -75,6 +75,42 @@ BEGIN
 END
 $$;
 
+-- The source-neutral asset registry: one row per source and symbol (Binance: the pair, e.g.
+-- BTCUSDT; Yahoo: the ticker, e.g. AAPL or WSU.DE; CoinGecko: the coin id, e.g. bitcoin).
+-- The sources' catalog tasks refresh it; ohlcv_ranges selects the active ones from it.
+-- listing_date is the first trading day when the source tells it (Yahoo's firstTradeDate).
+CREATE TABLE IF NOT EXISTS assets (
+    source       text        NOT NULL,
+    symbol       text        NOT NULL,
+    name         text,
+    asset_type   text,
+    exchange     text,
+    currency     text,
+    listing_date date,
+    active       boolean     NOT NULL DEFAULT true,
+    updated_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (source, symbol)
+);
+
+-- Source-neutral OHLCV candles (every source but Kite, whose kite_ohlcv_historic stays as it
+-- is). candle_interval is named as the source names it (Binance 1d, 1h; Yahoo 1d, 1h; ...);
+-- ts is the candle's start, UTC (day candles: the UTC midnight of the trading date). Prices
+-- and volumes are stored as the source's text, exactly (numeric keeps every digit and its
+-- scale: "67101.71000000" stays 67101.71000000).
+CREATE TABLE IF NOT EXISTS ohlcv (
+    source          text        NOT NULL,
+    symbol          text        NOT NULL,
+    candle_interval text        NOT NULL,
+    ts              timestamptz NOT NULL,
+    open            numeric     NOT NULL,
+    high            numeric     NOT NULL,
+    low             numeric     NOT NULL,
+    close           numeric     NOT NULL,
+    volume          numeric     NOT NULL,
+    ingested_at     timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (source, symbol, candle_interval, ts)
+);
+
 -- ---------------------------------------------------------------------------------------
 -- Run state (schema dagrun): what the runtime, the scheduler and the CLI read and write
 -- ---------------------------------------------------------------------------------------
@@ -144,6 +180,17 @@ CREATE INDEX IF NOT EXISTS dag_run_state_idx ON dagrun.dag_run (state);
 -- try number, timings, error and small JSON output. A lane item's row commits in the same
 -- transaction as the item's data, which is what makes `dagrun resume` exact.
 -- state: pending, running, success, skipped, failed, upstream_failed, cancelled.
+-- The calendar windows of the sources' limits ("reset": "utc_day" / "utc_month"): what every
+-- process has taken from each window, so that a restart, a second process or a second machine
+-- neither resets nor doubles it. period_start: the window's start, UTC.
+CREATE TABLE IF NOT EXISTS dagrun.source_window (
+    source       text      NOT NULL,
+    window_key   text      NOT NULL,
+    period_start timestamp NOT NULL,
+    used         bigint    NOT NULL,
+    PRIMARY KEY (source, window_key, period_start)
+);
+
 CREATE TABLE IF NOT EXISTS dagrun.task_instance (
     run_id     text NOT NULL,
     task_id    text NOT NULL,

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "duration.h"
 #include "envexpand.h"
 #include "plugin.h"
 #include "readfile.h"
@@ -232,6 +233,70 @@ static int read_headers(const struct cl *l, const char *where, const json_t *obj
     return 0;
 }
 
+/* sources.<name>.limits: [{"requests"|"weight": N, "per": DURATION
+ * [, "used_header": NAME]}, ...]. */
+static int read_limits(const struct cl *l, const char *where, const json_t *arr, struct source_cfg *s)
+{
+    char sub[768], sub2[800];
+    if (!json_is_array(arr) || json_array_size(arr) == 0 || json_array_size(arr) > 16)
+        return bad(l, where, "expected a list of 1 to 16 windows, e.g. [{\"requests\": 3, \"per\": \"1s\"}]");
+    s->limits = calloc(json_array_size(arr), sizeof *s->limits);
+    if (!s->limits)
+        return err_set(l->err, "out of memory");
+    size_t i;
+    json_t *w;
+    json_array_foreach(arr, i, w) {
+        snprintf(sub, sizeof sub, "%s[%zu]", where, i);
+        struct limit_cfg *lc = &s->limits[s->n_limits++];
+        if (!json_is_object(w))
+            return bad(l, sub, "expected an object such as {\"requests\": 3, \"per\": \"1s\"}");
+        const char *k;
+        json_t *v;
+        bool have_cap = false, have_per = false;
+        json_object_foreach(w, k, v) {
+            snprintf(sub2, sizeof sub2, "%s.%s", sub, k);
+            long long x = 0;
+            if (strcmp(k, "requests") == 0 || strcmp(k, "weight") == 0) {
+                if (have_cap)
+                    return bad(l, sub, "give one of requests and weight");
+                if (get_int(l, sub2, v, 1, 1000000000, &x) < 0)
+                    return -1;
+                lc->cap = x;
+                lc->weighted = k[0] == 'w';
+                have_cap = true;
+            } else if (strcmp(k, "per") == 0) {
+                struct dr_err e = { 0 };
+                if (!json_is_string(v))
+                    return bad(l, sub2, "expected a duration such as \"1s\", \"1m\", \"1d\"");
+                if (duration_parse(json_string_value(v), &lc->per_ms, &e) < 0)
+                    return bad(l, sub2, e.msg);
+                if (lc->per_ms < 1)
+                    return bad(l, sub2, "must be at least 1ms");
+                have_per = true;
+            } else if (strcmp(k, "reset") == 0) {
+                if (!json_is_string(v) || (strcmp(json_string_value(v), "utc_day") != 0 &&
+                                           strcmp(json_string_value(v), "utc_month") != 0))
+                    return bad(l, sub2, "expected \"utc_day\" or \"utc_month\"");
+                lc->reset = json_string_value(v)[4] == 'd' ? LIMIT_UTC_DAY : LIMIT_UTC_MONTH;
+            } else if (strcmp(k, "used_header") == 0) {
+                if (get_str(l, sub2, v, &lc->used_header) < 0)
+                    return -1;
+                if (!header_name_ok(lc->used_header))
+                    return bad(l, sub2, "bad header name");
+            } else {
+                return unknown(l, sub, k);
+            }
+        }
+        if (!have_cap || (!have_per && lc->reset == LIMIT_SLIDING))
+            return bad(l, sub, "needs requests (or weight) and per (or reset)");
+        if (have_per && lc->reset != LIMIT_SLIDING)
+            return bad(l, sub, "give per (a sliding window) or reset (a calendar window), not both");
+        if (lc->used_header && lc->reset != LIMIT_SLIDING)
+            return bad(l, sub, "used_header is for windows with per");
+    }
+    return 0;
+}
+
 static int read_source_keys(const struct cl *l, const char *name, const json_t *obj,
                             struct source_cfg *s, char **key_env, char **token_env)
 {
@@ -260,6 +325,10 @@ static int read_source_keys(const struct cl *l, const char *name, const json_t *
             rc = get_str(l, where, v, &s->base_url);
         else if (strcmp(k, "headers") == 0)
             rc = read_headers(l, where, v, s);
+        else if (strcmp(k, "limits") == 0)
+            rc = read_limits(l, where, v, s);
+        else if (strcmp(k, "ban_status") == 0)
+            rc = get_small(l, where, v, 400, 599, &s->ban_status);
         else if (strcmp(k, "api_key_env") == 0)
             rc = json_is_null(v) ? 0 : get_str(l, where, v, key_env);
         else if (strcmp(k, "access_token_env") == 0)
@@ -304,6 +373,12 @@ static int read_source_keys(const struct cl *l, const char *name, const json_t *
         return bad(l, where, "has no host");
     if (s->max_retry_delay_ms < s->retry_delay_ms)
         return err_set(l->err, "%s: %s: max_retry_delay_ms is below retry_delay_ms", l->file, base);
+    if (s->n_limits && s->rate_limit_per_sec > 0)
+        return err_set(l->err, "%s: %s: rate_limit_per_sec and limits both given; keep limits "
+                       "(rate_limit_per_sec R is the window {\"requests\": R, \"per\": \"1s\"})",
+                       l->file, base);
+    if (s->ban_status == 429)
+        return err_set(l->err, "%s: %s.ban_status: 429 is retried, it cannot be a ban", l->file, base);
     return 0;
 }
 
@@ -592,6 +667,9 @@ void config_free(struct config *c)
             free(s->headers[j].value);
         }
         free(s->headers);
+        for (size_t j = 0; j < s->n_limits; j++)
+            free(s->limits[j].used_header);
+        free(s->limits);
     }
     free(c->sources);
     for (size_t i = 0; i < c->n_pools; i++)

@@ -16,6 +16,21 @@ struct header_cfg {
     char *value;                /* e.g. "token ${API_KEY}:${ACCESS_TOKEN}" */
 };
 
+/* One rate window of a source (sources.<name>.limits[i]): at most cap
+ * requests ({"requests": 3, "per": "1s"}) or cap units of request weight
+ * ({"weight": 6000, "per": "1m"}) in any period of per_ms. used_header, when
+ * given, names the answer header in which the server reports what it counts
+ * in this window (a used-weight header). */
+enum limit_reset { LIMIT_SLIDING, LIMIT_UTC_DAY, LIMIT_UTC_MONTH };
+struct limit_cfg {
+    int64_t cap;
+    int64_t per_ms;             /* LIMIT_SLIDING only */
+    bool weighted;
+    char *used_header;          /* NULL: none */
+    enum limit_reset reset;     /* "reset": "utc_day" / "utc_month": a calendar window counted
+                                 * in PostgreSQL (dagrun.source_window), shared by every process */
+};
+
 /* An HTTP data source (sources.<name>). Secrets are not stored here: only the
  * names of the environment variables that hold them, inside header values.
  * The deprecated api_key_env/access_token_env keys are translated at load into
@@ -25,7 +40,11 @@ struct source_cfg {
     char *base_url;             /* no trailing '/' */
     struct header_cfg *headers; /* sent with every request, in this order */
     size_t n_headers;
-    double rate_limit_per_sec;  /* 0: no limit */
+    double rate_limit_per_sec;  /* 0: no limit; the shorthand of one window */
+    struct limit_cfg *limits;   /* enforced together; none with rate_limit_per_sec */
+    size_t n_limits;
+    int ban_status;             /* an answer that stops the source until its Retry-After
+                                 * (e.g. 418); 0: none */
     int burst;                  /* token bucket capacity, default 1 */
     int64_t timeout_ms;         /* whole request, default 30000 */
     int64_t connect_timeout_ms; /* default 10000 */

@@ -330,3 +330,13 @@ DR_EXPORT void dr_http_response_free(dr_http_response *resp)
     resp->body = NULL;
     resp->len = 0;
 }
+
+/* dr_http_get with a request weight: http.c takes it from this thread. */
+DR_EXPORT int dr_http_get_weighted(dr_ctx *ctx, const char *source, const char *path, int weight,
+                                   dr_http_response *resp)
+{
+    http_next_weight(weight);
+    int rc = dr_http_get(ctx, source, path, resp);
+    http_next_weight(0);
+    return rc;
+}

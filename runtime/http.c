@@ -3,6 +3,8 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <libpq-fe.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -56,17 +58,35 @@ struct source {
     const char *name;           /* borrowed from cfg->sources, like the numbers below */
     char *base_url;             /* own copy */
     struct headers hdr;         /* read-only after source_init, shared by every client */
-    struct ratelimit *rl;       /* NULL when rate_limit_per_sec is 0; thread-safe itself */
+    struct ratelimit *rl;       /* NULL when no rate_limit_per_sec or limits; thread-safe itself */
+    const char *used_header[16];/* per window of limits: the header reporting its use, or NULL */
+    int64_t per_ns[16];         /* per window of limits: its period */
+    struct calendar_window {    /* limits counted in PostgreSQL (reset: utc_day, utc_month) */
+        int64_t cap;
+        bool weighted;
+        const char *unit;       /* "day" or "month": date_trunc's field */
+        char key[48];           /* dagrun.source_window.window_key, e.g. "requests/utc_day" */
+    } cal[16];
+    size_t n_cal;
+    size_t n_windows;
+    int ban_status;             /* an answer that bans the source (0: none) */
+    pthread_mutex_t ban_lock;   /* guards the two below */
+    int64_t banned_until_ns;    /* no request before this monotonic time; 0: none */
+    char banned_why[160];       /* why, and until when (UTC) */
     int64_t gate_ns;            /* least spacing of sends at the gate; 0: no gate */
     int64_t last_send_ns;       /* when the latest request passed the gate (__atomic CAS) */
     int64_t timeout_ms, connect_timeout_ms, retry_delay_ms, max_retry_delay_ms, max_body_bytes;
     int max_retries;
 };
 
-/* Immutable after http_sources_new except the atomic counters. */
+/* Immutable after http_sources_new except the atomic counters and the
+ * calendar windows' connection. */
 struct http_sources {
     struct source *src;
     size_t n;
+    char *db_url;               /* where calendar windows are counted; NULL: no database */
+    pthread_mutex_t db_lock;    /* guards db */
+    PGconn *db;                 /* opened at the first request of a source with one */
     int64_t requests, responses_429, retries, rate_wait_ns;    /* __atomic only */
 };
 
@@ -100,6 +120,7 @@ static void fmt_bytes(char *out, size_t n, int64_t b)
 
 static void source_fini(struct source *src)
 {
+    pthread_mutex_destroy(&src->ban_lock);
     free(src->base_url);
     headers_fini(&src->hdr);
     ratelimit_free(src->rl);
@@ -107,6 +128,7 @@ static void source_fini(struct source *src)
 
 static int source_init(struct source *src, const struct source_cfg *sc, struct dr_err *err)
 {
+    pthread_mutex_init(&src->ban_lock, NULL);
     src->name = sc->name ? sc->name : "";
     if (!sc->base_url || !*sc->base_url)
         return err_set(err, "sources.%s: base_url is missing", src->name);
@@ -122,7 +144,37 @@ static int source_init(struct source *src, const struct source_cfg *sc, struct d
     src->retry_delay_ms = sc->retry_delay_ms >= 0 ? sc->retry_delay_ms : 0;
     src->max_retry_delay_ms = sc->max_retry_delay_ms > 0 ? sc->max_retry_delay_ms : 30000;
     src->max_body_bytes = sc->max_body_bytes > 0 ? sc->max_body_bytes : 64LL << 20;
-    if (sc->rate_limit_per_sec > 0) {
+    src->ban_status = sc->ban_status;
+    size_t n = 0, pace = 0;
+    struct ratelimit_window w[16];
+    for (size_t i = 0; i < sc->n_limits && i < 16; i++) {
+        const struct limit_cfg *lc = &sc->limits[i];
+        if (lc->reset != LIMIT_SLIDING) {
+            struct calendar_window *cw = &src->cal[src->n_cal++];
+            cw->cap = lc->cap;
+            cw->weighted = lc->weighted;
+            cw->unit = lc->reset == LIMIT_UTC_DAY ? "day" : "month";
+            snprintf(cw->key, sizeof cw->key, "%s/utc_%s", lc->weighted ? "weight" : "requests",
+                     cw->unit);
+            continue;
+        }
+        w[n] = (struct ratelimit_window){ .cap = lc->cap, .per_ns = lc->per_ms * 1000000LL,
+                                          .weighted = lc->weighted };
+        src->used_header[n] = lc->used_header;
+        src->per_ns[n] = w[n].per_ns;
+        if (w[n].per_ns < w[pace].per_ns)
+            pace = n;
+        n++;
+    }
+    if (n > 0) {
+        src->n_windows = n;
+        src->rl = ratelimit_new_windows(w, n, PACE_MARGIN, sc->burst >= 1 ? sc->burst : 1);
+        if (!src->rl)
+            return err_set(err, "sources.%s: bad limits", src->name);
+        /* The send gate spaces requests, not weight: only for a request window. */
+        if (sc->burst <= 1 && !w[pace].weighted)
+            src->gate_ns = (int64_t)((double)w[pace].per_ns / ((double)w[pace].cap * GATE_MARGIN));
+    } else if (sc->rate_limit_per_sec > 0) {
         src->rl = ratelimit_new(sc->rate_limit_per_sec * PACE_MARGIN,
                                 sc->burst >= 1 ? sc->burst : 1);
         if (!src->rl)
@@ -143,8 +195,11 @@ struct http_sources *http_sources_new(const struct config *cfg, struct dr_err *e
         return NULL;
     }
     size_t n = cfg ? cfg->n_sources : 0;
+    pthread_mutex_init(&s->db_lock, NULL);
     s->src = calloc(n ? n : 1, sizeof *s->src);
-    if (!s->src) {
+    if (!s->src || (cfg && cfg->database_url && !(s->db_url = strdup(cfg->database_url)))) {
+        free(s->src);
+        pthread_mutex_destroy(&s->db_lock);
         free(s);
         err_set(err, "out of memory");
         return NULL;
@@ -167,6 +222,10 @@ void http_sources_free(struct http_sources *s)
     for (size_t i = 0; i < s->n; i++)
         source_fini(&s->src[i]);
     free(s->src);
+    if (s->db)
+        PQfinish(s->db);
+    free(s->db_url);
+    pthread_mutex_destroy(&s->db_lock);
     free(s);
 }
 
@@ -235,6 +294,8 @@ struct attempt {
     long status;                /* known once the headers are in */
     bool over_cap, sink_stopped, oom;
     char retry_after[64];       /* the last Retry-After header value, or "" */
+    int64_t used[16];           /* per window: what the server reports in its used_header */
+    bool used_seen[16];
     const struct http_call *call;
     struct source *src;
     struct http_sources *s;
@@ -287,6 +348,31 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *ud)
     return n;
 }
 
+/* A header naming a window's use (sources.<name>.limits[i].used_header):
+ * records its whole number in a->used[i]. True when the header was one. */
+static bool used_header(struct attempt *a, const char *data, size_t n)
+{
+    for (size_t i = 0; i < a->src->n_windows; i++) {
+        const char *h = a->src->used_header[i];
+        size_t hl = h ? strlen(h) : 0;
+        if (!hl || n <= hl || data[hl] != ':' || strncasecmp(data, h, hl) != 0)
+            continue;
+        long long v = 0;
+        size_t k = hl + 1;
+        while (k < n && (data[k] == ' ' || data[k] == '\t'))
+            k++;
+        size_t digits = 0;
+        while (k < n && data[k] >= '0' && data[k] <= '9' && v < 1000000000000LL)
+            v = v * 10 + (data[k++] - '0'), digits++;
+        if (digits) {
+            a->used[i] = v;
+            a->used_seen[i] = true;
+        }
+        return true;
+    }
+    return false;
+}
+
 static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
 {
     struct attempt *a = ud;
@@ -295,6 +381,8 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
         /* A new response (after a 100 Continue, say): forget the last one. */
         a->retry_after[0] = '\0';
         a->status = 0;
+        memset(a->used_seen, 0, sizeof a->used_seen);
+    } else if (used_header(a, data, n)) {
     } else if (n > 12 && strncasecmp(data, "retry-after:", 12) == 0) {
         const char *v = data + 12;
         size_t vl = n - 12;
@@ -548,15 +636,17 @@ static void unprepare(CURL *h)
  * attempt, retries included: reserve under the limiter's lock, sleep here
  * outside it). Returns 0, or -1 with *why (cancelled, deadline passed). */
 static int pace(struct http_sources *s, struct source *src, const struct http_call *call,
-                const char **why)
+                int64_t weight, int64_t *granted_ns, const char **why)
 {
     int64_t now = mono_ns();
+    *granted_ns = now;
     if (cancelled(call) || past_deadline(call, now)) {
         *why = cancelled(call) ? "cancelled" : "deadline passed";
         return -1;
     }
     if (src->rl) {
-        int64_t at = ratelimit_reserve(src->rl, now);
+        int64_t at = ratelimit_reserve_weight(src->rl, now, weight);
+        *granted_ns = at;
         if (at > now) {
             __atomic_fetch_add(&s->rate_wait_ns, at - now, __ATOMIC_RELAXED);
             if (sleep_until(at, call, why) < 0)
@@ -570,10 +660,187 @@ static int pace(struct http_sources *s, struct source *src, const struct http_ca
     return 0;
 }
 
+/* The server's count of window i (its used_header), for its current window
+ * aligned to the clock (a minute window starts on the minute): the window
+ * ends at the next multiple of per on the wall clock. */
+static void sync_window(struct source *src, size_t i, int64_t used, int64_t sent_ns)
+{
+    struct timespec wall;
+    clock_gettime(CLOCK_REALTIME, &wall);
+    int64_t now = mono_ns();
+    int64_t wall_ns = (int64_t)wall.tv_sec * 1000000000LL + wall.tv_nsec;
+    int64_t per = src->per_ns[i];
+    int64_t left = per - wall_ns % per;
+    ratelimit_sync(src->rl, i, used, now, now + left, sent_ns);
+}
+
+/* ---- calendar windows, counted in PostgreSQL ---- */
+
+/* Takes units from a window of the current UTC day or month, unless that
+ * would go over cap: no row comes back then. */
+static const char take_sql[] =
+    "INSERT INTO dagrun.source_window AS w (source, window_key, period_start, used) "
+    "VALUES ($1, $2, date_trunc($3, now() AT TIME ZONE 'UTC'), $4::bigint) "
+    "ON CONFLICT (source, window_key, period_start) DO UPDATE SET used = w.used + EXCLUDED.used "
+    "WHERE w.used + EXCLUDED.used <= $5::bigint "
+    "RETURNING used";
+static const char reopen_sql[] =
+    "SELECT to_char(date_trunc($1, now() AT TIME ZONE 'UTC') + ('1 ' || $1)::interval, "
+    "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')";
+
+static bool db_ok(PGconn *db)
+{
+    return db && PQstatus(db) == CONNECTION_OK;
+}
+
+/* Runs sql with params on s->db (s->db_lock held); NULL after filling why. */
+static PGresult *db_exec(struct http_sources *s, const char *sql, int n, const char *const *v,
+                         ExecStatusType want, char *why, size_t whylen)
+{
+    PGresult *r = PQexecParams(s->db, sql, n, NULL, v, NULL, NULL, 0);
+    if (PQresultStatus(r) == want)
+        return r;
+    const char *m = PQresultErrorMessage(r);
+    snprintf(why, whylen, "%.*s", (int)strcspn(m && *m ? m : PQerrorMessage(s->db), "\n"),
+             m && *m ? m : PQerrorMessage(s->db));
+    PQclear(r);
+    return NULL;
+}
+
+/* Takes weight from every calendar window of src at once (all or none), on the
+ * sources' own connection (autocommit: the count stands whatever the item's
+ * transaction does). Returns 0, or -1 with why: a window is used up (until
+ * when it reopens) or the count could not be kept; no request may go then. */
+static int calendar_take(struct http_sources *s, struct source *src, int64_t weight, char *why,
+                         size_t whylen)
+{
+    if (!s->db_url) {
+        snprintf(why, whylen, "sources.%s: its limits counted by calendar need a database "
+                 "(database_url)", src->name);
+        return -1;
+    }
+    int rc = -1;
+    pthread_mutex_lock(&s->db_lock);
+    if (!db_ok(s->db)) {
+        if (s->db)
+            PQfinish(s->db);
+        s->db = PQconnectdb(s->db_url);
+        if (!db_ok(s->db)) {
+            snprintf(why, whylen, "sources.%s: cannot count its limits: %.*s", src->name,
+                     (int)strcspn(PQerrorMessage(s->db), "\n"), PQerrorMessage(s->db));
+            goto out;
+        }
+    }
+    char e[300];
+    PGresult *r = db_exec(s, "BEGIN", 0, NULL, PGRES_COMMAND_OK, e, sizeof e);
+    if (!r) {
+        snprintf(why, whylen, "sources.%s: cannot count its limits: %s", src->name, e);
+        goto out;
+    }
+    PQclear(r);
+    for (size_t i = 0; i < src->n_cal; i++) {
+        const struct calendar_window *cw = &src->cal[i];
+        char units[24], cap[24];
+        int64_t u = cw->weighted ? weight : 1;
+        snprintf(units, sizeof units, "%" PRId64, u > cw->cap ? cw->cap : u);
+        snprintf(cap, sizeof cap, "%" PRId64, cw->cap);
+        const char *v[5] = { src->name, cw->key, cw->unit, units, cap };
+        if (!(r = db_exec(s, take_sql, 5, v, PGRES_TUPLES_OK, e, sizeof e))) {
+            snprintf(why, whylen, "sources.%s: cannot count its limits: %s", src->name, e);
+            goto rollback;
+        }
+        int rows = PQntuples(r);
+        PQclear(r);
+        if (rows == 0) {
+            char at[40] = "?";
+            const char *v1[1] = { cw->unit };
+            if ((r = db_exec(s, reopen_sql, 1, v1, PGRES_TUPLES_OK, e, sizeof e))) {
+                snprintf(at, sizeof at, "%s", PQgetvalue(r, 0, 0));
+                PQclear(r);
+            }
+            snprintf(why, whylen, "sources.%s: its %" PRId64 " %s per UTC %s are used up; the "
+                     "window reopens at %s", src->name, cw->cap,
+                     cw->weighted ? "weight" : "requests", cw->unit, at);
+            goto rollback;
+        }
+    }
+    if ((r = db_exec(s, "COMMIT", 0, NULL, PGRES_COMMAND_OK, e, sizeof e))) {
+        PQclear(r);
+        rc = 0;
+    } else {
+        snprintf(why, whylen, "sources.%s: cannot count its limits: %s", src->name, e);
+    }
+    goto out;
+rollback:
+    PQclear(PQexec(s->db, "ROLLBACK"));
+out:
+    pthread_mutex_unlock(&s->db_lock);
+    return rc;
+}
+
 /* ---- the request ---- */
+
+/* The weight of this thread's next http_get (0: 1), see http_next_weight. */
+static _Thread_local int64_t next_weight;
+
+void http_next_weight(int64_t weight)
+{
+    next_weight = weight;
+}
 
 int http_get(struct http_client *c, const char *source, const char *path, dr_http_sink sink,
              void *ud, dr_http_response *resp, const struct http_call *call)
+{
+    int64_t weight = next_weight > 0 ? next_weight : 1;
+    next_weight = 0;
+    return http_get_weighted(c, source, path, weight, sink, ud, resp, call);
+}
+
+/* True (resp filled: the ban status, no body, an error saying until when)
+ * when src is banned: no request may be sent. */
+static bool banned(struct source *src, const char *url, dr_http_response *resp)
+{
+    pthread_mutex_lock(&src->ban_lock);
+    bool ban = src->banned_until_ns && mono_ns() < src->banned_until_ns;
+    if (ban)
+        snprintf(resp->error, sizeof resp->error, "GET %s: not sent: %s", url, src->banned_why);
+    pthread_mutex_unlock(&src->ban_lock);
+    if (!ban)
+        return false;
+    resp->status = src->ban_status;
+    headers_redact(&src->hdr, resp->error);
+    return true;
+}
+
+/* A ban answer: no request of the source goes before Retry-After (a
+ * Retry-After of seconds or a date; none: for the rest of this process).
+ * The ban's text (the latest end) goes to why. */
+static void ban(struct source *src, int64_t retry_after_ms, char *why, size_t whylen)
+{
+    char until[64] = "further notice (no Retry-After)";
+    if (retry_after_ms >= 0) {
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        time_t t = now.tv_sec + (time_t)((retry_after_ms + 999) / 1000);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(until, sizeof until, "%Y-%m-%dT%H:%M:%SZ (Retry-After)", &tm);
+    }
+    int64_t end = retry_after_ms >= 0 ? mono_ns() + retry_after_ms * 1000000LL : INT64_MAX;
+    pthread_mutex_lock(&src->ban_lock);
+    /* A ban only ever moves its end out. */
+    if (end > src->banned_until_ns) {
+        src->banned_until_ns = end;
+        snprintf(src->banned_why, sizeof src->banned_why, "sources.%s is banned until %s after "
+                 "an HTTP %d answer", src->name, until, src->ban_status);
+    }
+    snprintf(why, whylen, "%s", src->banned_why);
+    pthread_mutex_unlock(&src->ban_lock);
+}
+
+int http_get_weighted(struct http_client *c, const char *source, const char *path, int64_t weight,
+                      dr_http_sink sink, void *ud, dr_http_response *resp,
+                      const struct http_call *call)
 {
     memset(resp, 0, sizeof *resp);
     struct http_sources *s = c->s;
@@ -596,6 +863,11 @@ int http_get(struct http_client *c, const char *source, const char *path, dr_htt
         return -1;
     }
     snprintf(url, ul, "%s%s", src->base_url, path);
+    if (src->ban_status && banned(src, url, resp)) {
+        resp->body = strdup("");
+        free(url);
+        return resp->body ? 0 : -1;
+    }
 
     CURL *h = c->curl;
     struct attempt a = { .c = c, .sink = sink, .ud = ud, .cap = src->max_body_bytes,
@@ -611,8 +883,19 @@ int http_get(struct http_client *c, const char *source, const char *path, dr_htt
 
     for (;;) {
         const char *why = NULL;
-        if (pace(s, src, call, &why) < 0) {
+        if (src->ban_status && banned(src, url, resp)) {
+            ret = 0;
+            goto out;
+        }
+        int64_t sent_ns;
+        if (pace(s, src, call, weight, &sent_ns, &why) < 0) {
             set_error(resp, src, url, "%s", why);
+            goto out;
+        }
+        char quota_why[400];
+        if (src->n_cal && calendar_take(s, src, weight, quota_why, sizeof quota_why) < 0) {
+            set_error(resp, src, url, "not sent: %s", quota_why);
+            resp->status = DR_HTTP_NOT_SENT;
             goto out;
         }
         int64_t timeout = src->timeout_ms;
@@ -630,6 +913,7 @@ int http_get(struct http_client *c, const char *source, const char *path, dr_htt
         a.status = 0;
         a.over_cap = a.sink_stopped = a.oom = a.gate_failed = false;
         a.retry_after[0] = '\0';
+        memset(a.used_seen, 0, sizeof a.used_seen);
         c->errbuf[0] = '\0';
         resp->attempts++;
         __atomic_fetch_add(&s->requests, 1, __ATOMIC_RELAXED);
@@ -662,12 +946,26 @@ int http_get(struct http_client *c, const char *source, const char *path, dr_htt
             goto out;
         }
 
+        /* The server's own count of a window keeps the limiter in step. */
+        for (size_t i = 0; src->rl && i < src->n_windows; i++)
+            if (a.used_seen[i])
+                sync_window(src, i, a.used[i], sent_ns);
         struct http_outcome o = {
             .transport = rc == CURLE_OK ? HTTP_ANSWERED
                          : transient_curl(rc) ? HTTP_TRANSIENT_ERROR : HTTP_BROKEN,
             .status = status, .delivered = a.delivered,
-            .retry_after_ms = status == 429 ? retry_after_ms(a.retry_after) : -1,
+            .retry_after_ms = status == 429 || (status && status == src->ban_status)
+                              ? retry_after_ms(a.retry_after) : -1,
         };
+        if (rc == CURLE_OK && src->ban_status && status == src->ban_status) {
+            /* Never retried: every worker of the source stops sending. */
+            char ban_text[160];
+            ban(src, o.retry_after_ms, ban_text, sizeof ban_text);
+            resp->status = status;
+            set_error(resp, src, url, "HTTP %ld: %s", status, ban_text);
+            ret = 0;
+            goto out;
+        }
         if (status == 429)
             __atomic_fetch_add(&s->responses_429, 1, __ATOMIC_RELAXED);
         struct http_decision d = http_next_step(&o, &st, &policy, &c->rng);

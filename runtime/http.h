@@ -100,5 +100,20 @@ struct http_decision http_next_step(const struct http_outcome *o, struct http_re
  * variable, nor the value of any variable the headers name. */
 int http_get(struct http_client *c, const char *source, const char *path, dr_http_sink sink,
              void *ud, dr_http_response *resp, const struct http_call *call);
+/* http_get for a request of the given weight (>= 1): the source's weight
+ * windows (sources.<name>.limits) count it as weight, its request windows as
+ * one. Answers carrying a window's used_header bring the limiter in step with
+ * the server's count. An answer with the source's ban_status is never
+ * retried: it is returned (status set, the error saying until when), and
+ * until its Retry-After passes (none given: for the life of the process) no
+ * request of the source is sent: each returns 0 at once with that status, no
+ * body, attempts 0 and an error starting "not sent". */
+/* Sets the weight of the calling thread's next http_get (once; 0 or less:
+ * weight 1), for callers that reach http_get through a layer that does not
+ * carry it (dr_http_get_weighted). */
+void http_next_weight(int64_t weight);
+int http_get_weighted(struct http_client *c, const char *source, const char *path, int64_t weight,
+                      dr_http_sink sink, void *ud, dr_http_response *resp,
+                      const struct http_call *call);
 
 #endif

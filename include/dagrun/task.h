@@ -244,6 +244,36 @@ DR_EXPORT int dr_instant_parse(const char *s, int64_t *t, char *why, size_t whyl
 /* Writes t as "YYYY-MM-DDTHH:MM:SSZ" into buf (len >= DR_INSTANT_LEN). */
 DR_EXPORT void dr_instant_format(int64_t t, char *buf, size_t len);
 
+/* ---- Request weights (added in ABI 2). dr_http_get for a request that
+ * costs weight (>= 1; less is taken as 1) in the source's weight windows
+ * (sources.<name>.limits entries {"weight": N, "per": ...}), as the provider
+ * publishes it (Binance: klines 2, exchangeInfo 20); request windows count it
+ * as one. A source with ban_status configured answers a banned request at once
+ * with resp->status set to that status, attempts 0 and nothing sent: the
+ * plugin should stop (DR_FATAL). */
+DR_EXPORT int dr_http_get_weighted(dr_ctx *ctx, const char *source, const char *path, int weight,
+                                   dr_http_response *resp);
+/* resp->status of a request not sent because a calendar window of the source
+ * (limits with "reset": "utc_day" or "utc_month", counted in PostgreSQL) is
+ * used up; resp->error says when it reopens. Retrying before then is futile:
+ * the item should stop (DR_FAIL); the next run goes on from its checkpoint. */
+#define DR_HTTP_NOT_SENT (-1)
+
+/* ---- Exact numbers (added in ABI 2). Parses JSON text like json_loadb, but
+ * every number becomes a JSON string holding the number's own text (230.0399932861328
+ * stays "230.0399932861328", 1e-05 stays "1e-05"), so that a price reaches a
+ * numeric column without passing through a double. NULL when text is not
+ * JSON, the reason in why (may be NULL). Pure; any thread; no ctx. */
+DR_EXPORT json_t *dr_json_loadb_exact(const char *text, size_t len, char *why, size_t whylen);
+/* True when s is the text of a JSON number (what dr_json_loadb_exact keeps). */
+DR_EXPORT bool dr_json_number_ok(const char *s);
+
+/* ---- Symbols (added in ABI 2). True when s is 1 to max_len characters, each
+ * in alphabet: single ASCII characters and ranges, e.g. "A-Z0-9._-" (a '-'
+ * first or last stands for itself). Plugins refuse a symbol outside their
+ * provider's alphabet before any request. Pure; any thread; no ctx. */
+DR_EXPORT bool dr_symbol_ok(const char *s, const char *alphabet, size_t max_len);
+
 /* The candle blob that fetch_candles emits and upsert_candles reads is a
  * contract between those two plugins: <dagrun/candle.h>. */
 

@@ -5,8 +5,8 @@
 # (default 3, at least 3 for a real run) and the median is reported.
 #
 #   DR_BUILD=build/bench BENCH_TOOLS=build/bench/benchtools bash tests/bench/bench.sh [ONLY...]
-# ONLY: run just these benchmarks (rate rate3 ingest ingest_minute minimal memory noop engine scale
-# mapmem serve).
+# ONLY: run just these benchmarks (rate rate3 binance ingest ingest_minute minimal memory noop
+# engine scale mapmem serve).
 # Exit status: 0 when every figure meets its target, 1 when one is short, 2 on a harness error.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -96,6 +96,42 @@ bench_rate() {   # bench_rate ID RATE INSTRUMENTS
     row "$id" "rate limit $rate/s, burst 1, 8 workers" "achieved rate / limit (median of $REPS)" \
         "$(calc "$med")" ">=" 0.98 "" "requests per run: ${reqs[*]}; ratios: ${ratios[*]}"
     row "$id" "rate limit $rate/s, burst 1, 8 workers" "429 answers (all $REPS runs)" "$n429" "==" 0 ""
+}
+
+# ---- 1b. request weights: the Binance simulator counts 60 weight per clock-aligned 3 s window
+# (as Binance counts 6000 per minute), the source's limits say the same, 8 workers fetch 1h
+# klines (weight 2 each, exchangeInfo 20) for 10 symbols. Achieved: the weight the simulator
+# admitted per second over the run, against 60 / 3 s.
+bench_binance() {
+    local ratios=() bad=0 i pf="$T_WORK/bsim.port"
+    new_db binance
+    "$DR_BUILD/binance_sim" --port 0 --port-file "$pf" --symbols 10 --weight-limit 60 \
+        --window-ms 3000 >"$T_WORK/bsim.log" 2>&1 &
+    local bpid=$!
+    T_PIDS+=("$bpid")
+    for i in $(seq 1 100); do [ -s "$pf" ] && break; sleep 0.05; done
+    export BSIM_URL="http://127.0.0.1:$(cat "$pf")"
+    jq -n --arg d "$DR_TOP/dags" '{dags_dir: $d, plugin_dir: "${DAGRUN_PLUGIN_DIR}", max_active_tasks: 8,
+        log_format: "json", sources: {binance: {base_url: "${BSIM_URL}", ban_status: 418,
+        limits: [{weight: 60, per: "3s", used_header: "X-MBX-USED-WEIGHT-1M"}],
+        max_retries: 3, retry_delay_ms: 50, max_retry_delay_ms: 5000}}}' >"$T_WORK/binance.json"
+    for i in $(seq 1 "$REPS"); do
+        q "TRUNCATE ohlcv, assets" >/dev/null
+        curl -sf "$BSIM_URL/__sim/reset" >/dev/null
+        timed "$T_WORK/m.json" "$DR_BUILD/dagrun" -c "$T_WORK/binance.json" run binance_historic \
+            --conf '{"bootstrap_date": "2023-01-01", "end_date": "2024-06-28", "candle_interval": "1h"}' \
+            || fail_run "binance run" $?
+        local s; s=$(curl -sf "$BSIM_URL/__sim/stats")
+        bad=$(( bad + $(jq -r '.responses_429 + .responses_418' <<<"$s") ))
+        ratios+=("$(jq -r '(.admitted_weight - .last_weight) / ((.last_ms - .first_ms) / 1000) / (.weight_limit / (.window_ms / 1000))' <<<"$s")")
+        say "binance rep $i: $(jq -c '{requests, klines_requests, responses_429, responses_418, max_used_weight}' <<<"$s"), weight/limit ${ratios[-1]}"
+    done
+    kill "$bpid" 2>/dev/null; wait "$bpid" 2>/dev/null
+    row binance "weight 60 per 3 s (Binance's window, scaled), 8 workers" \
+        "achieved weight / limit (median of $REPS)" "$(calc "$(median "${ratios[@]}")")" ">=" 0.98 "" \
+        "ratios: ${ratios[*]}"
+    row binance "weight 60 per 3 s (Binance's window, scaled), 8 workers" \
+        "429 and 418 answers (all $REPS runs)" "$bad" "==" 0 ""
 }
 
 # copy_reference CSV: the ingest reference, in candles/s: the same candles loaded by binary
@@ -358,6 +394,7 @@ bench_mapmem() {
 say "dagrun bench: $(nproc) cores, $REPS repetitions, build $DR_BUILD"
 want rate && bench_rate rate10 10 300
 want rate3 && bench_rate rate3 3 100
+want binance && bench_binance
 want ingest && bench_ingest
 want ingest_minute && bench_ingest_minute
 want memory && bench_memory

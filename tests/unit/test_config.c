@@ -237,6 +237,40 @@ static void test_config_bad_headers(void **state)
     expect_error(FIX "bad_headers_type.json", "sources.acme.headers: expected an object", NULL);
 }
 
+/* sources.<name>.limits: windows of requests or weight, used headers, bans. */
+static void test_config_limits(void **state)
+{
+    (void)state;
+    struct dr_err e;
+    err_clear(&e);
+    struct config *c = config_load(FIX "limits.json", &e);
+    if (!c)
+        fail_msg("%s", e.msg);
+    const struct source_cfg *s = config_source(c, "binance");
+    assert_int_equal(s->n_limits, 3);
+    assert_true(s->limits[0].weighted);
+    assert_int_equal(s->limits[0].cap, 6000);
+    assert_int_equal(s->limits[0].per_ms, 60000);
+    assert_string_equal(s->limits[0].used_header, "X-MBX-USED-WEIGHT-1M");
+    assert_false(s->limits[1].weighted);
+    assert_int_equal(s->limits[1].cap, 10000);
+    assert_int_equal(s->limits[1].per_ms, 86400000);
+    assert_null(s->limits[1].used_header);
+    assert_int_equal(s->limits[1].reset, LIMIT_SLIDING);
+    assert_int_equal(s->limits[2].reset, LIMIT_UTC_MONTH);
+    assert_int_equal(s->limits[2].cap, 300000);
+    assert_int_equal(s->ban_status, 418);
+    assert_true(s->rate_limit_per_sec == 0.0);
+    config_free(c);
+    expect_error(FIX "bad_limits_both.json", "sources.a: rate_limit_per_sec and limits both given", NULL);
+    expect_error(FIX "bad_limits_per.json", "sources.a.limits[0].per:", NULL);
+    expect_error(FIX "bad_limits_key.json", "sources.a.limits[0].burst: unknown key", NULL);
+    expect_error(FIX "bad_limits_two_caps.json", "sources.a.limits[0]: give one of requests and weight", NULL);
+    expect_error(FIX "bad_limits_empty.json", "sources.a.limits: expected a list of 1 to 16 windows", NULL);
+    expect_error(FIX "bad_limits_reset.json", "sources.a.limits[0].reset: expected \"utc_day\" or \"utc_month\"", NULL);
+    expect_error(FIX "bad_limits_reset_per.json", "sources.a.limits[0]: give per (a sliding window) or reset", NULL);
+}
+
 /* config_load accepts a NULL err: a refused file gives NULL, never a write through NULL. */
 static void test_config_null_err(void **state)
 {
@@ -273,6 +307,7 @@ int main(void)
         cmocka_unit_test(test_config_headers_kept_unexpanded),
         cmocka_unit_test(test_config_legacy_credentials_translated),
         cmocka_unit_test(test_config_bad_headers),
+        cmocka_unit_test(test_config_limits),
         cmocka_unit_test(test_config_null_err),
     };
     return cmocka_run_group_tests_name("config", t, setup, NULL);

@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include <inttypes.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -225,6 +226,224 @@ static void test_ratelimit_threads_window_cap_with_idle_gaps(void **state)
     run_concurrent(100, 1, 30 * MS, seed);
 }
 
+
+/* ---- windows (sources.<name>.limits) ---- */
+
+static void test_ratelimit_windows_reject_bad_args(void **state)
+{
+    (void)state;
+    struct ratelimit_window w = { .cap = 3, .per_ns = SEC };
+    assert_null(ratelimit_new_windows(NULL, 0, 1, 1));
+    assert_null(ratelimit_new_windows(&w, 1, 0, 1));
+    assert_null(ratelimit_new_windows(&w, 1, 1.5, 1));
+    w.cap = 0;
+    assert_null(ratelimit_new_windows(&w, 1, 1, 1));
+    w.cap = 3, w.per_ns = 10;
+    assert_null(ratelimit_new_windows(&w, 1, 1, 1));
+}
+
+static void test_ratelimit_window_paces_evenly(void **state)
+{
+    (void)state;
+    /* 3 per second, burst 1: a third of a second apart (rounded up). */
+    struct ratelimit_window w = { .cap = 3, .per_ns = SEC };
+    struct ratelimit *rl = ratelimit_new_windows(&w, 1, 1, 1);
+    assert_non_null(rl);
+    for (int i = 0; i < 9; i++)
+        assert_int_equal(ratelimit_reserve(rl, 0), i * 333333334LL);
+    ratelimit_free(rl);
+}
+
+static void test_ratelimit_window_burst_is_counted(void **state)
+{
+    (void)state;
+    /* A burst of 10 on a window of 3 per second: the count still caps it at 3. */
+    struct ratelimit_window w = { .cap = 3, .per_ns = SEC };
+    struct ratelimit *rl = ratelimit_new_windows(&w, 1, 1, 10);
+    assert_int_equal(ratelimit_reserve(rl, 0), 0);
+    assert_int_equal(ratelimit_reserve(rl, 0), 0);
+    assert_int_equal(ratelimit_reserve(rl, 0), 0);
+    assert_int_equal(ratelimit_reserve(rl, 0), SEC);
+    ratelimit_free(rl);
+}
+
+static void test_ratelimit_two_windows_together(void **state)
+{
+    (void)state;
+    /* 3 per second and 10 per minute: ten go a third of a second apart, the
+     * eleventh when the first has left the minute. */
+    struct ratelimit_window w[] = { { .cap = 10, .per_ns = 60 * SEC },
+                                    { .cap = 3, .per_ns = SEC } };
+    struct ratelimit *rl = ratelimit_new_windows(w, 2, 1, 1);
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(ratelimit_reserve(rl, 0), i * 333333334LL);
+    assert_int_equal(ratelimit_reserve(rl, 0), 60 * SEC);
+    assert_int_equal(ratelimit_reserve(rl, 0), 60 * SEC + 333333334LL);
+    assert_int_equal(ratelimit_used(rl, 0, 60 * SEC), 10);
+    /* A month later everything has left both windows. */
+    assert_int_equal(ratelimit_used(rl, 0, 86400 * 30 * SEC), 0);
+    assert_int_equal(ratelimit_reserve(rl, 86400 * 30 * SEC), 86400 * 30 * SEC);
+    ratelimit_free(rl);
+}
+
+static void test_ratelimit_weight_window(void **state)
+{
+    (void)state;
+    /* 100 weight per minute with a request window beside it: weight 20 is
+     * paced 12 s after it (60 s / 100 per unit), weight 2 then 1.2 s. */
+    struct ratelimit_window w[] = { { .cap = 100, .per_ns = 60 * SEC, .weighted = true },
+                                    { .cap = 1000, .per_ns = 3600 * SEC } };
+    struct ratelimit *rl = ratelimit_new_windows(w, 2, 1, 1);
+    assert_int_equal(ratelimit_reserve_weight(rl, 0, 20), 0);
+    assert_int_equal(ratelimit_reserve_weight(rl, 0, 2), 12 * SEC);
+    assert_int_equal(ratelimit_reserve_weight(rl, 0, 2), 13200 * MS);
+    assert_int_equal(ratelimit_used(rl, 0, 14 * SEC), 24);
+    assert_int_equal(ratelimit_used(rl, 1, 14 * SEC), 3);
+    /* A weight over the cap waits for the whole window, not forever. */
+    assert_true(ratelimit_reserve_weight(rl, 0, 500) < 200 * SEC);
+    ratelimit_free(rl);
+}
+
+static void test_ratelimit_margin_widens_the_span(void **state)
+{
+    (void)state;
+    /* At margin 0.98 a window of 49 per 1 s holds 49 per 1/0.98 s: spaced
+     * 1/(49 * 0.98) s = 20.83 ms, the 50th lands after the first left. */
+    struct ratelimit_window w = { .cap = 49, .per_ns = SEC };
+    struct ratelimit *rl = ratelimit_new_windows(&w, 1, 0.98, 49);
+    for (int i = 0; i < 49; i++)
+        assert_int_equal(ratelimit_reserve(rl, 0), 0);
+    assert_int_equal(ratelimit_reserve(rl, 0), (int64_t)ceil(1e9 / 0.98));
+    ratelimit_free(rl);
+}
+
+static void test_ratelimit_sync_counts_what_the_server_saw(void **state)
+{
+    (void)state;
+    struct ratelimit_window w = { .cap = 6000, .per_ns = 60 * SEC, .weighted = true };
+    struct ratelimit *rl = ratelimit_new_windows(&w, 1, 1, 6000);
+    assert_int_equal(ratelimit_reserve_weight(rl, 0, 2), 0);
+    /* The server's minute [0, 60 s) holds 5990 (another process): 5988 are
+     * not ours, only 10 are left. */
+    ratelimit_sync(rl, 0, 5990, 1 * SEC, 60 * SEC, 1);
+    assert_int_equal(ratelimit_used(rl, 0, 1 * SEC), 5990);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(ratelimit_reserve_weight(rl, 1 * SEC, 2), 1 * SEC);
+    /* A lower figure never lowers the count. */
+    ratelimit_sync(rl, 0, 3, 2 * SEC, 60 * SEC, 1);
+    assert_int_equal(ratelimit_used(rl, 0, 2 * SEC), 6000);
+    /* Full: the next goes when the server's minute ends (the other process's
+     * units leave then, ours only a minute after they were granted). */
+    assert_int_equal(ratelimit_reserve_weight(rl, 1 * SEC, 2), 60 * SEC);
+    ratelimit_free(rl);
+}
+
+/* Grants not yet sent when the server counted are not in its figure: they
+ * do not make the other client's share look smaller. */
+static void test_ratelimit_sync_ignores_grants_after_the_answered_one(void **state)
+{
+    (void)state;
+    struct ratelimit_window w = { .cap = 100, .per_ns = 10 * SEC, .weighted = true };
+    struct ratelimit *rl = ratelimit_new_windows(&w, 1, 1, 100);
+    /* Eight requests granted 20 ms apart; the first one's answer says 52:
+     * 50 are another client's, not 52 - 16. */
+    for (int i = 0; i < 8; i++)
+        assert_int_equal(ratelimit_reserve_weight(rl, 1 * SEC + i * 20 * MS, 2), 1 * SEC + i * 20 * MS);
+    ratelimit_sync(rl, 0, 52, 1 * SEC + 150 * MS, 10 * SEC, 1 * SEC + 1);
+    assert_int_equal(ratelimit_used(rl, 0, 2 * SEC), 66);
+    ratelimit_free(rl);
+}
+
+/* Our own grants of an earlier server window leave our span during the next
+ * one: what the server reports then must stay counted until its window ends,
+ * even though our count was higher when it said so. */
+static void test_ratelimit_sync_outlives_our_older_grants(void **state)
+{
+    (void)state;
+    struct ratelimit_window w = { .cap = 100, .per_ns = 10 * SEC, .weighted = true };
+    struct ratelimit *rl = ratelimit_new_windows(&w, 1, 1, 100);
+    /* 90 units of ours at 9 s, in the server's window [0, 10 s). */
+    for (int i = 0; i < 45; i++)
+        assert_int_equal(ratelimit_reserve_weight(rl, 9 * SEC, 2), 9 * SEC);
+    /* At 10.5 s, in the window [10 s, 20 s), the server counts 80 (not ours). */
+    ratelimit_sync(rl, 0, 80, 10500 * MS, 20 * SEC, 10500 * MS);
+    /* Our 90 leave at 19 s: the 80 still hold until 20 s, so 20 more fit at
+     * 19 s, and the next after that only at 20 s. */
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(ratelimit_reserve_weight(rl, 11 * SEC, 2), 19 * SEC);
+    assert_int_equal(ratelimit_reserve_weight(rl, 11 * SEC, 2), 20 * SEC);
+    ratelimit_free(rl);
+}
+
+static void test_ratelimit_long_window_memory_is_bounded(void **state)
+{
+    (void)state;
+    /* 100000 per day, a request every 10 ms at most: more grants than slots,
+     * the count stays exact and never lets more than the cap through. */
+    struct ratelimit_window w[] = { { .cap = 100, .per_ns = SEC },
+                                    { .cap = 100000, .per_ns = 86400 * SEC } };
+    struct ratelimit *rl = ratelimit_new_windows(w, 2, 1, 1);
+    int64_t t = 0;
+    for (int i = 0; i < 100000; i++)
+        t = ratelimit_reserve(rl, t);
+    assert_int_equal(ratelimit_used(rl, 1, t), 100000);
+    int64_t next = ratelimit_reserve(rl, t);
+    assert_true(next >= 86400 * SEC);
+    assert_true(next <= 86400 * SEC + 86400 * SEC / 1000);
+    ratelimit_free(rl);
+}
+
+/* Property: random windows, weights, clocks and syncs; no span of any window's
+ * period ever holds more than its cap, and grants come in order. */
+static void test_ratelimit_windows_property(void **state)
+{
+    (void)state;
+    uint64_t seed = prop_seed();
+    uint64_t rng = seed;
+    enum { N = 3000 };
+    static int64_t at[N], wt[N];
+    for (int round = 0; round < 40; round++) {
+        struct ratelimit_window w[3];
+        size_t nw = 1 + prop_xorshift(&rng) % 3;
+        for (size_t i = 0; i < nw; i++) {
+            w[i].cap = 1 + (int64_t)(prop_xorshift(&rng) % 50);
+            w[i].per_ns = (int64_t)(1 + prop_xorshift(&rng) % 5000) * MS;
+            w[i].weighted = prop_xorshift(&rng) % 2;
+        }
+        double margin = 0.95 + (double)(prop_xorshift(&rng) % 51) / 1000;
+        int burst = 1 + (int)(prop_xorshift(&rng) % 5);
+        struct ratelimit *rl = ratelimit_new_windows(w, nw, margin, burst);
+        assert_non_null(rl);
+        int64_t now = 0, prev = INT64_MIN;
+        for (int i = 0; i < N; i++) {
+            now += (int64_t)(prop_xorshift(&rng) % (50 * MS));
+            wt[i] = 1 + (int64_t)(prop_xorshift(&rng) % 4);
+            at[i] = ratelimit_reserve_weight(rl, now, wt[i]);
+            if (at[i] < prev || at[i] < now)
+                fail_msg("seed %" PRIu64 ": grant %d at %" PRId64 " before %" PRId64, seed, i,
+                         at[i], prev > now ? prev : now);
+            prev = at[i];
+        }
+        for (size_t k = 0; k < nw; k++) {
+            int64_t sum = 0;
+            size_t lo = 0;
+            for (size_t hi = 0; hi < N; hi++) {
+                int64_t c = w[k].weighted ? (wt[hi] > w[k].cap ? w[k].cap : wt[hi]) : 1;
+                sum += c;
+                while (at[lo] + w[k].per_ns <= at[hi]) {
+                    sum -= w[k].weighted ? (wt[lo] > w[k].cap ? w[k].cap : wt[lo]) : 1;
+                    lo++;
+                }
+                if (sum > w[k].cap)
+                    fail_msg("seed %" PRIu64 ": round %d window %zu (%" PRId64 " per %" PRId64
+                             " ms) holds %" PRId64 " at %" PRId64, seed, round, k, w[k].cap,
+                             w[k].per_ns / MS, sum, at[hi]);
+            }
+        }
+        ratelimit_free(rl);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest t[] = {
@@ -237,6 +456,17 @@ int main(void)
         cmocka_unit_test(test_ratelimit_fifo_with_stale_clock),
         cmocka_unit_test(test_ratelimit_threads_spacing_after_burst),
         cmocka_unit_test(test_ratelimit_threads_window_cap_with_idle_gaps),
+        cmocka_unit_test(test_ratelimit_windows_reject_bad_args),
+        cmocka_unit_test(test_ratelimit_window_paces_evenly),
+        cmocka_unit_test(test_ratelimit_window_burst_is_counted),
+        cmocka_unit_test(test_ratelimit_two_windows_together),
+        cmocka_unit_test(test_ratelimit_weight_window),
+        cmocka_unit_test(test_ratelimit_margin_widens_the_span),
+        cmocka_unit_test(test_ratelimit_sync_counts_what_the_server_saw),
+        cmocka_unit_test(test_ratelimit_sync_outlives_our_older_grants),
+        cmocka_unit_test(test_ratelimit_sync_ignores_grants_after_the_answered_one),
+        cmocka_unit_test(test_ratelimit_long_window_memory_is_bounded),
+        cmocka_unit_test(test_ratelimit_windows_property),
     };
     return cmocka_run_group_tests_name("ratelimit", t, NULL, NULL);
 }

@@ -106,9 +106,9 @@ static void test_store_initdb_idempotent_and_reports_line(void **state)
     err_clear(&err);
     assert_int_equal(store_initdb(g_st, "schema.sql", &err), 0);
     assert_int_equal(sql_long("SELECT count(*) FROM pg_tables WHERE schemaname = 'dagrun'", NULL),
-                     4);   /* dag, dag_run, task_instance, task_log */
+                     5);   /* dag, dag_run, task_instance, task_log, source_window */
     assert_int_equal(sql_long("SELECT count(*) FROM pg_tables WHERE tablename IN"
-                              " ('instruments', 'kite_ohlcv_historic')", NULL), 2);
+                              " ('instruments', 'kite_ohlcv_historic', 'assets', 'ohlcv')", NULL), 4);
     assert_int_equal(sql_long("SELECT count(*) FROM pg_indexes WHERE indexname IN"
                               " ('instruments_exchange_type_idx', 'dag_run_scheduled_uq',"
                               " 'dag_run_dag_queued_idx', 'dag_run_state_idx')", NULL), 4);
