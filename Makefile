@@ -110,7 +110,7 @@ unit: all $(UNITS) $(TEST_PLUGINS)
 	    DR_BUILD=$(B) timeout 600 $$t || { echo "FAILED: $$t"; fail=1; }; \
 	done; exit $$fail
 
-integration: all $(TEST_PLUGINS)
+integration: integration-deps
 	$(Q)DR_BUILD=$(B) bash tests/run_integration.sh
 
 asan:
