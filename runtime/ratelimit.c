@@ -1,5 +1,6 @@
 /* Token-bucket rate limiter shared by threads: hands out send times, never sleeps. */
 #include "ratelimit.h"
+#include "pacing.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -21,6 +22,7 @@ struct ratelimit {
     int64_t tau_ns;             /* (burst - 1) * interval_ns; constant */
     int64_t tat_ns;             /* protected by lock: theoretical arrival time */
     int64_t last_ns;            /* protected by lock: the latest time handed out (FIFO) */
+    struct pacing pacing;       /* protected by lock: widens interval_ns after a 429 */
 };
 
 struct ratelimit *ratelimit_new(double rate, int burst)
@@ -41,6 +43,7 @@ struct ratelimit *ratelimit_new(double rate, int burst)
     rl->tau_ns = (int64_t)(burst - 1) * rl->interval_ns;
     /* Far in the past: a fresh bucket is full, the first burst goes at once. */
     rl->tat_ns = rl->last_ns = INT64_MIN / 4;
+    pacing_init(&rl->pacing);
     return rl;
 }
 
@@ -64,7 +67,8 @@ int64_t ratelimit_reserve(struct ratelimit *rl, int64_t now_ns)
     if (at < rl->last_ns)
         at = rl->last_ns;
     rl->last_ns = at;
-    rl->tat_ns = (rl->tat_ns > at ? rl->tat_ns : at) + rl->interval_ns;
+    rl->tat_ns = (rl->tat_ns > at ? rl->tat_ns : at)
+                 + (int64_t)(rl->interval_ns * pacing_factor(&rl->pacing));
     pthread_mutex_unlock(&rl->lock);
     return at;
 }
@@ -78,4 +82,12 @@ void ratelimit_hold(struct ratelimit *rl, int64_t not_before_ns)
     if (rl->tat_ns < not_before_ns + rl->tau_ns)
         rl->tat_ns = not_before_ns + rl->tau_ns;
     pthread_mutex_unlock(&rl->lock);
+}
+
+double ratelimit_answer(struct ratelimit *rl, bool is_429, int64_t now_ns)
+{
+    pthread_mutex_lock(&rl->lock);
+    double f = pacing_answer(&rl->pacing, is_429, now_ns);
+    pthread_mutex_unlock(&rl->lock);
+    return f;
 }

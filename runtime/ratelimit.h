@@ -3,6 +3,7 @@
 #ifndef DR_RATELIMIT_H
 #define DR_RATELIMIT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct ratelimit;
@@ -19,5 +20,9 @@ int64_t ratelimit_reserve(struct ratelimit *rl, int64_t now_ns);
 /* Pushes every later reservation back until at least not_before_ns (used when
  * the server answers 429 with Retry-After). Thread-safe. */
 void ratelimit_hold(struct ratelimit *rl, int64_t not_before_ns);
+/* Tells the limiter how the server answered (is_429: with 429) at now_ns:
+ * the spacing of later reservations learns from it (pacing.h). Returns the
+ * spacing factor that applies from now (1.0: the configured rate). Thread-safe. */
+double ratelimit_answer(struct ratelimit *rl, bool is_429, int64_t now_ns);
 
 #endif
