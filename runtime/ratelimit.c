@@ -1,5 +1,6 @@
 /* Rate limiter shared by threads: hands out send times under a token bucket and counted windows, never sleeps. */
 #include "ratelimit.h"
+#include "pacing.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -52,6 +53,7 @@ struct ratelimit {
     bool pace_weighted;         /* the pacing window counts weight: cost = weight */
     int64_t tat_ns;             /* protected by lock: theoretical arrival time */
     int64_t last_ns;            /* protected by lock: the latest time handed out (FIFO) */
+    struct pacing pacing;       /* protected by lock: widens the spacing after a 429 */
     struct window *win;         /* constant array, slots protected by lock */
     size_t n_win;
 };
@@ -71,6 +73,7 @@ static struct ratelimit *rl_alloc(double iv, int burst)
     rl->tau_ns = (int64_t)(burst - 1) * rl->interval_ns;
     /* Far in the past: a fresh bucket is full, the first burst goes at once. */
     rl->tat_ns = rl->last_ns = INT64_MIN / 4;
+    pacing_init(&rl->pacing);
     return rl;
 }
 
@@ -216,7 +219,8 @@ int64_t ratelimit_reserve_weight(struct ratelimit *rl, int64_t now_ns, int64_t w
         win_add(&rl->win[i], at, win_cost(&rl->win[i], weight));
     }
     rl->last_ns = at;
-    rl->tat_ns = (rl->tat_ns > at ? rl->tat_ns : at) + cost * rl->interval_ns;
+    rl->tat_ns = (rl->tat_ns > at ? rl->tat_ns : at)
+                 + (int64_t)((double)(cost * rl->interval_ns) * pacing_factor(&rl->pacing));
     pthread_mutex_unlock(&rl->lock);
     return at;
 }
@@ -290,4 +294,12 @@ void ratelimit_sync(struct ratelimit *rl, size_t window, int64_t used, int64_t n
         }
     }
     pthread_mutex_unlock(&rl->lock);
+}
+
+double ratelimit_answer(struct ratelimit *rl, bool is_429, int64_t now_ns)
+{
+    pthread_mutex_lock(&rl->lock);
+    double f = pacing_answer(&rl->pacing, is_429, now_ns);
+    pthread_mutex_unlock(&rl->lock);
+    return f;
 }

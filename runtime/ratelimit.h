@@ -54,4 +54,9 @@ void ratelimit_sync(struct ratelimit *rl, size_t window, int64_t used, int64_t n
 /* What the window counts at now_ns (for tests and logs). Thread-safe. */
 int64_t ratelimit_used(struct ratelimit *rl, size_t window, int64_t now_ns);
 
+/* Tells the limiter how the server answered (is_429: with 429) at now_ns:
+ * the spacing of later reservations learns from it (pacing.h). Returns the
+ * spacing factor that applies from now (1.0: the configured rate). Thread-safe. */
+double ratelimit_answer(struct ratelimit *rl, bool is_429, int64_t now_ns);
+
 #endif

@@ -5,8 +5,8 @@
 # (default 3, at least 3 for a real run) and the median is reported.
 #
 #   DR_BUILD=build/bench BENCH_TOOLS=build/bench/benchtools bash tests/bench/bench.sh [ONLY...]
-# ONLY: run just these benchmarks (rate rate3 binance ingest ingest_minute minimal memory noop
-# engine scale mapmem serve).
+# ONLY: run just these benchmarks (rate rate_busy rate3 binance ingest ingest_minute minimal memory
+# noop engine scale mapmem serve).
 # Exit status: 0 when every figure meets its target, 1 when one is short, 2 on a harness error.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -28,7 +28,9 @@ DR_ADMIN_URL=$(tests/pg_sandbox.sh start "$BENCH_DIR/pg") || { echo "bench: cann
 export DR_ADMIN_URL
 PG_LOG=$BENCH_DIR/pg/server.log
 source tests/integration/lib.sh
+HOGS=()     # CPU hogs of rate_busy: killed by stop_hogs, and at exit whatever happens
 bench_cleanup() {
+    stop_hogs
     cleanup
     tests/pg_sandbox.sh stop "$BENCH_DIR/pg" >/dev/null 2>&1
     rm -rf "$BENCH_DIR"
@@ -45,11 +47,12 @@ say() { printf '# [%4ds] %s\n' $(( $(date +%s) - T0 )) "$*" >&2; }
 # median V...: the median of numbers (the lower middle for an even count).
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 calc() { awk "BEGIN { printf \"%.6g\", $1 }"; }
-# row ID BENCHMARK FIGURE VALUE OP TARGET UNIT [DETAIL]: one table row; OP is >= <= ==.
+# row ID BENCHMARK FIGURE VALUE OP TARGET UNIT [DETAIL]: one table row; OP is >= <= < ==.
 row() {
     local pass
     if awk -v v="$4" -v t="$6" -v op="$5" 'BEGIN {
             if (op == ">=") exit !(v + 0 >= t + 0); if (op == "<=") exit !(v + 0 <= t + 0);
+            if (op == "<") exit !(v + 0 < t + 0);
             exit !(v + 0 == t + 0) }'; then pass=pass; else pass=short; fi
     jq -nc --arg id "$1" --arg b "$2" --arg f "$3" --argjson v "$4" --arg op "$5" \
         --argjson t "$6" --arg u "$7" --arg d "${8:-}" --arg p "$pass" \
@@ -73,13 +76,28 @@ want() { [ ${#ONLY[@]} -eq 0 ] && return 0; local w; for w in "${ONLY[@]}"; do [
 ONLY=("$@")
 days_between() { echo $(( ($(date -ud "$2" +%s) - $(date -ud "$1" +%s)) / 86400 + 1 )); }
 
-# ---- 1. rate-limit saturation: simulator bucket R/s burst 1, source R/s, 8 workers
-bench_rate() {   # bench_rate ID RATE INSTRUMENTS
-    local id=$1 rate=$2 n=$3 ratios=() n429=0 reqs=() i
+# ---- 1. rate-limit saturation: simulator bucket R/s burst 1, source R/s, 8 workers. With
+# BUSY set (rate_busy), two CPU hogs (`yes > /dev/null`) run beside it on the same cores, from
+# before the first run to after the last; bench_cleanup kills them if the bench stops early.
+stop_hogs() { local p; for p in "${HOGS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; HOGS=(); }
+bench_rate() {   # bench_rate ID RATE INSTRUMENTS [BUSY]
+    local id=$1 rate=$2 n=$3 busy=${4:-} ratios=() useful=() n429=0 nreq=0 reqs=() i
     new_db "$id"
     start_sim --instruments "$n" --rate "$rate" --burst 1
     write_config "$CONFIG" "$rate" 5 8
     load_instruments
+    if [ -n "$busy" ]; then
+        # The simulator is the broker's clock: a broker stamps arrivals on a machine of its
+        # own, not behind our hogs. Real-time priority (root only) keeps its stamps on time,
+        # so the row measures dagrun's pacing, not the simulator's wake-ups (beside the hogs at
+        # nice -10 they still made 1.5% of requests 429). BENCH_SIM_RT=0 leaves it at nice -10.
+        if [ "$(id -u)" = 0 ] && [ "${BENCH_SIM_RT:-1}" = 1 ]; then
+            chrt -a -f -p 10 "$SIM_PID" >/dev/null && say "$id: simulator at real-time priority (SCHED_FIFO 10)"
+        fi
+        yes >/dev/null & HOGS+=($!)
+        yes >/dev/null & HOGS+=($!)
+        say "$id: two CPU hogs running (pids ${HOGS[*]}); load average $(cut -d' ' -f1-3 /proc/loadavg)"
+    fi
     for i in $(seq 1 "$REPS"); do
         fresh_candles
         sim_reset
@@ -87,15 +105,28 @@ bench_rate() {   # bench_rate ID RATE INSTRUMENTS
             --conf "$(historic "$n" 2020-01-01 "$END")" || fail_run "rate run" $?
         local s; s=$(sim_stats)
         reqs+=("$(jq -r .historical_requests <<<"$s")")
+        nreq=$(( nreq + reqs[-1] ))
         n429=$(( n429 + $(jq -r '.by_status["429"] // 0' <<<"$s") ))
         ratios+=("$(jq -r --argjson r "$rate" '(.historical_requests - 1) / (.last_ts - .first_ts) / $r' <<<"$s")")
-        say "$id rep $i: $(jq -c '{historical_requests, by_status, peak_rps}' <<<"$s"), rate/limit ${ratios[-1]}"
+        # Useful rate: answers that were not 429, over the same span.
+        useful+=("$(jq -r --argjson r "$rate" '(.historical_requests - (.by_status["429"] // 0) - 1) / (.last_ts - .first_ts) / $r' <<<"$s")")
+        say "$id rep $i: $(jq -c '{historical_requests, by_status, peak_rps}' <<<"$s"), rate/limit ${ratios[-1]}, useful ${useful[-1]}"
     done
+    [ -n "$busy" ] && { say "$id: load average $(cut -d' ' -f1-3 /proc/loadavg); stopping the hogs"; stop_hogs; }
     stop_sim
     local med; med=$(median "${ratios[@]}")
-    row "$id" "rate limit $rate/s, burst 1, 8 workers" "achieved rate / limit (median of $REPS)" \
-        "$(calc "$med")" ">=" 0.98 "" "requests per run: ${reqs[*]}; ratios: ${ratios[*]}"
-    row "$id" "rate limit $rate/s, burst 1, 8 workers" "429 answers (all $REPS runs)" "$n429" "==" 0 ""
+    if [ -z "$busy" ]; then
+        row "$id" "rate limit $rate/s, burst 1, 8 workers" "achieved rate / limit (median of $REPS)" \
+            "$(calc "$med")" ">=" 0.98 "" "requests per run: ${reqs[*]}; ratios: ${ratios[*]}"
+        row "$id" "rate limit $rate/s, burst 1, 8 workers" "429 answers (all $REPS runs)" "$n429" "==" 0 ""
+    else
+        row "$id" "rate limit $rate/s, burst 1, 8 workers, two CPU hogs beside" \
+            "useful (non-429) rate / limit (median of $REPS)" "$(calc "$(median "${useful[@]}")")" ">=" 0.96 "" \
+            "requests per run: ${reqs[*]}; useful: ${useful[*]}; all answers: ${ratios[*]}"
+        row "$id" "rate limit $rate/s, burst 1, 8 workers, two CPU hogs beside" \
+            "429 answers, % of requests (all $REPS runs)" "$(calc "100 * $n429 / $nreq")" "<" 1 % \
+            "$n429 of $nreq requests"
+    fi
 }
 
 # ---- 1b. request weights: the Binance simulator counts 60 weight per clock-aligned 3 s window
@@ -393,6 +424,7 @@ bench_mapmem() {
 
 say "dagrun bench: $(nproc) cores, $REPS repetitions, build $DR_BUILD"
 want rate && bench_rate rate10 10 300
+want rate_busy && bench_rate rate_busy 10 300 busy
 want rate3 && bench_rate rate3 3 100
 want binance && bench_binance
 want ingest && bench_ingest

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "prop.h"
+#include "pacing.h"
 #include "ratelimit.h"
 
 #define MS 1000000LL
@@ -444,6 +445,31 @@ static void test_ratelimit_windows_property(void **state)
     }
 }
 
+/* A 429 widens the spacing of later reservations (pacing.h); clean answers give it back. */
+static void test_ratelimit_answer_learns_spacing(void **state)
+{
+    (void)state;
+    struct ratelimit *rl = ratelimit_new(10, 1);
+    assert_true(ratelimit_answer(rl, false, 0) == 1.0);
+    assert_int_equal(ratelimit_reserve(rl, 0), 0);
+    assert_int_equal(ratelimit_reserve(rl, 0), 100 * MS);
+    double f = ratelimit_answer(rl, true, 0);
+    assert_true(f > 1.0 && f <= PACING_CAP);
+    /* The reservation already handed out stands; the ones after it are wider apart. */
+    int64_t wide = (int64_t)(100 * MS * f);
+    assert_int_equal(ratelimit_reserve(rl, 0), 200 * MS);
+    assert_int_equal(ratelimit_reserve(rl, 0), 200 * MS + wide);
+    assert_int_equal(ratelimit_reserve(rl, 0), 200 * MS + 2 * wide);
+    /* After enough clean answers the configured spacing is back. */
+    double g = f;
+    for (int i = 0; i < 100 * PACING_CLEAN_RUN && g > 1.0; i++)
+        g = ratelimit_answer(rl, false, (int64_t)i * MS);
+    assert_true(g == 1.0);
+    int64_t t = ratelimit_reserve(rl, 0);
+    assert_int_equal(ratelimit_reserve(rl, 0), t + 100 * MS);
+    ratelimit_free(rl);
+}
+
 int main(void)
 {
     const struct CMUnitTest t[] = {
@@ -467,6 +493,7 @@ int main(void)
         cmocka_unit_test(test_ratelimit_sync_ignores_grants_after_the_answered_one),
         cmocka_unit_test(test_ratelimit_long_window_memory_is_bounded),
         cmocka_unit_test(test_ratelimit_windows_property),
+        cmocka_unit_test(test_ratelimit_answer_learns_spacing),
     };
     return cmocka_run_group_tests_name("ratelimit", t, NULL, NULL);
 }
