@@ -301,8 +301,9 @@ static int fire_dag(struct sched *s, struct version *v, int64_t now)
     return fired;
 }
 
-/* Resumes runs whose process died (heartbeat older than heartbeat_timeout_sec) and runs
- * that a stopping scheduler handed back (queued). */
+/* Resumes runs whose process died (heartbeat older than heartbeat_timeout_sec), runs
+ * that a stopping scheduler handed back (queued), and runs parked by a used-up window of
+ * a source once its resume_after has passed (store_runs_stale picks them). */
 static int resume_stale(struct sched *s)
 {
     struct dr_err err;
@@ -326,8 +327,10 @@ static int resume_stale(struct sched *s)
         if (v && launch_run_dates(run, &dates, &err) == 0) {
             const char *state = json_string_value(json_object_get(run, "state"));
             log_info("resuming %s: %s", json_string_value(id),
-                     state && strcmp(state, "queued") == 0 ? "a stopped scheduler handed it back"
-                                                           : "its heartbeat stopped");
+                     !state || strcmp(state, "queued") != 0 ? "its heartbeat stopped"
+                     : json_is_string(json_object_get(run, "resume_after"))
+                         ? "the source's window it waited for reopened"
+                         : "a stopped scheduler handed it back");
             if (start_run(s, v, json_string_value(id), true, json_object_get(run, "conf"),
                           dates.logical_date, dates.data_interval_start,
                           dates.data_interval_end) == 0)
