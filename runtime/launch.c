@@ -212,9 +212,14 @@ int launch_run(const struct launch_env *env, struct dag *dag, struct store *st, 
         struct tm tm;
         gmtime_r(&t, &tm);
         strftime(at, sizeof at, "%Y-%m-%dT%H:%M:%SZ", &tm);
-        printf("run %s is queued until %s: a source's limit is used up (dagrun status %s "
-               "says which); the scheduler resumes it then, or dagrun resume %s\n",
-               l->run_id, at, l->run_id, l->run_id);
+        char msg[400];
+        snprintf(msg, sizeof msg, "run %s is queued until %s: a source's limit is used up "
+                 "(dagrun status %s says which); the scheduler resumes it then, or dagrun "
+                 "resume %s", l->run_id, at, l->run_id, l->run_id);
+        if (env->json)  /* stdout holds JSON lines only */
+            log_msg(DR_LOG_WARN, l->run_id, NULL, NULL, "%s", msg);
+        else
+            printf("%s\n", msg);
         rc = EXIT_QUEUED;
     }
     if (l->junit_path && report_write_junit(rep, l->junit_path, &res, wall, &err) < 0) {

@@ -231,7 +231,8 @@ static int reap(struct sched *s, bool wait_all)
         pthread_mutex_unlock(&s->lock);
         if (done) {
             pthread_join(done->thread, NULL);
-            if (done->rc && !worst)
+            /* A run parked by a used-up window (queued) is no failure: it is resumed here. */
+            if (done->rc && done->rc != EXIT_QUEUED && !worst)
                 worst = done->rc;
             version_put(s, done->v);
             json_decref(done->l.conf);

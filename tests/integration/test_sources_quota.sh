@@ -113,7 +113,8 @@ check "status shows queued until the reopening" grep -Eq "^state: +queued until 
 check "with the warning saying why" \
     grep -q "sources.binance: its 3 requests per 10s (fixed windows) are used up; the window reopens at $AT" "$T_WORK/status"
 sent=$(bstat .requests)
-dagrun scheduler --once >"$T_WORK/sched0.out" 2>&1
+dagrun scheduler --once >"$T_WORK/sched0.out" 2>&1; rc=$?
+expect_eq "a parked run is no failure of the scheduler (exit 0)" "$rc" 0
 if [ "$(q "select resume_after > now() from dagrun.dag_run where run_id = '$RUN'")" = t ]; then
     expect_eq "a scheduler before the reopening leaves it queued and sends nothing" \
         "$(q "select state from dagrun.dag_run where run_id = '$RUN'"),$(bstat .requests)" "queued,$sent"
@@ -124,8 +125,9 @@ fi
 for i in $(seq 1 12); do
     [ "$(q "select state from dagrun.dag_run where run_id = '$RUN'")" = success ] && break
     sleep "$(q "select greatest(0, extract(epoch from resume_after - now())) + 0.1 from dagrun.dag_run where run_id = '$RUN'")"
-    dagrun scheduler --once >>"$T_WORK/sched.out" 2>&1
+    dagrun scheduler --once >>"$T_WORK/sched.out" 2>&1 || sched_rc=$?
 done
+expect_eq "each scheduler exits 0, whether the run parked again or completed" "${sched_rc:-0}" 0
 expect_eq "after the window reopens the scheduler resumes it and it completes" \
     "$(q "select state || ',' || (resume_after is null) from dagrun.dag_run where run_id = '$RUN'")" "success,true"
 check "the scheduler said why it resumed" grep -q "window it waited for reopened" "$T_WORK/sched.out"
