@@ -154,6 +154,9 @@ CREATE TABLE IF NOT EXISTS dagrun.dag_run (
 -- process whose run was taken over (it was stopped, or cut off from the database, past
 -- heartbeat_timeout_sec) can write nothing more for it, even before it notices.
 ALTER TABLE dagrun.dag_run ADD COLUMN IF NOT EXISTS epoch bigint NOT NULL DEFAULT 0;
+-- A run parked because a window of a source's limits counted here (dagrun.source_window) is
+-- used up is queued with the time that window reopens: the scheduler resumes it only then.
+ALTER TABLE dagrun.dag_run ADD COLUMN IF NOT EXISTS resume_after timestamptz;
 -- run_type 'backfill' (`dagrun backfill`) came later: a table made before it gets the wider check.
 DO $$
 BEGIN

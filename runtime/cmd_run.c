@@ -79,14 +79,16 @@ static const char run_usage[] =
     "  --conf-file FILE   the same, read from a JSON file\n"
     "  --logical-date T   the interval to run for (ISO-8601, default now), to re-run a past one:\n"
     "                     the run's data interval is T to the schedule's next time after T\n"
-    "exit: 0 success, 1 failed or cancelled, 2 bad input (nothing ran), 3 partial\n";
+    "exit: 0 success, 1 failed or cancelled, 2 bad input (nothing ran), 3 partial,\n"
+    "      4 queued (a source's counted window is used up: it goes on when that reopens)\n";
 
 static const char test_usage[] =
     "usage: dagrun test DAG [--conf JSON | --conf-file FILE] [--logical-date T] [--junit FILE]\n"
     "Runs DAG as a test (run_type test): prints each task instance's result and writes\n"
     "JUnit XML (one testcase per task instance) to FILE (a FILE that cannot be written\n"
     "exits 2 before anything runs, or 1 when it fails after the run).\n"
-    "exit: 0 success, 1 failed or cancelled, 2 bad input (nothing ran), 3 partial\n";
+    "exit: 0 success, 1 failed or cancelled, 2 bad input (nothing ran), 3 partial,\n"
+    "      4 queued (a source's counted window is used up: it goes on when that reopens)\n";
 
 static int run_or_test(struct cli *c, int argc, char **argv, bool test)
 {
@@ -166,7 +168,8 @@ static const char resume_usage[] =
     "usage: dagrun resume RUN_ID\n"
     "Re-runs what did not succeed in RUN_ID (failed, cancelled or interrupted items), with\n"
     "the run's own conf; what already succeeded is neither run nor fetched again.\n"
-    "exit: 0 success, 1 failed or cancelled, 2 bad input, 3 partial\n";
+    "exit: 0 success, 1 failed or cancelled, 2 bad input, 3 partial,\n"
+    "      4 queued (a source's counted window is used up: it goes on when that reopens)\n";
 
 int cmd_resume(struct cli *c, int argc, char **argv)
 {

@@ -37,6 +37,12 @@ static bool state_text(const json_t *run, int timeout_sec, char *buf, size_t len
     const char *state = str(run, "state");
     const json_t *age = json_object_get(run, "heartbeat_age_s");
     bool live = strcmp(state, "running") == 0 || strcmp(state, "queued") == 0;
+    const char *until = json_string_value(json_object_get(run, "resume_after"));
+    if (until && strcmp(state, "queued") == 0) {
+        /* Parked by a used-up window of a source: not stale, waiting for it to reopen. */
+        snprintf(buf, len, "queued until %s", until);
+        return false;
+    }
     if (live && json_is_number(age) && json_number_value(age) > (timeout_sec > 0 ? timeout_sec : 60)) {
         snprintf(buf, len, "%s (stale %.0fs)", state, json_number_value(age));
         return true;
@@ -180,12 +186,21 @@ int cmd_runs(struct cli *c, int argc, char **argv)
         return EXIT_FAILED;
     }
     int timeout = c->cfg->heartbeat_timeout_sec;
-    const char *stale_id = NULL;
+    const char *stale_id = NULL, *parked_id = NULL;
+    char parked_shown[64] = "";
     size_t i;
     json_t *r;
     json_array_foreach(runs, i, r) {
         char shown[64];
         bool stale = state_text(r, timeout, shown, sizeof shown);
+        if (strncmp(shown, "queued until ", 13) == 0) {
+            if (!parked_id) {
+                parked_id = str(r, "run_id");
+                snprintf(parked_shown, sizeof parked_shown, "%s", shown);
+            }
+            if (wide && !json)
+                json_object_set_new(r, "state", json_string(shown));
+        }
         json_object_set_new(r, "stale", json_boolean(stale));
         if (stale && !stale_id)
             stale_id = str(r, "run_id");
@@ -203,6 +218,9 @@ int cmd_runs(struct cli *c, int argc, char **argv)
         if (stale_id)
             printf("stale: no heartbeat for over %d s, its process is gone; "
                    "dagrun resume %s continues it\n", timeout > 0 ? timeout : 60, stale_id);
+        if (parked_id && !wide)
+            printf("%s: %s (a source's limit is used up; dagrun status says which)\n",
+                   parked_id, parked_shown);
     }
     json_decref(runs);
     return EXIT_OK;

@@ -274,10 +274,15 @@ static int read_limits(const struct cl *l, const char *where, const json_t *arr,
                     return bad(l, sub2, "must be at least 1ms");
                 have_per = true;
             } else if (strcmp(k, "reset") == 0) {
-                if (!json_is_string(v) || (strcmp(json_string_value(v), "utc_day") != 0 &&
-                                           strcmp(json_string_value(v), "utc_month") != 0))
-                    return bad(l, sub2, "expected \"utc_day\" or \"utc_month\"");
-                lc->reset = json_string_value(v)[4] == 'd' ? LIMIT_UTC_DAY : LIMIT_UTC_MONTH;
+                const char *r = json_is_string(v) ? json_string_value(v) : "";
+                if (strcmp(r, "utc_day") == 0)
+                    lc->reset = LIMIT_UTC_DAY;
+                else if (strcmp(r, "utc_month") == 0)
+                    lc->reset = LIMIT_UTC_MONTH;
+                else if (strcmp(r, "fixed") == 0)
+                    lc->reset = LIMIT_FIXED;
+                else
+                    return bad(l, sub2, "expected \"utc_day\", \"utc_month\" or \"fixed\"");
             } else if (strcmp(k, "used_header") == 0) {
                 if (get_str(l, sub2, v, &lc->used_header) < 0)
                     return -1;
@@ -287,9 +292,9 @@ static int read_limits(const struct cl *l, const char *where, const json_t *arr,
                 return unknown(l, sub, k);
             }
         }
-        if (!have_cap || (!have_per && lc->reset == LIMIT_SLIDING))
+        if (!have_cap || (!have_per && (lc->reset == LIMIT_SLIDING || lc->reset == LIMIT_FIXED)))
             return bad(l, sub, "needs requests (or weight) and per (or reset)");
-        if (have_per && lc->reset != LIMIT_SLIDING)
+        if (have_per && (lc->reset == LIMIT_UTC_DAY || lc->reset == LIMIT_UTC_MONTH))
             return bad(l, sub, "give per (a sliding window) or reset (a calendar window), not both");
         if (lc->used_header && lc->reset != LIMIT_SLIDING)
             return bad(l, sub, "used_header is for windows with per");

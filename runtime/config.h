@@ -21,14 +21,16 @@ struct header_cfg {
  * ({"weight": 6000, "per": "1m"}) in any period of per_ms. used_header, when
  * given, names the answer header in which the server reports what it counts
  * in this window (a used-weight header). */
-enum limit_reset { LIMIT_SLIDING, LIMIT_UTC_DAY, LIMIT_UTC_MONTH };
+enum limit_reset { LIMIT_SLIDING, LIMIT_UTC_DAY, LIMIT_UTC_MONTH, LIMIT_FIXED };
 struct limit_cfg {
     int64_t cap;
-    int64_t per_ms;             /* LIMIT_SLIDING only */
+    int64_t per_ms;             /* LIMIT_SLIDING and LIMIT_FIXED */
     bool weighted;
     char *used_header;          /* NULL: none */
     enum limit_reset reset;     /* "reset": "utc_day" / "utc_month": a calendar window counted
-                                 * in PostgreSQL (dagrun.source_window), shared by every process */
+                                 * in PostgreSQL (dagrun.source_window), shared by every process;
+                                 * "fixed" with per: the same for windows of per aligned to the
+                                 * Unix epoch (e.g. every 10 s) */
 };
 
 /* An HTTP data source (sources.<name>). Secrets are not stored here: only the

@@ -58,6 +58,8 @@ struct unit {
     unsigned char status;       /* dr_status: unit outcome OK, SKIP, RETRY, FAIL, FATAL */
     bool cancelled;             /* ended by cancellation: rolled back, recorded cancelled */
     bool committed;             /* records were written and committed on the worker's conn */
+    bool parked;                /* a window counted in PostgreSQL was used up: what it did is
+                                 * kept, its records say pending, the run parks (queued) */
 };
 
 struct lane {
@@ -126,8 +128,10 @@ struct exec {
 
     int cancel;                 /* atomic (__atomic_*): workers stop early when nonzero */
 
-    pthread_mutex_t acc_lock;   /* guards warnings, counters */
+    pthread_mutex_t acc_lock;   /* guards warnings, counters, park_until, park_why */
     json_t *warnings, *counters;
+    int64_t park_until;         /* earliest reopening (Unix s) of a window that parked a unit */
+    char park_why[400];         /* its refusal */
 
     struct worker *workers;
     int n_workers;

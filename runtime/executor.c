@@ -21,7 +21,8 @@ struct coord {
     struct run_result *res;
     uint64_t rng;               /* jitter PRNG state (backoff_rng) */
     size_t in_flight;           /* units handed to the queue and not yet back */
-    bool stopping;              /* *stop or a cancel request was seen */
+    bool stopping;              /* *stop or a cancel request was seen, or parked */
+    bool parked;                /* a used-up window parked a unit: the run ends queued */
     bool fatal;                 /* a unit returned DR_FATAL */
     bool dirty;                 /* a task ended: rescan the waiting ones */
     struct retryheap retries;   /* units waiting for their retry */
@@ -472,6 +473,32 @@ static void set_fatal(struct coord *co)
     __atomic_store_n(&co->ex->cancel, 1, __ATOMIC_RELEASE);
 }
 
+/* A unit came back parked (a window counted in PostgreSQL is used up): it is
+ * recorded pending and does not end; nothing new starts, the units in flight
+ * finish, and the run ends queued until the window reopens. */
+static void park(struct coord *co, struct unit *u, int n)
+{
+    struct exec *ex = co->ex;
+    for (int pos = 0; pos < n; pos++)
+        if (!u->committed)
+            add_record(co, &co->recbuf[pos]);
+    if (co->parked)
+        return;
+    co->parked = true;
+    if (!co->stopping) {
+        co->stopping = true;
+        reclaim_ready(co);
+    }
+    pthread_mutex_lock(&ex->acc_lock);
+    char msg[600];
+    snprintf(msg, sizeof msg, "%s: the run is queued until then; the items not done stay pending",
+             ex->park_why);
+    json_array_append_new(ex->warnings, json_string(msg));
+    pthread_mutex_unlock(&ex->acc_lock);
+    log_msg(DR_LOG_WARN, ex->run_id, NULL, NULL, "%s (%zu units in flight finish)", msg,
+            co->in_flight);
+}
+
 static void handle_result(struct coord *co, struct unit *u)
 {
     struct exec *ex = co->ex;
@@ -482,6 +509,10 @@ static void handle_result(struct coord *co, struct unit *u)
     unit_build_records(ex, u, co->recbuf);
     const char *key = u->lane < 0 ? NULL : lane_key(&ex->lanes[u->lane], (size_t)u->index);
 
+    if (u->parked) {
+        park(co, u, n);
+        return;
+    }
     if (u->status == DR_RETRY && !u->cancelled) {
         if (!co->stopping && !co->fatal && u->try_number <= head->retry.retries) {
             int64_t delay = retry_delay(co, &head->retry, u->try_number);
@@ -641,6 +672,8 @@ static enum run_state final_state(struct coord *co)
         all_ended = all_ended && ex->ts[i].phase == PH_ENDED;
     if (co->fatal || co->records_lost)
         return RUN_FAILED;      /* a run whose state was not all stored cannot say success */
+    if (co->parked)
+        return RUN_QUEUED;
     if (co->stopping && (!all_ended || co->res->units_cancelled))
         return RUN_CANCELLED;
     bool partial = false;
@@ -731,6 +764,8 @@ int executor_run(const struct run_spec *spec, struct run_result *res, struct dr_
     }
 
     res->state = final_state(&co);
+    if (res->state == RUN_QUEUED)
+        res->resume_after = ex->park_until;
     res->warnings = ex->warnings;
     res->counters = ex->counters;
     ex->warnings = ex->counters = NULL;

@@ -62,6 +62,8 @@ struct run_result {
     json_t *counters;                   /* object: counter -> total; owned */
     json_t *outputs;                    /* object: task id -> output (unmapped tasks); owned */
     char error[1024];                   /* the fatal or first error, "" when none */
+    int64_t resume_after;               /* RUN_QUEUED because a window counted in PostgreSQL
+                                         * was used up: when it reopens (Unix s); else 0 */
 };
 
 /* Runs the DAG to the end (or until stopped). Returns 0 with res filled (the

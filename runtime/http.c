@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "backoff.h"
+#include "duration.h"
 #include "headers.h"
 #include "log.h"
 #include "ratelimit.h"
@@ -65,10 +66,11 @@ struct source {
     struct ratelimit *rl;       /* NULL when no rate_limit_per_sec or limits; thread-safe itself */
     const char *used_header[16];/* per window of limits: the header reporting its use, or NULL */
     int64_t per_ns[16];         /* per window of limits: its period */
-    struct calendar_window {    /* limits counted in PostgreSQL (reset: utc_day, utc_month) */
+    struct calendar_window {    /* limits counted in PostgreSQL (reset: utc_day, utc_month, fixed) */
         int64_t cap;
         bool weighted;
-        const char *unit;       /* "day" or "month": date_trunc's field */
+        const char *unit;       /* "day" or "month": date_trunc's field; NULL: fixed, per_ms */
+        int64_t per_ms;         /* fixed: windows of per_ms from the Unix epoch */
         char key[48];           /* dagrun.source_window.window_key, e.g. "requests/utc_day" */
     } cal[16];
     size_t n_cal;
@@ -158,7 +160,15 @@ static int source_init(struct source *src, const struct source_cfg *sc, struct d
             struct calendar_window *cw = &src->cal[src->n_cal++];
             cw->cap = lc->cap;
             cw->weighted = lc->weighted;
+            if (lc->reset == LIMIT_FIXED) {
+                cw->unit = NULL;
+                cw->per_ms = lc->per_ms;
+                snprintf(cw->key, sizeof cw->key, "%s/fixed_%" PRId64 "ms",
+                         lc->weighted ? "weight" : "requests", cw->per_ms);
+                continue;
+            }
             cw->unit = lc->reset == LIMIT_UTC_DAY ? "day" : "month";
+            cw->per_ms = 1;
             snprintf(cw->key, sizeof cw->key, "%s/utc_%s", lc->weighted ? "weight" : "requests",
                      cw->unit);
             continue;
@@ -707,17 +717,38 @@ static void sync_window(struct source *src, size_t i, int64_t used, int64_t sent
 
 /* ---- calendar windows, counted in PostgreSQL ---- */
 
-/* Takes units from a window of the current UTC day or month, unless that
- * would go over cap: no row comes back then. */
+/* The start of the current window, UTC: of the day or month ($3), or with $3
+ * NULL of the window of $6 ms from the Unix epoch ("reset": "fixed"). */
+#define WINDOW_START(unit, per)                                                           \
+    "coalesce(date_trunc(" unit "::text, now() AT TIME ZONE 'UTC'), to_timestamp(floor("   \
+    "extract(epoch FROM now()) * 1000 / " per "::bigint) * " per "::bigint / 1000.0) "     \
+    "AT TIME ZONE 'UTC')"
+
+/* Takes units from the current window, unless that would go over cap: no row
+ * comes back then. */
 static const char take_sql[] =
     "INSERT INTO dagrun.source_window AS w (source, window_key, period_start, used) "
-    "VALUES ($1, $2, date_trunc($3, now() AT TIME ZONE 'UTC'), $4::bigint) "
+    "VALUES ($1, $2, " WINDOW_START("$3", "$6") ", $4::bigint) "
     "ON CONFLICT (source, window_key, period_start) DO UPDATE SET used = w.used + EXCLUDED.used "
     "WHERE w.used + EXCLUDED.used <= $5::bigint "
     "RETURNING used";
+/* When the current window ends: UTC text and Unix seconds. */
 static const char reopen_sql[] =
-    "SELECT to_char(date_trunc($1, now() AT TIME ZONE 'UTC') + ('1 ' || $1)::interval, "
-    "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')";
+    "SELECT to_char(e, 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), ceil(extract(epoch FROM e))::bigint "
+    "FROM (SELECT " WINDOW_START("$1", "$2") " + coalesce(('1 ' || $1::text)::interval, "
+    "make_interval(secs => $2::bigint / 1000.0)) AS e) x";
+
+/* This thread's latest refusal by a used-up window (see http_parked_take). */
+static _Thread_local struct { int64_t until; char why[400]; } parked;
+
+int64_t http_parked_take(char *why, size_t whylen)
+{
+    int64_t until = parked.until;
+    if (until && why && whylen)
+        snprintf(why, whylen, "%s", parked.why);
+    parked.until = 0;
+    return until;
+}
 
 static bool db_ok(PGconn *db)
 {
@@ -771,27 +802,41 @@ static int calendar_take(struct http_sources *s, struct source *src, int64_t wei
     PQclear(r);
     for (size_t i = 0; i < src->n_cal; i++) {
         const struct calendar_window *cw = &src->cal[i];
-        char units[24], cap[24];
+        char units[24], cap[24], per[24];
         int64_t u = cw->weighted ? weight : 1;
         snprintf(units, sizeof units, "%" PRId64, u > cw->cap ? cw->cap : u);
         snprintf(cap, sizeof cap, "%" PRId64, cw->cap);
-        const char *v[5] = { src->name, cw->key, cw->unit, units, cap };
-        if (!(r = db_exec(s, take_sql, 5, v, PGRES_TUPLES_OK, e, sizeof e))) {
+        snprintf(per, sizeof per, "%" PRId64, cw->per_ms);
+        const char *v[6] = { src->name, cw->key, cw->unit, units, cap, per };
+        if (!(r = db_exec(s, take_sql, 6, v, PGRES_TUPLES_OK, e, sizeof e))) {
             snprintf(why, whylen, "sources.%s: cannot count its limits: %s", src->name, e);
             goto rollback;
         }
         int rows = PQntuples(r);
         PQclear(r);
         if (rows == 0) {
-            char at[40] = "?";
-            const char *v1[1] = { cw->unit };
-            if ((r = db_exec(s, reopen_sql, 1, v1, PGRES_TUPLES_OK, e, sizeof e))) {
+            char at[40] = "?", period[48];
+            int64_t until = 0;
+            const char *v1[2] = { cw->unit, per };
+            if ((r = db_exec(s, reopen_sql, 2, v1, PGRES_TUPLES_OK, e, sizeof e))) {
                 snprintf(at, sizeof at, "%s", PQgetvalue(r, 0, 0));
+                until = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
                 PQclear(r);
             }
-            snprintf(why, whylen, "sources.%s: its %" PRId64 " %s per UTC %s are used up; the "
+            if (cw->unit) {
+                snprintf(period, sizeof period, "UTC %s", cw->unit);
+            } else {
+                char d[24];
+                duration_format(cw->per_ms, d, sizeof d);
+                snprintf(period, sizeof period, "%s (fixed windows)", d);
+            }
+            snprintf(why, whylen, "sources.%s: its %" PRId64 " %s per %s are used up; the "
                      "window reopens at %s", src->name, cw->cap,
-                     cw->weighted ? "weight" : "requests", cw->unit, at);
+                     cw->weighted ? "weight" : "requests", period, at);
+            if (until > 0) {
+                parked.until = until;
+                snprintf(parked.why, sizeof parked.why, "%s", why);
+            }
             goto rollback;
         }
     }

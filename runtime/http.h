@@ -112,6 +112,12 @@ int http_get(struct http_client *c, const char *source, const char *path, dr_htt
  * weight 1), for callers that reach http_get through a layer that does not
  * carry it (dr_http_get_weighted). */
 void http_next_weight(int64_t weight);
+/* When the calling thread's latest http_get was refused because a window
+ * counted in PostgreSQL was used up (DR_HTTP_NOT_SENT): the Unix time (s) at
+ * which that window reopens, with why (naming the source, the window and the
+ * time) copied to why; else 0. Clears what it returns: each refusal is taken
+ * once. */
+int64_t http_parked_take(char *why, size_t whylen);
 int http_get_weighted(struct http_client *c, const char *source, const char *path, int64_t weight,
                       dr_http_sink sink, void *ud, dr_http_response *resp,
                       const struct http_call *call);

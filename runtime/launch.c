@@ -198,10 +198,30 @@ int launch_run(const struct launch_env *env, struct dag *dag, struct store *st, 
         err_hint(&err, "dagrun status %s shows the run", l->run_id);
         goto fail;
     }
+    if (res.resume_after && store_run_set_resume_after(st, l->run_id, res.resume_after, &err) < 0)
+        err_print(&err);
     if (store_run_set_state(st, l->run_id, res.state, res.error[0] ? res.error : NULL, &err) < 0)
         err_print(&err); /* the data is committed; only the run row lags */
     report_summary(rep, &res, wall);
     rc = run_state_exit_code(res.state);
+    if (res.state == RUN_QUEUED && res.resume_after) {
+        /* Not a failure and not done: a distinct code, so that a script neither alarms
+         * nor takes the data as complete. */
+        char at[32];
+        time_t t = (time_t)res.resume_after;
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(at, sizeof at, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        char msg[400];
+        snprintf(msg, sizeof msg, "run %s is queued until %s: a source's limit is used up "
+                 "(dagrun status %s says which); the scheduler resumes it then, or dagrun "
+                 "resume %s", l->run_id, at, l->run_id, l->run_id);
+        if (env->json)  /* stdout holds JSON lines only */
+            log_msg(DR_LOG_WARN, l->run_id, NULL, NULL, "%s", msg);
+        else
+            printf("%s\n", msg);
+        rc = EXIT_QUEUED;
+    }
     if (l->junit_path && report_write_junit(rep, l->junit_path, &res, wall, &err) < 0) {
         /* CI reads the report: a run whose report is lost does not pass. */
         err_prefix(&err, "could not write the JUnit report");

@@ -13,7 +13,9 @@
 #include "store.h"
 
 /* Exit codes (DESIGN.md "CLI"). */
-enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_BAD_INPUT = 2, EXIT_PARTIAL = 3 };
+/* EXIT_QUEUED: the run parked because a source's counted window is used up (not a failure,
+ * not done either: it goes on when the window reopens). */
+enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_BAD_INPUT = 2, EXIT_PARTIAL = 3, EXIT_QUEUED = 4 };
 
 /* Where a run's report goes: the invocation's output flags. */
 struct launch_env {

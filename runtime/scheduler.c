@@ -231,7 +231,8 @@ static int reap(struct sched *s, bool wait_all)
         pthread_mutex_unlock(&s->lock);
         if (done) {
             pthread_join(done->thread, NULL);
-            if (done->rc && !worst)
+            /* A run parked by a used-up window (queued) is no failure: it is resumed here. */
+            if (done->rc && done->rc != EXIT_QUEUED && !worst)
                 worst = done->rc;
             version_put(s, done->v);
             json_decref(done->l.conf);
@@ -301,8 +302,9 @@ static int fire_dag(struct sched *s, struct version *v, int64_t now)
     return fired;
 }
 
-/* Resumes runs whose process died (heartbeat older than heartbeat_timeout_sec) and runs
- * that a stopping scheduler handed back (queued). */
+/* Resumes runs whose process died (heartbeat older than heartbeat_timeout_sec), runs
+ * that a stopping scheduler handed back (queued), and runs parked by a used-up window of
+ * a source once its resume_after has passed (store_runs_stale picks them). */
 static int resume_stale(struct sched *s)
 {
     struct dr_err err;
@@ -326,8 +328,10 @@ static int resume_stale(struct sched *s)
         if (v && launch_run_dates(run, &dates, &err) == 0) {
             const char *state = json_string_value(json_object_get(run, "state"));
             log_info("resuming %s: %s", json_string_value(id),
-                     state && strcmp(state, "queued") == 0 ? "a stopped scheduler handed it back"
-                                                           : "its heartbeat stopped");
+                     !state || strcmp(state, "queued") != 0 ? "its heartbeat stopped"
+                     : json_is_string(json_object_get(run, "resume_after"))
+                         ? "the source's window it waited for reopened"
+                         : "a stopped scheduler handed it back");
             if (start_run(s, v, json_string_value(id), true, json_object_get(run, "conf"),
                           dates.logical_date, dates.data_interval_start,
                           dates.data_interval_end) == 0)
@@ -354,7 +358,8 @@ static const char scheduler_usage[] =
     "Loads every DAG in dags_dir (reloading files that change) and fires runs at their cron\n"
     "times in each DAG's time zone: catchup true runs every missed interval since start_date,\n"
     "catchup false only the latest; max_active_runs is respected; paused DAGs are skipped;\n"
-    "runs whose process died are resumed. Runs execute in this process.\n"
+    "runs whose process died are resumed, and runs parked by a used-up window of a source\n"
+    "once it reopens (checked every 30 s). Runs execute in this process.\n"
     "  --once   fire what is due now, wait for those runs, fire what max_active_runs held\n"
     "           back, and exit when nothing more is due (for cron and tests)\n"
     "SIGTERM or SIGINT: stop firing, let running runs reach a resumable state and queue them\n"

@@ -431,7 +431,8 @@ static const char sql_run_set_state[] =
     " cancel_requested = CASE WHEN $2::text = 'running' AND state NOT IN ('queued', 'running')"
     "  THEN false ELSE cancel_requested END,"
     " pid = CASE WHEN $2::text = 'running' THEN $4::int ELSE pid END,"
-    " hostname = CASE WHEN $2::text = 'running' THEN coalesce($5::text, hostname) ELSE hostname END"
+    " hostname = CASE WHEN $2::text = 'running' THEN coalesce($5::text, hostname) ELSE hostname END,"
+    " resume_after = CASE WHEN $2::text = 'queued' THEN resume_after END"
     " WHERE run_id = $1 AND ($6::bigint IS NULL OR epoch = $6::bigint)";
 
 int store_run_set_state(struct store *s, const char *run_id, enum run_state state,
@@ -467,6 +468,21 @@ int store_run_set_state(struct store *s, const char *run_id, enum run_state stat
     }
     PQclear(res);
     return rc;
+}
+
+int store_run_set_resume_after(struct store *s, const char *run_id, int64_t unix_s,
+                               struct dr_err *err)
+{
+    char t[24], eb[24];
+    snprintf(t, sizeof t, "%lld", (long long)unix_s);
+    const char *v[] = { run_id, unix_s > 0 ? t : NULL, epoch_param(s, run_id, eb, sizeof eb) };
+    PGresult *res = store_sexec(s, "UPDATE dagrun.dag_run SET resume_after = to_timestamp($2::bigint)"
+                                " WHERE run_id = $1 AND ($3::bigint IS NULL OR epoch = $3::bigint)",
+                                3, v, err, "set resume_after of run %s", run_id);
+    if (!res)
+        return -1;
+    PQclear(res);
+    return 0;
 }
 
 int store_run_heartbeat(struct store *s, const char *run_id, bool *cancel_requested,
@@ -587,7 +603,8 @@ int store_run_request_cancel(struct store *s, const char *run_id, struct dr_err 
     "  ('queued', 'running') THEN now() END) - r.started_at)::numeric, 3),"                   \
     " 'heartbeat_at', " ISO("r.heartbeat_at") ","                                             \
     " 'heartbeat_age_s', round(extract(epoch FROM now() - r.heartbeat_at)::numeric, 3),"      \
-    " 'cancel_requested', r.cancel_requested, 'pid', r.pid, 'hostname', r.hostname)"
+    " 'cancel_requested', r.cancel_requested, 'pid', r.pid, 'hostname', r.hostname,"         \
+    " 'resume_after', " ISO("r.resume_after") ")"
 
 int store_run_lock(struct store *s, const char *run_id, bool *got, struct dr_err *err)
 {
@@ -759,6 +776,7 @@ json_t *store_runs_list(struct store *s, const char *dag_id, int limit, struct d
         " FROM (SELECT r.queued_at, r.run_id, json_build_object("
         "  'run_id', r.run_id, 'dag_id', r.dag_id, 'run_type', r.run_type,"
         "  'logical_date', " ISO("r.logical_date") ", 'state', r.state,"
+        "  'resume_after', " ISO("r.resume_after") ","
         "  'started_at', " ISO("r.started_at") ", 'ended_at', " ISO("r.ended_at") ","
         "  'heartbeat_age_s', CASE WHEN r.state IN ('queued', 'running') THEN round(extract("
         "   epoch FROM now() - coalesce(r.heartbeat_at, r.started_at, r.queued_at))::numeric, 1)"
@@ -853,8 +871,10 @@ json_t *store_runs_stale(struct store *s, int timeout_sec, struct dr_err *err)
                          "  < now() - make_interval(secs => $1::int))"
                          /* queued: handed back by a stopped scheduler, or its process died
                           * before it started (a new run leaves queued within milliseconds) */
-                         " OR (state = 'queued'"
-                         "  AND coalesce(heartbeat_at, queued_at) < now() - interval '5 seconds')",
+                         " OR (state = 'queued' AND resume_after IS NULL"
+                         "  AND coalesce(heartbeat_at, queued_at) < now() - interval '5 seconds')"
+                         /* parked by a used-up window of a source: once it reopens */
+                         " OR (state = 'queued' AND resume_after <= now())",
                          1, v, err, "list stale runs");
     if (!res)
         return NULL;

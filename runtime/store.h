@@ -48,6 +48,10 @@ int store_run_create_limited(struct store *s, const char *dag_id, const char *ru
 /* Sets the run's state (and error, may be NULL); stamps start/end times. */
 int store_run_set_state(struct store *s, const char *run_id, enum run_state state,
                         const char *error, struct dr_err *err);
+/* Records when a run parked by a used-up window of a source may go on (Unix s;
+ * 0: clears it); kept while the run is queued, cleared by any other state. */
+int store_run_set_resume_after(struct store *s, const char *run_id, int64_t unix_s,
+                               struct dr_err *err);
 /* Updates the heartbeat; *cancel_requested is set when `dagrun cancel` asked
  * this run to stop. */
 int store_run_heartbeat(struct store *s, const char *run_id, bool *cancel_requested,

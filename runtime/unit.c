@@ -242,10 +242,36 @@ int unit_deliver(dr_ctx *c, const json_t *json, const char *btype, const void *b
 
 /* ---- unit outcome ---- */
 
+/* A unit that failed because a window counted in PostgreSQL was used up is
+ * parked, not failed: what it did commits (as a failed item's would), its
+ * records say pending, and the run learns when the window reopens. */
+static void park_unit(struct worker *w, struct unit *u)
+{
+    char why[400];
+    int64_t until = http_parked_take(why, sizeof why);
+    /* A unit error (timeout, a failed savepoint) is a failure of its own. */
+    if (!until || u->cancelled || u->error || (u->status != DR_FAIL && u->status != DR_RETRY))
+        return;
+    u->parked = true;
+    u->status = DR_FAIL;        /* not retried: kept, not rolled back */
+    struct exec *ex = w->ex;
+    pthread_mutex_lock(&ex->acc_lock);
+    if (!ex->park_until || until < ex->park_until) {
+        ex->park_until = until;
+        snprintf(ex->park_why, sizeof ex->park_why, "%s", why);
+    }
+    pthread_mutex_unlock(&ex->acc_lock);
+}
+
 /* Sets each lane task's final state from the unit's outcome. */
 static void finalize(struct exec *ex, struct unit *u)
 {
     int n = lane_len(ex, u);
+    if (u->parked) {
+        for (int pos = 0; pos < n; pos++)
+            u->recs[pos].state = TI_PENDING;
+        return;
+    }
     bool failed_before = false;
     bool unit_failed = u->status == DR_FAIL || u->status == DR_RETRY || u->status == DR_FATAL;
     for (int pos = 0; pos < n; pos++) {
@@ -313,8 +339,9 @@ void unit_run(struct worker *w, struct unit *u)
         unit_lrec_reset(&u->recs[pos]);
     free(u->error);
     u->error = NULL;
-    u->cancelled = u->committed = false;
+    u->cancelled = u->committed = u->parked = false;
     u->err_task = -1;
+    http_parked_take(NULL, 0);
     if (w->conn && PQstatus(w->conn) != CONNECTION_OK) {
         PQfinish(w->conn);
         w->conn = NULL;
@@ -366,6 +393,7 @@ void unit_run(struct worker *w, struct unit *u)
     }
     if (unit_cancelled(ex) && (u->status == DR_FAIL || u->status == DR_RETRY))
         u->cancelled = true;
+    park_unit(w, u);
 
     bool txn = w->in_txn;
     if (w->in_txn) {

@@ -247,7 +247,7 @@ static void test_config_limits(void **state)
     if (!c)
         fail_msg("%s", e.msg);
     const struct source_cfg *s = config_source(c, "binance");
-    assert_int_equal(s->n_limits, 3);
+    assert_int_equal(s->n_limits, 4);
     assert_true(s->limits[0].weighted);
     assert_int_equal(s->limits[0].cap, 6000);
     assert_int_equal(s->limits[0].per_ms, 60000);
@@ -259,6 +259,8 @@ static void test_config_limits(void **state)
     assert_int_equal(s->limits[1].reset, LIMIT_SLIDING);
     assert_int_equal(s->limits[2].reset, LIMIT_UTC_MONTH);
     assert_int_equal(s->limits[2].cap, 300000);
+    assert_int_equal(s->limits[3].reset, LIMIT_FIXED);
+    assert_int_equal(s->limits[3].per_ms, 10000);
     assert_int_equal(s->ban_status, 418);
     assert_true(s->rate_limit_per_sec == 0.0);
     config_free(c);
@@ -267,7 +269,8 @@ static void test_config_limits(void **state)
     expect_error(FIX "bad_limits_key.json", "sources.a.limits[0].burst: unknown key", NULL);
     expect_error(FIX "bad_limits_two_caps.json", "sources.a.limits[0]: give one of requests and weight", NULL);
     expect_error(FIX "bad_limits_empty.json", "sources.a.limits: expected a list of 1 to 16 windows", NULL);
-    expect_error(FIX "bad_limits_reset.json", "sources.a.limits[0].reset: expected \"utc_day\" or \"utc_month\"", NULL);
+    expect_error(FIX "bad_limits_reset.json", "sources.a.limits[0].reset: expected \"utc_day\", \"utc_month\" or \"fixed\"", NULL);
+    expect_error(FIX "bad_limits_fixed_no_per.json", "sources.a.limits[0]: needs requests (or weight) and per", NULL);
     expect_error(FIX "bad_limits_reset_per.json", "sources.a.limits[0]: give per (a sliding window) or reset", NULL);
 }
 
