@@ -34,7 +34,8 @@ static const char backfill_usage[] =
     "a queued or running run is always skipped. A second backfill of the same range runs\n"
     "only what did not succeed. Ctrl-C cancels the runs in flight and starts no more.\n"
     "exit: 0 every run succeeded (or nothing to do), 1 a run failed or was cancelled,\n"
-    "      2 bad input (nothing ran), 3 some run partial\n";
+    "      2 bad input (nothing ran), 3 some run partial, 4 some run queued until a source's\n"
+    "      counted window reopens (the scheduler resumes it)\n";
 
 /* Set by the first SIGINT/SIGTERM, read by every run's executor on its own thread: atomic
  * accesses (lock-free, so safe in a signal handler). */
@@ -336,20 +337,23 @@ fail_stop:
 wait:
     while (bf_reap(runs, n) > 0)
         nanosleep(&(struct timespec){ 0, 100 * 1000000L }, NULL);
-    /* The worst outcome decides: failed or cancelled, then partial. */
-    bool any_failed = rc == EXIT_FAILED, any_partial = false;
+    /* The worst outcome decides: failed or cancelled, then partial, then parked (queued
+     * until a source's counted window reopens: the scheduler resumes those). */
+    bool any_failed = rc == EXIT_FAILED, any_partial = false, any_queued = false;
     size_t ok = 0;
     for (size_t k = 0; k < n; k++) {
         if (!runs[k].l.run_id[0])
             continue;
-        any_failed |= runs[k].rc != EXIT_OK && runs[k].rc != EXIT_PARTIAL;
+        any_failed |= runs[k].rc != EXIT_OK && runs[k].rc != EXIT_PARTIAL &&
+                      runs[k].rc != EXIT_QUEUED;
         any_partial |= runs[k].rc == EXIT_PARTIAL;
+        any_queued |= runs[k].rc == EXIT_QUEUED;
         ok += runs[k].rc == EXIT_OK;
     }
     /* Stopped (Ctrl-C) before every interval ran: cancelled, as a run would be. */
     bool stopped = stopping() && started + skipped < n;
     any_failed |= stopped;
-    rc = any_failed ? EXIT_FAILED : any_partial ? EXIT_PARTIAL : EXIT_OK;
+    rc = any_failed ? EXIT_FAILED : any_partial ? EXIT_PARTIAL : any_queued ? EXIT_QUEUED : EXIT_OK;
     if (c->json) {
         /* One JSON line beside the runs' own summaries. */
         json_t *o = json_pack("{s:s, s:I, s:I, s:I, s:I, s:b, s:[]}", "backfill", dag->dag_id,
@@ -375,6 +379,7 @@ wait:
                 printf("  %s  %s\n", runs[k].l.run_id,
                        runs[k].rc == EXIT_OK        ? "success"
                        : runs[k].rc == EXIT_PARTIAL ? "partial"
+                       : runs[k].rc == EXIT_QUEUED  ? "queued (a source's window is used up)"
                                                     : "failed or cancelled");
     }
     fflush(stdout);
