@@ -185,7 +185,8 @@ int launch_run(const struct launch_env *env, struct dag *dag, struct store *st, 
     if (executor_run(&spec, &res, &err) < 0)
         goto fail_run;
     double wall = wall_now() - t0;
-    if (res.state == RUN_CANCELLED && l->requeue_on_stop && l->stop && *l->stop) {
+    if (res.state == RUN_CANCELLED && l->requeue_on_stop && l->stop &&
+        __atomic_load_n(l->stop, __ATOMIC_RELAXED)) {
         res.state = RUN_QUEUED;
         log_msg(DR_LOG_INFO, l->run_id, NULL, NULL, "interrupted: queued for the next scheduler");
     }

@@ -120,7 +120,7 @@ for _ in $(seq 1 300); do [ "$(q "select state from dagrun.dag_run where run_id 
 expect_eq "the next server's scheduler resumes it to success" "$(q "select state from dagrun.dag_run where run_id = '$run'")" success
 serve_stop
 
-# ---- a scheduled run whose plugin segfaults: the scheduler process dies, its run is failed ----
+# ---- a scheduled run whose plugin segfaults: its run process dies, that run alone fails ----
 if [ -z "${DR_SANITIZER:-}" ]; then
     mkdir -p "$T_WORK/cron_dags"
     cat >"$T_WORK/cron_dags/serve_cron_crash.yaml" <<'YAML'
@@ -131,17 +131,30 @@ start_date: 2024-01-01
 tasks:
   boom: { plugin: crash }
 YAML
+    cat >"$T_WORK/cron_dags/serve_cron_ok.yaml" <<'YAML'
+dag_id: serve_cron_ok
+description: Scheduled every minute, in the same period as serve_cron_crash; it succeeds
+schedule: "* * * * *"
+start_date: 2024-01-01
+tasks:
+  first: { plugin: noop }
+  nap:   { plugin: sleep, after: [first], params: { ms: 1500 } }
+YAML
     jq --arg d "$T_WORK/cron_dags" '.dags_dir = $d' "$CONFIG" >"$T_WORK/cron.json"
     serve_start "$T_WORK/cron.json"
     for _ in $(seq 1 150); do
-        [ -n "$(q "select 1 from dagrun.dag_run where dag_id = 'serve_cron_crash' and state = 'failed'")" ] && break
+        [ -n "$(q "select 1 from dagrun.dag_run where dag_id = 'serve_cron_crash' and state = 'failed'")" ] &&
+            [ -n "$(q "select 1 from dagrun.dag_run where dag_id = 'serve_cron_ok' and state = 'success'")" ] && break
         sleep 0.2
     done
     err=$(q "select error from dagrun.dag_run where dag_id = 'serve_cron_crash' and run_type = 'scheduled' order by queued_at limit 1")
-    check "a scheduled run that crashes the scheduler process is failed with the signal named" \
-        grep -q "scheduler process running it was killed by signal 11 (SIGSEGV)" <<<"$err"
+    check "a scheduled run whose plugin crashes its run process is failed with the signal named" \
+        grep -q "the run's process was killed by signal 11 (SIGSEGV)" <<<"$err"
+    crash_period=$(q "select data_interval_end from dagrun.dag_run where dag_id = 'serve_cron_crash' and run_type = 'scheduled' order by queued_at limit 1")
+    expect_eq "... another DAG's scheduled run of the same period succeeds" \
+        "$(q "select state from dagrun.dag_run where dag_id = 'serve_cron_ok' and run_type = 'scheduled' and data_interval_end = '$crash_period'")" success
+    check "... the scheduler process did not die" bash -c "! grep -q 'the scheduler process ended' '$SERVE_LOG'"
     check "... and the server answers" [ "$(curl -s -o /dev/null -w '%{http_code}' "$SERVE_URL/health")" = 200 ]
-    check "... and restarts the scheduler" grep -q "the scheduler process ended" "$SERVE_LOG"
     serve_stop
 fi
 finish
