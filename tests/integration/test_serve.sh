@@ -60,6 +60,35 @@ check "... which closes the stream" grep -q '^event: end' "$T_WORK/cli_run.event
 serve_stop
 SERVE_PID=$A_PID SERVE_URL=$A_URL SERVE_LOG=$A_LOG
 
+# ---- a warning reaches the event stream as it happens, before the run ends ----
+ln -sf "$DR_BUILD/tests/plugins/warn.so" "$T_WORK/plugins/"
+cat >"$T_WORK/dags/serve_warn.yaml" <<'YAML'
+dag_id: serve_warn
+description: Warns in the middle of the run, then works on
+schedule: null
+tasks:
+  before: { plugin: sleep, params: { ms: 1500 } }
+  say:    { plugin: warn, after: [before], params: { message: "midway warning" } }
+  after:  { plugin: sleep, after: [say], params: { ms: 3000 } }
+YAML
+sleep 2.1   # the server rescans dags_dir every 2 s
+warn_run=$(curl -s -X POST -H "Authorization: Bearer $SERVE_TOKEN" -H 'Content-Type: application/json' \
+      -d '{"logical_date": null}' "$SERVE_URL/api/v2/dags/serve_warn/dagRuns" | jq -r .dag_run_id)
+# Each line of the stream as it arrives; at the warning, the run's state in the database then.
+curl -sN -m 60 -H "Authorization: Bearer $SERVE_TOKEN" \
+    "$SERVE_URL/api/v2/dags/serve_warn/dagRuns/$warn_run/events" |
+    while IFS= read -r line; do
+        printf '%s\n' "$line"
+        if [ "$line" = "event: warning" ]; then
+            printf 'state at the warning: %s\n' "$(q "select state from dagrun.dag_run where run_id = '$warn_run'")"
+        fi
+    done >"$T_WORK/warn.events"
+check "the warning reaches the stream" grep -q '^data: {"message":"say: midway warning"}' "$T_WORK/warn.events"
+check "... while the run is still running (before its end event)" \
+    grep -qx 'state at the warning: running' "$T_WORK/warn.events"
+check "... sent once" [ "$(grep -c 'midway warning' "$T_WORK/warn.events")" = 1 ]
+check "... and the stream ends with success" grep -q '^data: {"dag_run_id":"[^"]*","state":"success"' "$T_WORK/warn.events"
+
 # ---- /health without a database ----
 jq '.database_url = "postgresql://127.0.0.1:1/none?connect_timeout=2"' "$CONFIG" >"$T_WORK/nodb.json"
 DATABASE_URL= serve_start "$T_WORK/nodb.json" --no-scheduler
