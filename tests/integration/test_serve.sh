@@ -120,6 +120,19 @@ fi
 stored=$(q "select sum((counters->>'inserted')::bigint + (counters->>'updated')::bigint) from dagrun.dag_run")
 check "dagrun_candles_stored_total equals the runs' counters ($stored)" \
     grep -qx "dagrun_candles_stored_total $stored" "$T_WORK/metrics"
+# Requests by source and HTTP status equal what the simulator answered (every Kite request of
+# this test went through runs that ended); the rate-limit wait is there per source.
+sim_stats | jq -r '.by_status | to_entries[] | "\(.key) \(.value)"' | sort >"$T_WORK/sim_status"
+sed -n 's/^dagrun_broker_requests_total{source="kite",status="\([^"]*\)"} \([0-9]*\)$/\1 \2/p' \
+    "$T_WORK/metrics" | sort >"$T_WORK/metric_status"
+check "dagrun_broker_requests_total{source=\"kite\",status} equals the simulator's answers by status ($(tr '\n' ' ' <"$T_WORK/sim_status"))" \
+    cmp -s "$T_WORK/sim_status" "$T_WORK/metric_status"
+check "dagrun_rate_limit_wait_seconds_total has the kite source" \
+    grep -qE '^dagrun_rate_limit_wait_seconds_total\{source="kite"\} [0-9.]+$' "$T_WORK/metrics"
+body=$(curl -s "$SERVE_URL/health/sources")
+n200=$(awk '$1 == 200 {print $2}' "$T_WORK/sim_status")
+check "/health/sources attributes the requests to kite, with their 2xx share" \
+    jqe ".sources[0].source == \"kite\" and .sources[0].requests_last_hour >= $n200 and .sources[0].share_2xx > 0" <<<"$body"
 check "the API latency histogram counts requests" \
     grep -qE '^dagrun_http_request_duration_seconds_count [1-9]' "$T_WORK/metrics"
 check "the token never reaches the log" bash -c "! grep -qF '$SERVE_TOKEN' '$SERVE_LOG'"
