@@ -11,6 +11,7 @@
 #include "log.h"
 #include "recorder.h"
 #include "retryheap.h"
+#include "run_notify.h"
 #include "runplan.h"
 
 enum { FLUSH_MS = 200, FLUSH_RECORDS = 4000, POLL_MS = 100 };
@@ -34,6 +35,7 @@ struct coord {
     size_t records_lost;        /* records the store refused (after reconnecting): run failed */
     int64_t next_heartbeat;
     size_t done, total;         /* progress */
+    size_t warnings_sent;       /* ex->warnings already sent live (run_notify_warning) */
     struct ti_record *recbuf;   /* max lane length */
 };
 
@@ -602,6 +604,34 @@ static struct unit *wait_results(struct coord *co)
     return unit_of(workq_results(&ex->q, wait));
 }
 
+/* Sends the warnings collected since the last call to the servers watching the run, as they
+ * happen (they are stored with the run at its end as before). On the store's connection,
+ * outside a transaction, from the coordinator thread only. */
+static void notify_warnings(struct coord *co)
+{
+    struct exec *ex = co->ex;
+    PGconn *conn = ex->spec->store ? store_conn(ex->spec->store) : NULL;
+    if (!conn || PQtransactionStatus(conn) != PQTRANS_IDLE)
+        return;
+    for (;;) {
+        char *msg = NULL;
+        pthread_mutex_lock(&ex->acc_lock);
+        if (co->warnings_sent < json_array_size(ex->warnings)) {
+            const char *m = json_string_value(json_array_get(ex->warnings, co->warnings_sent));
+            msg = strdup(m ? m : "");
+            co->warnings_sent++;
+        }
+        pthread_mutex_unlock(&ex->acc_lock);
+        if (!msg)
+            return;
+        struct dr_err e;
+        err_clear(&e);
+        if (run_notify_warning(conn, ex->run_id, msg, &e) < 0)
+            log_msg(DR_LOG_WARN, ex->run_id, NULL, NULL, "%s", e.msg);
+        free(msg);
+    }
+}
+
 static void run_loop(struct coord *co)
 {
     struct exec *ex = co->ex;
@@ -643,6 +673,7 @@ static void run_loop(struct coord *co)
             handle_result(co, done);
             done = next;
         }
+        notify_warnings(co);
 
         now = unit_mono_ms(ex);
         if (co->n_pend && now - co->pend_since >= FLUSH_MS)

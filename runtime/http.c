@@ -84,6 +84,9 @@ struct source {
     int64_t gate_cur_ns;        /* gate_ns times the learned pacing factor (__atomic) */
     int64_t timeout_ms, connect_timeout_ms, retry_delay_ms, max_retry_delay_ms, max_body_bytes;
     int max_retries;
+    /* This source's share of the totals below, by answer: [0] no HTTP answer, [status - 99]
+     * HTTP 100..599; and its rate-limit wait. __atomic only. */
+    int64_t by_status[501], wait_ns;
 };
 
 /* Immutable after http_sources_new except the atomic counters and the
@@ -251,6 +254,31 @@ void http_sources_stats(struct http_sources *s, struct http_stats *out)
     out->responses_429 = __atomic_load_n(&s->responses_429, __ATOMIC_RELAXED);
     out->retries = __atomic_load_n(&s->retries, __ATOMIC_RELAXED);
     out->rate_wait_ms = __atomic_load_n(&s->rate_wait_ns, __ATOMIC_RELAXED) / 1000000;
+}
+
+json_t *http_sources_counters(struct http_sources *s)
+{
+    json_t *all = json_object();
+    for (size_t i = 0; all && i < s->n; i++) {
+        struct source *src = &s->src[i];
+        char key[200];
+        for (int k = 0; k < 501; k++) {
+            int64_t v = __atomic_load_n(&src->by_status[k], __ATOMIC_RELAXED);
+            if (!v)
+                continue;
+            if (k)
+                snprintf(key, sizeof key, "http:%s:%d", src->name, k + 99);
+            else
+                snprintf(key, sizeof key, "http:%s:none", src->name);
+            json_object_set_new(all, key, json_integer(v));
+        }
+        int64_t wait = __atomic_load_n(&src->wait_ns, __ATOMIC_RELAXED) / 1000000;
+        if (wait) {
+            snprintf(key, sizeof key, "rate_wait_ms:%s", src->name);
+            json_object_set_new(all, key, json_integer(wait));
+        }
+    }
+    return all;
 }
 
 /* ---- clients ---- */
@@ -463,6 +491,7 @@ static int on_prereq(void *ud, char *ip, char *local_ip, int port, int local_por
                 return CURL_PREREQFUNC_ABORT;
             }
             __atomic_fetch_add(&a->s->rate_wait_ns, earliest - now, __ATOMIC_RELAXED);
+            __atomic_fetch_add(&src->wait_ns, earliest - now, __ATOMIC_RELAXED);
             now = mono_ns();
         }
         /* Another request may have passed while we slept: then wait for it. */
@@ -690,6 +719,7 @@ static int pace(struct http_sources *s, struct source *src, const struct http_ca
         *granted_ns = at;
         if (at > now) {
             __atomic_fetch_add(&s->rate_wait_ns, at - now, __ATOMIC_RELAXED);
+            __atomic_fetch_add(&src->wait_ns, at - now, __ATOMIC_RELAXED);
             if (sleep_until(at, call, why) < 0)
                 return -1;
         }
@@ -997,6 +1027,8 @@ int http_get_weighted(struct http_client *c, const char *source, const char *pat
         long status = 0;
         if (rc == CURLE_OK)
             curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+        __atomic_fetch_add(&src->by_status[status >= 100 && status < 600 ? status - 99 : 0], 1,
+                           __ATOMIC_RELAXED);
 
         /* Stops of our own making come first: they are not the server's answer. */
         if (a.over_cap || rc == CURLE_FILESIZE_EXCEEDED) {

@@ -27,6 +27,12 @@ struct http_stats {
 };
 void http_sources_stats(struct http_sources *s, struct http_stats *out);
 
+/* The same per source, as a run stores them with its counters (summed over its resumes):
+ * {"http:SOURCE:STATUS": attempts, ..., "rate_wait_ms:SOURCE": ms}, for the sources used;
+ * STATUS is the HTTP status, or "none" for an attempt that got no HTTP answer. A new
+ * object (thread-safe reads), or NULL when out of memory. */
+json_t *http_sources_counters(struct http_sources *s);
+
 /* One worker's client: owns one reused CURL handle (keep-alive). Use from one
  * thread only. */
 struct http_client;

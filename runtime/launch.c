@@ -185,7 +185,17 @@ int launch_run(const struct launch_env *env, struct dag *dag, struct store *st, 
     if (executor_run(&spec, &res, &err) < 0)
         goto fail_run;
     double wall = wall_now() - t0;
-    if (res.state == RUN_CANCELLED && l->requeue_on_stop && l->stop && *l->stop) {
+    /* Requests by source and HTTP status, and rate-limit waits, kept with the run's counters
+     * (what /metrics and /health/sources read). */
+    json_t *per_source = http_sources_counters(http);
+    if (json_object_size(per_source) &&
+        store_run_add_warnings(st, l->run_id, NULL, per_source, &err) < 0) {
+        err_print(&err);
+        err_clear(&err);
+    }
+    json_decref(per_source);
+    if (res.state == RUN_CANCELLED && l->requeue_on_stop && l->stop &&
+        __atomic_load_n(l->stop, __ATOMIC_RELAXED)) {
         res.state = RUN_QUEUED;
         log_msg(DR_LOG_INFO, l->run_id, NULL, NULL, "interrupted: queued for the next scheduler");
     }

@@ -1,12 +1,17 @@
-/* `dagrun scheduler`: fires DAG runs on their cron schedules and runs them in-process. */
+/* `dagrun scheduler`: fires DAG runs on their cron schedules and runs them in-process (or,
+ * with --run-processes, each in a child process of its own). */
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "date.h"
@@ -52,7 +57,9 @@ struct sched {
     size_t n_files;
     pthread_mutex_t lock;       /* guards version refs, the runs list and run->done */
     struct sched_run *runs;
-    volatile sig_atomic_t stop; /* set by SIGTERM/SIGINT; runs see it too */
+    volatile sig_atomic_t stop; /* set by SIGTERM/SIGINT (__atomic accesses: the executor
+                                 * reads it from other threads); runs see it too */
+    char *self;                 /* --run-processes: this binary's path; NULL: runs are threads */
     json_t *unresumable;        /* stale runs whose DAG is not scheduled, warned once (ids) */
 };
 
@@ -62,7 +69,12 @@ static void on_signal(int sig)
 {
     (void)sig;
     if (g_sched)
-        g_sched->stop = 1;
+        __atomic_store_n(&g_sched->stop, 1, __ATOMIC_RELAXED);
+}
+
+static bool stopping(const struct sched *s)
+{
+    return __atomic_load_n(&s->stop, __ATOMIC_RELAXED) != 0;
 }
 
 static void version_put(struct sched *s, struct version *v)
@@ -158,13 +170,119 @@ static void scan_dags(struct sched *s)
     }
 }
 
+extern char **environ;
+
+/* The usual name of a signal (SIGSEGV), for the run's error. */
+static const char *signal_name(int sig)
+{
+    static const struct { int sig; const char *name; } names[] = {
+        { SIGSEGV, "SIGSEGV" }, { SIGABRT, "SIGABRT" }, { SIGBUS, "SIGBUS" },
+        { SIGFPE, "SIGFPE" },   { SIGILL, "SIGILL" },   { SIGKILL, "SIGKILL" },
+        { SIGTERM, "SIGTERM" }, { SIGINT, "SIGINT" },   { SIGQUIT, "SIGQUIT" },
+        { SIGPIPE, "SIGPIPE" }, { SIGSYS, "SIGSYS" },   { SIGXCPU, "SIGXCPU" },
+    };
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        if (names[i].sig == sig)
+            return names[i].name;
+    return "a signal";
+}
+
+/* A run whose process was killed (a plugin crashed it): failed with the signal named, unless
+ * it already ended. Its committed items are kept: dagrun resume re-runs the rest. */
+static void record_killed(struct sched_run *r, int sig)
+{
+    char why[200];
+    snprintf(why, sizeof why, "the run's process was killed by signal %d (%s)", sig,
+             signal_name(sig));
+    struct dr_err err;
+    err_clear(&err);
+    struct store *st = launch_open_store(r->s->env.cfg, &err);
+    PGresult *res = NULL;
+    if (st) {
+        const char *v[] = { r->l.run_id, why };
+        res = PQexecParams(store_conn(st),
+                           "UPDATE dagrun.dag_run SET state = 'failed', error = $2,"
+                           " ended_at = now(), started_at = coalesce(started_at, now())"
+                           " WHERE run_id = $1 AND state IN ('queued', 'running')",
+                           2, NULL, v, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK)
+            err_set(&err, "%s", PQresultErrorMessage(res));
+    }
+    if (err.msg[0])
+        log_msg(DR_LOG_ERROR, r->l.run_id, NULL, NULL, "%s; not recorded: %s", why, err.msg);
+    else if (strcmp(PQcmdTuples(res), "1") == 0)
+        log_msg(DR_LOG_ERROR, r->l.run_id, NULL, NULL, "%s; the run is failed", why);
+    PQclear(res);
+    store_close(st);
+}
+
+/* --run-processes: runs `dagrun _run RUN_ID` and waits for it; a stopping scheduler passes
+ * SIGTERM on (the run is handed back queued). Returns the run's exit code. */
+static int run_process(struct sched_run *r)
+{
+    struct sched *s = r->s;
+    const char *argv[10];
+    int n = 0;
+    argv[n++] = s->self;
+    if (s->c->config_path) {
+        argv[n++] = "-c";
+        argv[n++] = s->c->config_path;
+    }
+    argv[n++] = "--log-format";
+    argv[n++] = log_get_format() == LOG_JSON ? "json" : "text";
+    argv[n++] = "_run";
+    argv[n++] = r->l.run_id;
+    argv[n] = NULL;
+    posix_spawnattr_t at;
+    posix_spawnattr_init(&at);
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    posix_spawnattr_setsigmask(&at, &none);
+    posix_spawnattr_setsigdefault(&at, &all);
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    pid_t pid;
+    int rc = posix_spawn(&pid, s->self, NULL, &at, (char *const *)argv, environ);
+    posix_spawnattr_destroy(&at);
+    if (rc != 0) {
+        log_msg(DR_LOG_ERROR, r->l.run_id, NULL, NULL, "cannot start a run process: %s",
+                strerror(rc));
+        return EXIT_FAILED;
+    }
+    log_msg(DR_LOG_INFO, r->l.run_id, NULL, NULL, "run process %d started", (int)pid);
+    bool passed_on = false;
+    int status = 0;
+    for (;;) {
+        pid_t w = waitpid(pid, &status, WNOHANG);
+        if (w == pid)
+            break;
+        if (w < 0 && errno != EINTR) {
+            log_msg(DR_LOG_ERROR, r->l.run_id, NULL, NULL, "waiting for run process %d: %s",
+                    (int)pid, strerror(errno));
+            return EXIT_FAILED;
+        }
+        if (stopping(s) && !passed_on) {
+            kill(pid, SIGTERM);
+            passed_on = true;
+        }
+        nanosleep(&(struct timespec){ 0, 100 * 1000000L }, NULL);
+    }
+    if (WIFSIGNALED(status)) {
+        record_killed(r, WTERMSIG(status));
+        return EXIT_FAILED;
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : EXIT_FAILED;
+}
+
 static void *run_thread(void *arg)
 {
     struct sched_run *r = arg;
     struct dr_err err;
     err_clear(&err);
-    struct store *st = launch_open_store(r->s->env.cfg, &err);
-    if (!st) {
+    struct store *st = NULL;
+    if (r->s->self)
+        r->rc = run_process(r);
+    else if (!(st = launch_open_store(r->s->env.cfg, &err))) {
         log_error("%s: %s", r->l.run_id, err.msg);
         r->rc = EXIT_FAILED;
     } else {
@@ -269,11 +387,11 @@ static int fire_dag(struct sched *s, struct version *v, int64_t now)
     int fired = 0;
     struct due_interval due[16];
     size_t n;
-    while (active < d->max_active_runs && !s->stop) {
+    while (active < d->max_active_runs && !stopping(s)) {
         size_t room = (size_t)(d->max_active_runs - active);
         if (!(n = due_intervals(&rule, found, last, now, due, room < 16 ? room : 16)))
             break;
-        for (size_t k = 0; k < n && !s->stop; k++) {
+        for (size_t k = 0; k < n && !stopping(s); k++) {
             int64_t start = due[k].start, end = due[k].end;
             found = true;
             last = start;
@@ -354,7 +472,7 @@ static int resume_stale(struct sched *s)
 }
 
 static const char scheduler_usage[] =
-    "usage: dagrun scheduler [--once]\n"
+    "usage: dagrun scheduler [--once] [--run-processes]\n"
     "Loads every DAG in dags_dir (reloading files that change) and fires runs at their cron\n"
     "times in each DAG's time zone: catchup true runs every missed interval since start_date,\n"
     "catchup false only the latest; max_active_runs is respected; paused DAGs are skipped;\n"
@@ -362,6 +480,8 @@ static const char scheduler_usage[] =
     "once it reopens (checked every 30 s). Runs execute in this process.\n"
     "  --once   fire what is due now, wait for those runs, fire what max_active_runs held\n"
     "           back, and exit when nothing more is due (for cron and tests)\n"
+    "  --run-processes  run each run in a child process of its own (`dagrun _run RUN_ID`,\n"
+    "           as dagrun serve does): a plugin that crashes fails its run only\n"
     "SIGTERM or SIGINT: stop firing, let running runs reach a resumable state and queue them\n"
     "for the next scheduler, exit 0.\n";
 
@@ -369,10 +489,16 @@ int cmd_scheduler(struct cli *c, int argc, char **argv)
 {
     if (cli_wants_help(argc, argv, scheduler_usage))
         return EXIT_OK;
-    bool once = argc == 2 && strcmp(argv[1], "--once") == 0;
-    if (argc > 2 || (argc == 2 && !once)) {
-        fputs(scheduler_usage, stderr);
-        return EXIT_BAD_INPUT;
+    bool once = false, processes = false;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--once") == 0)
+            once = true;
+        else if (strcmp(argv[i], "--run-processes") == 0)
+            processes = true;
+        else {
+            fputs(scheduler_usage, stderr);
+            return EXIT_BAD_INPUT;
+        }
     }
     struct dr_err err;
     err_clear(&err);
@@ -382,6 +508,19 @@ int cmd_scheduler(struct cli *c, int argc, char **argv)
         err_print(&err);
         pthread_mutex_destroy(&s.lock);
         return EXIT_FAILED;
+    }
+    if (processes) {
+        char self[PATH_MAX];
+        ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+        if (n <= 0) {
+            fprintf(stderr, "error: scheduler: cannot find this program's path: %s\n",
+                    strerror(errno));
+            store_close(s.st);
+            pthread_mutex_destroy(&s.lock);
+            return EXIT_FAILED;
+        }
+        self[n] = '\0';
+        s.self = strdup(self);
     }
     s.unresumable = json_object();
     g_sched = &s;
@@ -397,7 +536,7 @@ int cmd_scheduler(struct cli *c, int argc, char **argv)
     int64_t last_scan = 0, last_stale = 0;
     int once_worst = 0;
     const int64_t once_due_by = (int64_t)time(NULL);   /* --once: what is due by now */
-    while (!s.stop) {
+    while (!stopping(&s)) {
         int64_t now = (int64_t)time(NULL);
         if (now - last_scan >= 2) {
             scan_dags(&s);
@@ -408,7 +547,7 @@ int cmd_scheduler(struct cli *c, int argc, char **argv)
             started += resume_stale(&s);
             last_stale = now;
         }
-        for (size_t i = 0; i < s.n_files && !s.stop; i++)
+        for (size_t i = 0; i < s.n_files && !stopping(&s); i++)
             if (scheduled(&s.files[i]) && s.files[i].v->dag->cron)
                 started += fire_dag(&s, s.files[i].v, once ? once_due_by : now);
         if (once) {
@@ -427,7 +566,7 @@ int cmd_scheduler(struct cli *c, int argc, char **argv)
         struct timespec ts = { 0, 500 * 1000000L };
         nanosleep(&ts, NULL);
     }
-    if (s.stop)
+    if (stopping(&s))
         log_info("stopping: no new runs; running runs are queued for the next scheduler");
     int worst = reap(&s, true);
     if (once)
@@ -440,6 +579,7 @@ int cmd_scheduler(struct cli *c, int argc, char **argv)
     }
     free(s.files);
     json_decref(s.unresumable);
+    free(s.self);
     store_close(s.st);
     g_sched = NULL;
     pthread_mutex_destroy(&s.lock);

@@ -69,9 +69,9 @@ static void health_queue(struct serve_req *r)
 }
 
 /* Per source: the configured rate limit, and what the runs of the last minute and hour
- * recorded (their "requests" counters, and their latest HTTP error). Request counts per
- * status are not stored by the runs, so the 2xx share and 429 count come from the task
- * errors that name them. */
+ * recorded: their requests by source and HTTP status (the "http:SOURCE:STATUS" counters a
+ * run stores when it ends, http.c), and the latest HTTP error (which names no source: with
+ * one source, it is that source's). */
 static void health_sources(struct serve_req *r)
 {
     const struct config *cfg = r->s->c->cfg;
@@ -81,23 +81,27 @@ static void health_sources(struct serve_req *r)
     json_t *used = st ? serve_db_json(
                             st,
                             "SELECT json_build_object("
-                            " 'minute', coalesce(sum((counters->>'requests')::bigint) FILTER"
-                            "  (WHERE coalesce(ended_at, heartbeat_at) > now() - interval '1 minute'), 0),"
-                            " 'hour', coalesce(sum((counters->>'requests')::bigint), 0),"
-                            " 'http_429', (SELECT count(*) FROM dagrun.task_instance t"
-                            "  JOIN dagrun.dag_run q ON q.run_id = t.run_id"
-                            "  WHERE q.queued_at > now() - interval '1 hour'"
-                            "  AND t.error LIKE '%HTTP 429%'),"
+                            " 'sources', (SELECT coalesce(json_object_agg(src, json_build_object("
+                            "  'minute', minute, 'hour', hour, 'ok', ok, 'http_429', r429)), '{}')"
+                            "  FROM (SELECT src, coalesce(sum(n) FILTER (WHERE recent), 0) AS minute,"
+                            "   sum(n) AS hour, coalesce(sum(n) FILTER (WHERE code LIKE '2__'), 0) AS ok,"
+                            "   coalesce(sum(n) FILTER (WHERE code = '429'), 0) AS r429"
+                            "  FROM (SELECT substring(e.key FROM '^http:(.*):[^:]+$') AS src,"
+                            "   substring(e.key FROM ':([^:]+)$') AS code,"
+                            "   (e.value #>> '{}')::numeric AS n,"
+                            "   coalesce(coalesce(q.ended_at, q.heartbeat_at) > now() - interval"
+                            "   '1 minute', false) AS recent"
+                            "   FROM dagrun.dag_run q, jsonb_each(q.counters) e"
+                            "   WHERE e.key ~ '^http:.*:[^:]+$' AND jsonb_typeof(e.value) = 'number'"
+                            "   AND coalesce(q.ended_at, q.heartbeat_at, q.queued_at)"
+                            "   > now() - interval '1 hour') x GROUP BY src) y),"
                             " 'last_error', (SELECT json_build_object('error', t.error, 'at',"
                             "  to_char(t.ended_at AT TIME ZONE 'UTC',"
                             "  'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'))"
                             "  FROM dagrun.task_instance t JOIN dagrun.dag_run q"
                             "  ON q.run_id = t.run_id WHERE q.queued_at > now() - interval '1 hour'"
                             "  AND t.error LIKE '%HTTP %' ORDER BY t.ended_at DESC NULLS LAST"
-                            "  LIMIT 1))"
-                            " FROM dagrun.dag_run"
-                            " WHERE coalesce(ended_at, heartbeat_at, queued_at)"
-                            "  > now() - interval '1 hour'",
+                            "  LIMIT 1))",
                             0, NULL, &err)
                       : NULL;
     serve_db_put(r->s, st);
@@ -109,23 +113,21 @@ static void health_sources(struct serve_req *r)
     json_t *list = json_array();
     for (size_t i = 0; i < cfg->n_sources; i++) {
         const struct source_cfg *sc = &cfg->sources[i];
-        /* The run counters do not say which source a request went to: with one source,
-         * they are that source's. */
-        bool mine = cfg->n_sources == 1;
-        json_t *minute = mine ? json_incref(json_object_get(used, "minute")) : json_null();
-        json_t *hour = mine ? json_incref(json_object_get(used, "hour")) : json_null();
+        const json_t *u = json_object_get(json_object_get(used, "sources"), sc->name);
+        double minute = json_number_value(json_object_get(u, "minute"));
+        double hour = json_number_value(json_object_get(u, "hour"));
         double per_min = sc->rate_limit_per_sec * 60;
-        json_t *share = json_null();
-        if (mine && per_min > 0)
-            share = json_real((double)json_integer_value(json_object_get(used, "minute")) /
-                              per_min);
+        bool mine = cfg->n_sources == 1;
         json_t *last = json_object_get(used, "last_error");
         json_array_append_new(
             list,
-            json_pack("{s:s,s:o,s:o,s:n,s:o,s:o,s:o,s:f,s:i,s:o}", "source", sc->name,
-                      "requests_last_minute", minute, "requests_last_hour", hour, "share_2xx",
+            json_pack("{s:s,s:I,s:I,s:o,s:I,s:o,s:o,s:f,s:i,s:o}", "source", sc->name,
+                      "requests_last_minute", (json_int_t)minute, "requests_last_hour",
+                      (json_int_t)hour, "share_2xx",
+                      hour > 0 ? json_real(json_number_value(json_object_get(u, "ok")) / hour)
+                               : json_null(),
                       "http_429_last_hour",
-                      mine ? json_incref(json_object_get(used, "http_429")) : json_null(),
+                      (json_int_t)json_number_value(json_object_get(u, "http_429")),
                       "last_error",
                       mine && json_is_object(last) ? json_incref(json_object_get(last, "error"))
                                                    : json_null(),
@@ -133,7 +135,7 @@ static void health_sources(struct serve_req *r)
                       mine && json_is_object(last) ? json_incref(json_object_get(last, "at"))
                                                    : json_null(),
                       "rate_limit_per_sec", sc->rate_limit_per_sec, "burst", sc->burst,
-                      "rate_limit_used", share));
+                      "rate_limit_used", per_min > 0 ? json_real(minute / per_min) : json_null()));
     }
     json_decref(used);
     serve_reply_json(r, 200, json_pack("{s:o}", "sources", list));
@@ -212,9 +214,19 @@ static const char metrics_sql[] =
     "  'candles', coalesce(sum((counters->>'candles')::numeric), 0),"
     "  'inserted', coalesce(sum((counters->>'inserted')::numeric), 0),"
     "  'updated', coalesce(sum((counters->>'updated')::numeric), 0),"
-    "  'dropped', coalesce(sum((counters->>'dropped')::numeric), 0),"
-    "  'requests', coalesce(sum((counters->>'requests')::numeric), 0))"
-    "  FROM dagrun.dag_run))";
+    "  'dropped', coalesce(sum((counters->>'dropped')::numeric), 0))"
+    "  FROM dagrun.dag_run),"
+    /* the per-source counters a run stores when it ends (http.c) */
+    " 'requests', (SELECT coalesce(json_agg(json_build_object('source', src, 'status', code,"
+    "  'n', n) ORDER BY src, code), '[]') FROM (SELECT"
+    "  substring(e.key FROM '^http:(.*):[^:]+$') AS src, substring(e.key FROM ':([^:]+)$') AS code,"
+    "  sum((e.value #>> '{}')::numeric) AS n FROM dagrun.dag_run r, jsonb_each(r.counters) e"
+    "  WHERE e.key ~ '^http:.*:[^:]+$' AND jsonb_typeof(e.value) = 'number' GROUP BY 1, 2) z),"
+    " 'waits', (SELECT coalesce(json_object_agg(src, ms), '{}') FROM (SELECT"
+    "  substr(e.key, 14) AS src,"
+    "  sum((e.value #>> '{}')::numeric) AS ms FROM dagrun.dag_run r, jsonb_each(r.counters) e"
+    "  WHERE left(e.key, 13) = 'rate_wait_ms:' AND jsonb_typeof(e.value) = 'number'"
+    "  GROUP BY 1) w))";
 
 static const double lat_bounds[SERVE_LAT_BUCKETS] = { 0.001, 0.0025, 0.005, 0.01, 0.025,
                                                       0.05,  0.1,    0.25,  0.5,  1.0 };
@@ -284,15 +296,36 @@ static void metrics(struct serve_req *r)
             "dagrun_candles_stored_total %.0f\n"
             "# HELP dagrun_candles_dropped_total Candles dropped as invalid.\n"
             "# TYPE dagrun_candles_dropped_total counter\n"
-            "dagrun_candles_dropped_total %.0f\n"
-            "# HELP dagrun_broker_requests_total HTTP requests made to sources (attempts).\n"
-            "# TYPE dagrun_broker_requests_total counter\n"
-            "dagrun_broker_requests_total %.0f\n",
+            "dagrun_candles_dropped_total %.0f\n",
         json_number_value(json_object_get(c, "candles")),
         json_number_value(json_object_get(c, "inserted")) +
             json_number_value(json_object_get(c, "updated")),
-        json_number_value(json_object_get(c, "dropped")),
-        json_number_value(json_object_get(c, "requests")));
+        json_number_value(json_object_get(c, "dropped")));
+    put(&t, "# HELP dagrun_broker_requests_total HTTP requests made to sources (attempts, retries "
+            "included), by source and HTTP status (none: no answer), from the ended runs.\n"
+            "# TYPE dagrun_broker_requests_total counter\n");
+    json_array_foreach(json_object_get(m, "requests"), i, row) {
+        put(&t, "dagrun_broker_requests_total{source=\"");
+        put_label(&t, json_string_value(json_object_get(row, "source")));
+        put(&t, "\",status=\"");
+        put_label(&t, json_string_value(json_object_get(row, "status")));
+        put(&t, "\"} %.0f\n", json_number_value(json_object_get(row, "n")));
+    }
+    put(&t, "# HELP dagrun_rate_limit_wait_seconds_total Time requests waited for a source's rate "
+            "limit, by source (the configured ones and any a run used), from the ended runs.\n"
+            "# TYPE dagrun_rate_limit_wait_seconds_total counter\n");
+    json_t *waits = json_object_get(m, "waits");
+    const struct config *cfg = s->c->cfg;
+    for (size_t j = 0; j < cfg->n_sources; j++)
+        if (!json_object_get(waits, cfg->sources[j].name))
+            json_object_set_new(waits, cfg->sources[j].name, json_integer(0));
+    const char *src;
+    json_t *ms;
+    json_object_foreach(waits, src, ms) {
+        put(&t, "dagrun_rate_limit_wait_seconds_total{source=\"");
+        put_label(&t, src);
+        put(&t, "\"} %.3f\n", json_number_value(ms) / 1000.0);
+    }
     json_decref(m);
 
     put(&t, "# HELP dagrun_serve_run_processes Run processes this server runs now.\n"

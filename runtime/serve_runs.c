@@ -187,10 +187,10 @@ static void record_death(struct serve *s, const char *run_id, int status)
     serve_db_put(s, conn);
 }
 
-/* The scheduler runs its runs in its own process: when a plugin crashes it, the runs it was
- * running are failed with the signal named, rather than resumed into the same crash by the
- * next scheduler again and again. Their committed items are kept: clearTaskInstances (or
- * dagrun resume) re-runs the rest. */
+/* The scheduler process itself died (its runs run in processes of their own, which the
+ * scheduler records when they are killed): what it still held as running is failed with the
+ * signal named, rather than resumed into the same crash again and again. Committed items are
+ * kept: clearTaskInstances (or dagrun resume) re-runs the rest. */
 static void record_scheduler_death(struct serve *s, pid_t pid, int sig)
 {
     char why[200], pids[16], host[256] = "";
@@ -253,7 +253,9 @@ void serve_runs_reap(struct serve *s)
     if (s->scheduler && !rs->scheduler && !s->stop && serve_now_ms() >= rs->scheduler_next_ms) {
         struct dr_err err;
         err_clear(&err);
-        const char *args[] = { "scheduler", NULL };
+        /* Each scheduled run in a process of its own, as a triggered one: a plugin that
+         * crashes fails its run only. */
+        const char *args[] = { "scheduler", "--run-processes", NULL };
         pid_t pid = spawn(s, args, &err);
         if (pid < 0) {
             log_error("%s", err.msg);
@@ -311,11 +313,11 @@ static struct launch *g_launch;
  * cancelled through the API): it ends cancelled. A second signal exits at once. */
 static void on_run_signal(int sig)
 {
-    if (g_stop)
+    if (__atomic_load_n(&g_stop, __ATOMIC_RELAXED))
         _exit(EXIT_FAILED);
     if (sig == SIGTERM && g_launch)
         g_launch->requeue_on_stop = true;
-    g_stop = 1;
+    __atomic_store_n(&g_stop, 1, __ATOMIC_RELAXED);
 }
 
 int cmd_serve_run(struct cli *c, int argc, char **argv)

@@ -60,6 +60,35 @@ check "... which closes the stream" grep -q '^event: end' "$T_WORK/cli_run.event
 serve_stop
 SERVE_PID=$A_PID SERVE_URL=$A_URL SERVE_LOG=$A_LOG
 
+# ---- a warning reaches the event stream as it happens, before the run ends ----
+ln -sf "$DR_BUILD/tests/plugins/warn.so" "$T_WORK/plugins/"
+cat >"$T_WORK/dags/serve_warn.yaml" <<'YAML'
+dag_id: serve_warn
+description: Warns in the middle of the run, then works on
+schedule: null
+tasks:
+  before: { plugin: sleep, params: { ms: 1500 } }
+  say:    { plugin: warn, after: [before], params: { message: "midway warning" } }
+  after:  { plugin: sleep, after: [say], params: { ms: 3000 } }
+YAML
+sleep 2.1   # the server rescans dags_dir every 2 s
+warn_run=$(curl -s -X POST -H "Authorization: Bearer $SERVE_TOKEN" -H 'Content-Type: application/json' \
+      -d '{"logical_date": null}' "$SERVE_URL/api/v2/dags/serve_warn/dagRuns" | jq -r .dag_run_id)
+# Each line of the stream as it arrives; at the warning, the run's state in the database then.
+curl -sN -m 60 -H "Authorization: Bearer $SERVE_TOKEN" \
+    "$SERVE_URL/api/v2/dags/serve_warn/dagRuns/$warn_run/events" |
+    while IFS= read -r line; do
+        printf '%s\n' "$line"
+        if [ "$line" = "event: warning" ]; then
+            printf 'state at the warning: %s\n' "$(q "select state from dagrun.dag_run where run_id = '$warn_run'")"
+        fi
+    done >"$T_WORK/warn.events"
+check "the warning reaches the stream" grep -q '^data: {"message":"say: midway warning"}' "$T_WORK/warn.events"
+check "... while the run is still running (before its end event)" \
+    grep -qx 'state at the warning: running' "$T_WORK/warn.events"
+check "... sent once" [ "$(grep -c 'midway warning' "$T_WORK/warn.events")" = 1 ]
+check "... and the stream ends with success" grep -q '^data: {"dag_run_id":"[^"]*","state":"success"' "$T_WORK/warn.events"
+
 # ---- /health without a database ----
 jq '.database_url = "postgresql://127.0.0.1:1/none?connect_timeout=2"' "$CONFIG" >"$T_WORK/nodb.json"
 DATABASE_URL= serve_start "$T_WORK/nodb.json" --no-scheduler
@@ -91,6 +120,19 @@ fi
 stored=$(q "select sum((counters->>'inserted')::bigint + (counters->>'updated')::bigint) from dagrun.dag_run")
 check "dagrun_candles_stored_total equals the runs' counters ($stored)" \
     grep -qx "dagrun_candles_stored_total $stored" "$T_WORK/metrics"
+# Requests by source and HTTP status equal what the simulator answered (every Kite request of
+# this test went through runs that ended); the rate-limit wait is there per source.
+sim_stats | jq -r '.by_status | to_entries[] | "\(.key) \(.value)"' | sort >"$T_WORK/sim_status"
+sed -n 's/^dagrun_broker_requests_total{source="kite",status="\([^"]*\)"} \([0-9]*\)$/\1 \2/p' \
+    "$T_WORK/metrics" | sort >"$T_WORK/metric_status"
+check "dagrun_broker_requests_total{source=\"kite\",status} equals the simulator's answers by status ($(tr '\n' ' ' <"$T_WORK/sim_status"))" \
+    cmp -s "$T_WORK/sim_status" "$T_WORK/metric_status"
+check "dagrun_rate_limit_wait_seconds_total has the kite source" \
+    grep -qE '^dagrun_rate_limit_wait_seconds_total\{source="kite"\} [0-9.]+$' "$T_WORK/metrics"
+body=$(curl -s "$SERVE_URL/health/sources")
+n200=$(awk '$1 == 200 {print $2}' "$T_WORK/sim_status")
+check "/health/sources attributes the requests to kite, with their 2xx share" \
+    jqe ".sources[0].source == \"kite\" and .sources[0].requests_last_hour >= $n200 and .sources[0].share_2xx > 0" <<<"$body"
 check "the API latency histogram counts requests" \
     grep -qE '^dagrun_http_request_duration_seconds_count [1-9]' "$T_WORK/metrics"
 check "the token never reaches the log" bash -c "! grep -qF '$SERVE_TOKEN' '$SERVE_LOG'"
@@ -120,7 +162,7 @@ for _ in $(seq 1 300); do [ "$(q "select state from dagrun.dag_run where run_id 
 expect_eq "the next server's scheduler resumes it to success" "$(q "select state from dagrun.dag_run where run_id = '$run'")" success
 serve_stop
 
-# ---- a scheduled run whose plugin segfaults: the scheduler process dies, its run is failed ----
+# ---- a scheduled run whose plugin segfaults: its run process dies, that run alone fails ----
 if [ -z "${DR_SANITIZER:-}" ]; then
     mkdir -p "$T_WORK/cron_dags"
     cat >"$T_WORK/cron_dags/serve_cron_crash.yaml" <<'YAML'
@@ -131,17 +173,30 @@ start_date: 2024-01-01
 tasks:
   boom: { plugin: crash }
 YAML
+    cat >"$T_WORK/cron_dags/serve_cron_ok.yaml" <<'YAML'
+dag_id: serve_cron_ok
+description: Scheduled every minute, in the same period as serve_cron_crash; it succeeds
+schedule: "* * * * *"
+start_date: 2024-01-01
+tasks:
+  first: { plugin: noop }
+  nap:   { plugin: sleep, after: [first], params: { ms: 1500 } }
+YAML
     jq --arg d "$T_WORK/cron_dags" '.dags_dir = $d' "$CONFIG" >"$T_WORK/cron.json"
     serve_start "$T_WORK/cron.json"
     for _ in $(seq 1 150); do
-        [ -n "$(q "select 1 from dagrun.dag_run where dag_id = 'serve_cron_crash' and state = 'failed'")" ] && break
+        [ -n "$(q "select 1 from dagrun.dag_run where dag_id = 'serve_cron_crash' and state = 'failed'")" ] &&
+            [ -n "$(q "select 1 from dagrun.dag_run where dag_id = 'serve_cron_ok' and state = 'success'")" ] && break
         sleep 0.2
     done
     err=$(q "select error from dagrun.dag_run where dag_id = 'serve_cron_crash' and run_type = 'scheduled' order by queued_at limit 1")
-    check "a scheduled run that crashes the scheduler process is failed with the signal named" \
-        grep -q "scheduler process running it was killed by signal 11 (SIGSEGV)" <<<"$err"
+    check "a scheduled run whose plugin crashes its run process is failed with the signal named" \
+        grep -q "the run's process was killed by signal 11 (SIGSEGV)" <<<"$err"
+    crash_period=$(q "select data_interval_end from dagrun.dag_run where dag_id = 'serve_cron_crash' and run_type = 'scheduled' order by queued_at limit 1")
+    expect_eq "... another DAG's scheduled run of the same period succeeds" \
+        "$(q "select state from dagrun.dag_run where dag_id = 'serve_cron_ok' and run_type = 'scheduled' and data_interval_end = '$crash_period'")" success
+    check "... the scheduler process did not die" bash -c "! grep -q 'the scheduler process ended' '$SERVE_LOG'"
     check "... and the server answers" [ "$(curl -s -o /dev/null -w '%{http_code}' "$SERVE_URL/health")" = 200 ]
-    check "... and restarts the scheduler" grep -q "the scheduler process ended" "$SERVE_LOG"
     serve_stop
 fi
 finish
