@@ -21,14 +21,14 @@ static struct launch_env env_of(const struct cli *c)
 /* ---- signals: the first SIGINT/SIGTERM stops handing out work; a second one exits now
  * (work in flight rolls back in PostgreSQL, and the run stays resumable). ---- */
 
-static volatile sig_atomic_t g_stop;
+static volatile sig_atomic_t g_stop;   /* __atomic accesses: the executor's threads read it */
 
 static void on_signal(int sig)
 {
     (void)sig;
-    if (g_stop)
+    if (__atomic_load_n(&g_stop, __ATOMIC_RELAXED))
         _exit(EXIT_FAILED);
-    g_stop = 1;
+    __atomic_store_n(&g_stop, 1, __ATOMIC_RELAXED);
 }
 
 static void install_signals(void)
