@@ -23,8 +23,8 @@
 /* Every source a task of dag loads from (the value of the param its plugin names in
  * `source_param`, from params[i], the task's resolved params) must exist in cfg, and
  * every ${VAR} its headers name must be set and not empty. -1 with err naming each
- * source, its variables and the config key ("source kite: KITE_ACCESS_TOKEN is not set
- * (named in sources.kite.headers)"): the caller exits 2 before the run is recorded.
+ * source, its variables and the config key ("source broker: BROKER_TOKEN is not set
+ * (named in sources.broker.headers)"): the caller exits 2 before the run is recorded.
  * Reads the environment: call before the run's threads start. */
 int preflight_credentials(const struct dag *dag, json_t *const *params, const struct config *cfg,
                           struct dr_err *err);
