@@ -200,3 +200,14 @@ bool cli_wants_help(int argc, char **argv, const char *usage)
         }
     return false;
 }
+
+int cli_run_id(struct store *st, const char *text, char *run_id, size_t len)
+{
+    struct dr_err err;
+    err_clear(&err);
+    int rc = store_run_find(st, text, run_id, len, &err);
+    if (rc == 0)
+        return EXIT_OK;
+    err_print(&err);
+    return rc > 0 ? EXIT_BAD_INPUT : EXIT_FAILED;
+}

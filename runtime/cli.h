@@ -38,6 +38,14 @@ struct store *cli_open_store(struct cli *c, struct dr_err *err);
 json_t *cli_parse_conf(const char *text, const char *file, struct dr_err *err);
 
 /* The commands: each returns the exit code. argv[0] is the command name. */
+/* Resolves a RUN_ID operand (a run id, or a unique suffix or prefix of one: store_run_find)
+ * into run_id. Returns EXIT_OK, or prints why not to stderr and returns the exit code:
+ * EXIT_BAD_INPUT for an unknown or ambiguous id, EXIT_FAILED when the database failed. */
+int cli_run_id(struct store *st, const char *text, char *run_id, size_t len);
+/* The line that ends the usage of each command taking a RUN_ID. */
+#define CLI_RUN_ID_HELP \
+    "RUN_ID: the run id, or a unique end or start of it (the RUN ID that `dagrun runs` shows).\n"
+
 int cmd_validate(struct cli *c, int argc, char **argv);
 int cmd_list(struct cli *c, int argc, char **argv);
 int cmd_show(struct cli *c, int argc, char **argv);

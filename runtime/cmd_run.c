@@ -166,7 +166,8 @@ static const char resume_usage[] =
     "usage: dagrun resume RUN_ID\n"
     "Re-runs what did not succeed in RUN_ID (failed, cancelled or interrupted items), with\n"
     "the run's own conf; what already succeeded is neither run nor fetched again.\n"
-    "exit: 0 success, 1 failed or cancelled, 2 bad input, 3 partial\n";
+    "exit: 0 success, 1 failed or cancelled, 2 bad input, 3 partial\n"
+    CLI_RUN_ID_HELP;
 
 int cmd_resume(struct cli *c, int argc, char **argv)
 {
@@ -183,17 +184,21 @@ int cmd_resume(struct cli *c, int argc, char **argv)
         err_print(&err);
         return EXIT_FAILED;
     }
-    int rc = EXIT_BAD_INPUT;
     struct dag *dag = NULL;
-    json_t *run = store_run_get(st, argv[1], &err);
-    if (!run) {
+    json_t *run = NULL;
+    char id[256];
+    int rc = cli_run_id(st, argv[1], id, sizeof id);
+    if (rc != EXIT_OK)
+        goto out;
+    rc = EXIT_BAD_INPUT;
+    if (!(run = store_run_get(st, id, &err))) {
         err_print(&err);
         goto out;
     }
     const char *state = json_string_value(json_object_get(run, "state"));
     const char *dag_id = json_string_value(json_object_get(run, "dag_id"));
     if (state && strcmp(state, "success") == 0) {
-        printf("run %s already succeeded: nothing to resume\n", argv[1]);
+        printf("run %s already succeeded: nothing to resume\n", id);
         rc = EXIT_OK;
         goto out;
     }
@@ -204,7 +209,7 @@ int cmd_resume(struct cli *c, int argc, char **argv)
     }
     struct launch l = {
         .run_type = json_string_value(json_object_get(run, "run_type")),
-        .resume_run_id = argv[1],
+        .resume_run_id = id,
         .stop = &g_stop,
     };
     json_t *conf = json_object_get(run, "conf");

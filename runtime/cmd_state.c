@@ -214,7 +214,8 @@ static const char status_usage[] =
     "usage: dagrun status RUN_ID [--state STATE] [--json]\n"
     "A run's state, conf, warnings and error, then its task instances with states, tries,\n"
     "durations and errors (per item for mapped tasks); --state: only the instances in STATE\n"
-    "(pending, running, success, skipped, failed, upstream_failed, cancelled).\n";
+    "(pending, running, success, skipped, failed, upstream_failed, cancelled).\n"
+    CLI_RUN_ID_HELP;
 
 int cmd_status(struct cli *c, int argc, char **argv)
 {
@@ -243,7 +244,12 @@ int cmd_status(struct cli *c, int argc, char **argv)
     struct store *st = open_or_report(c, &err);
     if (!st)
         return EXIT_FAILED;
-    json_t *s = store_run_status(st, id, &err);
+    char full[256];
+    if ((rc = cli_run_id(st, id, full, sizeof full)) != EXIT_OK) {
+        store_close(st);
+        return rc;
+    }
+    json_t *s = store_run_status(st, full, &err);
     store_close(st);
     if (!s) {
         err_print(&err);
@@ -318,7 +324,8 @@ static const char cancel_usage[] =
     "Asks a queued or running run to stop. The process running it notices within a few\n"
     "seconds, stops handing out work, lets items in flight finish or roll back, and marks the\n"
     "run cancelled; `dagrun resume RUN_ID` completes it later. A run whose process is gone\n"
-    "(its heartbeat older than heartbeat_timeout_sec) is marked cancelled at once.\n";
+    "(its heartbeat older than heartbeat_timeout_sec) is marked cancelled at once.\n"
+    CLI_RUN_ID_HELP;
 
 int cmd_cancel(struct cli *c, int argc, char **argv)
 {
@@ -330,20 +337,23 @@ int cmd_cancel(struct cli *c, int argc, char **argv)
     struct store *st = open_or_report(c, &err);
     if (!st)
         return EXIT_FAILED;
-    int rc = EXIT_OK;
     bool done = false;
+    char id[256];
+    int rc = cli_run_id(st, argv[1], id, sizeof id);
+    if (rc != EXIT_OK)
+        goto out;
     /* A run whose process is gone would never see the request: it is cancelled here. */
-    if (store_run_cancel_dead(st, argv[1], c->cfg->heartbeat_timeout_sec, &done, &err) < 0) {
+    if (store_run_cancel_dead(st, id, c->cfg->heartbeat_timeout_sec, &done, &err) < 0) {
         err_print(&err);
         rc = EXIT_FAILED;
     } else if (done)
-        printf("%s cancelled: its process was gone; dagrun resume %s continues it\n",
-               argv[1], argv[1]);
-    else if (store_run_request_cancel(st, argv[1], &err) < 0) {
+        printf("%s cancelled: its process was gone; dagrun resume %s continues it\n", id, id);
+    else if (store_run_request_cancel(st, id, &err) < 0) {
         err_print(&err);
         rc = EXIT_BAD_INPUT;
     } else
-        printf("cancel requested for %s\n", argv[1]);
+        printf("cancel requested for %s\n", id);
+out:
     store_close(st);
     return rc;
 }

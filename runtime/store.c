@@ -612,6 +612,53 @@ json_t *store_run_status(struct store *s, const char *run_id, struct dr_err *err
         1, v, "run status", run_id, err);
 }
 
+/* Exact match first; then runs whose id ends or starts with $1, newest first. Six rows are
+ * enough to tell one from several and to name five of them. */
+static const char sql_run_find[] =
+    "SELECT run_id, run_id = $1 FROM dagrun.dag_run"
+    " WHERE run_id = $1 OR right(run_id, length($1)) = $1 OR left(run_id, length($1)) = $1"
+    " ORDER BY run_id = $1 DESC, queued_at DESC, run_id LIMIT 6";
+
+int store_run_find(struct store *s, const char *text, char *run_id, size_t len,
+                   struct dr_err *err)
+{
+    if (!text || !*text) {
+        err_set(err, "no run id given");
+        err_hint(err, "dagrun runs lists the runs");
+        return 1;
+    }
+    const char *v[] = { text };
+    PGresult *res = store_sexec(s, sql_run_find, 1, v, err, "find run %s", text);
+    if (!res)
+        return -1;
+    int n = PQntuples(res), rc = 1;
+    if (n >= 1 && (n == 1 || strcmp(PQgetvalue(res, 0, 1), "t") == 0)) {
+        if (strlen(PQgetvalue(res, 0, 0)) >= len)
+            err_set(err, "find run %s: run id too long", text);
+        else {
+            snprintf(run_id, len, "%s", PQgetvalue(res, 0, 0));
+            rc = 0;
+        }
+    } else if (n == 0) {
+        err_set(err, "run %s: no such run", text);
+        err_hint(err, "dagrun runs lists the runs");
+    } else {
+        char names[768] = "";
+        size_t off = 0;
+        for (int i = 0; i < n && i < 5; i++) {
+            int w = snprintf(names + off, sizeof names - off, "%s%s", i ? ", " : "",
+                             PQgetvalue(res, i, 0));
+            if (w < 0 || (size_t)w >= sizeof names - off)
+                break;
+            off += (size_t)w;
+        }
+        err_set(err, "run %s: ambiguous, it matches %s%s", text, names, n > 5 ? ", ..." : "");
+        err_hint(err, "give more of the run id (dagrun runs --wide shows it whole)");
+    }
+    PQclear(res);
+    return rc;
+}
+
 /* ---- scheduler bookkeeping ---- */
 
 int store_dag_set_paused(struct store *s, const char *dag_id, bool paused, struct dr_err *err)

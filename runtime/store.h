@@ -95,6 +95,14 @@ int store_run_cancel_dead(struct store *s, const char *run_id, int timeout_sec, 
  * when unknown. New reference. */
 json_t *store_run_get(struct store *s, const char *run_id, struct dr_err *err);
 
+/* The run id that text names: a run id itself, or a unique suffix or prefix of one (`dagrun
+ * runs` prints the end of each id). Writes the full id into run_id. Returns 0; 1 with err
+ * when no run matches ("run X: no such run") or several do ("run X: ambiguous, it matches
+ * a, b" naming up to five); -1 with err when the database failed. Every command that takes
+ * a RUN_ID resolves it here (cli_run_id). */
+int store_run_find(struct store *s, const char *text, char *run_id, size_t len,
+                   struct dr_err *err);
+
 /* Upserts task-instance records by (run, task, map index), in one statement
  * per call. store_ti_write uses the store's connection; store_ti_write_conn
  * uses a worker's connection inside its open transaction (so the item's state
