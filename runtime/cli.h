@@ -34,6 +34,14 @@ struct dag *cli_find_dag(struct cli *c, const char *id_or_path, bool for_run,
 /* Opens the run-state store from the config's database URL; NULL with err. */
 struct store *cli_open_store(struct cli *c, struct dr_err *err);
 
+/* cli_open_store, printing why not to stderr (the exit code for that is EXIT_FAILED). On
+ * success err is left cleared, ready for the next store call. */
+struct store *cli_open_store_or_report(struct cli *c, struct dr_err *err);
+
+/* Installs fn as the handler of SIGINT and SIGTERM (the signals that stop a run). Main
+ * thread, before threads start. */
+void cli_on_stop_signals(void (*fn)(int));
+
 /* Parses a --conf JSON text or --conf-file; new reference or NULL with err. */
 json_t *cli_parse_conf(const char *text, const char *file, struct dr_err *err);
 

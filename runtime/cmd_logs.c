@@ -73,12 +73,9 @@ int cmd_logs(struct cli *c, int argc, char **argv)
         return EXIT_BAD_INPUT;
     }
     struct dr_err err;
-    err_clear(&err);
-    struct store *st = cli_open_store(c, &err);
-    if (!st) {
-        err_print(&err);
+    struct store *st = cli_open_store_or_report(c, &err);
+    if (!st)
         return EXIT_FAILED;
-    }
     char id[256];
     int rc = cli_run_id(st, ops[0], id, sizeof id);
     if (rc != EXIT_OK)

@@ -31,16 +31,6 @@ static void on_signal(int sig)
     g_stop = 1;
 }
 
-static void install_signals(void)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-}
-
 /* ---- run / test ---- */
 
 /* Whether a JUnit report can be written at path (its folder exists and is writable, and it
@@ -148,7 +138,7 @@ static int run_or_test(struct cli *c, int argc, char **argv, bool test)
     int64_t next;
     if (when && dag->cron && cron_next(dag->cron, dag->tz, l.logical_date, &next) == 0)
         l.data_interval_end = next;
-    install_signals();
+    cli_on_stop_signals(on_signal);
     struct launch_env env = env_of(c);
     int rc = launch_run(&env, dag, NULL, &l);   /* checks the conf, then opens the store */
     dag_free(dag);
@@ -178,12 +168,9 @@ int cmd_resume(struct cli *c, int argc, char **argv)
         return EXIT_BAD_INPUT;
     }
     struct dr_err err;
-    err_clear(&err);
-    struct store *st = cli_open_store(c, &err);
-    if (!st) {
-        err_print(&err);
+    struct store *st = cli_open_store_or_report(c, &err);
+    if (!st)
         return EXIT_FAILED;
-    }
     struct dag *dag = NULL;
     json_t *run = NULL;
     char id[256];
@@ -220,7 +207,7 @@ int cmd_resume(struct cli *c, int argc, char **argv)
     }
     if (!l.run_type)
         l.run_type = "manual";
-    install_signals();
+    cli_on_stop_signals(on_signal);
     struct launch_env env = env_of(c);
     rc = launch_run(&env, dag, st, &l);
 out:

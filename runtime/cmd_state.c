@@ -8,19 +8,6 @@
 #include "cli.h"
 #include "tables.h"
 
-static const char *str(const json_t *o, const char *key)
-{
-    const char *s = json_string_value(json_object_get(o, key));
-    return s ? s : "-";
-}
-
-static long long num(const json_t *o, const char *key)
-{
-    const json_t *v = json_object_get(o, key);
-    return json_is_integer(v) ? (long long)json_integer_value(v)
-                              : json_is_real(v) ? (long long)json_real_value(v) : 0;
-}
-
 static void print_json(const json_t *v)
 {
     char *s = json_dumps(v, JSON_INDENT(2) | JSON_ENCODE_ANY);
@@ -34,7 +21,7 @@ static void print_json(const json_t *v)
  * Returns whether it is stale. */
 static bool state_text(const json_t *run, int timeout_sec, char *buf, size_t len)
 {
-    const char *state = str(run, "state");
+    const char *state = tables_str(run, "state");
     const json_t *age = json_object_get(run, "heartbeat_age_s");
     bool live = strcmp(state, "running") == 0 || strcmp(state, "queued") == 0;
     if (live && json_is_number(age) && json_number_value(age) > (timeout_sec > 0 ? timeout_sec : 60)) {
@@ -82,19 +69,6 @@ static int parse_list_args(int argc, char **argv, const char *usage, const char 
     return 0;
 }
 
-/* Opens the store or prints why not (the exit code for that is EXIT_FAILED).
- * On success err is left cleared, ready for the next store call. */
-static struct store *open_or_report(struct cli *c, struct dr_err *err)
-{
-    err_clear(err);
-    struct store *st = cli_open_store(c, err);
-    if (!st)
-        err_print(err);
-    else
-        err_clear(err);
-    return st;
-}
-
 /* ---- initdb ---- */
 
 static const char initdb_usage[] =
@@ -121,7 +95,7 @@ int cmd_initdb(struct cli *c, int argc, char **argv)
             schema = beside;   /* an installed dagrun: PREFIX/share/dagrun/schema.sql */
     }
     struct dr_err err;
-    struct store *st = open_or_report(c, &err);
+    struct store *st = cli_open_store_or_report(c, &err);
     if (!st)
         return EXIT_FAILED;
     int rc = EXIT_OK;
@@ -168,7 +142,7 @@ int cmd_runs(struct cli *c, int argc, char **argv)
     if (rc)
         return rc;
     struct dr_err err;
-    struct store *st = open_or_report(c, &err);
+    struct store *st = cli_open_store_or_report(c, &err);
     if (!st)
         return EXIT_FAILED;
     json_t *runs = store_runs_list(st, dag, state ? 100000 : (int)limit, &err);
@@ -188,7 +162,7 @@ int cmd_runs(struct cli *c, int argc, char **argv)
         bool stale = state_text(r, timeout, shown, sizeof shown);
         json_object_set_new(r, "stale", json_boolean(stale));
         if (stale && !stale_id)
-            stale_id = str(r, "run_id");
+            stale_id = tables_str(r, "run_id");
         /* The table shows a stale run as such (the JSON keeps its state and "stale"). */
         if (stale && !json)
             json_object_set_new(r, "state", json_string(wide ? shown : "stale"));
@@ -241,7 +215,7 @@ int cmd_status(struct cli *c, int argc, char **argv)
     if (!id)
         return usage_error(status_usage);
     struct dr_err err;
-    struct store *st = open_or_report(c, &err);
+    struct store *st = cli_open_store_or_report(c, &err);
     if (!st)
         return EXIT_FAILED;
     char full[256];
@@ -268,14 +242,14 @@ int cmd_status(struct cli *c, int argc, char **argv)
     }
     printf("run:          %s\ndag:          %s\ntype:         %s\nlogical date: %s\n"
            "state:        %s\nstarted:      %s\nended:        %s\n",
-           str(run, "run_id"), str(run, "dag_id"), str(run, "run_type"),
-           str(run, "logical_date"), shown, str(run, "started_at"),
-           str(run, "ended_at"));
+           tables_str(run, "run_id"), tables_str(run, "dag_id"), tables_str(run, "run_type"),
+           tables_str(run, "logical_date"), shown, tables_str(run, "started_at"),
+           tables_str(run, "ended_at"));
     if (stale)
         printf("hint:         no heartbeat for over %d s, its process is gone; "
                "dagrun resume %s continues it\n",
                c->cfg->heartbeat_timeout_sec > 0 ? c->cfg->heartbeat_timeout_sec : 60,
-               str(run, "run_id"));
+               tables_str(run, "run_id"));
     const json_t *conf = json_object_get(run, "conf");
     if (json_is_object(conf) && json_object_size(conf)) {
         char *t = json_dumps(conf, JSON_COMPACT);
@@ -283,7 +257,7 @@ int cmd_status(struct cli *c, int argc, char **argv)
         free(t);
     }
     if (json_is_string(json_object_get(run, "error")))
-        printf("error:        %s\n", str(run, "error"));
+        printf("error:        %s\n", tables_str(run, "error"));
     const json_t *counters = json_object_get(run, "counters");
     if (json_is_object(counters) && json_object_size(counters)) {
         char *t = json_dumps(counters, JSON_COMPACT);
@@ -307,11 +281,11 @@ int cmd_status(struct cli *c, int argc, char **argv)
             snprintf(secs, sizeof secs, "%.2f", json_number_value(d));
         const char *key = json_string_value(json_object_get(w, "map_key"));
         char item[32] = "";
-        if (!key && num(w, "map_index") >= 0)
-            snprintf(item, sizeof item, "%lld", num(w, "map_index"));
-        printf("%-20s %-24s %-16s %5lld %9s  %s\n", str(w, "task_id"), key ? key : item,
-               str(w, "state"), num(w, "try_number"), secs,
-               json_is_string(json_object_get(w, "error")) ? str(w, "error") : "");
+        if (!key && tables_num(w, "map_index") >= 0)
+            snprintf(item, sizeof item, "%lld", tables_num(w, "map_index"));
+        printf("%-20s %-24s %-16s %5lld %9s  %s\n", tables_str(w, "task_id"), key ? key : item,
+               tables_str(w, "state"), tables_num(w, "try_number"), secs,
+               json_is_string(json_object_get(w, "error")) ? tables_str(w, "error") : "");
     }
     json_decref(s);
     return EXIT_OK;
@@ -334,7 +308,7 @@ int cmd_cancel(struct cli *c, int argc, char **argv)
     if (!one_operand(argc, argv))
         return usage_error(cancel_usage);
     struct dr_err err;
-    struct store *st = open_or_report(c, &err);
+    struct store *st = cli_open_store_or_report(c, &err);
     if (!st)
         return EXIT_FAILED;
     bool done = false;
@@ -378,7 +352,7 @@ int cmd_pause(struct cli *c, int argc, char **argv)
         err_print(&err);
         return EXIT_BAD_INPUT;
     }
-    struct store *st = open_or_report(c, &err);
+    struct store *st = cli_open_store_or_report(c, &err);
     if (!st) {
         dag_free(d);
         return EXIT_FAILED;
