@@ -103,9 +103,10 @@ wait_for "select count(*) >= 2 from dagrun.task_instance where task_id = 'upsert
 kill -9 $a; wait $a 2>/dev/null
 run=$(latest_run kite_historic)
 sleep 6
-dagrun runs >"$T_WORK/runs.out" 2>&1
-check "runs: a dead run is shown stale" grep -q "running (stale [0-9]*s)" "$T_WORK/runs.out"
+dagrun runs --wide >"$T_WORK/runs.out" 2>&1
+check "runs --wide: a dead run is shown stale" grep -q "running (stale [0-9]*s)" "$T_WORK/runs.out"
 check "runs: with the resume hint" grep -q "dagrun resume $run" "$T_WORK/runs.out"
+check "runs (80 columns): a dead run is shown stale" grep -q " stale " <<<"$(dagrun runs)"
 dagrun status "$run" >"$T_WORK/status.out" 2>&1
 check "status: a dead run is shown stale" grep -q "running (stale [0-9]*s)" "$T_WORK/status.out"
 check "status: with the resume hint" grep -q "dagrun resume $run" "$T_WORK/status.out"
