@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -199,4 +200,36 @@ bool cli_wants_help(int argc, char **argv, const char *usage)
             return true;
         }
     return false;
+}
+
+int cli_run_id(struct store *st, const char *text, char *run_id, size_t len)
+{
+    struct dr_err err;
+    err_clear(&err);
+    int rc = store_run_find(st, text, run_id, len, &err);
+    if (rc == 0)
+        return EXIT_OK;
+    err_print(&err);
+    return rc > 0 ? EXIT_BAD_INPUT : EXIT_FAILED;
+}
+
+struct store *cli_open_store_or_report(struct cli *c, struct dr_err *err)
+{
+    err_clear(err);
+    struct store *st = cli_open_store(c, err);
+    if (!st)
+        err_print(err);
+    else
+        err_clear(err);
+    return st;
+}
+
+void cli_on_stop_signals(void (*fn)(int))
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = fn;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
 }

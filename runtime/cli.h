@@ -34,10 +34,26 @@ struct dag *cli_find_dag(struct cli *c, const char *id_or_path, bool for_run,
 /* Opens the run-state store from the config's database URL; NULL with err. */
 struct store *cli_open_store(struct cli *c, struct dr_err *err);
 
+/* cli_open_store, printing why not to stderr (the exit code for that is EXIT_FAILED). On
+ * success err is left cleared, ready for the next store call. */
+struct store *cli_open_store_or_report(struct cli *c, struct dr_err *err);
+
+/* Installs fn as the handler of SIGINT and SIGTERM (the signals that stop a run). Main
+ * thread, before threads start. */
+void cli_on_stop_signals(void (*fn)(int));
+
 /* Parses a --conf JSON text or --conf-file; new reference or NULL with err. */
 json_t *cli_parse_conf(const char *text, const char *file, struct dr_err *err);
 
 /* The commands: each returns the exit code. argv[0] is the command name. */
+/* Resolves a RUN_ID operand (a run id, or a unique suffix or prefix of one: store_run_find)
+ * into run_id. Returns EXIT_OK, or prints why not to stderr and returns the exit code:
+ * EXIT_BAD_INPUT for an unknown or ambiguous id, EXIT_FAILED when the database failed. */
+int cli_run_id(struct store *st, const char *text, char *run_id, size_t len);
+/* The line that ends the usage of each command taking a RUN_ID. */
+#define CLI_RUN_ID_HELP \
+    "RUN_ID: the run id, or a unique end or start of it (the RUN ID that `dagrun runs` shows).\n"
+
 int cmd_validate(struct cli *c, int argc, char **argv);
 int cmd_list(struct cli *c, int argc, char **argv);
 int cmd_show(struct cli *c, int argc, char **argv);

@@ -20,7 +20,9 @@ static const char clear_usage[] =
     "A mapped task's item is cleared in every task of its lane (the item runs and commits as\n"
     "one unit, from its start: its checkpoint is dropped); tasks after the lane, or mapped over\n"
     "the cleared task, are cleared whole. A queued or running run is refused: cancel it first.\n"
-    "exit: 0 success, 1 failed or cancelled, 2 bad input (nothing changed), 3 partial\n";
+    "exit: 0 success, 1 failed or cancelled, 2 bad input (nothing changed), 3 partial,\n"
+    "      4 queued (a source's counted window is used up: it goes on when that reopens)\n"
+    CLI_RUN_ID_HELP;
 
 static volatile sig_atomic_t g_stop;
 
@@ -128,6 +130,13 @@ int cmd_clear(struct cli *c, int argc, char **argv)
         err_print(&err);
         return EXIT_FAILED;
     }
+    char id[256];
+    if ((rc = cli_run_id(st, run_id, id, sizeof id)) != EXIT_OK) {
+        store_close(st);
+        return rc;
+    }
+    rc = EXIT_BAD_INPUT;
+    run_id = id;
     if (!(run = store_run_get(st, run_id, &err)))
         goto bad;
     const char *dag_id = json_string_value(json_object_get(run, "dag_id"));

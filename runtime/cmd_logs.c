@@ -16,7 +16,8 @@ static const char logs_usage[] =
     "TASK limits them to one task; ITEM to one item of a mapped task, by its key (e.g.\n"
     "NSE:INFY) or its map index. Each instance keeps 64 KiB of lines; the rest is counted\n"
     "in a last \"N lines dropped\" line. Logs are kept as long as their run.\n"
-    "  --follow   keep printing new lines until the run ends\n";
+    "  --follow   keep printing new lines until the run ends\n"
+    CLI_RUN_ID_HELP;
 
 /* Prints the lines after *last_id; 0, or -1 with err. */
 static int print_since(PGconn *conn, const char *run, const char *task, const char *item,
@@ -72,36 +73,29 @@ int cmd_logs(struct cli *c, int argc, char **argv)
         return EXIT_BAD_INPUT;
     }
     struct dr_err err;
-    err_clear(&err);
-    struct store *st = cli_open_store(c, &err);
-    if (!st) {
-        err_print(&err);
+    struct store *st = cli_open_store_or_report(c, &err);
+    if (!st)
         return EXIT_FAILED;
-    }
-    int rc = EXIT_OK;
-    json_t *run = store_run_get(st, ops[0], &err);
-    if (!run) {
-        err_print(&err);
-        rc = err.msg[0] && strstr(err.msg, "no such run") ? EXIT_BAD_INPUT : EXIT_FAILED;
+    char id[256];
+    int rc = cli_run_id(st, ops[0], id, sizeof id);
+    if (rc != EXIT_OK)
         goto out;
-    }
-    json_decref(run);
     long long last = 0;
     for (;;) {
-        if (print_since(store_conn(st), ops[0], ops[1], ops[2], &last, &err) < 0) {
+        if (print_since(store_conn(st), id, ops[1], ops[2], &last, &err) < 0) {
             err_print(&err);
             rc = EXIT_FAILED;
             goto out;
         }
         if (!follow)
             break;
-        json_t *r = store_run_get(st, ops[0], &err);
+        json_t *r = store_run_get(st, id, &err);
         const char *state = r ? json_string_value(json_object_get(r, "state")) : NULL;
         bool active = state && (strcmp(state, "running") == 0 || strcmp(state, "queued") == 0);
         json_decref(r);
         if (!active) {
             /* The writer flushes when its process ends: one last look. */
-            if (print_since(store_conn(st), ops[0], ops[1], ops[2], &last, &err) < 0) {
+            if (print_since(store_conn(st), id, ops[1], ops[2], &last, &err) < 0) {
                 err_print(&err);
                 rc = EXIT_FAILED;
             }

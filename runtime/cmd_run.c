@@ -31,16 +31,6 @@ static void on_signal(int sig)
     __atomic_store_n(&g_stop, 1, __ATOMIC_RELAXED);
 }
 
-static void install_signals(void)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-}
-
 /* ---- run / test ---- */
 
 /* Whether a JUnit report can be written at path (its folder exists and is writable, and it
@@ -150,7 +140,7 @@ static int run_or_test(struct cli *c, int argc, char **argv, bool test)
     int64_t next;
     if (when && dag->cron && cron_next(dag->cron, dag->tz, l.logical_date, &next) == 0)
         l.data_interval_end = next;
-    install_signals();
+    cli_on_stop_signals(on_signal);
     struct launch_env env = env_of(c);
     int rc = launch_run(&env, dag, NULL, &l);   /* checks the conf, then opens the store */
     dag_free(dag);
@@ -169,7 +159,8 @@ static const char resume_usage[] =
     "Re-runs what did not succeed in RUN_ID (failed, cancelled or interrupted items), with\n"
     "the run's own conf; what already succeeded is neither run nor fetched again.\n"
     "exit: 0 success, 1 failed or cancelled, 2 bad input, 3 partial,\n"
-    "      4 queued (a source's counted window is used up: it goes on when that reopens)\n";
+    "      4 queued (a source's counted window is used up: it goes on when that reopens)\n"
+    CLI_RUN_ID_HELP;
 
 int cmd_resume(struct cli *c, int argc, char **argv)
 {
@@ -180,23 +171,24 @@ int cmd_resume(struct cli *c, int argc, char **argv)
         return EXIT_BAD_INPUT;
     }
     struct dr_err err;
-    err_clear(&err);
-    struct store *st = cli_open_store(c, &err);
-    if (!st) {
-        err_print(&err);
+    struct store *st = cli_open_store_or_report(c, &err);
+    if (!st)
         return EXIT_FAILED;
-    }
-    int rc = EXIT_BAD_INPUT;
     struct dag *dag = NULL;
-    json_t *run = store_run_get(st, argv[1], &err);
-    if (!run) {
+    json_t *run = NULL;
+    char id[256];
+    int rc = cli_run_id(st, argv[1], id, sizeof id);
+    if (rc != EXIT_OK)
+        goto out;
+    rc = EXIT_BAD_INPUT;
+    if (!(run = store_run_get(st, id, &err))) {
         err_print(&err);
         goto out;
     }
     const char *state = json_string_value(json_object_get(run, "state"));
     const char *dag_id = json_string_value(json_object_get(run, "dag_id"));
     if (state && strcmp(state, "success") == 0) {
-        printf("run %s already succeeded: nothing to resume\n", argv[1]);
+        printf("run %s already succeeded: nothing to resume\n", id);
         rc = EXIT_OK;
         goto out;
     }
@@ -207,7 +199,7 @@ int cmd_resume(struct cli *c, int argc, char **argv)
     }
     struct launch l = {
         .run_type = json_string_value(json_object_get(run, "run_type")),
-        .resume_run_id = argv[1],
+        .resume_run_id = id,
         .stop = &g_stop,
     };
     json_t *conf = json_object_get(run, "conf");
@@ -218,7 +210,7 @@ int cmd_resume(struct cli *c, int argc, char **argv)
     }
     if (!l.run_type)
         l.run_type = "manual";
-    install_signals();
+    cli_on_stop_signals(on_signal);
     struct launch_env env = env_of(c);
     rc = launch_run(&env, dag, st, &l);
 out:

@@ -8,19 +8,6 @@
 #include "cli.h"
 #include "tables.h"
 
-static const char *str(const json_t *o, const char *key)
-{
-    const char *s = json_string_value(json_object_get(o, key));
-    return s ? s : "-";
-}
-
-static long long num(const json_t *o, const char *key)
-{
-    const json_t *v = json_object_get(o, key);
-    return json_is_integer(v) ? (long long)json_integer_value(v)
-                              : json_is_real(v) ? (long long)json_real_value(v) : 0;
-}
-
 static void print_json(const json_t *v)
 {
     char *s = json_dumps(v, JSON_INDENT(2) | JSON_ENCODE_ANY);
@@ -34,7 +21,7 @@ static void print_json(const json_t *v)
  * Returns whether it is stale. */
 static bool state_text(const json_t *run, int timeout_sec, char *buf, size_t len)
 {
-    const char *state = str(run, "state");
+    const char *state = tables_str(run, "state");
     const json_t *age = json_object_get(run, "heartbeat_age_s");
     bool live = strcmp(state, "running") == 0 || strcmp(state, "queued") == 0;
     const char *until = json_string_value(json_object_get(run, "resume_after"));
@@ -88,19 +75,6 @@ static int parse_list_args(int argc, char **argv, const char *usage, const char 
     return 0;
 }
 
-/* Opens the store or prints why not (the exit code for that is EXIT_FAILED).
- * On success err is left cleared, ready for the next store call. */
-static struct store *open_or_report(struct cli *c, struct dr_err *err)
-{
-    err_clear(err);
-    struct store *st = cli_open_store(c, err);
-    if (!st)
-        err_print(err);
-    else
-        err_clear(err);
-    return st;
-}
-
 /* ---- initdb ---- */
 
 static const char initdb_usage[] =
@@ -127,7 +101,7 @@ int cmd_initdb(struct cli *c, int argc, char **argv)
             schema = beside;   /* an installed dagrun: PREFIX/share/dagrun/schema.sql */
     }
     struct dr_err err;
-    struct store *st = open_or_report(c, &err);
+    struct store *st = cli_open_store_or_report(c, &err);
     if (!st)
         return EXIT_FAILED;
     int rc = EXIT_OK;
@@ -174,7 +148,7 @@ int cmd_runs(struct cli *c, int argc, char **argv)
     if (rc)
         return rc;
     struct dr_err err;
-    struct store *st = open_or_report(c, &err);
+    struct store *st = cli_open_store_or_report(c, &err);
     if (!st)
         return EXIT_FAILED;
     json_t *runs = store_runs_list(st, dag, state ? 100000 : (int)limit, &err);
@@ -195,7 +169,7 @@ int cmd_runs(struct cli *c, int argc, char **argv)
         bool stale = state_text(r, timeout, shown, sizeof shown);
         if (strncmp(shown, "queued until ", 13) == 0) {
             if (!parked_id) {
-                parked_id = str(r, "run_id");
+                parked_id = tables_str(r, "run_id");
                 snprintf(parked_shown, sizeof parked_shown, "%s", shown);
             }
             if (wide && !json)
@@ -203,7 +177,7 @@ int cmd_runs(struct cli *c, int argc, char **argv)
         }
         json_object_set_new(r, "stale", json_boolean(stale));
         if (stale && !stale_id)
-            stale_id = str(r, "run_id");
+            stale_id = tables_str(r, "run_id");
         /* The table shows a stale run as such (the JSON keeps its state and "stale"). */
         if (stale && !json)
             json_object_set_new(r, "state", json_string(wide ? shown : "stale"));
@@ -232,7 +206,8 @@ static const char status_usage[] =
     "usage: dagrun status RUN_ID [--state STATE] [--json]\n"
     "A run's state, conf, warnings and error, then its task instances with states, tries,\n"
     "durations and errors (per item for mapped tasks); --state: only the instances in STATE\n"
-    "(pending, running, success, skipped, failed, upstream_failed, cancelled).\n";
+    "(pending, running, success, skipped, failed, upstream_failed, cancelled).\n"
+    CLI_RUN_ID_HELP;
 
 int cmd_status(struct cli *c, int argc, char **argv)
 {
@@ -258,10 +233,15 @@ int cmd_status(struct cli *c, int argc, char **argv)
     if (!id)
         return usage_error(status_usage);
     struct dr_err err;
-    struct store *st = open_or_report(c, &err);
+    struct store *st = cli_open_store_or_report(c, &err);
     if (!st)
         return EXIT_FAILED;
-    json_t *s = store_run_status(st, id, &err);
+    char full[256];
+    if ((rc = cli_run_id(st, id, full, sizeof full)) != EXIT_OK) {
+        store_close(st);
+        return rc;
+    }
+    json_t *s = store_run_status(st, full, &err);
     store_close(st);
     if (!s) {
         err_print(&err);
@@ -280,14 +260,14 @@ int cmd_status(struct cli *c, int argc, char **argv)
     }
     printf("run:          %s\ndag:          %s\ntype:         %s\nlogical date: %s\n"
            "state:        %s\nstarted:      %s\nended:        %s\n",
-           str(run, "run_id"), str(run, "dag_id"), str(run, "run_type"),
-           str(run, "logical_date"), shown, str(run, "started_at"),
-           str(run, "ended_at"));
+           tables_str(run, "run_id"), tables_str(run, "dag_id"), tables_str(run, "run_type"),
+           tables_str(run, "logical_date"), shown, tables_str(run, "started_at"),
+           tables_str(run, "ended_at"));
     if (stale)
         printf("hint:         no heartbeat for over %d s, its process is gone; "
                "dagrun resume %s continues it\n",
                c->cfg->heartbeat_timeout_sec > 0 ? c->cfg->heartbeat_timeout_sec : 60,
-               str(run, "run_id"));
+               tables_str(run, "run_id"));
     const json_t *conf = json_object_get(run, "conf");
     if (json_is_object(conf) && json_object_size(conf)) {
         char *t = json_dumps(conf, JSON_COMPACT);
@@ -295,7 +275,7 @@ int cmd_status(struct cli *c, int argc, char **argv)
         free(t);
     }
     if (json_is_string(json_object_get(run, "error")))
-        printf("error:        %s\n", str(run, "error"));
+        printf("error:        %s\n", tables_str(run, "error"));
     const json_t *counters = json_object_get(run, "counters");
     if (json_is_object(counters) && json_object_size(counters)) {
         char *t = json_dumps(counters, JSON_COMPACT);
@@ -319,11 +299,11 @@ int cmd_status(struct cli *c, int argc, char **argv)
             snprintf(secs, sizeof secs, "%.2f", json_number_value(d));
         const char *key = json_string_value(json_object_get(w, "map_key"));
         char item[32] = "";
-        if (!key && num(w, "map_index") >= 0)
-            snprintf(item, sizeof item, "%lld", num(w, "map_index"));
-        printf("%-20s %-24s %-16s %5lld %9s  %s\n", str(w, "task_id"), key ? key : item,
-               str(w, "state"), num(w, "try_number"), secs,
-               json_is_string(json_object_get(w, "error")) ? str(w, "error") : "");
+        if (!key && tables_num(w, "map_index") >= 0)
+            snprintf(item, sizeof item, "%lld", tables_num(w, "map_index"));
+        printf("%-20s %-24s %-16s %5lld %9s  %s\n", tables_str(w, "task_id"), key ? key : item,
+               tables_str(w, "state"), tables_num(w, "try_number"), secs,
+               json_is_string(json_object_get(w, "error")) ? tables_str(w, "error") : "");
     }
     json_decref(s);
     return EXIT_OK;
@@ -336,7 +316,8 @@ static const char cancel_usage[] =
     "Asks a queued or running run to stop. The process running it notices within a few\n"
     "seconds, stops handing out work, lets items in flight finish or roll back, and marks the\n"
     "run cancelled; `dagrun resume RUN_ID` completes it later. A run whose process is gone\n"
-    "(its heartbeat older than heartbeat_timeout_sec) is marked cancelled at once.\n";
+    "(its heartbeat older than heartbeat_timeout_sec) is marked cancelled at once.\n"
+    CLI_RUN_ID_HELP;
 
 int cmd_cancel(struct cli *c, int argc, char **argv)
 {
@@ -345,23 +326,26 @@ int cmd_cancel(struct cli *c, int argc, char **argv)
     if (!one_operand(argc, argv))
         return usage_error(cancel_usage);
     struct dr_err err;
-    struct store *st = open_or_report(c, &err);
+    struct store *st = cli_open_store_or_report(c, &err);
     if (!st)
         return EXIT_FAILED;
-    int rc = EXIT_OK;
     bool done = false;
+    char id[256];
+    int rc = cli_run_id(st, argv[1], id, sizeof id);
+    if (rc != EXIT_OK)
+        goto out;
     /* A run whose process is gone would never see the request: it is cancelled here. */
-    if (store_run_cancel_dead(st, argv[1], c->cfg->heartbeat_timeout_sec, &done, &err) < 0) {
+    if (store_run_cancel_dead(st, id, c->cfg->heartbeat_timeout_sec, &done, &err) < 0) {
         err_print(&err);
         rc = EXIT_FAILED;
     } else if (done)
-        printf("%s cancelled: its process was gone; dagrun resume %s continues it\n",
-               argv[1], argv[1]);
-    else if (store_run_request_cancel(st, argv[1], &err) < 0) {
+        printf("%s cancelled: its process was gone; dagrun resume %s continues it\n", id, id);
+    else if (store_run_request_cancel(st, id, &err) < 0) {
         err_print(&err);
         rc = EXIT_BAD_INPUT;
     } else
-        printf("cancel requested for %s\n", argv[1]);
+        printf("cancel requested for %s\n", id);
+out:
     store_close(st);
     return rc;
 }
@@ -386,7 +370,7 @@ int cmd_pause(struct cli *c, int argc, char **argv)
         err_print(&err);
         return EXIT_BAD_INPUT;
     }
-    struct store *st = open_or_report(c, &err);
+    struct store *st = cli_open_store_or_report(c, &err);
     if (!st) {
         dag_free(d);
         return EXIT_FAILED;

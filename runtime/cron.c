@@ -406,18 +406,13 @@ struct wall_hit {
 static struct wall_hit map_wall(const struct tz *z, int64_t wall, bool want_gap_end)
 {
     struct tm tm = { 0 };
-    int64_t days = wall / 86400, secs = wall % 86400;
-    if (secs < 0) {
-        secs += 86400;
-        days--;
-    }
-    int y, m, d;
-    date_civil_from_days(days, &y, &m, &d);
+    int y, m, d, secs;
+    date_split_instant(wall, &y, &m, &d, &secs);
     tm.tm_year = y - 1900;
     tm.tm_mon = m - 1;
     tm.tm_mday = d;
-    tm.tm_hour = (int)(secs / 3600);
-    tm.tm_min = (int)(secs / 60 % 60);
+    tm.tm_hour = secs / 3600;
+    tm.tm_min = secs / 60 % 60;
     struct wall_hit h;
     h.n = tz_from_local(z, &tm, &h.first, &h.second);
     if (h.n == 0 && want_gap_end)

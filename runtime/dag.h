@@ -98,7 +98,7 @@ json_t *dag_resolve_params(const struct dag *d, size_t i, const struct config *c
 json_t *dag_resolve_params_at(const struct dag *d, size_t i, const struct config *cfg,
                               const json_t *conf, int64_t anchor, struct dr_err *err);
 
-/* Lists the *.yaml / *.yml files under dir (recursively, sorted). Returns a
+/* dag_files.c: lists the *.yaml / *.yml files under dir (recursively, sorted). Returns a
  * NULL-terminated malloc'd array of malloc'd paths, or NULL with err. */
 char **dag_list_files(const char *dir, struct dr_err *err);
 void dag_free_list(char **paths);

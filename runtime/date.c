@@ -202,15 +202,21 @@ int date_parse_instant(const char *s, int64_t *t, struct dr_err *err)
     return 0;
 }
 
-void date_format_instant(int64_t t, char *buf, size_t len)
+void date_split_instant(int64_t t, int *y, int *m, int *d, int *secs)
 {
     int64_t days = t / 86400, rem = t % 86400;
     if (rem < 0) {
         rem += 86400;
         days--;
     }
-    int y, m, d;
-    date_civil_from_days(days, &y, &m, &d);
-    snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02dZ", y, m, d, (int)(rem / 3600),
-             (int)(rem / 60 % 60), (int)(rem % 60));
+    date_civil_from_days(days, y, m, d);
+    *secs = (int)rem;
+}
+
+void date_format_instant(int64_t t, char *buf, size_t len)
+{
+    int y, m, d, rem;
+    date_split_instant(t, &y, &m, &d, &rem);
+    snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02dZ", y, m, d, rem / 3600, rem / 60 % 60,
+             rem % 60);
 }

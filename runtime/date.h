@@ -23,6 +23,9 @@ void date_format(int64_t days, char *buf, size_t len);
  * "+HH:MM", "+HHMM" or "+HH" (a space may stand for 'T'); a bare date means
  * midnight UTC; no offset means UTC. Stores Unix seconds. Returns 0 or -1. */
 int date_parse_instant(const char *s, int64_t *t, struct dr_err *err);
+/* The UTC calendar day of Unix seconds t and the seconds into it (0-86399), with floor
+ * division: a time before 1970 lands on its own day. Pure; any thread. */
+void date_split_instant(int64_t t, int *y, int *m, int *d, int *secs);
 /* "2026-01-05T13:00:00Z" into buf (21 bytes at least). */
 void date_format_instant(int64_t t, char *buf, size_t len);
 

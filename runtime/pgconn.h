@@ -1,4 +1,4 @@
-/* runtime-private: only store.c, store_ti.c and preflight.c include this */
+/* runtime-private: only store.c, store_owner.c, store_ti.c and preflight.c include this */
 /* PostgreSQL connections and statements: opening with the password redacted, SQLSTATE-aware
  * error messages, the one-statement exec helper, and UTF-8 cleaning of text parameters. */
 #ifndef DR_PGCONN_H

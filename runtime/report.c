@@ -351,8 +351,9 @@ int report_write_junit(struct report *r, const char *path, const struct run_resu
     size_t tests = r->n_inst, failures = 0, skipped = 0;
     for (size_t i = 0; i < r->n_inst; i++) {
         enum ti_state s = r->inst[i].state;
-        failures += s == TI_FAILED || s == TI_UPSTREAM_FAILED || s == TI_CANCELLED;
-        skipped += s == TI_SKIPPED;
+        /* A cancelled instance did not fail: it was stopped, and a resume runs it. */
+        failures += s == TI_FAILED || s == TI_UPSTREAM_FAILED;
+        skipped += s == TI_SKIPPED || s == TI_CANCELLED;
     }
     time_t now = time(NULL);
     struct tm tm;
@@ -393,6 +394,10 @@ int report_write_junit(struct report *r, const char *path, const struct run_resu
         if (in->state == TI_SKIPPED) {
             fprintf(f, "      <skipped message=\"");
             xml_put(f, in->error ? in->error : "nothing to do");
+            fprintf(f, "\"/>\n");
+        } else if (in->state == TI_CANCELLED) {
+            fprintf(f, "      <skipped message=\"cancelled: ");
+            xml_put(f, in->error ? in->error : "the run was cancelled before it ended");
             fprintf(f, "\"/>\n");
         } else {
             fprintf(f, "      <failure type=\"%s\" message=\"", ti_state_name(in->state));

@@ -25,7 +25,9 @@ struct report *report_new(const struct report_opts *o);
 const struct exec_hooks *report_hooks(struct report *r);
 /* Prints the summary (table or JSON line) to stdout. */
 void report_summary(struct report *r, const struct run_result *res, double wall_secs);
-/* Writes JUnit XML: one testcase per task instance. 0, or -1 with err. */
+/* Writes JUnit XML: one testcase per task instance; a failed or upstream_failed instance is
+ * a <failure>, a skipped one <skipped/>, and so is a cancelled one (its message starts
+ * "cancelled: ": stopped, not failed, and a resume runs it). 0, or -1 with err. */
 int report_write_junit(struct report *r, const char *path, const struct run_result *res,
                        double wall_secs, struct dr_err *err);
 void report_free(struct report *r);

@@ -9,34 +9,44 @@ static const char *const run_names[] = { "queued", "running", "success", "partia
 static const char *const ti_names[] = { "pending", "running", "success", "skipped", "failed",
                                         "upstream_failed", "cancelled" };
 
-const char *run_state_name(enum run_state s)
+/* names[i], or "unknown" past the n names. */
+static const char *name_at(const char *const *names, size_t n, unsigned i)
 {
-    return (unsigned)s < sizeof run_names / sizeof *run_names ? run_names[s] : "unknown";
+    return i < n ? names[i] : "unknown";
 }
+
+/* The index of s among the n names, or -1. */
+static int index_of(const char *const *names, size_t n, const char *s)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(s, names[i]) == 0)
+            return (int)i;
+    return -1;
+}
+
+#define N_RUN (sizeof run_names / sizeof *run_names)
+#define N_TI (sizeof ti_names / sizeof *ti_names)
+
+const char *run_state_name(enum run_state s) { return name_at(run_names, N_RUN, (unsigned)s); }
 
 int run_state_parse(const char *s, enum run_state *out)
 {
-    for (size_t i = 0; i < sizeof run_names / sizeof *run_names; i++)
-        if (strcmp(s, run_names[i]) == 0) {
-            *out = (enum run_state)i;
-            return 0;
-        }
-    return -1;
+    int i = index_of(run_names, N_RUN, s);
+    if (i < 0)
+        return -1;
+    *out = (enum run_state)i;
+    return 0;
 }
 
-const char *ti_state_name(enum ti_state s)
-{
-    return (unsigned)s < sizeof ti_names / sizeof *ti_names ? ti_names[s] : "unknown";
-}
+const char *ti_state_name(enum ti_state s) { return name_at(ti_names, N_TI, (unsigned)s); }
 
 int ti_state_parse(const char *s, enum ti_state *out)
 {
-    for (size_t i = 0; i < sizeof ti_names / sizeof *ti_names; i++)
-        if (strcmp(s, ti_names[i]) == 0) {
-            *out = (enum ti_state)i;
-            return 0;
-        }
-    return -1;
+    int i = index_of(ti_names, N_TI, s);
+    if (i < 0)
+        return -1;
+    *out = (enum ti_state)i;
+    return 0;
 }
 
 int run_state_exit_code(enum run_state s)

@@ -524,12 +524,7 @@ int cmd_scheduler(struct cli *c, int argc, char **argv)
     }
     s.unresumable = json_object();
     g_sched = &s;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    cli_on_stop_signals(on_signal);
 
     int rc = EXIT_OK;
     log_info("scheduler started on %s%s", c->cfg->dags_dir, once ? " (once)" : "");

@@ -1,6 +1,6 @@
-/* Run state in PostgreSQL (schema dagrun): the coordinator's connection, runs, run locks,
- * listings and scheduler bookkeeping, with parameterized statements only. Task-instance rows
- * are in store_ti.c, connection and error helpers in pgconn.c. */
+/* Run state in PostgreSQL (schema dagrun): the coordinator's connection, runs, listings and
+ * scheduler bookkeeping, with parameterized statements only. Run ownership (locks, fencing)
+ * is in store_owner.c, task-instance rows in store_ti.c, connection helpers in pgconn.c. */
 #include "store.h"
 
 #include <errno.h>
@@ -24,47 +24,6 @@
  * to repeat (upserts, state sets, heartbeats); a warnings append whose reply was lost
  * with the connection may be stored twice. */
 #define RECONNECT_MS 30000
-
-/* Run locks are session-level advisory locks with two 32-bit keys: this fixed namespace
- * of dagrun's, and the run id's hash. */
-#define RUN_LOCK_NS "1684107122"
-static const char sql_run_lock[] = "SELECT pg_try_advisory_lock(" RUN_LOCK_NS ", hashtext($1))";
-static const char sql_run_unlock[] = "SELECT pg_advisory_unlock(" RUN_LOCK_NS ", hashtext($1))";
-/* A takeover: the new owner's epoch. */
-static const char sql_run_bump[] =
-    "UPDATE dagrun.dag_run SET epoch = epoch + 1 WHERE run_id = $1 RETURNING epoch";
-/* The fence inside a worker's transaction: a share lock on the run row while it still carries
- * this process's epoch. A takeover's epoch increment waits for the commits that hold it, and
- * a commit after the increment finds no row. */
-static const char sql_run_fence[] =
-    "SELECT 1 FROM dagrun.dag_run WHERE run_id = $1 AND epoch = $2::bigint FOR SHARE";
-
-static struct store_lock *lock_of(struct store *s, const char *run_id)
-{
-    for (size_t i = 0; s && i < s->n_locks; i++)
-        if (strcmp(s->locks[i].run_id, run_id) == 0)
-            return &s->locks[i];
-    return NULL;
-}
-
-/* The epoch a fenced statement of run_id must find, as text in buf, or NULL (no fence). */
-static const char *epoch_param(struct store *s, const char *run_id, char *buf, size_t len)
-{
-    const struct store_lock *l = lock_of(s, run_id);
-    if (!l || l->epoch <= 0)
-        return NULL;
-    snprintf(buf, len, "%lld", (long long)l->epoch);
-    return buf;
-}
-
-static void mark_lost(struct store_lock *l)
-{
-    if (l->lost)
-        return;
-    l->lost = true;
-    log_error("run %s: another process took the run over (this process could not hold its "
-              "lock): stopping without writing its end state", l->run_id);
-}
 
 /* A timestamptz column as an ISO-8601 UTC string, or SQL NULL. */
 #define ISO(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
@@ -165,29 +124,7 @@ bool store_reconnect(struct store *s)
         if (c) {
             PQfinish(s->conn);
             s->conn = c;
-            for (size_t i = 0; i < s->n_locks; i++) {
-                struct store_lock *l = &s->locks[i];
-                if (l->lost)
-                    continue;
-                const char *v[] = { l->run_id };
-                PGresult *r = PQexecParams(c, "SELECT pg_try_advisory_lock(" RUN_LOCK_NS
-                                           ", hashtext($1)), (SELECT epoch FROM dagrun.dag_run"
-                                           " WHERE run_id = $1)", 1, NULL, v, NULL, NULL, 0);
-                int64_t now_epoch = 0;
-                bool held = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
-                            strcmp(PQgetvalue(r, 0, 0), "t") == 0;
-                if (held && l->epoch > 0 &&
-                    (PQgetisnull(r, 0, 1) ||
-                     pgconn_parse_i64(PQgetvalue(r, 0, 1), &now_epoch) < 0 ||
-                     now_epoch != l->epoch))
-                    held = false;
-                PQclear(r);
-                if (!held) {
-                    log_error("run %s: could not take its lock again after reconnecting",
-                              l->run_id);
-                    mark_lost(l);
-                }
-            }
+            store_locks_retake(s);
             log_info("database connection reopened");
             return true;
         }
@@ -303,9 +240,9 @@ static const char sql_run_create[] =
     "  WHERE d.dag_id = r.dag_id AND r.run_type = 'scheduled')"
     " SELECT run_id FROM r";
 
-/* max_active_runs: the DAG's runs are counted and the new one inserted under this
- * transaction-level lock on the dag id, so two processes cannot both take the last slot. */
-#define DAG_LOCK_NS "1684107123"
+/* max_active_runs: the DAG's runs are counted and the new one inserted under a
+ * transaction-level lock on the dag id (STORE_DAG_LOCK_NS), so two processes cannot both
+ * take the last slot. */
 
 int store_run_create(struct store *s, const char *dag_id, const char *run_type,
                      int64_t logical_date, int64_t data_interval_start,
@@ -355,7 +292,7 @@ int store_run_create_limited(struct store *s, const char *dag_id, const char *ru
             goto out;
         PQclear(res);
         txn = true;
-        res = pgconn_exec(s->conn, "SELECT pg_advisory_xact_lock(" DAG_LOCK_NS ", hashtext($1))",
+        res = pgconn_exec(s->conn, "SELECT pg_advisory_xact_lock(" STORE_DAG_LOCK_NS ", hashtext($1))",
                           1, dv, err, "create run of %s", dag_id);
         if (!res)
             goto out;
@@ -444,7 +381,7 @@ int store_run_set_state(struct store *s, const char *run_id, enum run_state stat
         host[0] = '\0';
     char *etmp, *htmp;
     const char *e = pgconn_text_param(error, &etmp), *h = pgconn_text_param(host, &htmp);
-    struct store_lock *lk = lock_of(s, run_id);
+    struct store_lock *lk = store_lock_of(s, run_id);
     if (lk && lk->lost) {
         free(etmp);
         free(htmp);
@@ -452,7 +389,7 @@ int store_run_set_state(struct store *s, const char *run_id, enum run_state stat
     }
     char eb[24];
     const char *v[] = { run_id, run_state_name(state), e, pid, h[0] ? h : NULL,
-                        epoch_param(s, run_id, eb, sizeof eb) };
+                        store_epoch_param(s, run_id, eb, sizeof eb) };
     PGresult *res = store_sexec(s, sql_run_set_state, 6, v, err, "set state of run %s", run_id);
     free(etmp);
     free(htmp);
@@ -461,7 +398,7 @@ int store_run_set_state(struct store *s, const char *run_id, enum run_state stat
     int rc = 0;
     if (strcmp(PQcmdTuples(res), "1") != 0) {
         if (v[5]) {
-            mark_lost(lk);
+            store_mark_lost(lk);
             rc = err_set(err, "set state of run %s: another process took the run over", run_id);
         } else
             rc = err_set(err, "set state of run %s: no such run", run_id);
@@ -475,7 +412,7 @@ int store_run_set_resume_after(struct store *s, const char *run_id, int64_t unix
 {
     char t[24], eb[24];
     snprintf(t, sizeof t, "%lld", (long long)unix_s);
-    const char *v[] = { run_id, unix_s > 0 ? t : NULL, epoch_param(s, run_id, eb, sizeof eb) };
+    const char *v[] = { run_id, unix_s > 0 ? t : NULL, store_epoch_param(s, run_id, eb, sizeof eb) };
     PGresult *res = store_sexec(s, "UPDATE dagrun.dag_run SET resume_after = to_timestamp($2::bigint)"
                                 " WHERE run_id = $1 AND ($3::bigint IS NULL OR epoch = $3::bigint)",
                                 3, v, err, "set resume_after of run %s", run_id);
@@ -488,9 +425,9 @@ int store_run_set_resume_after(struct store *s, const char *run_id, int64_t unix
 int store_run_heartbeat(struct store *s, const char *run_id, bool *cancel_requested,
                         struct dr_err *err)
 {
-    struct store_lock *lk = lock_of(s, run_id);
+    struct store_lock *lk = store_lock_of(s, run_id);
     char eb[24];
-    const char *v[] = { run_id, epoch_param(s, run_id, eb, sizeof eb) };
+    const char *v[] = { run_id, store_epoch_param(s, run_id, eb, sizeof eb) };
     PGresult *res = NULL;
     if (!lk || !lk->lost)
         res = store_sexec(s,
@@ -508,7 +445,7 @@ int store_run_heartbeat(struct store *s, const char *run_id, bool *cancel_reques
         return -1;
     int rc = 0;
     if (PQntuples(res) != 1 && v[1]) {
-        mark_lost(lk);
+        store_mark_lost(lk);
         if (cancel_requested)
             *cancel_requested = true;
     } else if (PQntuples(res) != 1)
@@ -547,13 +484,13 @@ int store_run_add_warnings(struct store *s, const char *run_id, const json_t *wa
         err_set(err, "add warnings to run %s: out of memory", run_id);
         goto out;
     }
-    struct store_lock *lk = lock_of(s, run_id);
+    struct store_lock *lk = store_lock_of(s, run_id);
     if (lk && lk->lost) {
         err_set(err, "add warnings to run %s: another process took the run over", run_id);
         goto out;
     }
     char eb[24];
-    const char *v[] = { run_id, w, c, epoch_param(s, run_id, eb, sizeof eb) };
+    const char *v[] = { run_id, w, c, store_epoch_param(s, run_id, eb, sizeof eb) };
     PGresult *res = store_sexec(s, sql_run_add_warnings, 4, v, err, "add warnings to run %s",
                          run_id);
     if (!res)
@@ -606,103 +543,6 @@ int store_run_request_cancel(struct store *s, const char *run_id, struct dr_err 
     " 'cancel_requested', r.cancel_requested, 'pid', r.pid, 'hostname', r.hostname,"         \
     " 'resume_after', " ISO("r.resume_after") ")"
 
-int store_run_lock(struct store *s, const char *run_id, bool *got, struct dr_err *err)
-{
-    const char *v[] = { run_id };
-    PGresult *res = store_sexec(s, sql_run_lock, 1, v,
-                         err, "lock run %s", run_id);
-    if (!res)
-        return -1;
-    *got = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-    PQclear(res);
-    if (!*got)
-        return 0;
-    /* The takeover: from here on, statements fenced on the previous epoch find nothing. */
-    if (!(res = store_sexec(s, sql_run_bump, 1, v, err, "lock run %s", run_id)))
-        return -1;
-    int64_t epoch = 0;
-    if (PQntuples(res) == 1)
-        pgconn_parse_i64(PQgetvalue(res, 0, 0), &epoch);
-    PQclear(res);
-    struct store_lock *old = lock_of(s, run_id);
-    if (old) {                  /* locked again on this session: a new epoch */
-        old->epoch = epoch;
-        old->lost = false;
-        return 0;
-    }
-    /* remembered, to take it again after a reconnect */
-    struct store_lock *l = realloc(s->locks, (s->n_locks + 1) * sizeof *l);
-    if (l) {
-        s->locks = l;
-        if ((l[s->n_locks].run_id = strdup(run_id))) {
-            l[s->n_locks].epoch = epoch;
-            l[s->n_locks].lost = false;
-            s->n_locks++;
-        }
-    }
-    return 0;
-}
-
-bool store_run_lost(struct store *s, const char *run_id)
-{
-    const struct store_lock *l = lock_of(s, run_id);
-    return l && l->lost;
-}
-
-int64_t store_run_epoch(struct store *s, const char *run_id)
-{
-    const struct store_lock *l = lock_of(s, run_id);
-    return l ? l->epoch : 0;
-}
-
-int store_run_fence_conn(PGconn *conn, const char *run_id, int64_t epoch, struct dr_err *err)
-{
-    if (epoch <= 0)
-        return 0;
-    char eb[24];
-    snprintf(eb, sizeof eb, "%lld", (long long)epoch);
-    const char *v[] = { run_id, eb };
-    PGresult *res = pgconn_exec(conn, sql_run_fence, 2, v, err, "fence of run %s", run_id);
-    if (!res)
-        return -1;
-    int rc = PQntuples(res) == 1 ? 0 : 1;
-    PQclear(res);
-    if (rc)
-        err_set(err, "run %s: another process took the run over", run_id);
-    return rc;
-}
-
-/* The backends of other sessions holding run_id's lock, terminated when the run's heartbeat
- * is older than $2 seconds (their process is stopped or cut off: its run is taken over). */
-static const char sql_run_take_over[] =
-    "WITH r AS (SELECT pid, hostname FROM dagrun.dag_run WHERE run_id = $1"
-    /* any state: a run cancelled while its process was stopped is still held by it */
-    "  AND coalesce(heartbeat_at, started_at, queued_at)"
-    "   < now() - make_interval(secs => $2::int)),"
-    " holders AS (SELECT l.pid FROM pg_locks l, r"
-    "  WHERE l.locktype = 'advisory' AND l.granted"
-    "  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-    "  AND l.classid = " RUN_LOCK_NS "::bigint::oid AND l.objsubid = 2"
-    "  AND l.objid = (hashtext($1)::bigint & 4294967295)::oid"
-    /* the same process's other sessions: workers stopped inside their transactions */
-    "  UNION SELECT a.pid FROM pg_stat_activity a, r"
-    "  WHERE a.application_name = left('dagrun/' || r.pid || '/' || coalesce(r.hostname, ''), 63))"
-    " SELECT count(pg_terminate_backend(h.pid)) FROM holders h WHERE h.pid <> pg_backend_pid()";
-
-int store_run_take_over(struct store *s, const char *run_id, int timeout_sec, bool *ended,
-                        struct dr_err *err)
-{
-    char t[16];
-    snprintf(t, sizeof t, "%d", timeout_sec > 0 ? timeout_sec : 60);
-    const char *v[] = { run_id, t };
-    PGresult *res = store_sexec(s, sql_run_take_over, 2, v, err, "take over run %s", run_id);
-    if (!res)
-        return -1;
-    *ended = strcmp(PQgetvalue(res, 0, 0), "0") != 0;
-    PQclear(res);
-    return 0;
-}
-
 int store_run_clear_cancel(struct store *s, const char *run_id, struct dr_err *err)
 {
     const char *v[] = { run_id };
@@ -713,46 +553,6 @@ int store_run_clear_cancel(struct store *s, const char *run_id, struct dr_err *e
         return -1;
     PQclear(res);
     return 0;
-}
-
-/* A run whose process is gone is cancelled here, fenced like a takeover (epoch + 1), with
- * its cancel request cleared. */
-static const char sql_run_cancel_dead[] =
-    "UPDATE dagrun.dag_run SET state = 'cancelled', cancel_requested = false,"
-    " ended_at = now(), epoch = epoch + 1,"
-    " error = coalesce(error, 'cancelled while its process was gone')"
-    " WHERE run_id = $1 AND state IN ('queued', 'running')"
-    "  AND ($2::boolean OR coalesce(heartbeat_at, started_at, queued_at)"
-    "   < now() - make_interval(secs => $3::int))"
-    " RETURNING 1";
-
-int store_run_cancel_dead(struct store *s, const char *run_id, int timeout_sec, bool *done,
-                          struct dr_err *err)
-{
-    *done = false;
-    const char *v[] = { run_id };
-    /* Its lock free: no process runs it. Held while the row is updated, so none starts. */
-    PGresult *res = store_sexec(s, sql_run_lock, 1, v, err, "cancel run %s", run_id);
-    if (!res)
-        return -1;
-    bool free_lock = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-    PQclear(res);
-    char t[16];
-    snprintf(t, sizeof t, "%d", timeout_sec > 0 ? timeout_sec : 60);
-    const char *v2[] = { run_id, free_lock ? "true" : "false", t };
-    int rc = -1;
-    res = store_sexec(s, sql_run_cancel_dead, 3, v2, err, "cancel run %s", run_id);
-    if (res) {
-        *done = PQntuples(res) == 1;
-        rc = 0;
-        PQclear(res);
-    }
-    if (free_lock) {
-        struct dr_err e2;
-        err_clear(&e2);
-        PQclear(store_sexec(s, sql_run_unlock, 1, v, &e2, "cancel run %s", run_id));
-    }
-    return rc;
 }
 
 json_t *store_run_get(struct store *s, const char *run_id, struct dr_err *err)
@@ -829,6 +629,53 @@ json_t *store_run_status(struct store *s, const char *run_id, struct dr_err *err
         "   GROUP BY c.task_id) b)))"
         " FROM dagrun.dag_run r WHERE r.run_id = $1",
         1, v, "run status", run_id, err);
+}
+
+/* Exact match first; then runs whose id ends or starts with $1, newest first. Six rows are
+ * enough to tell one from several and to name five of them. */
+static const char sql_run_find[] =
+    "SELECT run_id, run_id = $1 FROM dagrun.dag_run"
+    " WHERE run_id = $1 OR right(run_id, length($1)) = $1 OR left(run_id, length($1)) = $1"
+    " ORDER BY run_id = $1 DESC, queued_at DESC, run_id LIMIT 6";
+
+int store_run_find(struct store *s, const char *text, char *run_id, size_t len,
+                   struct dr_err *err)
+{
+    if (!text || !*text) {
+        err_set(err, "no run id given");
+        err_hint(err, "dagrun runs lists the runs");
+        return 1;
+    }
+    const char *v[] = { text };
+    PGresult *res = store_sexec(s, sql_run_find, 1, v, err, "find run %s", text);
+    if (!res)
+        return -1;
+    int n = PQntuples(res), rc = 1;
+    if (n >= 1 && (n == 1 || strcmp(PQgetvalue(res, 0, 1), "t") == 0)) {
+        if (strlen(PQgetvalue(res, 0, 0)) >= len)
+            err_set(err, "find run %s: run id too long", text);
+        else {
+            snprintf(run_id, len, "%s", PQgetvalue(res, 0, 0));
+            rc = 0;
+        }
+    } else if (n == 0) {
+        err_set(err, "run %s: no such run", text);
+        err_hint(err, "dagrun runs lists the runs");
+    } else {
+        char names[768] = "";
+        size_t off = 0;
+        for (int i = 0; i < n && i < 5; i++) {
+            int w = snprintf(names + off, sizeof names - off, "%s%s", i ? ", " : "",
+                             PQgetvalue(res, i, 0));
+            if (w < 0 || (size_t)w >= sizeof names - off)
+                break;
+            off += (size_t)w;
+        }
+        err_set(err, "run %s: ambiguous, it matches %s%s", text, names, n > 5 ? ", ..." : "");
+        err_hint(err, "give more of the run id (dagrun runs --wide shows it whole)");
+    }
+    PQclear(res);
+    return rc;
 }
 
 /* ---- scheduler bookkeeping ---- */

@@ -19,6 +19,12 @@
 PGconn *store_open_conn(const char *url, struct dr_err *err);
 
 /* The coordinator's connection to the run state. One thread at a time. */
+/* dagrun's advisory locks take two 32-bit keys: one of these fixed namespaces, and the
+ * hash of the run id (a run's lock, session-level: store_owner.c) or of the dag id (a
+ * transaction-level lock around counting a DAG's active runs: store_run_create_limited). */
+#define STORE_RUN_LOCK_NS "1684107122"
+#define STORE_DAG_LOCK_NS "1684107123"
+
 struct store;
 struct store *store_open(const char *url, struct dr_err *err);
 void store_close(struct store *s);
@@ -98,6 +104,14 @@ int store_run_cancel_dead(struct store *s, const char *run_id, int timeout_sec, 
  * data_interval_start, data_interval_end, conf, state, ...}; NULL with err
  * when unknown. New reference. */
 json_t *store_run_get(struct store *s, const char *run_id, struct dr_err *err);
+
+/* The run id that text names: a run id itself, or a unique suffix or prefix of one (`dagrun
+ * runs` prints the end of each id). Writes the full id into run_id. Returns 0; 1 with err
+ * when no run matches ("run X: no such run") or several do ("run X: ambiguous, it matches
+ * a, b" naming up to five); -1 with err when the database failed. Every command that takes
+ * a RUN_ID resolves it here (cli_run_id). */
+int store_run_find(struct store *s, const char *text, char *run_id, size_t len,
+                   struct dr_err *err);
 
 /* Upserts task-instance records by (run, task, map index), in one statement
  * per call. store_ti_write uses the store's connection; store_ti_write_conn

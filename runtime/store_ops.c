@@ -54,7 +54,7 @@ int store_ops_live_runs(struct store *s, const char *dag_id, int timeout_sec, in
 /* The run lock of store.c (session advisory locks on (namespace, hashtext(run_id))): a clear
  * or a clean takes it for its transaction, so a run some process is running or resuming is
  * left alone. */
-#define OPS_RUN_LOCK "pg_try_advisory_xact_lock(1684107122, hashtext(r.run_id))"
+#define OPS_RUN_LOCK "pg_try_advisory_xact_lock(" STORE_RUN_LOCK_NS ", hashtext(r.run_id))"
 
 static const char sql_clear[] =
     "WITH ok AS MATERIALIZED (SELECT r.run_id FROM dagrun.dag_run r WHERE r.run_id = $1"

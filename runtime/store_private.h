@@ -1,4 +1,4 @@
-/* runtime-private: only store.c and store_ti.c include this (the store's own state) */
+/* runtime-private: only store.c, store_owner.c and store_ti.c include this (the store's own state) */
 /* The coordinator's store connection, shared by the files that implement store.h. */
 #ifndef DR_STORE_PRIVATE_H
 #define DR_STORE_PRIVATE_H
@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <libpq-fe.h>
 #include "err.h"
+
 
 /* A run this store's session locked (store_run_lock), and the fencing epoch it took. */
 struct store_lock {
@@ -34,5 +35,15 @@ PGresult *store_sexec(struct store *s, const char *sql, int n, const char *const
  * (another process took the run over), is marked lost. Returns true when connected again. Sleeps: the coordinator
  * waits here, its workers keep their own connections. */
 bool store_reconnect(struct store *s);
+
+/* The lock this store holds on run_id, or NULL. s may be NULL. */
+struct store_lock *store_lock_of(struct store *s, const char *run_id);
+/* The epoch a fenced statement of run_id must find, as text in buf, or NULL (no fence). */
+const char *store_epoch_param(struct store *s, const char *run_id, char *buf, size_t len);
+/* Marks a lock lost (another process took its run over), logging it once. l may be NULL. */
+void store_mark_lost(struct store_lock *l);
+/* After a reconnect: takes each run lock again on s->conn; a lock that cannot be taken, or
+ * whose run's epoch moved on, is marked lost. Statements fail quietly (the lock is lost). */
+void store_locks_retake(struct store *s);
 
 #endif

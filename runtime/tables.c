@@ -4,13 +4,13 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *str(const json_t *o, const char *key)
+const char *tables_str(const json_t *o, const char *key)
 {
     const char *s = json_string_value(json_object_get(o, key));
     return s ? s : "-";
 }
 
-static long long num(const json_t *o, const char *key)
+long long tables_num(const json_t *o, const char *key)
 {
     const json_t *v = json_object_get(o, key);
     return json_is_integer(v) ? (long long)json_integer_value(v)
@@ -77,10 +77,10 @@ void tables_print_runs(const json_t *runs, bool wide)
             json_t *d = json_object_get(r, "duration_s");
             if (json_is_number(d))
                 snprintf(dur, sizeof dur, "%.1fs", json_number_value(d));
-            printf("%-58s %-10s %-21s %-10s %-21s %9s %6lld %6lld %6lld\n", str(r, "run_id"),
-                   str(r, "run_type"), str(r, "logical_date"), str(r, "state"),
-                   str(r, "started_at"), dur, num(r, "items_ok"), num(r, "items_skipped"),
-                   num(r, "items_failed"));
+            printf("%-58s %-10s %-21s %-10s %-21s %9s %6lld %6lld %6lld\n", tables_str(r, "run_id"),
+                   tables_str(r, "run_type"), tables_str(r, "logical_date"), tables_str(r, "state"),
+                   tables_str(r, "started_at"), dur, tables_num(r, "items_ok"), tables_num(r, "items_skipped"),
+                   tables_num(r, "items_failed"));
         }
         return;
     }
@@ -90,21 +90,21 @@ void tables_print_runs(const json_t *runs, bool wide)
     json_array_foreach(runs, i, r) {
         char dur[16], dag[17], when[17];
         short_duration(json_object_get(r, "duration_s"), dur, sizeof dur);
-        const char *d = str(r, "dag_id");
+        const char *d = tables_str(r, "dag_id");
         if (strlen(d) > 16)
             snprintf(dag, sizeof dag, "%.15s~", d);
         else
             snprintf(dag, sizeof dag, "%s", d);
-        snprintf(when, sizeof when, "%s", str(r, "logical_date"));
+        snprintf(when, sizeof when, "%s", tables_str(r, "logical_date"));
         if (strlen(when) > 10 && when[10] == 'T')
             when[10] = ' ';
         char ok[8], skip[8], fail[8];
-        short_count(num(r, "items_ok"), ok, sizeof ok);
-        short_count(num(r, "items_skipped"), skip, sizeof skip);
-        short_count(num(r, "items_failed"), fail, sizeof fail);
+        short_count(tables_num(r, "items_ok"), ok, sizeof ok);
+        short_count(tables_num(r, "items_skipped"), skip, sizeof skip);
+        short_count(tables_num(r, "items_failed"), fail, sizeof fail);
         printf("%-6.6s %-16s %-6.6s %-16s %-9.9s %6s %s/%s/%s\n",
-               tables_short_id(str(r, "run_id")), dag, short_type(str(r, "run_type")), when,
-               str(r, "state"), dur, ok, skip, fail);
+               tables_short_id(tables_str(r, "run_id")), dag, short_type(tables_str(r, "run_type")), when,
+               tables_str(r, "state"), dur, ok, skip, fail);
     }
     if (json_array_size(runs))
         printf("RUN ID: the end of the run id (full: --wide or --json); sched: scheduled\n");

@@ -6,6 +6,11 @@
 #include <stdbool.h>
 #include <jansson.h>
 
+/* The string o[key], or "-" when absent or not a string. Borrowed from o. */
+const char *tables_str(const json_t *o, const char *key);
+/* The number o[key] as a whole number (a real is truncated), or 0 when absent. */
+long long tables_num(const json_t *o, const char *key);
+
 /* The short form of a run id: its random suffix (after the last "__"), or the
  * whole id when it has none. Points into run_id. */
 const char *tables_short_id(const char *run_id);

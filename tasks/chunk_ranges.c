@@ -1,5 +1,6 @@
 /* chunk_ranges: split each instrument's date range into chunks the broker accepts in one request. */
 #include <dagrun/task.h>
+#include <dagrun/candle.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,7 +49,7 @@ size_t chunk_ranges_split(long from, long to, long limit, long (*out)[2], size_t
 
 static const dr_param params[] = {
     { "candle_interval", DR_T_STRING, "day", false,
-      "candle interval: minute, 3minute, 5minute, 10minute, 15minute, 30minute, 60minute, day" },
+      "candle interval: " DR_CANDLE_INTERVALS_TEXT },
     { "max_days", DR_T_INT, "0", false,
       "longest chunk in days; 0 = the interval's Kite limit (minute 60 ... day 2000)" },
     { "ranges_from", DR_T_STRING, "date_ranges", false,
@@ -58,10 +59,8 @@ static const dr_param params[] = {
 
 /* Checked by the runtime before the run starts (validate, --conf); chunk_ranges_limit
  * knows the same set. */
-static const char *const intervals[] = { "minute", "3minute", "5minute", "10minute", "15minute",
-                                         "30minute", "60minute", "day", NULL };
 static const dr_param_rule rules[] = {
-    { "candle_interval", 0, intervals },
+    { "candle_interval", 0, dr_candle_intervals },
     { "max_days", 0, NULL },
     { NULL, 0, NULL }
 };
@@ -115,8 +114,8 @@ static dr_status chunk_run(dr_ctx *ctx, void *state)
     long long max_days = dr_param_int(ctx, "max_days");
     long limit = chunk_ranges_limit(interval);
     if (limit < 0) {
-        dr_error(ctx, "chunk_ranges: unknown candle_interval \"%s\" (takes: minute, 3minute, "
-                 "5minute, 10minute, 15minute, 30minute, 60minute, day)", interval ? interval : "");
+        dr_error(ctx, "chunk_ranges: unknown candle_interval \"%s\" (takes: "
+                 DR_CANDLE_INTERVALS_TEXT ")", interval ? interval : "");
         return DR_FAIL;
     }
     if (max_days < 0 || max_days > limit) {

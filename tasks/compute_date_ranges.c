@@ -1,5 +1,6 @@
 /* compute_date_ranges: the date range still to fetch for each instrument, from its latest stored candle. */
 #include <dagrun/task.h>
+#include <dagrun/candle.h>
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -34,10 +35,8 @@ static const dr_param params[] = {
 };
 
 /* Checked by the runtime before the run starts (validate, --conf). */
-static const char *const intervals[] = { "minute", "3minute", "5minute", "10minute", "15minute",
-                                         "30minute", "60minute", "day", NULL };
 static const dr_param_rule rules[] = {
-    { "candle_interval", 0, intervals },
+    { "candle_interval", 0, dr_candle_intervals },
     { NULL, 0, NULL }
 };
 
@@ -54,17 +53,6 @@ static const char range_sql[] =
     "                   WHERE h.instrument_token = t.tok AND h.candle_interval = $1 "
     "                   ORDER BY h.ts DESC LIMIT 1) l ON true "
     "ORDER BY t.ord";
-
-/* True when s is a plain lower-case table name, as upsert_candles takes it. */
-static bool valid_table(const char *s)
-{
-    if (!s || !*s || strlen(s) > 63 || (*s >= '0' && *s <= '9'))
-        return false;
-    for (; *s; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_'))
-            return false;
-    return true;
-}
 
 /* "{1,2,3}" for the tokens of instruments, or NULL (after dr_error). Caller frees. */
 static char *token_array(dr_ctx *ctx, const json_t *instruments)
@@ -109,7 +97,7 @@ static dr_status ranges_run(dr_ctx *ctx, void *state)
         return dr_emit_json_new(ctx, json_array()) < 0 ? DR_FAIL : DR_SKIP;
     }
     const char *table = dr_param_str(ctx, "table");
-    if (!valid_table(table)) {
+    if (!dr_candle_table_ok(table)) {
         dr_error(ctx, "compute_date_ranges: table \"%s\" is not a plain lower-case name "
                  "([a-z_][a-z0-9_]*)", table ? table : "");
         return DR_FAIL;

@@ -1,5 +1,6 @@
 /* list_instruments: select the instruments to ingest from the instruments table. */
 #include <dagrun/task.h>
+#include <dagrun/candle.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,11 +20,9 @@ static const dr_param params[] = {
 };
 
 /* Checked by the runtime before the run starts (validate, --conf). */
-static const char *const intervals[] = { "minute", "3minute", "5minute", "10minute", "15minute",
-                                         "30minute", "60minute", "day", NULL };
 static const dr_param_rule rules[] = {
     { "limit", 0, NULL },
-    { "candle_interval", 0, intervals },
+    { "candle_interval", 0, dr_candle_intervals },
     { NULL, 0, NULL }
 };
 

@@ -226,16 +226,6 @@ static PGresult *write_chunk(struct chunk *ch, long long *inserted, long long *u
     return NULL;
 }
 
-static bool valid_table(const char *s)
-{
-    if (!s || !*s || strlen(s) > 63 || (*s >= '0' && *s <= '9'))
-        return false;
-    for (; *s; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_'))
-            return false;
-    return true;
-}
-
 /* The UTC day of Unix seconds ts as "YYYY-MM-DD" into out (floor division, so a time
  * before 1970 lands on the right day). */
 static void day_of(int64_t ts, char out[DR_DATE_LEN])
@@ -261,7 +251,7 @@ static dr_status upsert_run(dr_ctx *ctx, void *state)
     ch.c = dr_lane_blob(ctx, &type, &len);
     if (!ch.key)
         ch.key = "?";
-    if (!valid_table(table)) {
+    if (!dr_candle_table_ok(table)) {
         dr_error(ctx, "upsert_candles: table \"%s\" is not a plain lower-case name "
                  "([a-z_][a-z0-9_]*)", table ? table : "");
         return DR_FAIL;

@@ -116,6 +116,39 @@ expect_eq "status --state failed lists the one failed item" \
     "$(grep -c ' failed ' <<<"$out") $(grep -Ec ' success ' <<<"$out")" "1 0"
 check "status --state failed --json keeps the failed only" test \
     "$(dagrun status "$run_id" --state failed --json | jq '.tasks | length')" = 1
+# 14.5: every command taking a RUN_ID takes the short form `runs` prints (a unique end or
+# start of the id); an ambiguous one is refused naming the candidates, an unknown one too.
+short=${run_id##*__}
+out=$(dagrun status "$short"); rc=$?
+expect_eq "status SHORT_ID exits 0" "$rc" 0
+check "status SHORT_ID shows the run" grep -q "^run: *$run_id\$" <<<"$out"
+check "status by the start of the id shows the run" \
+    grep -q "^run: *$run_id\$" <<<"$(dagrun status "${run_id%__*}")"
+check "logs SHORT_ID prints what logs RUN_ID prints" \
+    test "$(dagrun logs "$short" call 1)" = "$(dagrun logs "$run_id" call 1)"
+out=$(dagrun cancel "$short" 2>&1); rc=$?
+expect_eq "cancel SHORT_ID of an ended run exits 2" "$rc" 2
+check "cancel SHORT_ID names the full id" grep -q "cancel run $run_id: the run has ended" <<<"$out"
+q "insert into dagrun.dag (dag_id) values ('twin') on conflict do nothing" >/dev/null
+q "insert into dagrun.dag_run (run_id, dag_id, run_type, logical_date, state) values
+   ('twin__manual__2026-01-01T00:00:00Z__aa1b2c', 'twin', 'manual', now(), 'failed'),
+   ('twin__manual__2026-01-02T00:00:00Z__ff1b2c', 'twin', 'manual', now(), 'failed')" >/dev/null
+for cmd in status resume cancel logs; do
+    out=$(dagrun $cmd 1b2c 2>&1); rc=$?
+    expect_eq "$cmd with an ambiguous short id exits 2" "$rc" 2
+    check "$cmd names both candidates" bash -c 'grep -q "run 1b2c: ambiguous, it matches" <<<"$1" &&
+        grep -q "twin__manual__2026-01-01T00:00:00Z__aa1b2c" <<<"$1" &&
+        grep -q "twin__manual__2026-01-02T00:00:00Z__ff1b2c" <<<"$1"' _ "$out"
+    out=$(dagrun $cmd zz9zz9 2>&1); rc=$?
+    expect_eq "$cmd with an unknown id exits 2" "$rc" 2
+    check "$cmd says no such run" grep -q "run zz9zz9: no such run" <<<"$out"
+done
+check "a unique short id among look-alikes resolves" \
+    grep -q "^run: *twin__manual__2026-01-01T00:00:00Z__aa1b2c\$" <<<"$(dagrun status aa1b2c)"
+expect_eq "the ambiguous commands changed nothing" \
+    "$(q "select string_agg(state || cancel_requested, ',') from dagrun.dag_run where dag_id = 'twin'")" \
+    "failedfalse,failedfalse"
+q "delete from dagrun.dag_run where dag_id = 'twin'" >/dev/null
 cat >"$T_WORK/dags/listed.yaml" <<'YAML'
 dag_id: every_minute_list
 schedule: "* * * * *"

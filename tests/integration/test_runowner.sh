@@ -108,6 +108,7 @@ dagrun runs --wide >"$T_WORK/runs_wide.out" 2>&1
 check "runs: a dead run is shown stale" grep -qw "stale" "$T_WORK/runs.out"
 check "runs --wide: with its state and age" grep -q "running (stale [0-9]*s)" "$T_WORK/runs_wide.out"
 check "runs: with the resume hint" grep -q "dagrun resume $run" "$T_WORK/runs.out"
+check "runs (80 columns): a dead run is shown stale" grep -q " stale " <<<"$(dagrun runs)"
 dagrun status "$run" >"$T_WORK/status.out" 2>&1
 check "status: a dead run is shown stale" grep -q "running (stale [0-9]*s)" "$T_WORK/status.out"
 check "status: with the resume hint" grep -q "dagrun resume $run" "$T_WORK/status.out"

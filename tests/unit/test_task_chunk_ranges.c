@@ -8,6 +8,8 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include <dagrun/candle.h>
+
 #include "fake_ctx.h"
 #include "prop.h"
 
@@ -65,6 +67,27 @@ static void test_chunk_ranges_limits_per_interval(void **state)
     assert_int_equal(chunk_ranges_limit("day"), 2000);
     assert_int_equal(chunk_ranges_limit("week"), -1);
     assert_int_equal(chunk_ranges_limit(NULL), -1);
+}
+
+/* The shared interval table, its text and chunk_ranges' limits name the same intervals. */
+static void test_chunk_ranges_knows_every_candle_interval(void **state)
+{
+    (void)state;
+    char text[256] = "";
+    for (const char *const *i = dr_candle_intervals; *i; i++) {
+        assert_true(chunk_ranges_limit(*i) > 0);
+        snprintf(text + strlen(text), sizeof text - strlen(text), "%s%s",
+                 i == dr_candle_intervals ? "" : ", ", *i);
+    }
+    assert_string_equal(text, DR_CANDLE_INTERVALS_TEXT);
+    assert_true(dr_candle_table_ok("kite_ohlcv_historic"));
+    assert_true(dr_candle_table_ok("_t2"));
+    assert_false(dr_candle_table_ok(NULL));
+    assert_false(dr_candle_table_ok(""));
+    assert_false(dr_candle_table_ok("2t"));
+    assert_false(dr_candle_table_ok("Candles"));
+    assert_false(dr_candle_table_ok("x; drop table y"));
+    assert_false(dr_candle_table_ok("a234567890123456789012345678901234567890123456789012345678901234"));
 }
 
 static void test_chunk_ranges_edges(void **state)
@@ -206,6 +229,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_chunk_ranges_dates_round_trip),
         cmocka_unit_test(test_chunk_ranges_limits_per_interval),
+        cmocka_unit_test(test_chunk_ranges_knows_every_candle_interval),
         cmocka_unit_test(test_chunk_ranges_edges),
         cmocka_unit_test(test_chunk_ranges_property_cover_exact),
         cmocka_unit_test(test_chunk_ranges_run_emits_lane_items),
