@@ -5,8 +5,8 @@
 # (default 3, at least 3 for a real run) and the median is reported.
 #
 #   DR_BUILD=build/bench BENCH_TOOLS=build/bench/benchtools bash tests/bench/bench.sh [ONLY...]
-# ONLY: run just these benchmarks (rate rate_busy rate3 binance ingest ingest_minute minimal memory
-# noop engine scale mapmem serve).
+# ONLY: run just these benchmarks (rate rate_busy rate3 binance yahoo coingecko ingest ingest_minute
+# minimal memory noop engine scale mapmem serve).
 # Exit status: 0 when every figure meets its target, 1 when one is short, 2 on a harness error.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -163,6 +163,77 @@ bench_binance() {
         "ratios: ${ratios[*]}"
     row binance "weight 60 per 3 s (Binance's window, scaled), 8 workers" \
         "429 and 418 answers (all $REPS runs)" "$bad" "==" 0 ""
+}
+
+# ---- 1c. request windows: the Yahoo and CoinGecko simulators answer 429 over N requests in
+# any W ms (a sliding window, as the source's request windows count), the source's limits say
+# the same, 8 workers. Achieved: the requests the simulator let through per second over the
+# run (first to last), against N / W.
+# start_src_sim BIN PORTFILE ARGS...: the simulator on a free loopback port; prints its URL.
+start_src_sim() {
+    local bin=$1 pf=$2 i; shift 2
+    "$DR_BUILD/$bin" --port 0 --port-file "$pf" "$@" >"$T_WORK/$bin.log" 2>&1 &
+    SRC_SIM_PID=$!
+    T_PIDS+=("$SRC_SIM_PID")
+    for i in $(seq 1 100); do [ -s "$pf" ] && break; sleep 0.05; done
+    [ -s "$pf" ] || { echo "bench: $bin did not start" >&2; exit 2; }
+}
+# src_config FILE SOURCE URL_VAR LIMITS_JSON: a config with the one source.
+src_config() {
+    jq -n --arg d "$DR_TOP/dags" --arg src "$2" --arg url "\${$3}" --argjson lim "$4" \
+        '{dags_dir: $d, plugin_dir: "${DAGRUN_PLUGIN_DIR}", max_active_tasks: 8, log_format: "json",
+          sources: {($src): {base_url: $url, limits: $lim, timeout_ms: 5000,
+          max_retries: 3, retry_delay_ms: 50, max_retry_delay_ms: 5000}}}' >"$1"
+}
+# window_runs ID SIM URL_VAR DAG CONF N W_MS SETUP: the simulator SIM with --limit N
+# --limit-window-ms W_MS, the source's limits [{"requests": N, "per": W_MS}], 8 workers. The
+# simulators know 7 symbols and 8 coins, one request each for these DAGs, so a repetition is
+# 4 runs (28 and 32 requests), the simulator reset between them, and its ratio is the runs'
+# intervals (requests - 1) over their spans (first to last request let through), against N / W.
+window_runs() {
+    local id=$1 sim=$2 urlvar=$3 dag=$4 conf=$5 n=$6 wms=$7 ratios=() reqs=() n429=0 i k
+    local pf="$T_WORK/$id.port" what="$id: $6 requests per $(calc "$7 / 1000") s (sliding), 8 workers"
+    new_db "$id"
+    start_src_sim "$sim" "$pf" --limit "$n" --limit-window-ms "$wms" "${@:8}"
+    local spid=$SRC_SIM_PID url; url="http://127.0.0.1:$(cat "$pf")"
+    export "$urlvar=$url"
+    src_config "$T_WORK/$id.json" "$id" "$urlvar" "[{\"requests\": $n, \"per\": \"${wms}ms\"}]"
+    for i in $(seq 1 "$REPS"); do
+        local gaps=0 span=0 adm=0 s
+        for k in 1 2 3 4; do
+            q "TRUNCATE ohlcv, assets" >/dev/null
+            curl -sf "$url/__sim/reset" >/dev/null
+            timed "$T_WORK/m.json" "$DR_BUILD/dagrun" -c "$T_WORK/$id.json" run "$dag" \
+                --conf "$conf" || fail_run "$dag run" $?
+            s=$(curl -sf "$url/__sim/stats")
+            n429=$(( n429 + $(jq -r .responses_429 <<<"$s") ))
+            adm=$(( adm + $(jq -r .admitted <<<"$s") ))
+            gaps=$(( gaps + $(jq -r '.admitted - 1' <<<"$s") ))
+            span=$(( span + $(jq -r '.last_ms - .first_ms' <<<"$s") ))
+        done
+        reqs+=("$adm")
+        ratios+=("$(calc "$gaps / ($span / 1000) / ($n / ($wms / 1000))")")
+        say "$id rep $i: 4 runs, $adm requests let through, $gaps intervals in $span ms, 429s so far $n429, rate/limit ${ratios[-1]}"
+    done
+    kill "$spid" 2>/dev/null; wait "$spid" 2>/dev/null
+    row "$id" "$what" "achieved rate / limit (median of $REPS)" "$(calc "$(median "${ratios[@]}")")" \
+        ">=" 0.98 "" "requests per repetition (4 runs): ${reqs[*]}; ratios: ${ratios[*]}"
+    row "$id" "$what" "429 answers (all $REPS repetitions)" "$n429" "==" 0 ""
+}
+# Yahoo publishes no limit (the README's 2000 per hour); CoinGecko's demo plan allows 30 per
+# minute: both scaled to 5 per second, so that each run of 7 or 8 requests spans more than one
+# window. Day candles of the last 30 days: small answers, so the row measures the pacing.
+bench_yahoo() {
+    local e; e=$(date -u -d '2 days ago' +%F)
+    window_runs yahoo yahoo_sim YSIM_URL yahoo_historic "$(jq -nc --arg b "$(date -u -d '30 days ago' +%F)" \
+        --arg e "$e" '{symbols: ["AAPL", "WSU.DE", "^GSPC", "BRK-B", "EURUSD=X", "NEWCO", "7203.T"],
+        candle_interval: "1d", bootstrap_date: $b, end_date: $e}')" 5 1000 --last-day "$e"
+}
+bench_coingecko() {
+    local e; e=$(date -u -d '2 days ago' +%F)
+    window_runs coingecko coingecko_sim CSIM_URL coingecko_daily "$(jq -nc --arg b "$(date -u -d '30 days ago' +%F)" \
+        --arg e "$e" '{symbols: ["bitcoin", "ethereum", "tether", "binancecoin", "solana", "usd-coin",
+        "shiba-inu", "wrapped-bitcoin"], bootstrap_date: $b, end_date: $e}')" 5 1000 --last-day "$e"
 }
 
 # copy_reference CSV: the ingest reference, in candles/s: the same candles loaded by binary
@@ -427,6 +498,8 @@ want rate && bench_rate rate10 10 300
 want rate_busy && bench_rate rate_busy 10 300 busy
 want rate3 && bench_rate rate3 3 100
 want binance && bench_binance
+want yahoo && bench_yahoo
+want coingecko && bench_coingecko
 want ingest && bench_ingest
 want ingest_minute && bench_ingest_minute
 want memory && bench_memory

@@ -13,7 +13,8 @@
  * --demo-key K: requests must carry x-cg-demo-api-key: K (else 401, error_code 10002).
  * --limit N --limit-window-ms W: 429 over N requests in any W ms, with Retry-After and
  *   CoinGecko's body.
- * GET /__sim/stats, /__sim/reset, /__sim/config?last_day=YYYY-MM-DD
+ * GET /__sim/stats (counts; admitted, first_ms, last_ms: the requests the window let through
+ *   and the wall clock of the first and last), /__sim/reset, /__sim/config?last_day=YYYY-MM-DD
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -59,6 +60,8 @@ static struct {
     long requests, markets, charts, r429, r401, r404, by_coin[N_COINS];
     int64_t ring[4096];
     size_t head, n;
+    long admitted;              /* requests the window let through */
+    int64_t first_ms, last_ms;  /* wall clock of the first and last of them */
 } st;
 
 static uint64_t mix(uint64_t x)
@@ -114,9 +117,12 @@ static bool rate_admit(long *retry_s)
         st.n--;
     }
     bool ok = st.n < (size_t)g.limit && st.n < 4096;
-    if (ok)
+    if (ok) {
         st.ring[(st.head + st.n++) % 4096] = now;
-    else {
+        if (st.admitted++ == 0)
+            st.first_ms = now;
+        st.last_ms = now;
+    } else {
         st.r429++;
         *retry_s = (long)((st.ring[st.head] + g.limit_window_ms - now + 999) / 1000);
     }
@@ -275,8 +281,10 @@ static enum MHD_Result sim_endpoint(struct MHD_Connection *c, const char *what)
         pthread_mutex_lock(&lock);
         sbuf_printf(&b, "{\"requests\":%ld,\"markets_requests\":%ld,\"chart_requests\":%ld,"
                     "\"responses_429\":%ld,\"responses_401\":%ld,\"responses_404\":%ld,"
-                    "\"by_coin\":{", st.requests, st.markets, st.charts, st.r429, st.r401,
-                    st.r404);
+                    "\"admitted\":%ld,\"first_ms\":%" PRId64 ",\"last_ms\":%" PRId64 ","
+                    "\"limit\":%ld,\"window_ms\":%" PRId64 ",\"by_coin\":{", st.requests,
+                    st.markets, st.charts, st.r429, st.r401, st.r404, st.admitted, st.first_ms,
+                    st.last_ms, g.limit, g.limit_window_ms);
         for (long i = 0; i < g.n_coins; i++)
             sbuf_printf(&b, "%s\"%s\":%ld", i ? "," : "", coins[i].id, st.by_coin[i]);
         sbuf_adds(&b, "}}");

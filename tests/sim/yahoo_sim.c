@@ -12,7 +12,8 @@
  * Candles exist from each symbol's first trade day to the end of --last-day, Monday to
  * Friday but holidays (days since 1970 divisible by 29). --limit N --limit-window-ms W
  * answers 429 "Too Many Requests" over N requests in any W ms.
- * GET /__sim/stats, /__sim/reset, /__sim/config?last_day=YYYY-MM-DD
+ * GET /__sim/stats (counts; admitted, first_ms, last_ms: the requests the window let through
+ *   and the wall clock of the first and last), /__sim/reset, /__sim/config?last_day=YYYY-MM-DD
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -65,6 +66,8 @@ static struct {
     long requests, chart, r429, r404, r422, by_sym[N_SYMS];
     int64_t ring[4096];
     size_t head, n;
+    long admitted;              /* requests the window let through */
+    int64_t first_ms, last_ms;  /* wall clock of the first and last of them */
 } st;
 
 static uint64_t mix(uint64_t x)
@@ -227,8 +230,12 @@ static bool rate_admit(void)
         st.n--;
     }
     bool ok = st.n < (size_t)g.limit && st.n < 4096;
-    if (ok)
+    if (ok) {
         st.ring[(st.head + st.n++) % 4096] = now;
+        if (st.admitted++ == 0)
+            st.first_ms = now;
+        st.last_ms = now;
+    }
     else
         st.r429++;
     pthread_mutex_unlock(&lock);
@@ -387,8 +394,11 @@ static enum MHD_Result sim_endpoint(struct MHD_Connection *c, const char *what)
     if (strcmp(what, "stats") == 0) {
         pthread_mutex_lock(&lock);
         sbuf_printf(&b, "{\"requests\":%ld,\"chart_requests\":%ld,\"responses_429\":%ld,"
-                    "\"responses_404\":%ld,\"responses_422\":%ld,\"by_symbol\":{", st.requests,
-                    st.chart, st.r429, st.r404, st.r422);
+                    "\"responses_404\":%ld,\"responses_422\":%ld,\"admitted\":%ld,"
+                    "\"first_ms\":%" PRId64 ",\"last_ms\":%" PRId64 ",\"limit\":%ld,"
+                    "\"window_ms\":%" PRId64 ",\"by_symbol\":{", st.requests, st.chart,
+                    st.r429, st.r404, st.r422, st.admitted, st.first_ms, st.last_ms, g.limit,
+                    g.limit_window_ms);
         for (long i = 0; i < g.n_syms; i++)
             sbuf_printf(&b, "%s\"%s\":%ld", i ? "," : "", syms[i].symbol, st.by_sym[i]);
         sbuf_adds(&b, "}}");
