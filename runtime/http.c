@@ -511,7 +511,8 @@ int http_get_weighted(struct http_client *c, const char *source, const char *pat
             goto out;
         }
         if (rc == CURLE_ABORTED_BY_CALLBACK && (http_wait_cancelled(call) || a.gate_failed)) {
-            set_error(resp, src, url, "%s", http_wait_cancelled(call) ? "cancelled" : "deadline passed");
+            set_error(resp, src, url, "%s",
+                      http_wait_cancelled(call) ? "cancelled" : "deadline passed");
             goto out;
         }
         /* Out of file descriptors: no retry can help, say so at once. */
