@@ -131,6 +131,16 @@ void serve_api_reply_no_dag(struct serve_req *r, const char *dag_id)
     serve_reply_error(r, 404, "The Dag with ID: `%s` was not found", dag_id);
 }
 
+bool serve_api_dag_known(struct serve_req *r, const char *dag_id)
+{
+    pthread_mutex_lock(&r->s->dag_lock);
+    bool known = serve_dag_find(r->s, dag_id) != NULL;
+    pthread_mutex_unlock(&r->s->dag_lock);
+    if (!known)
+        serve_api_reply_no_dag(r, dag_id);
+    return known;
+}
+
 
 /* Collects the `state` query parameters (repeatable) as dagrun states, comma-separated. */
 enum MHD_Result serve_api_collect_state(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -288,13 +298,8 @@ static void get_or_patch_dag(struct serve_req *r, const char *dag_id, bool patch
         }
         pause = json_is_true(v);
     }
-    pthread_mutex_lock(&s->dag_lock);
-    bool known = serve_dag_find(s, dag_id) != NULL;
-    pthread_mutex_unlock(&s->dag_lock);
-    if (!known) {
-        serve_api_reply_no_dag(r, dag_id);
+    if (!serve_api_dag_known(r, dag_id))
         return;
-    }
     struct dr_err err;
     err_clear(&err);
     struct store *st = serve_db_get(s, &err);

@@ -69,6 +69,8 @@ json_t *serve_api_run_exists(struct store *st, const char *dag_id, const char *r
 void serve_api_reply_no_run(struct serve_req *r, const char *dag_id, const char *run_id);
 /* 404: no such DAG. */
 void serve_api_reply_no_dag(struct serve_req *r, const char *dag_id);
+/* True when dag_id is a loaded DAG; else answers 404 and returns false. */
+bool serve_api_dag_known(struct serve_req *r, const char *dag_id);
 /* MHD_get_connection_values callback: cls is a struct serve_api_states. */
 enum MHD_Result serve_api_collect_state(void *cls, enum MHD_ValueKind kind, const char *key,
                                         const char *value);

@@ -194,15 +194,8 @@ void serve_dagruns_list(struct serve_req *r, const char *dag_id)
         return;
     }
     bool all = strcmp(dag_id, "~") == 0;
-    if (!all) {
-        pthread_mutex_lock(&s->dag_lock);
-        bool known = serve_dag_find(s, dag_id) != NULL;
-        pthread_mutex_unlock(&s->dag_lock);
-        if (!known) {
-            serve_api_reply_no_dag(r, dag_id);
-            return;
-        }
-    }
+    if (!all && !serve_api_dag_known(r, dag_id))
+        return;
     char lim[24], off[24];
     snprintf(lim, sizeof lim, "%ld", limit);
     snprintf(off, sizeof off, "%ld", offset);

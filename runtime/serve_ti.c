@@ -206,13 +206,8 @@ void serve_ti_clear(struct serve_req *r, const char *dag_id)
                                   "succeed");
         return;
     }
-    pthread_mutex_lock(&s->dag_lock);
-    bool known = serve_dag_find(s, dag_id) != NULL;
-    pthread_mutex_unlock(&s->dag_lock);
-    if (!known) {
-        serve_api_reply_no_dag(r, dag_id);
+    if (!serve_api_dag_known(r, dag_id))
         return;
-    }
     struct dr_err err;
     err_clear(&err);
     struct store *st = serve_db_get(s, &err);
