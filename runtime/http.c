@@ -1,9 +1,9 @@
 /* HTTP GET through named sources: libcurl, rate limits, retries, redaction. */
 #include "http.h"
+#include "http_int.h"
 
 #include <curl/curl.h>
 #include <errno.h>
-#include <libpq-fe.h>
 #include <pthread.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -16,89 +16,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "backoff.h"
-#include "duration.h"
 #include "headers.h"
 #include "log.h"
 #include "ratelimit.h"
-
-/* Atomics: the counters and the gate's last send time are plain int64_t
- * fields read and written only through the __atomic builtins (never C11
- * _Atomic), like the cancel flag the executor sets with __atomic_store_n. */
-
-/* A rate-limited server typically admits requests with a strict token bucket of burst 1: a request
- * that arrives even slightly before 1/rate after the previous one gets 429.
- * Our reservations are exact, but between the reserved instant and the
- * request's arrival at the server lie the wake-up from clock_nanosleep, curl's
- * work and the network, and that delay varies from request to request (a late
- * request followed by a punctual one arrives closer than 1/rate). Two margins:
- *
- * PACE_MARGIN: reservations are spaced at 1/(rate * 0.983), 101.7 ms at 10/s,
- * 339.1 ms at 3/s, so the achieved rate is 98.3% of the limit (target: >= 98%).
- *
- * GATE_MARGIN: a thread can wake from its sleep a few ms late (measured up to
- * ~2 ms on an idle 2-vCPU VM, ~4 ms under CPU contention), and the request
- * after it, woken on time, would reach the server too soon. So when the
- * bucket holds one token (burst 1) a second gate sits right before the request
- * goes on the wire (CURLOPT_PREREQFUNCTION): no request passes it sooner than
- * 1/(rate * 0.987) after the previous one was sent (101.3 ms at 10/s: 1.3 ms of
- * room for what varies after the send, loopback and server wake-up, typically
- * 0.05-0.8 ms; 4.4 ms at 3/s). "Sent" is when curl reports the headers written
- * (on_debug), which on a busy machine can be milliseconds after the request
- * passed the gate. The gate spacing is shorter than the
- * reservation spacing, so a late request's delay is worked off again (0.4% of
- * an interval per request) instead of being carried forever. With a larger
- * burst the gate is off: bursts are then allowed. A delay after the send
- * larger than that room brings a 429: then both spacings widen by a learned
- * factor shared by the source's workers, and creep back to these margins
- * after clean answers (runtime/pacing.c). */
-#define PACE_MARGIN 0.983
-#define GATE_MARGIN 0.987
-
-#define SLEEP_SLICE_MS 100     /* a cancel is noticed within this while waiting */
-#define BACKOFF_429_MS 1000    /* first wait after a 429 without Retry-After */
-#define JITTER 0.25            /* of a backoff delay, so that workers that failed together spread out */
-
-struct source {
-    const char *name;           /* borrowed from cfg->sources, like the numbers below */
-    char *base_url;             /* own copy */
-    struct headers hdr;         /* read-only after source_init, shared by every client */
-    struct ratelimit *rl;       /* NULL when no rate_limit_per_sec or limits; thread-safe itself */
-    const char *used_header[16];/* per window of limits: the header reporting its use, or NULL */
-    int64_t per_ns[16];         /* per window of limits: its period */
-    struct calendar_window {    /* limits counted in PostgreSQL (reset: utc_day, utc_month, fixed) */
-        int64_t cap;
-        bool weighted;
-        const char *unit;       /* "day" or "month": date_trunc's field; NULL: fixed, per_ms */
-        int64_t per_ms;         /* fixed: windows of per_ms from the Unix epoch */
-        char key[48];           /* dagrun.source_window.window_key, e.g. "requests/utc_day" */
-    } cal[16];
-    size_t n_cal;
-    size_t n_windows;
-    int ban_status;             /* an answer that bans the source (0: none) */
-    pthread_mutex_t ban_lock;   /* guards the two below */
-    int64_t banned_until_ns;    /* no request before this monotonic time; 0: none */
-    char banned_why[160];       /* why, and until when (UTC) */
-    int64_t gate_ns;            /* least spacing of sends at the gate; 0: no gate */
-    int64_t last_send_ns;       /* the latest gate pass or send, whichever later (__atomic CAS) */
-    int64_t gate_cur_ns;        /* gate_ns times the learned pacing factor (__atomic) */
-    int64_t timeout_ms, connect_timeout_ms, retry_delay_ms, max_retry_delay_ms, max_body_bytes;
-    int max_retries;
-    /* This source's share of the totals below, by answer: [0] no HTTP answer, [status - 99]
-     * HTTP 100..599; and its rate-limit wait. __atomic only. */
-    int64_t by_status[501], wait_ns;
-};
-
-/* Immutable after http_sources_new except the atomic counters and the
- * calendar windows' connection. */
-struct http_sources {
-    struct source *src;
-    size_t n;
-    char *db_url;               /* where calendar windows are counted; NULL: no database */
-    pthread_mutex_t db_lock;    /* guards db */
-    PGconn *db;                 /* opened at the first request of a source with one */
-    int64_t requests, responses_429, retries, rate_wait_ns;    /* __atomic only */
-};
 
 struct http_client {
     struct http_sources *s;
@@ -109,13 +29,6 @@ struct http_client {
 
 /* ---- helpers ---- */
 
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 static void fmt_bytes(char *out, size_t n, int64_t b)
 {
     if (b >= 1048576 && b % 1048576 == 0)
@@ -124,161 +37,6 @@ static void fmt_bytes(char *out, size_t n, int64_t b)
         snprintf(out, n, "%" PRId64 " KiB", b / 1024);
     else
         snprintf(out, n, "%" PRId64 " bytes", b);
-}
-
-/* ---- sources ---- */
-
-static void source_fini(struct source *src)
-{
-    pthread_mutex_destroy(&src->ban_lock);
-    free(src->base_url);
-    headers_fini(&src->hdr);
-    ratelimit_free(src->rl);
-}
-
-static int source_init(struct source *src, const struct source_cfg *sc, struct dr_err *err)
-{
-    pthread_mutex_init(&src->ban_lock, NULL);
-    src->name = sc->name ? sc->name : "";
-    if (!sc->base_url || !*sc->base_url)
-        return err_set(err, "sources.%s: base_url is missing", src->name);
-    src->base_url = strdup(sc->base_url);
-    if (!src->base_url)
-        return err_set(err, "sources.%s: out of memory", src->name);
-    size_t bl = strlen(src->base_url);
-    while (bl > 0 && src->base_url[bl - 1] == '/')
-        src->base_url[--bl] = '\0';
-    src->timeout_ms = sc->timeout_ms > 0 ? sc->timeout_ms : 30000;
-    src->connect_timeout_ms = sc->connect_timeout_ms > 0 ? sc->connect_timeout_ms : 10000;
-    src->max_retries = sc->max_retries >= 0 ? sc->max_retries : 0;
-    src->retry_delay_ms = sc->retry_delay_ms >= 0 ? sc->retry_delay_ms : 0;
-    src->max_retry_delay_ms = sc->max_retry_delay_ms > 0 ? sc->max_retry_delay_ms : 30000;
-    src->max_body_bytes = sc->max_body_bytes > 0 ? sc->max_body_bytes : 64LL << 20;
-    src->ban_status = sc->ban_status;
-    size_t n = 0, pace = 0;
-    struct ratelimit_window w[16];
-    for (size_t i = 0; i < sc->n_limits && i < 16; i++) {
-        const struct limit_cfg *lc = &sc->limits[i];
-        if (lc->reset != LIMIT_SLIDING) {
-            struct calendar_window *cw = &src->cal[src->n_cal++];
-            cw->cap = lc->cap;
-            cw->weighted = lc->weighted;
-            if (lc->reset == LIMIT_FIXED) {
-                cw->unit = NULL;
-                cw->per_ms = lc->per_ms;
-                snprintf(cw->key, sizeof cw->key, "%s/fixed_%" PRId64 "ms",
-                         lc->weighted ? "weight" : "requests", cw->per_ms);
-                continue;
-            }
-            cw->unit = lc->reset == LIMIT_UTC_DAY ? "day" : "month";
-            cw->per_ms = 1;
-            snprintf(cw->key, sizeof cw->key, "%s/utc_%s", lc->weighted ? "weight" : "requests",
-                     cw->unit);
-            continue;
-        }
-        w[n] = (struct ratelimit_window){ .cap = lc->cap, .per_ns = lc->per_ms * 1000000LL,
-                                          .weighted = lc->weighted };
-        src->used_header[n] = lc->used_header;
-        src->per_ns[n] = w[n].per_ns;
-        if (w[n].per_ns < w[pace].per_ns)
-            pace = n;
-        n++;
-    }
-    if (n > 0) {
-        src->n_windows = n;
-        src->rl = ratelimit_new_windows(w, n, PACE_MARGIN, sc->burst >= 1 ? sc->burst : 1);
-        if (!src->rl)
-            return err_set(err, "sources.%s: bad limits", src->name);
-        /* The send gate spaces requests, not weight: only for a request window. */
-        if (sc->burst <= 1 && !w[pace].weighted)
-            src->gate_ns = (int64_t)((double)w[pace].per_ns / ((double)w[pace].cap * GATE_MARGIN));
-    } else if (sc->rate_limit_per_sec > 0) {
-        src->rl = ratelimit_new(sc->rate_limit_per_sec * PACE_MARGIN,
-                                sc->burst >= 1 ? sc->burst : 1);
-        if (!src->rl)
-            return err_set(err, "sources.%s: bad rate limit %g/s, burst %d", src->name,
-                           sc->rate_limit_per_sec, sc->burst);
-        if (sc->burst <= 1)
-            src->gate_ns = (int64_t)(1e9 / (sc->rate_limit_per_sec * GATE_MARGIN));
-    }
-    __atomic_store_n(&src->last_send_ns, INT64_MIN / 4, __ATOMIC_RELAXED);
-    __atomic_store_n(&src->gate_cur_ns, src->gate_ns, __ATOMIC_RELAXED);
-    return headers_build(&src->hdr, src->name, sc->headers, sc->n_headers, err);
-}
-
-struct http_sources *http_sources_new(const struct config *cfg, struct dr_err *err)
-{
-    struct http_sources *s = calloc(1, sizeof *s);
-    if (!s) {
-        err_set(err, "out of memory");
-        return NULL;
-    }
-    size_t n = cfg ? cfg->n_sources : 0;
-    pthread_mutex_init(&s->db_lock, NULL);
-    s->src = calloc(n ? n : 1, sizeof *s->src);
-    if (!s->src || (cfg && cfg->database_url && !(s->db_url = strdup(cfg->database_url)))) {
-        free(s->src);
-        pthread_mutex_destroy(&s->db_lock);
-        free(s);
-        err_set(err, "out of memory");
-        return NULL;
-    }
-    for (size_t i = 0; i < n; i++) {
-        s->n = i + 1;
-        if (source_init(&s->src[i], &cfg->sources[i], err) < 0) {
-            http_sources_free(s);
-            return NULL;
-        }
-    }
-    s->n = n;
-    return s;
-}
-
-void http_sources_free(struct http_sources *s)
-{
-    if (!s)
-        return;
-    for (size_t i = 0; i < s->n; i++)
-        source_fini(&s->src[i]);
-    free(s->src);
-    if (s->db)
-        PQfinish(s->db);
-    free(s->db_url);
-    pthread_mutex_destroy(&s->db_lock);
-    free(s);
-}
-
-void http_sources_stats(struct http_sources *s, struct http_stats *out)
-{
-    out->requests = __atomic_load_n(&s->requests, __ATOMIC_RELAXED);
-    out->responses_429 = __atomic_load_n(&s->responses_429, __ATOMIC_RELAXED);
-    out->retries = __atomic_load_n(&s->retries, __ATOMIC_RELAXED);
-    out->rate_wait_ms = __atomic_load_n(&s->rate_wait_ns, __ATOMIC_RELAXED) / 1000000;
-}
-
-json_t *http_sources_counters(struct http_sources *s)
-{
-    json_t *all = json_object();
-    for (size_t i = 0; all && i < s->n; i++) {
-        struct source *src = &s->src[i];
-        char key[200];
-        for (int k = 0; k < 501; k++) {
-            int64_t v = __atomic_load_n(&src->by_status[k], __ATOMIC_RELAXED);
-            if (!v)
-                continue;
-            if (k)
-                snprintf(key, sizeof key, "http:%s:%d", src->name, k + 99);
-            else
-                snprintf(key, sizeof key, "http:%s:none", src->name);
-            json_object_set_new(all, key, json_integer(v));
-        }
-        int64_t wait = __atomic_load_n(&src->wait_ns, __ATOMIC_RELAXED) / 1000000;
-        if (wait) {
-            snprintf(key, sizeof key, "rate_wait_ms:%s", src->name);
-            json_object_set_new(all, key, json_integer(wait));
-        }
-    }
-    return all;
 }
 
 /* ---- clients ---- */
@@ -321,8 +79,6 @@ void http_client_free(struct http_client *c)
         curl_easy_cleanup(c->curl);
     free(c);
 }
-
-static bool cancelled(const struct http_call *call);
 
 /* ---- one attempt ---- */
 
@@ -446,10 +202,8 @@ static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, cu
 {
     (void)dt, (void)dn, (void)ut, (void)un;
     struct attempt *a = ud;
-    return cancelled(a->call) ? 1 : 0;
+    return http_wait_cancelled(a->call) ? 1 : 0;
 }
-
-static int sleep_until(int64_t until_ns, const struct http_call *call, const char **why);
 
 /* Called by curl (CURLOPT_VERBOSE, gate on) once a request's headers are on
  * the wire: from then on the gate counts the next spacing from this send, not
@@ -486,7 +240,7 @@ static int on_prereq(void *ud, char *ip, char *local_ip, int port, int local_por
         int64_t earliest = last + __atomic_load_n(&src->gate_cur_ns, __ATOMIC_RELAXED);
         if (now < earliest) {
             const char *why;
-            if (sleep_until(earliest, a->call, &why) < 0) {
+            if (http_wait_until(earliest, a->call, &why) < 0) {
                 a->gate_failed = true;
                 return CURL_PREREQFUNC_ABORT;
             }
@@ -499,111 +253,6 @@ static int on_prereq(void *ud, char *ip, char *local_ip, int port, int local_por
                                         __ATOMIC_ACQUIRE))
             return CURL_PREREQFUNC_OK;
     }
-}
-
-/* ---- waiting ---- */
-
-/* The flag is set by another thread: read it atomically (the setter should
- * use __atomic_store_n), so the race is defined and tsan stays quiet. */
-static bool cancelled(const struct http_call *call)
-{
-    return call && call->cancel && __atomic_load_n((const int *)call->cancel, __ATOMIC_ACQUIRE);
-}
-
-static bool past_deadline(const struct http_call *call, int64_t now_ns)
-{
-    return call && call->deadline_ms > 0 && now_ns / 1000000 >= call->deadline_ms;
-}
-
-/* Sleeps until the monotonic time until_ns in slices, outside any lock.
- * Returns 0, or -1 when cancelled or past the deadline (why says which). */
-static int sleep_until(int64_t until_ns, const struct http_call *call, const char **why)
-{
-    for (;;) {
-        if (cancelled(call)) {
-            *why = "cancelled";
-            return -1;
-        }
-        int64_t now = mono_ns();
-        if (past_deadline(call, now)) {
-            *why = "deadline passed";
-            return -1;
-        }
-        if (now >= until_ns)
-            return 0;
-        int64_t wake = until_ns;
-        if (wake - now > SLEEP_SLICE_MS * 1000000LL)
-            wake = now + SLEEP_SLICE_MS * 1000000LL;
-        struct timespec ts = { .tv_sec = wake / 1000000000LL, .tv_nsec = wake % 1000000000LL };
-        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
-        }
-    }
-}
-
-/* Retry-After: delta seconds or an HTTP-date. Returns ms, or -1 when absent
- * or unreadable. */
-static int64_t retry_after_ms(const char *v)
-{
-    if (!*v)
-        return -1;
-    char *end;
-    errno = 0;
-    long long secs = strtoll(v, &end, 10);
-    if (end != v && *end == '\0' && errno == 0) {
-        if (secs < 0)
-            return -1;
-        return secs > 86400 * 365 ? 86400LL * 365 * 1000 : secs * 1000;
-    }
-    time_t when = curl_getdate(v, NULL);
-    if (when == (time_t)-1)
-        return -1;
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    int64_t ms = ((int64_t)when - now.tv_sec) * 1000 - now.tv_nsec / 1000000;
-    return ms < 0 ? 0 : ms;
-}
-
-struct http_decision http_next_step(const struct http_outcome *o, struct http_retry_state *st,
-                                    const struct http_policy *p, uint64_t *rng)
-{
-    struct http_decision d = { .step = HTTP_STEP_DONE, .wait_ms = 0 };
-    if (o->transport == HTTP_ANSWERED && o->status == 429) {
-        /* Not counted against max_retries, but bounded. */
-        if (++st->in_a_row_429 >= HTTP_MAX_CONSECUTIVE_429) {
-            d.step = HTTP_STEP_GIVE_UP;
-            return d;
-        }
-        d.step = HTTP_STEP_WAIT_429;
-        if (o->retry_after_ms >= 0)
-            d.wait_ms = o->retry_after_ms > p->max_retry_delay_ms ? p->max_retry_delay_ms
-                                                                  : o->retry_after_ms;
-        else
-            d.wait_ms = backoff_delay_ms(p->retry_delay_ms > 0 ? p->retry_delay_ms
-                                                               : BACKOFF_429_MS,
-                                         st->in_a_row_429, p->max_retry_delay_ms, JITTER, rng);
-        return d;
-    }
-    st->in_a_row_429 = 0;
-    if (o->transport == HTTP_ANSWERED) {
-        if (o->status == 401 || o->status == 403)
-            d.step = HTTP_STEP_AUTH;
-        else if (o->status >= 500 && o->status <= 599)
-            d.step = st->transient >= p->max_retries ? HTTP_STEP_GIVE_UP : HTTP_STEP_RETRY;
-        else
-            d.step = HTTP_STEP_DONE;
-    } else if (o->transport == HTTP_BROKEN || o->delivered > 0) {
-        /* Not worth retrying; or the sink already holds part of the body and a
-         * retry would deliver it twice. */
-        d.step = HTTP_STEP_FAIL;
-    } else {
-        d.step = st->transient >= p->max_retries ? HTTP_STEP_GIVE_UP : HTTP_STEP_RETRY;
-    }
-    if (d.step == HTTP_STEP_RETRY) {
-        st->transient++;
-        d.wait_ms = backoff_delay_ms(p->retry_delay_ms, st->transient, p->max_retry_delay_ms,
-                                     JITTER, rng);
-    }
-    return d;
 }
 
 /* True when a failed transfer's cause is a process out of file descriptors: curl's errno
@@ -700,188 +349,6 @@ static void unprepare(CURL *h)
     curl_easy_setopt(h, CURLOPT_VERBOSE, 0L);
     curl_easy_setopt(h, CURLOPT_DEBUGDATA, NULL);
     curl_easy_setopt(h, CURLOPT_NOPROGRESS, 1L);
-}
-
-/* Waits for the rate limiter's reservation for the next attempt (every
- * attempt, retries included: reserve under the limiter's lock, sleep here
- * outside it). Returns 0, or -1 with *why (cancelled, deadline passed). */
-static int pace(struct http_sources *s, struct source *src, const struct http_call *call,
-                int64_t weight, int64_t *granted_ns, const char **why)
-{
-    int64_t now = mono_ns();
-    *granted_ns = now;
-    if (cancelled(call) || past_deadline(call, now)) {
-        *why = cancelled(call) ? "cancelled" : "deadline passed";
-        return -1;
-    }
-    if (src->rl) {
-        int64_t at = ratelimit_reserve_weight(src->rl, now, weight);
-        *granted_ns = at;
-        if (at > now) {
-            __atomic_fetch_add(&s->rate_wait_ns, at - now, __ATOMIC_RELAXED);
-            __atomic_fetch_add(&src->wait_ns, at - now, __ATOMIC_RELAXED);
-            if (sleep_until(at, call, why) < 0)
-                return -1;
-        }
-        if (cancelled(call) || past_deadline(call, mono_ns())) {
-            *why = cancelled(call) ? "cancelled" : "deadline passed";
-            return -1;
-        }
-    }
-    return 0;
-}
-
-/* The server's count of window i (its used_header), for its current window
- * aligned to the clock (a minute window starts on the minute): the window
- * ends at the next multiple of per on the wall clock. */
-static void sync_window(struct source *src, size_t i, int64_t used, int64_t sent_ns)
-{
-    struct timespec wall;
-    clock_gettime(CLOCK_REALTIME, &wall);
-    int64_t now = mono_ns();
-    int64_t wall_ns = (int64_t)wall.tv_sec * 1000000000LL + wall.tv_nsec;
-    int64_t per = src->per_ns[i];
-    int64_t left = per - wall_ns % per;
-    ratelimit_sync(src->rl, i, used, now, now + left, sent_ns);
-}
-
-/* ---- calendar windows, counted in PostgreSQL ---- */
-
-/* The start of the current window, UTC: of the day or month ($3), or with $3
- * NULL of the window of $6 ms from the Unix epoch ("reset": "fixed"). */
-#define WINDOW_START(unit, per)                                                           \
-    "coalesce(date_trunc(" unit "::text, now() AT TIME ZONE 'UTC'), to_timestamp(floor("   \
-    "extract(epoch FROM now()) * 1000 / " per "::bigint) * " per "::bigint / 1000.0) "     \
-    "AT TIME ZONE 'UTC')"
-
-/* Takes units from the current window, unless that would go over cap: no row
- * comes back then. */
-static const char take_sql[] =
-    "INSERT INTO dagrun.source_window AS w (source, window_key, period_start, used) "
-    "VALUES ($1, $2, " WINDOW_START("$3", "$6") ", $4::bigint) "
-    "ON CONFLICT (source, window_key, period_start) DO UPDATE SET used = w.used + EXCLUDED.used "
-    "WHERE w.used + EXCLUDED.used <= $5::bigint "
-    "RETURNING used";
-/* When the current window ends: UTC text and Unix seconds. */
-static const char reopen_sql[] =
-    "SELECT to_char(e, 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), ceil(extract(epoch FROM e))::bigint "
-    "FROM (SELECT " WINDOW_START("$1", "$2") " + coalesce(('1 ' || $1::text)::interval, "
-    "make_interval(secs => $2::bigint / 1000.0)) AS e) x";
-
-/* This thread's latest refusal by a used-up window (see http_parked_take). */
-static _Thread_local struct { int64_t until; char why[400]; } parked;
-
-int64_t http_parked_take(char *why, size_t whylen)
-{
-    int64_t until = parked.until;
-    if (until && why && whylen)
-        snprintf(why, whylen, "%s", parked.why);
-    parked.until = 0;
-    return until;
-}
-
-static bool db_ok(PGconn *db)
-{
-    return db && PQstatus(db) == CONNECTION_OK;
-}
-
-/* Runs sql with params on s->db (s->db_lock held); NULL after filling why. */
-static PGresult *db_exec(struct http_sources *s, const char *sql, int n, const char *const *v,
-                         ExecStatusType want, char *why, size_t whylen)
-{
-    PGresult *r = PQexecParams(s->db, sql, n, NULL, v, NULL, NULL, 0);
-    if (PQresultStatus(r) == want)
-        return r;
-    const char *m = PQresultErrorMessage(r);
-    snprintf(why, whylen, "%.*s", (int)strcspn(m && *m ? m : PQerrorMessage(s->db), "\n"),
-             m && *m ? m : PQerrorMessage(s->db));
-    PQclear(r);
-    return NULL;
-}
-
-/* Takes weight from every calendar window of src at once (all or none), on the
- * sources' own connection (autocommit: the count stands whatever the item's
- * transaction does). Returns 0, or -1 with why: a window is used up (until
- * when it reopens) or the count could not be kept; no request may go then. */
-static int calendar_take(struct http_sources *s, struct source *src, int64_t weight, char *why,
-                         size_t whylen)
-{
-    if (!s->db_url) {
-        snprintf(why, whylen, "sources.%s: its limits counted by calendar need a database "
-                 "(database_url)", src->name);
-        return -1;
-    }
-    int rc = -1;
-    pthread_mutex_lock(&s->db_lock);
-    if (!db_ok(s->db)) {
-        if (s->db)
-            PQfinish(s->db);
-        s->db = PQconnectdb(s->db_url);
-        if (!db_ok(s->db)) {
-            snprintf(why, whylen, "sources.%s: cannot count its limits: %.*s", src->name,
-                     (int)strcspn(PQerrorMessage(s->db), "\n"), PQerrorMessage(s->db));
-            goto out;
-        }
-    }
-    char e[300];
-    PGresult *r = db_exec(s, "BEGIN", 0, NULL, PGRES_COMMAND_OK, e, sizeof e);
-    if (!r) {
-        snprintf(why, whylen, "sources.%s: cannot count its limits: %s", src->name, e);
-        goto out;
-    }
-    PQclear(r);
-    for (size_t i = 0; i < src->n_cal; i++) {
-        const struct calendar_window *cw = &src->cal[i];
-        char units[24], cap[24], per[24];
-        int64_t u = cw->weighted ? weight : 1;
-        snprintf(units, sizeof units, "%" PRId64, u > cw->cap ? cw->cap : u);
-        snprintf(cap, sizeof cap, "%" PRId64, cw->cap);
-        snprintf(per, sizeof per, "%" PRId64, cw->per_ms);
-        const char *v[6] = { src->name, cw->key, cw->unit, units, cap, per };
-        if (!(r = db_exec(s, take_sql, 6, v, PGRES_TUPLES_OK, e, sizeof e))) {
-            snprintf(why, whylen, "sources.%s: cannot count its limits: %s", src->name, e);
-            goto rollback;
-        }
-        int rows = PQntuples(r);
-        PQclear(r);
-        if (rows == 0) {
-            char at[40] = "?", period[48];
-            int64_t until = 0;
-            const char *v1[2] = { cw->unit, per };
-            if ((r = db_exec(s, reopen_sql, 2, v1, PGRES_TUPLES_OK, e, sizeof e))) {
-                snprintf(at, sizeof at, "%s", PQgetvalue(r, 0, 0));
-                until = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
-                PQclear(r);
-            }
-            if (cw->unit) {
-                snprintf(period, sizeof period, "UTC %s", cw->unit);
-            } else {
-                char d[24];
-                duration_format(cw->per_ms, d, sizeof d);
-                snprintf(period, sizeof period, "%s (fixed windows)", d);
-            }
-            snprintf(why, whylen, "sources.%s: its %" PRId64 " %s per %s are used up; the "
-                     "window reopens at %s", src->name, cw->cap,
-                     cw->weighted ? "weight" : "requests", period, at);
-            if (until > 0) {
-                parked.until = until;
-                snprintf(parked.why, sizeof parked.why, "%s", why);
-            }
-            goto rollback;
-        }
-    }
-    if ((r = db_exec(s, "COMMIT", 0, NULL, PGRES_COMMAND_OK, e, sizeof e))) {
-        PQclear(r);
-        rc = 0;
-    } else {
-        snprintf(why, whylen, "sources.%s: cannot count its limits: %s", src->name, e);
-    }
-    goto out;
-rollback:
-    PQclear(PQexec(s->db, "ROLLBACK"));
-out:
-    pthread_mutex_unlock(&s->db_lock);
-    return rc;
 }
 
 /* ---- the request ---- */
@@ -994,12 +461,12 @@ int http_get_weighted(struct http_client *c, const char *source, const char *pat
             goto out;
         }
         int64_t sent_ns;
-        if (pace(s, src, call, weight, &sent_ns, &why) < 0) {
+        if (http_wait_pace(s, src, call, weight, &sent_ns, &why) < 0) {
             set_error(resp, src, url, "%s", why);
             goto out;
         }
         char quota_why[400];
-        if (src->n_cal && calendar_take(s, src, weight, quota_why, sizeof quota_why) < 0) {
+        if (src->n_cal && http_quota_take(s, src, weight, quota_why, sizeof quota_why) < 0) {
             set_error(resp, src, url, "not sent: %s", quota_why);
             resp->status = DR_HTTP_NOT_SENT;
             goto out;
@@ -1043,8 +510,9 @@ int http_get_weighted(struct http_client *c, const char *source, const char *pat
             set_error(resp, src, url, "out of memory reading the response");
             goto out;
         }
-        if (rc == CURLE_ABORTED_BY_CALLBACK && (cancelled(call) || a.gate_failed)) {
-            set_error(resp, src, url, "%s", cancelled(call) ? "cancelled" : "deadline passed");
+        if (rc == CURLE_ABORTED_BY_CALLBACK && (http_wait_cancelled(call) || a.gate_failed)) {
+            set_error(resp, src, url, "%s",
+                      http_wait_cancelled(call) ? "cancelled" : "deadline passed");
             goto out;
         }
         /* Out of file descriptors: no retry can help, say so at once. */
@@ -1057,13 +525,13 @@ int http_get_weighted(struct http_client *c, const char *source, const char *pat
         /* The server's own count of a window keeps the limiter in step. */
         for (size_t i = 0; src->rl && i < src->n_windows; i++)
             if (a.used_seen[i])
-                sync_window(src, i, a.used[i], sent_ns);
+                http_wait_sync_window(src, i, a.used[i], sent_ns);
         struct http_outcome o = {
             .transport = rc == CURLE_OK ? HTTP_ANSWERED
                          : transient_curl(rc) ? HTTP_TRANSIENT_ERROR : HTTP_BROKEN,
             .status = status, .delivered = a.delivered,
             .retry_after_ms = status == 429 || (status && status == src->ban_status)
-                              ? retry_after_ms(a.retry_after) : -1,
+                              ? http_wait_retry_after_ms(a.retry_after) : -1,
         };
         if (rc == CURLE_OK && src->ban_status && status == src->ban_status) {
             /* Never retried: every worker of the source stops sending. */
@@ -1135,7 +603,7 @@ int http_get_weighted(struct http_client *c, const char *source, const char *pat
         }
         __atomic_fetch_add(&s->retries, 1, __ATOMIC_RELAXED);
         log_retry(src, call, url, what, &d, st.transient);
-        if (sleep_until(mono_ns() + d.wait_ms * 1000000LL, call, &why) < 0) {
+        if (http_wait_until(mono_ns() + d.wait_ms * 1000000LL, call, &why) < 0) {
             set_error(resp, src, url, "%s (%s, waiting to retry)", why, what);
             goto out;
         }
