@@ -284,7 +284,8 @@ void serve_dagruns_patch(struct serve_req *r, const char *dag_id, const char *ru
         if (ok && !serve_runs_interrupt(s, run_id)) {
             /* A queued run with no process here and none anywhere (its run lock is free):
              * nobody runs it, so it ends now. */
-            res = serve_db_exec(st, "SELECT pg_try_advisory_lock(1684107122, hashtext($1))", 1,
+            res = serve_db_exec(st, "SELECT pg_try_advisory_lock(" STORE_RUN_LOCK_NS
+                                    ", hashtext($1))", 1,
                                 v, &err);
             bool free_lock = res && PQntuples(res) == 1 && PQgetvalue(res, 0, 0)[0] == 't';
             ok = res != NULL;
@@ -296,7 +297,8 @@ void serve_dagruns_patch(struct serve_req *r, const char *dag_id, const char *ru
                                         " WHERE run_id = $1 AND state = 'queued'", 1, v, &err);
                 ok = res != NULL;
                 PQclear(res);
-                res = serve_db_exec(st, "SELECT pg_advisory_unlock(1684107122, hashtext($1))", 1,
+                res = serve_db_exec(st, "SELECT pg_advisory_unlock(" STORE_RUN_LOCK_NS
+                                        ", hashtext($1))", 1,
                                     v, &err);
                 PQclear(res);
             }
