@@ -1,4 +1,4 @@
-/* runtime-private: the executor's own state (executor, runplan, unit, ctx and retryheap.c) */
+/* runtime-private: the executor's own state (executor, runplan, unit, ctx, retryheap and trigger.c) */
 /* The executor's shared run state, its work units and dr_ctx: the coordinator (executor.c),
  * the unit runner (unit.c) and the dr_* API (ctx.c). */
 #ifndef DR_EXEC_PRIVATE_H

@@ -13,6 +13,7 @@
 #include "retryheap.h"
 #include "run_notify.h"
 #include "runplan.h"
+#include "trigger.h"
 
 enum { FLUSH_MS = 200, FLUSH_RECORDS = 4000, POLL_MS = 100 };
 
@@ -229,48 +230,6 @@ static void end_not_run(struct coord *co, int i, enum ti_state st, const char *e
     co->done++;
 }
 
-/* The trigger decision for task i on its upstreams outside its lane. */
-enum decision { D_WAIT, D_RUN, D_SKIP, D_UPSTREAM_FAILED };
-
-static enum decision decide(struct coord *co, int i)
-{
-    struct exec *ex = co->ex;
-    const struct task *t = &ex->dag->tasks[i];
-    int lane = ex->ts[i].lane;
-    size_t ok = 0, skip = 0, fail = 0, n = 0;
-    for (size_t k = 0; k < t->n_after; k++) {
-        int a = t->after_idx[k];
-        const struct tstate *u = &ex->ts[a];
-        if (lane >= 0 && u->lane == lane)
-            continue;
-        if (u->phase != PH_ENDED)
-            return D_WAIT;
-        n++;
-        if (u->state == TI_SUCCESS)
-            ok++;
-        else if (u->state == TI_SKIPPED)
-            skip++;
-        else
-            fail++;
-    }
-    enum decision d = D_RUN;
-    switch (t->trigger) {
-    case TR_ALL_SUCCESS: d = fail ? D_UPSTREAM_FAILED : skip ? D_SKIP : D_RUN; break;
-    case TR_NONE_FAILED: d = fail ? D_UPSTREAM_FAILED : D_RUN; break;
-    case TR_ALL_DONE: d = D_RUN; break;
-    case TR_ONE_FAILED: d = !n || fail ? D_RUN : D_SKIP; break;
-    case TR_ONE_SUCCESS: d = !n || ok ? D_RUN : fail ? D_UPSTREAM_FAILED : D_SKIP; break;
-    }
-    if (t->map_idx >= 0 && !(lane >= 0 && ex->ts[t->map_idx].lane == lane)) {
-        const struct tstate *m = &ex->ts[t->map_idx];
-        if (m->phase != PH_ENDED)
-            return D_WAIT;
-        if (d == D_RUN && m->state != TI_SUCCESS)
-            d = m->state == TI_SKIPPED ? D_SKIP : D_UPSTREAM_FAILED;
-    }
-    return d;
-}
-
 /* ---- starting tasks ---- */
 
 static void start_unmapped(struct coord *co, int i)
@@ -389,13 +348,13 @@ static void schedule(struct coord *co)
             if (t->lane >= 0) {
                 const struct lane *l = &ex->lanes[t->lane];
                 for (int pos = 0; pos < l->n && d == D_RUN; pos++)
-                    d = decide(co, l->tasks[pos]);
+                    d = trigger_decide(co->ex, l->tasks[pos]);
                 /* A later member still waiting must hold the lane back. */
                 for (int pos = 0; pos < l->n && d != D_WAIT; pos++)
-                    if (decide(co, l->tasks[pos]) == D_WAIT)
+                    if (trigger_decide(co->ex, l->tasks[pos]) == D_WAIT)
                         d = D_WAIT;
             } else {
-                d = decide(co, i);
+                d = trigger_decide(co->ex, i);
             }
             if (d == D_WAIT)
                 continue;
