@@ -277,12 +277,7 @@ int cmd_serve(struct cli *c, int argc, char **argv)
     }
     signal(SIGPIPE, SIG_IGN);
     g_serve = s;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    cli_on_stop_signals(on_signal);
 
     pthread_mutex_lock(&s->dag_lock);
     serve_dags_refresh(s);
