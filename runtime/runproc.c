@@ -1,6 +1,7 @@
 /* Run processes: starting a child of this binary for a run (or the scheduler), and naming the
  * signal that killed one. */
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -12,6 +13,21 @@
 #include "runproc.h"
 
 extern char **environ;
+
+char *runproc_self(struct dr_err *err)
+{
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0) {
+        err_set(err, "cannot find this program's path: %s", strerror(errno));
+        return NULL;
+    }
+    self[n] = '\0';
+    char *dup = strdup(self);
+    if (!dup)
+        err_set(err, "out of memory");
+    return dup;
+}
 
 const char *runproc_signal_name(int sig)
 {

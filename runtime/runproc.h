@@ -20,6 +20,10 @@ struct runproc_opts {
  * default signal dispositions and nothing blocked. Returns its pid, or -1 with err set. */
 pid_t runproc_spawn(const struct runproc_opts *o, const char *const *args, struct dr_err *err);
 
+/* This binary's path (from /proc/self/exe), allocated: the caller frees it. NULL with err set
+ * ("cannot find this program's path: ...") when it cannot be read or out of memory. */
+char *runproc_self(struct dr_err *err);
+
 /* The usual name of a signal ("SIGSEGV"), or "a signal"; for a run's error. */
 const char *runproc_signal_name(int sig);
 

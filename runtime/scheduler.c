@@ -474,17 +474,12 @@ int cmd_scheduler(struct cli *c, int argc, char **argv)
         return EXIT_FAILED;
     }
     if (processes) {
-        char self[PATH_MAX];
-        ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-        if (n <= 0) {
-            fprintf(stderr, "error: scheduler: cannot find this program's path: %s\n",
-                    strerror(errno));
+        if (!(s.self = runproc_self(&err))) {
+            fprintf(stderr, "error: scheduler: %s\n", err.msg);
             store_close(s.st);
             pthread_mutex_destroy(&s.lock);
             return EXIT_FAILED;
         }
-        self[n] = '\0';
-        s.self = strdup(self);
     }
     s.unresumable = json_object();
     g_sched = &s;
