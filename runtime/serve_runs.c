@@ -301,12 +301,7 @@ int cmd_serve_run(struct cli *c, int argc, char **argv)
     if (!l.run_type)
         l.run_type = "manual";
     g_launch = &l;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_run_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    cli_on_stop_signals(on_run_signal);
     struct launch_env env = { .cfg = c->cfg, .json = c->json, .tty = c->tty };
     rc = launch_run(&env, dag, st, &l);
     g_launch = NULL;
