@@ -81,7 +81,7 @@ $(SOURCE_SIMS): $(B)/%: $(B)/obj/tests/sim/%.o $(B)/obj/tests/sim/sbuf.o $(B)/ob
 
 # A plugin's unit test links the plugin's source with the fake dr_ctx, not the runtime, but
 # for the dr_* calls that need no ctx state (dates, database errors): those are the real ones.
-PLUGIN_API_SRCS := runtime/api_date.c runtime/api_db.c runtime/api_json.c runtime/api_symbol.c \
+PLUGIN_API_SRCS := runtime/api_date.c runtime/api_db.c runtime/api_json.c runtime/api_pgarray.c runtime/api_symbol.c \
                    runtime/date.c runtime/err.c
 $(B)/tests/test_task_%: tests/unit/test_task_%.c tasks/%.c $(SUPPORT_SRCS) $(PLUGIN_API_SRCS)
 	@mkdir -p $(@D)

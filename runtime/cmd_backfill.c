@@ -251,12 +251,7 @@ int cmd_backfill(struct cli *c, int argc, char **argv)
     int slots = (int)max_active < dag->max_active_runs ? (int)max_active : dag->max_active_runs;
     /* Several runs at once share the terminal: no progress bars then. */
     struct launch_env env = { .cfg = c->cfg, .json = c->json, .tty = c->tty && slots == 1 };
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    cli_on_stop_signals(on_signal);
     char a[32], b[32];
     date_format_instant(iv[0].start, a, sizeof a);
     date_format_instant(iv[n - 1].start, b, sizeof b);

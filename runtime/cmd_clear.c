@@ -210,12 +210,7 @@ int cmd_clear(struct cli *c, int argc, char **argv)
         goto fail;
     if (!l.run_type)
         l.run_type = "manual";
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    cli_on_stop_signals(on_signal);
     struct launch_env env = { .cfg = c->cfg, .json = c->json, .tty = c->tty };
     rc = launch_run(&env, dag, st, &l);
     goto out;

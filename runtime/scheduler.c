@@ -4,7 +4,6 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +16,7 @@
 #include "date.h"
 #include "due.h"
 #include "log.h"
+#include "runproc.h"
 
 /* One loaded version of a DAG file. A run holds a reference, so an edit can
  * replace the scheduler's version while older runs finish on theirs. */
@@ -170,30 +170,13 @@ static void scan_dags(struct sched *s)
     }
 }
 
-extern char **environ;
-
-/* The usual name of a signal (SIGSEGV), for the run's error. */
-static const char *signal_name(int sig)
-{
-    static const struct { int sig; const char *name; } names[] = {
-        { SIGSEGV, "SIGSEGV" }, { SIGABRT, "SIGABRT" }, { SIGBUS, "SIGBUS" },
-        { SIGFPE, "SIGFPE" },   { SIGILL, "SIGILL" },   { SIGKILL, "SIGKILL" },
-        { SIGTERM, "SIGTERM" }, { SIGINT, "SIGINT" },   { SIGQUIT, "SIGQUIT" },
-        { SIGPIPE, "SIGPIPE" }, { SIGSYS, "SIGSYS" },   { SIGXCPU, "SIGXCPU" },
-    };
-    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
-        if (names[i].sig == sig)
-            return names[i].name;
-    return "a signal";
-}
-
 /* A run whose process was killed (a plugin crashed it): failed with the signal named, unless
  * it already ended. Its committed items are kept: dagrun resume re-runs the rest. */
 static void record_killed(struct sched_run *r, int sig)
 {
     char why[200];
     snprintf(why, sizeof why, "the run's process was killed by signal %d (%s)", sig,
-             signal_name(sig));
+             runproc_signal_name(sig));
     struct dr_err err;
     err_clear(&err);
     struct store *st = launch_open_store(r->s->env.cfg, &err);
@@ -221,32 +204,13 @@ static void record_killed(struct sched_run *r, int sig)
 static int run_process(struct sched_run *r)
 {
     struct sched *s = r->s;
-    const char *argv[10];
-    int n = 0;
-    argv[n++] = s->self;
-    if (s->c->config_path) {
-        argv[n++] = "-c";
-        argv[n++] = s->c->config_path;
-    }
-    argv[n++] = "--log-format";
-    argv[n++] = log_get_format() == LOG_JSON ? "json" : "text";
-    argv[n++] = "_run";
-    argv[n++] = r->l.run_id;
-    argv[n] = NULL;
-    posix_spawnattr_t at;
-    posix_spawnattr_init(&at);
-    sigset_t none, all;
-    sigemptyset(&none);
-    sigfillset(&all);
-    posix_spawnattr_setsigmask(&at, &none);
-    posix_spawnattr_setsigdefault(&at, &all);
-    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-    pid_t pid;
-    int rc = posix_spawn(&pid, s->self, NULL, &at, (char *const *)argv, environ);
-    posix_spawnattr_destroy(&at);
-    if (rc != 0) {
-        log_msg(DR_LOG_ERROR, r->l.run_id, NULL, NULL, "cannot start a run process: %s",
-                strerror(rc));
+    const struct runproc_opts o = { .self = s->self, .config_path = s->c->config_path };
+    const char *args[] = { "_run", r->l.run_id, NULL };
+    struct dr_err err;
+    err_clear(&err);
+    pid_t pid = runproc_spawn(&o, args, &err);
+    if (pid < 0) {
+        log_msg(DR_LOG_ERROR, r->l.run_id, NULL, NULL, "%s", err.msg);
         return EXIT_FAILED;
     }
     log_msg(DR_LOG_INFO, r->l.run_id, NULL, NULL, "run process %d started", (int)pid);
@@ -510,17 +474,12 @@ int cmd_scheduler(struct cli *c, int argc, char **argv)
         return EXIT_FAILED;
     }
     if (processes) {
-        char self[PATH_MAX];
-        ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-        if (n <= 0) {
-            fprintf(stderr, "error: scheduler: cannot find this program's path: %s\n",
-                    strerror(errno));
+        if (!(s.self = runproc_self(&err))) {
+            fprintf(stderr, "error: scheduler: %s\n", err.msg);
             store_close(s.st);
             pthread_mutex_destroy(&s.lock);
             return EXIT_FAILED;
         }
-        self[n] = '\0';
-        s.self = strdup(self);
     }
     s.unresumable = json_object();
     g_sched = &s;

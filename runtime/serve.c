@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "runproc.h"
 #include "serve.h"
 
 int64_t serve_now_ms(void)
@@ -259,15 +260,11 @@ int cmd_serve(struct cli *c, int argc, char **argv)
         err_hint(&err, "set DATABASE_URL or database_url in config.json");
         goto fail;
     }
-    char self[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0) {
-        err_set(&err, "serve: cannot find this program's path: %s", strerror(errno));
+    if (!(s->self = runproc_self(&err))) {
+        err_prefix(&err, "serve");
         rc = EXIT_FAILED;
         goto fail;
     }
-    self[n] = '\0';
-    s->self = strdup(self);
 
     /* Many idle clients (and event streams) each hold a descriptor. */
     struct rlimit rl;
@@ -277,12 +274,7 @@ int cmd_serve(struct cli *c, int argc, char **argv)
     }
     signal(SIGPIPE, SIG_IGN);
     g_serve = s;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    cli_on_stop_signals(on_signal);
 
     pthread_mutex_lock(&s->dag_lock);
     serve_dags_refresh(s);

@@ -2,7 +2,6 @@
  * process, and what the server records when one of them dies. */
 #include <errno.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +10,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "runproc.h"
 #include "serve.h"
 
 extern char **environ;
@@ -28,21 +28,6 @@ struct serve_runs {
     int64_t scheduler_next_ms;  /* when to (re)start it; main thread only */
 };
 
-/* The usual name of a signal (SIGSEGV), for the run's error. */
-static const char *signal_name(int sig)
-{
-    static const struct { int sig; const char *name; } names[] = {
-        { SIGSEGV, "SIGSEGV" }, { SIGABRT, "SIGABRT" }, { SIGBUS, "SIGBUS" },
-        { SIGFPE, "SIGFPE" },   { SIGILL, "SIGILL" },   { SIGKILL, "SIGKILL" },
-        { SIGTERM, "SIGTERM" }, { SIGINT, "SIGINT" },   { SIGQUIT, "SIGQUIT" },
-        { SIGPIPE, "SIGPIPE" }, { SIGSYS, "SIGSYS" },   { SIGXCPU, "SIGXCPU" },
-    };
-    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
-        if (names[i].sig == sig)
-            return names[i].name;
-    return "a signal";
-}
-
 int serve_runs_init(struct serve *s, struct dr_err *err)
 {
     struct serve_runs *rs = calloc(1, sizeof *rs);
@@ -53,52 +38,13 @@ int serve_runs_init(struct serve *s, struct dr_err *err)
     return 0;
 }
 
-/* Starts `dagrun [-c CONFIG] ARGS...`; its stdout goes to our stderr. */
+/* Starts `dagrun [-c CONFIG] ARGS...`; its stdout goes to our stderr. The run processes get
+ * this environment without the API token: plugins never see it. */
 static pid_t spawn(struct serve *s, const char *const *args, struct dr_err *err)
 {
-    const char *argv[12];
-    int n = 0;
-    argv[n++] = s->self;
-    if (s->c->config_path) {
-        argv[n++] = "-c";
-        argv[n++] = s->c->config_path;
-    }
-    argv[n++] = "--log-format";
-    argv[n++] = log_get_format() == LOG_JSON ? "json" : "text";
-    for (int i = 0; args[i] && n < 11; i++)
-        argv[n++] = args[i];
-    argv[n] = NULL;
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, STDERR_FILENO, STDOUT_FILENO);
-    posix_spawnattr_t at;
-    posix_spawnattr_init(&at);
-    /* The child starts with default signal dispositions and nothing blocked. */
-    sigset_t none, all;
-    sigemptyset(&none);
-    sigfillset(&all);
-    posix_spawnattr_setsigmask(&at, &none);
-    posix_spawnattr_setsigdefault(&at, &all);
-    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-    /* The run processes get this environment without the API token: plugins never see it. */
-    size_t n_env = 0;
-    while (environ[n_env])
-        n_env++;
-    char **env = calloc(n_env + 1, sizeof *env);
-    size_t k = 0, tl = s->cfg.token_env ? strlen(s->cfg.token_env) : 0;
-    for (size_t i = 0; env && i < n_env; i++)
-        if (!tl || strncmp(environ[i], s->cfg.token_env, tl) != 0 || environ[i][tl] != '=')
-            env[k++] = environ[i];
-    pid_t pid;
-    int rc = env ? posix_spawn(&pid, s->self, &fa, &at, (char *const *)argv, env) : ENOMEM;
-    free(env);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&at);
-    if (rc != 0) {
-        err_set(err, "cannot start a run process: %s", strerror(rc));
-        return -1;
-    }
-    return pid;
+    const struct runproc_opts o = { .self = s->self, .config_path = s->c->config_path,
+                                    .stdout_to_stderr = true, .drop_env = s->cfg.token_env };
+    return runproc_spawn(&o, args, err);
 }
 
 int serve_runs_start(struct serve *s, const char *run_id, struct dr_err *err)
@@ -157,7 +103,7 @@ static void record_death(struct serve *s, const char *run_id, int status)
     if (WIFSIGNALED(status)) {
         int sig = WTERMSIG(status);
         snprintf(why, sizeof why, "the run's process was killed by signal %d (%s)", sig,
-                 signal_name(sig));
+                 runproc_signal_name(sig));
     } else if (WIFEXITED(status) && WEXITSTATUS(status) == EXIT_BAD_INPUT) {
         /* It could not start the run (its DAG no longer loads, say): the run stays queued. */
         snprintf(why, sizeof why, "the run could not start (exit code 2; the server log says "
@@ -195,7 +141,7 @@ static void record_scheduler_death(struct serve *s, pid_t pid, int sig)
 {
     char why[200], pids[16], host[256] = "";
     snprintf(why, sizeof why, "the scheduler process running it was killed by signal %d (%s)",
-             sig, signal_name(sig));
+             sig, runproc_signal_name(sig));
     snprintf(pids, sizeof pids, "%d", (int)pid);
     if (gethostname(host, sizeof host - 1) != 0)
         host[0] = '\0';
@@ -355,12 +301,7 @@ int cmd_serve_run(struct cli *c, int argc, char **argv)
     if (!l.run_type)
         l.run_type = "manual";
     g_launch = &l;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_run_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    cli_on_stop_signals(on_run_signal);
     struct launch_env env = { .cfg = c->cfg, .json = c->json, .tty = c->tty };
     rc = launch_run(&env, dag, st, &l);
     g_launch = NULL;

@@ -36,20 +36,6 @@ static const char upsert_sql[] =
     "UPDATE assets SET active = false, updated_at = now() "
     "WHERE source = $1 AND active AND symbol <> ALL ($2::text[])";
 
-/* Appends s quoted to an array literal in buf (room checked by the caller). */
-static void put_quoted(char *buf, size_t *off, const char *s, bool first)
-{
-    if (!first)
-        buf[(*off)++] = ',';
-    buf[(*off)++] = '"';
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\')
-            buf[(*off)++] = '\\';
-        buf[(*off)++] = *s;
-    }
-    buf[(*off)++] = '"';
-}
-
 /* What a failed answer means: DR_FATAL for a ban, DR_RETRY for what passes
  * (429s, 5xx, no answer), DR_FAIL otherwise; the error is set. */
 static dr_status answer_failed(dr_ctx *ctx, const dr_http_response *r)
@@ -116,24 +102,11 @@ static dr_status symbols_run(dr_ctx *ctx, void *state)
         dr_error(ctx, "binance_symbols: bad response: symbols is not an array");
         goto out;
     }
-    size_t n = json_array_size(syms), i, cap = 3, kept = 0;
-    const json_t *s;
-    json_array_foreach(syms, i, s) {
-        const char *name = json_string_value(json_object_get(s, "symbol"));
-        const char *base = json_string_value(json_object_get(s, "baseAsset"));
-        const char *quote = json_string_value(json_object_get(s, "quoteAsset"));
-        cap += 2 * ((name ? strlen(name) : 0) + (base ? strlen(base) : 0) +
-                    (quote ? strlen(quote) : 0)) + 16;
-    }
-    for (int k = 0; k < 4; k++)
-        if (!(arr[k] = malloc(cap))) {
-            dr_error(ctx, "binance_symbols: out of memory for %zu symbols", n);
-            goto out;
-        }
-    size_t off[4] = { 1, 1, 1, 1 };
-    for (int k = 0; k < 4; k++)
-        arr[k][0] = '{';
+    size_t n = json_array_size(syms), i, kept = 0;
+    /* The columns of the kept symbols: symbol, base, quote, active ("t"/"f"). */
+    json_t *col[4] = { json_array(), json_array(), json_array(), json_array() };
     long long skipped = 0;
+    const json_t *s;
     json_array_foreach(syms, i, s) {
         const char *name = json_string_value(json_object_get(s, "symbol"));
         const char *base = json_string_value(json_object_get(s, "baseAsset"));
@@ -151,15 +124,22 @@ static dr_status symbols_run(dr_ctx *ctx, void *state)
             skipped++;
             continue;
         }
-        put_quoted(arr[0], &off[0], name, kept == 0);
-        put_quoted(arr[1], &off[1], base, kept == 0);
-        put_quoted(arr[2], &off[2], quote, kept == 0);
-        put_quoted(arr[3], &off[3], strcmp(status, "TRADING") == 0 ? "t" : "f", kept == 0);
+        const char *v[4] = { name, base, quote, strcmp(status, "TRADING") == 0 ? "t" : "f" };
+        for (int k = 0; k < 4; k++)
+            json_array_append_new(col[k], json_string(v[k]));
         kept++;
     }
+    bool complete = true, not_strings;
     for (int k = 0; k < 4; k++) {
-        arr[k][off[k]++] = '}';
-        arr[k][off[k]] = '\0';
+        complete = complete && col[k] && json_array_size(col[k]) == kept;
+        if (complete)
+            complete = (arr[k] = dr_pg_text_array(col[k], &not_strings)) != NULL;
+    }
+    for (int k = 0; k < 4; k++)
+        json_decref(col[k]);
+    if (!complete) {
+        dr_error(ctx, "binance_symbols: out of memory for %zu symbols", n);
+        goto out;
     }
     const char *values[5] = { source, arr[0], arr[1], arr[2], arr[3] };
     res = PQexecParams(db, upsert_sql, 5, NULL, values, NULL, NULL, 0);

@@ -21,19 +21,6 @@ static const char upsert_sql[] =
     "ON CONFLICT (source, symbol) DO UPDATE SET name = EXCLUDED.name, currency = EXCLUDED.currency, "
     "active = true, updated_at = now()";
 
-static void put_quoted(char *buf, size_t *off, const char *s, bool first)
-{
-    if (!first)
-        buf[(*off)++] = ',';
-    buf[(*off)++] = '"';
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\')
-            buf[(*off)++] = '\\';
-        buf[(*off)++] = *s;
-    }
-    buf[(*off)++] = '"';
-}
-
 /* Appends one page's coins (id, name) to the growing arrays ids/names. */
 static void add_page(dr_ctx *ctx, const json_t *page, json_t *ids, json_t *names)
 {
@@ -103,25 +90,13 @@ static dr_status markets_run(dr_ctx *ctx, void *state)
         if ((long long)got < per)       /* CoinGecko has no more */
             break;
     }
-    size_t n = json_array_size(ids), cap = 3, i;
-    const json_t *v;
-    json_array_foreach(ids, i, v)
-        cap += 2 * json_string_length(v) + 3 + 2 * json_string_length(json_array_get(names, i)) + 3;
+    size_t n = json_array_size(ids);
+    bool not_strings;
     for (int k = 0; k < 2; k++)
-        if (!(arr[k] = malloc(cap))) {
+        if (!(arr[k] = dr_pg_text_array(k ? names : ids, &not_strings))) {
             dr_error(ctx, "coingecko_markets: out of memory");
             goto out;
         }
-    size_t off[2] = { 1, 1 };
-    arr[0][0] = arr[1][0] = '{';
-    json_array_foreach(ids, i, v) {
-        put_quoted(arr[0], &off[0], json_string_value(v), i == 0);
-        put_quoted(arr[1], &off[1], json_string_value(json_array_get(names, i)), i == 0);
-    }
-    for (int k = 0; k < 2; k++) {
-        arr[k][off[k]++] = '}';
-        arr[k][off[k]] = '\0';
-    }
     PGconn *db = dr_db(ctx);
     if (!db) {
         st = DR_RETRY;

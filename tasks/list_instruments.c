@@ -37,43 +37,16 @@ static const char list_sql[] =
     "ORDER BY instrument_token "
     "LIMIT $5";
 
-/* A PostgreSQL array literal of the strings of list, each quoted: {"NSE","BSE"}.
- * NULL (after dr_error) when list holds a non-string. Caller frees. */
+/* A PostgreSQL array literal of the strings of the list param name.
+ * NULL (after dr_error) when it holds a non-string. Caller frees. */
 static char *text_array(dr_ctx *ctx, const char *name)
 {
-    const json_t *list = dr_param_json(ctx, name);
-    size_t cap = 3, i, off = 0;
-    const json_t *v;
-    if (list && !json_is_array(list)) {
+    bool not_strings;
+    char *buf = dr_pg_text_array(dr_param_json(ctx, name), &not_strings);
+    if (!buf && not_strings)
         dr_error(ctx, "list_instruments: %s must be a list of strings", name);
-        return NULL;
-    }
-    json_array_foreach(list, i, v) {
-        if (!json_is_string(v)) {
-            dr_error(ctx, "list_instruments: %s must be a list of strings", name);
-            return NULL;
-        }
-        cap += 2 * json_string_length(v) + 3;
-    }
-    char *buf = malloc(cap);
-    if (!buf) {
+    else if (!buf)
         dr_error(ctx, "list_instruments: out of memory");
-        return NULL;
-    }
-    buf[off++] = '{';
-    json_array_foreach(list, i, v) {
-        if (i)
-            buf[off++] = ',';
-        buf[off++] = '"';
-        for (const char *s = json_string_value(v); *s; s++) {
-            if (*s == '"' || *s == '\\')
-                buf[off++] = '\\';
-            buf[off++] = *s;
-        }
-        buf[off++] = '"';
-    }
-    buf[off++] = '}';
-    buf[off] = '\0';
     return buf;
 }
 

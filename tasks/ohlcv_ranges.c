@@ -69,39 +69,16 @@ static const char range_sql[] =
     "                   AND o.candle_interval = $3 ORDER BY o.ts DESC LIMIT 1) l ON true "
     "ORDER BY sl.ord";
 
-/* A PostgreSQL array literal of the strings of the list param, each quoted.
+/* A PostgreSQL array literal of the strings of the list param name.
  * NULL (after dr_error) when it holds a non-string. Caller frees. */
 static char *text_array(dr_ctx *ctx, const char *name)
 {
-    const json_t *list = dr_param_json(ctx, name);
-    size_t cap = 3, i, off = 0;
-    const json_t *v;
-    json_array_foreach(list, i, v) {
-        if (!json_is_string(v)) {
-            dr_error(ctx, "ohlcv_ranges: %s must be a list of strings", name);
-            return NULL;
-        }
-        cap += 2 * json_string_length(v) + 3;
-    }
-    char *buf = malloc(cap);
-    if (!buf) {
+    bool not_strings;
+    char *buf = dr_pg_text_array(dr_param_json(ctx, name), &not_strings);
+    if (!buf && not_strings)
+        dr_error(ctx, "ohlcv_ranges: %s must be a list of strings", name);
+    else if (!buf)
         dr_error(ctx, "ohlcv_ranges: out of memory");
-        return NULL;
-    }
-    buf[off++] = '{';
-    json_array_foreach(list, i, v) {
-        if (i)
-            buf[off++] = ',';
-        buf[off++] = '"';
-        for (const char *s = json_string_value(v); *s; s++) {
-            if (*s == '"' || *s == '\\')
-                buf[off++] = '\\';
-            buf[off++] = *s;
-        }
-        buf[off++] = '"';
-    }
-    buf[off++] = '}';
-    buf[off] = '\0';
     return buf;
 }
 

@@ -268,6 +268,13 @@ DR_EXPORT json_t *dr_json_loadb_exact(const char *text, size_t len, char *why, s
 /* True when s is the text of a JSON number (what dr_json_loadb_exact keeps). */
 DR_EXPORT bool dr_json_number_ok(const char *s);
 
+/* ---- Array parameters (added in ABI 2). A PostgreSQL text[] literal of list
+ * (an array of strings; NULL stands for an empty one), each element quoted:
+ * {"NSE","BSE"}, for a statement's $n::text[]. NULL when list is not an array
+ * of strings (*not_strings set true) or out of memory (*not_strings false).
+ * Caller frees. Pure; any thread; no ctx. */
+DR_EXPORT char *dr_pg_text_array(const json_t *list, bool *not_strings);
+
 /* ---- Symbols (added in ABI 2). True when s is 1 to max_len characters, each
  * in alphabet: single ASCII characters and ranges, e.g. "A-Z0-9._-" (a '-'
  * first or last stands for itself). Plugins refuse a symbol outside their

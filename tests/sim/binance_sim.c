@@ -346,10 +346,7 @@ static enum MHD_Result klines(struct MHD_Connection *c)
     unsigned s = admit(W_KLINES, &used, &retry_s, &ban_end);
     pthread_mutex_lock(&lock);
     long n_req = ++st.klines;
-    long fault = -1;
-    for (int f = 0; f < F_COUNT; f++)
-        if (g.fault_at[f] == n_req)
-            fault = f;
+    long fault = simsrv_fault_at(g.fault_at, F_COUNT, n_req);
     if (s == 200 && fault == F_429) {
         st.retry_until_ms = simsrv_wall_ms() + 1000;
         st.last_429_ms = simsrv_wall_ms();

@@ -192,10 +192,7 @@ static enum MHD_Result chart(struct MHD_Connection *c, const char *id)
     pthread_mutex_lock(&lock);
     long nreq = ++st.charts;
     st.by_coin[ci]++;
-    long fault = -1;
-    for (int f = 0; f < F_COUNT; f++)
-        if (g.fault_at[f] == nreq)
-            fault = f;
+    long fault = simsrv_fault_at(g.fault_at, F_COUNT, nreq);
     int64_t last = g.last_day;
     pthread_mutex_unlock(&lock);
     if (fault == F_HTML) {

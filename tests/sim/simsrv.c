@@ -68,6 +68,15 @@ int64_t simsrv_wall_ms(void)
 
 static simsrv_handler g_handler;
 
+long simsrv_fault_at(const long *fault_at, int n, long nreq)
+{
+    long fault = -1;
+    for (int f = 0; f < n; f++)
+        if (fault_at[f] == nreq)
+            fault = f;
+    return fault;
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
                               const char *method, const char *version, const char *upload,
                               size_t *upload_size, void **con_cls)

@@ -20,6 +20,9 @@ bool simsrv_i64(const char *s, int64_t *out);
 int simsrv_day(const char *s, int64_t *day);
 /* Wall-clock milliseconds. */
 int64_t simsrv_wall_ms(void);
+/* Fault injection: the fault (index into fault_at, n of them) set to fire at request number
+ * nreq, or -1 for none; the last one wins when several are. */
+long simsrv_fault_at(const long *fault_at, int n, long nreq);
 /* The handler sees only whole GET requests (the first call and any upload
  * are taken care of). */
 typedef enum MHD_Result (*simsrv_handler)(struct MHD_Connection *c, const char *url,

@@ -261,10 +261,7 @@ static enum MHD_Result chart(struct MHD_Connection *c, const char *raw)
 {
     pthread_mutex_lock(&lock);
     long nreq = ++st.chart;
-    long fault = -1;
-    for (int f = 0; f < F_COUNT; f++)
-        if (g.fault_at[f] == nreq)
-            fault = f;
+    long fault = simsrv_fault_at(g.fault_at, F_COUNT, nreq);
     int64_t last_day = g.last_day;
     pthread_mutex_unlock(&lock);
     if (!rate_admit()) {
