@@ -338,7 +338,7 @@ bench_ingest_minute() {
     local csv=$T_WORK/candles.csv
     : >"$csv"
     for tok in $(q "select instrument_token from instruments order by 1 limit $n"); do
-        sim_dump "$tok" minute "$boot" "$END" >>"$csv"
+        sim_dump "$tok" minute "$boot" "$END 23:59:59" >>"$csv"
     done
     local total; total=$(wc -l <"$csv")
     ingest_runs ingest_minute $n $boot minute "$total" 8
