@@ -205,26 +205,6 @@ static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, cu
     return http_wait_cancelled(a->call) ? 1 : 0;
 }
 
-/* Called by curl (CURLOPT_VERBOSE, gate on) once a request's headers are on
- * the wire: from then on the gate counts the next spacing from this send, not
- * from when the request passed the gate. On a busy machine a thread can lose
- * the CPU between the two for milliseconds (measured beside two CPU hogs:
- * 2 ms at the 90th percentile, 7 ms at the 99th), more than the gate's room,
- * and the next request, on time, would reach the server too soon after it. */
-static int on_debug(CURL *h, curl_infotype type, char *data, size_t size, void *ud)
-{
-    (void)h, (void)data, (void)size;
-    struct attempt *a = ud;
-    if (type != CURLINFO_HEADER_OUT || !a)
-        return 0;
-    int64_t now = mono_ns();
-    int64_t last = __atomic_load_n(&a->src->last_send_ns, __ATOMIC_ACQUIRE);
-    while (last < now && !__atomic_compare_exchange_n(&a->src->last_send_ns, &last, now, true,
-                                                      __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-    }
-    return 0;
-}
-
 /* Called by curl on this thread just before the request is sent: the send
  * spacing gate described at PACE_MARGIN. Lock-free (compare and swap). */
 static int on_prereq(void *ud, char *ip, char *local_ip, int port, int local_port)
@@ -334,9 +314,6 @@ static void prepare(CURL *h, struct source *src, const char *url, struct attempt
     curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
     curl_easy_setopt(h, CURLOPT_PREREQFUNCTION, on_prereq);
     curl_easy_setopt(h, CURLOPT_PREREQDATA, a);
-    curl_easy_setopt(h, CURLOPT_DEBUGFUNCTION, on_debug);
-    curl_easy_setopt(h, CURLOPT_DEBUGDATA, a);
-    curl_easy_setopt(h, CURLOPT_VERBOSE, src->gate_ns ? 1L : 0L);
 }
 
 /* The handle keeps pointers into http_get's frame: clear them. */
@@ -346,8 +323,6 @@ static void unprepare(CURL *h)
     curl_easy_setopt(h, CURLOPT_HEADERDATA, NULL);
     curl_easy_setopt(h, CURLOPT_XFERINFODATA, NULL);
     curl_easy_setopt(h, CURLOPT_PREREQDATA, NULL);
-    curl_easy_setopt(h, CURLOPT_VERBOSE, 0L);
-    curl_easy_setopt(h, CURLOPT_DEBUGDATA, NULL);
     curl_easy_setopt(h, CURLOPT_NOPROGRESS, 1L);
 }
 

@@ -32,9 +32,8 @@
  * goes on the wire (CURLOPT_PREREQFUNCTION): no request passes it sooner than
  * 1/(rate * 0.987) after the previous one was sent (101.3 ms at 10/s: 1.3 ms of
  * room for what varies after the send, loopback and server wake-up, typically
- * 0.05-0.8 ms; 4.4 ms at 3/s). "Sent" is when curl reports the headers written
- * (on_debug), which on a busy machine can be milliseconds after the request
- * passed the gate. The gate spacing is shorter than the
+ * 0.05-0.8 ms; 4.4 ms at 3/s). "Sent" is when the request passed the gate.
+ * The gate spacing is shorter than the
  * reservation spacing, so a late request's delay is worked off again (0.4% of
  * an interval per request) instead of being carried forever. With a larger
  * burst the gate is off: bursts are then allowed. A delay after the send
