@@ -235,31 +235,88 @@ struct candle *candles_generate(uint64_t seed, int64_t token, const struct sim_i
     return v;
 }
 
+/* Writes v in decimal, zero-padded to at least `width` digits (width <= 20); returns the end
+ * (no NUL written). */
+static char *put_digits(char *p, uint64_t v, int width)
+{
+    char tmp[20];
+    int n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n < width)
+        tmp[n++] = '0';
+    while (n)
+        *p++ = tmp[--n];
+    return p;
+}
+
+/* Writes v (0..99) as two digits; returns the end (no NUL written). */
+static char *put_2digits(char *p, unsigned v)
+{
+    p[0] = (char)('0' + v / 10);
+    p[1] = (char)('0' + v % 10);
+    return p + 2;
+}
+
 char *candles_fmt_price(char *buf, int64_t ticks)
 {
-    /* One tick is 5 paise, so the exact decimal comes from integers, never from %g. */
+    /* One tick is 5 paise, so the exact decimal comes from integers, never from %g: whole
+     * rupees, then ".N" when the paise are a multiple of ten, else ".NN". */
     int64_t paise = ticks * 5;
-    const char *sign = paise < 0 ? "-" : "";
-    uint64_t a = paise < 0 ? (uint64_t)(-paise) : (uint64_t)paise;
+    uint64_t a = paise < 0 ? 0 - (uint64_t)paise : (uint64_t)paise;
     uint64_t whole = a / 100, frac = a % 100;
-    if (frac == 0)
-        snprintf(buf, 32, "%s%llu", sign, (unsigned long long)whole);
-    else if (frac % 10 == 0)
-        snprintf(buf, 32, "%s%llu.%llu", sign, (unsigned long long)whole,
-                 (unsigned long long)(frac / 10));
-    else
-        snprintf(buf, 32, "%s%llu.%02llu", sign, (unsigned long long)whole,
-                 (unsigned long long)frac);
+    char *p = buf;
+    if (paise < 0)
+        *p++ = '-';
+    p = put_digits(p, whole, 1);
+    if (frac) {
+        *p++ = '.';
+        if (frac % 10 == 0)
+            *p++ = (char)('0' + frac / 10);
+        else
+            p = put_2digits(p, (unsigned)frac);
+    }
+    *p = '\0';
     return buf;
 }
 
+char *candles_fmt_int(char *buf, int64_t v)
+{
+    char *p = buf;
+    if (v < 0)
+        *p++ = '-';
+    p = put_digits(p, v < 0 ? 0 - (uint64_t)v : (uint64_t)v, 1);
+    *p = '\0';
+    return buf;
+}
+
+/* Writes local or UTC seconds as "YYYY-MM-DDTHH:MM:SS" and the zone suffix (printf's
+ * "%04d-%02d-%02dT%02d:%02d:%02d%s": a negative year keeps its sign within the four places). */
 static char *fmt_ts(char *buf, int64_t secs, const char *zone)
 {
     int64_t day = floor_div(secs, 86400), rem = secs - day * 86400;
     int y, m, d;
     candles_civil_from_days(day, &y, &m, &d);
-    snprintf(buf, 32, "%04d-%02d-%02dT%02d:%02d:%02d%s", y, m, d, (int)(rem / 3600),
-             (int)(rem / 60 % 60), (int)(rem % 60), zone);
+    char *p = buf;
+    if (y < 0) {
+        *p++ = '-';
+        p = put_digits(p, 0 - (uint64_t)y, 3);
+    } else {
+        p = put_digits(p, (uint64_t)y, 4);
+    }
+    *p++ = '-';
+    p = put_2digits(p, (unsigned)m);
+    *p++ = '-';
+    p = put_2digits(p, (unsigned)d);
+    *p++ = 'T';
+    p = put_2digits(p, (unsigned)(rem / 3600));
+    *p++ = ':';
+    p = put_2digits(p, (unsigned)(rem / 60 % 60));
+    *p++ = ':';
+    p = put_2digits(p, (unsigned)(rem % 60));
+    strcpy(p, zone);
     return buf;
 }
 

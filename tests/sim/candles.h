@@ -37,6 +37,8 @@ struct candle *candles_generate(uint64_t seed, int64_t token, const struct sim_i
 /* Writes a tick count as Kite prints a price: the shortest decimal ("1705", "1699.25",
  * "1698.1", "-3.5"). buf needs 32 bytes. Returns buf. */
 char *candles_fmt_price(char *buf, int64_t ticks);
+/* Writes v as printf's "%lld" does. buf needs 21 bytes. Returns buf. */
+char *candles_fmt_int(char *buf, int64_t v);
 /* Writes a UTC timestamp as Kite does, in IST: "2017-12-15T09:15:00+0530". buf >= 32 bytes. */
 char *candles_fmt_ts_ist(char *buf, int64_t ts);
 /* Writes a UTC timestamp as "2017-12-15T03:45:00Z". buf >= 32 bytes. */

@@ -387,9 +387,13 @@ enum { BAD_NEGATIVE, BAD_ZERO, BAD_HIGH_LOW, BAD_NAN, BAD_KINDS };
 static void write_candle(struct sbuf *b, const struct candle *cd, bool oi, bool objects, int mal,
                          int bad)
 {
-    static const char *const keys[] = { "date", "open", "high", "low", "close", "volume", "oi" };
+    static const char *const keys[] = { "\"date\":", "\"open\":", "\"high\":", "\"low\":",
+                                        "\"close\":", "\"volume\":", "\"oi\":" };
+    if (mal == MAL_NULL_CANDLE) {
+        sbuf_adds(b, "null");
+        return;
+    }
     char f[7][40];
-    bool omit[7] = { false };
     f[0][0] = '"';
     candles_fmt_ts_ist(f[0] + 1, cd->ts);
     strcat(f[0], "\"");
@@ -409,34 +413,28 @@ static void write_candle(struct sbuf *b, const struct candle *cd, bool oi, bool 
     candles_fmt_price(f[4], cl);
     if (bad == BAD_NAN)
         strcpy(f[4], "\"NaN\"");
-    snprintf(f[5], sizeof f[5], "%lld", (long long)cd->volume);
-    snprintf(f[6], sizeof f[6], "%lld", (long long)cd->oi);
-    int nf = oi ? 7 : 6;
-    if (mal == MAL_NULL_CANDLE) {
-        sbuf_adds(b, "null");
-        return;
-    }
-    if (mal == MAL_MISSING)
-        omit[4] = true;
-    else if (mal == MAL_STRING) {
+    candles_fmt_int(f[5], cd->volume);
+    candles_fmt_int(f[6], cd->oi);
+    if (mal == MAL_STRING) {
         char q[40];
         snprintf(q, sizeof q, "\"%s\"", f[1]);
         strcpy(f[1], q);
     } else if (mal == MAL_NULL_PRICE)
         strcpy(f[4], "null");
-    sbuf_add(b, objects ? "{" : "[", 1);
-    bool first = true;
-    for (int i = 0; i < nf; i++) {
-        if (omit[i])
+    /* The row is assembled on the stack and appended once: keys (objects) and fields. */
+    char row[7 * (10 + 40) + 2], *p = row;
+    *p++ = objects ? '{' : '[';
+    for (int i = 0; i < (oi ? 7 : 6); i++) {
+        if (i == 4 && mal == MAL_MISSING)
             continue;
-        if (!first)
-            sbuf_add(b, ",", 1);
-        first = false;
+        if (p > row + 1)
+            *p++ = ',';
         if (objects)
-            sbuf_printf(b, "\"%s\":", keys[i]);
-        sbuf_adds(b, f[i]);
+            p = stpcpy(p, keys[i]);
+        p = stpcpy(p, f[i]);
     }
-    sbuf_add(b, objects ? "}" : "]", 1);
+    *p++ = objects ? '}' : ']';
+    sbuf_add(b, row, (size_t)(p - row));
 }
 
 static void write_candles(struct sbuf *b, const struct candle *v, size_t n, bool oi,
