@@ -133,19 +133,40 @@ double candles_unit(uint64_t a, uint64_t b, uint64_t c, uint64_t d)
 /* Salts keep the hash streams of the different draws apart. */
 enum { S_BASE = 1, S_PHASE, S_OPEN, S_CLOSE, S_HIGH, S_LOW, S_VOL, S_OI };
 
-/* The smooth price level of a token at time t (days since the epoch, fractional): a sum of
- * token-phased sines around a token-specific base, so it is a pure function of t. */
-static double level(uint64_t seed, int64_t token, double t)
+/* A token's price path: the base and sine phases of its level, drawn once per
+ * candles_generate call, and the last level computed (an intraday bar's end is the next bar's
+ * start, so each such level is computed once). */
+struct path {
+    double base, phase[4];
+    bool have_last;
+    int64_t last_secs;
+    double last_level;
+};
+
+/* Draws the base and phases of `token`'s path; no level is remembered yet. */
+static void path_init(struct path *p, uint64_t seed, int64_t token)
+{
+    p->base = 20.0 + 4000.0 * candles_unit(seed, (uint64_t)token, S_BASE, 0);
+    for (int i = 0; i < 4; i++)
+        p->phase[i] = 6.283185307179586 * candles_unit(seed, (uint64_t)token, S_PHASE, (uint64_t)i);
+    p->have_last = false;
+}
+
+/* The smooth price level at local second `secs`: a sum of token-phased sines around a
+ * token-specific base, so it is a pure function of (seed, token, secs). */
+static double level(struct path *p, int64_t secs)
 {
     static const double period[] = { 1700.0, 190.0, 23.0, 2.3 };
     static const double amp[] = { 0.35, 0.12, 0.04, 0.01 };
-    double base = 20.0 + 4000.0 * candles_unit(seed, (uint64_t)token, S_BASE, 0);
-    double x = 0;
-    for (int i = 0; i < 4; i++) {
-        double phase = 6.283185307179586 * candles_unit(seed, (uint64_t)token, S_PHASE, (uint64_t)i);
-        x += amp[i] * sin(6.283185307179586 * t / period[i] + phase);
-    }
-    return base * exp(x);
+    if (p->have_last && p->last_secs == secs)
+        return p->last_level;
+    double t = (double)secs / 86400.0, x = 0;
+    for (int i = 0; i < 4; i++)
+        x += amp[i] * sin(6.283185307179586 * t / period[i] + p->phase[i]);
+    p->have_last = true;
+    p->last_secs = secs;
+    p->last_level = p->base * exp(x);
+    return p->last_level;
 }
 
 static int64_t to_ticks(double price)
@@ -154,8 +175,8 @@ static int64_t to_ticks(double price)
     return t < 1 ? 1 : t;
 }
 
-static void make_bar(uint64_t seed, int64_t token, const struct sim_interval *iv, int64_t day,
-                     int64_t local, struct candle *c)
+static void make_bar(struct path *p, uint64_t seed, int64_t token, const struct sim_interval *iv,
+                     int64_t day, int64_t local, struct candle *c)
 {
     int minutes = iv->minutes ? iv->minutes : (SESSION_CLOSE - SESSION_OPEN) / 60;
     /* A day bar covers the session; its timestamp is midnight IST like Kite's. */
@@ -170,8 +191,8 @@ static void make_bar(uint64_t seed, int64_t token, const struct sim_interval *iv
     double u_c = candles_unit(seed ^ S_CLOSE, tok, ivk, key);
     double u_h = candles_unit(seed ^ S_HIGH, tok, ivk, key);
     double u_l = candles_unit(seed ^ S_LOW, tok, ivk, key);
-    double o = level(seed, token, (double)start / 86400.0) * (1 + sigma * (u_o - 0.5));
-    double cl = level(seed, token, (double)end / 86400.0) * (1 + sigma * (u_c - 0.5));
+    double o = level(p, start) * (1 + sigma * (u_o - 0.5));
+    double cl = level(p, end) * (1 + sigma * (u_c - 0.5));
     double hi = (o > cl ? o : cl) * (1 + 0.8 * sigma * u_h);
     double lo = (o < cl ? o : cl) * (1 - 0.8 * sigma * u_l);
     c->ts = local - SIM_IST_OFFSET;
@@ -211,6 +232,8 @@ struct candle *candles_generate(uint64_t seed, int64_t token, const struct sim_i
         fputs("kite_sim: out of memory\n", stderr);
         abort();
     }
+    struct path p;
+    path_init(&p, seed, token);
     for (int64_t day = d0; day <= d1; day++) {
         int64_t wd = ((day + 4) % 7 + 7) % 7; /* 1970-01-01 was a Thursday; 0 = Sunday */
         if (wd == 0 || wd == 6)
@@ -218,13 +241,13 @@ struct candle *candles_generate(uint64_t seed, int64_t token, const struct sim_i
         if (!iv->minutes) {
             int64_t local = day * 86400;
             if (local >= from_local && local <= to_local)
-                make_bar(seed, token, iv, day, local, &v[len++]);
+                make_bar(&p, seed, token, iv, day, local, &v[len++]);
             continue;
         }
         for (int64_t s = SESSION_OPEN; s < SESSION_CLOSE; s += iv->minutes * 60) {
             int64_t local = day * 86400 + s;
             if (local >= from_local && local <= to_local)
-                make_bar(seed, token, iv, day, local, &v[len++]);
+                make_bar(&p, seed, token, iv, day, local, &v[len++]);
         }
     }
     if (!len) {
