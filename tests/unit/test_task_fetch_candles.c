@@ -320,12 +320,13 @@ static void test_fetch_candles_run_all_chunks(void **state)
     fake_ctx_push_http(ctx, 0, 200, JSON, "{\"status\":\"success\",\"data\":{\"candles\":[]}}");
     fake_ctx_push_http(ctx, 0, 200, JSON, ok_body("2024-05-03"));
     assert_int_equal(run(ctx), DR_OK);
-    assert_int_equal(fake_ctx_nblobs(ctx), 2);
-    const struct fake_blob *b = fake_ctx_blob(ctx, 1);
+    assert_int_equal(fake_ctx_nblobs(ctx), 1);            /* small chunks go down as one */
+    const struct fake_blob *b = fake_ctx_blob(ctx, 0);
     assert_string_equal(b->type, DR_BLOB_CANDLES);
-    assert_int_equal(b->len, sizeof(dr_candle));
+    assert_int_equal(b->len, 2 * sizeof(dr_candle));
     const dr_candle *c = b->data;
-    assert_true(c->close == 105 && c->oi == 5 && c->has_oi);
+    assert_true(c[1].close == 105 && c[1].oi == 5 && c[1].has_oi && c[0].ts < c[1].ts);
+    assert_string_equal(fake_ctx_checkpoint(ctx), "2024-06-30");
     assert_string_equal(json_string_value(json_array_get(fake_ctx_requests(ctx), 0)),
                         "kite /instruments/historical/408065/day?from=2024-01-01+00:00:00"
                         "&to=2024-03-01+23:59:59&oi=1");
@@ -373,6 +374,78 @@ static void test_fetch_candles_run_400_keeps_prefix(void **state)
                         "HTTP 400 InputException: invalid from date; reached 2024-03-01");
     assert_int_equal(fake_ctx_http_left(ctx), 1);        /* stopped at the failing chunk */
     assert_string_equal(fake_ctx_checkpoint(ctx), "2024-03-01");
+    fake_ctx_free(ctx);
+}
+
+/* n minute candles from 09:15 IST of day (YYYY-MM-DD) on, as Kite's answer. */
+static char *minute_body(const char *day, int n)
+{
+    struct tm tm = { 0 };
+    assert_non_null(strptime(day, "%Y-%m-%d", &tm));
+    int64_t t = (int64_t)timegm(&tm) + 9 * 3600 + 15 * 60;
+    size_t cap = 64 + (size_t)n * 64, len = 0;
+    char *b = malloc(cap);
+    assert_non_null(b);
+    len += (size_t)snprintf(b, cap, "{\"status\":\"success\",\"data\":{\"candles\":[");
+    for (int i = 0; i < n; i++, t += 60) {
+        time_t tt = (time_t)t;
+        struct tm x;
+        gmtime_r(&tt, &x);
+        len += (size_t)snprintf(b + len, cap - len, "%s[\"%04d-%02d-%02dT%02d:%02d:00+0530\","
+                                "100,110,90,105,%d,5]", i ? "," : "", x.tm_year + 1900,
+                                x.tm_mon + 1, x.tm_mday, x.tm_hour, x.tm_min, i);
+    }
+    snprintf(b + len, cap - len, "]}}");
+    return b;
+}
+
+/* Chunks go down the lane in batches of at least 16,384 candles, a bigger chunk alone and
+ * the rest at the end; the checkpoint follows what went down, and a failure hands down the
+ * batch before it (a failed item keeps what it did). */
+static void test_fetch_candles_run_batches(void **state)
+{
+    (void)state;
+    static const char item[] = "{\"key\":\"NSE:M\",\"instrument_token\":7,\"interval\":\"minute\","
+        "\"chunks\":[[\"2024-01-01\",\"2024-01-10\"],[\"2024-01-11\",\"2024-01-20\"],"
+        "[\"2024-01-21\",\"2024-02-05\"],[\"2024-02-06\",\"2024-02-06\"]]}";
+    const char *day[4] = { "2024-01-01", "2024-01-11", "2024-01-21", "2024-02-06" };
+    const int n[4] = { 10000, 10000, 20000, 5 };
+    const size_t want[3] = { 20000, 20000, 5 };
+    dr_ctx *ctx = fake_ctx_new(dr_task_entry());
+    fake_ctx_set_map_item(ctx, item, 0);
+    for (int i = 0; i < 4; i++) {
+        char *b = minute_body(day[i], n[i]);
+        fake_ctx_push_http(ctx, 0, 200, JSON, b);
+        free(b);
+    }
+    assert_int_equal(run(ctx), DR_OK);
+    assert_int_equal(fake_ctx_nblobs(ctx), 3);
+    for (size_t i = 0; i < 3; i++)
+        assert_int_equal(fake_ctx_blob(ctx, i)->len, want[i] * sizeof(dr_candle));
+    const dr_candle *c = fake_ctx_blob(ctx, 0)->data;
+    for (size_t i = 1; i < 20000; i++)              /* the two chunks, in order */
+        assert_true(c[i].ts > c[i - 1].ts);
+    assert_int_equal(c[10000].volume, 0);           /* the second chunk's first candle */
+    assert_int_equal(fake_ctx_counter(ctx, "candles"), 40005);
+    assert_string_equal(fake_ctx_checkpoint(ctx), "2024-02-06");
+    fake_ctx_free(ctx);
+
+    /* The third request fails for good: the first two chunks go down first. */
+    ctx = fake_ctx_new(dr_task_entry());
+    fake_ctx_set_map_item(ctx, item, 0);
+    char *b = minute_body(day[0], 100);
+    fake_ctx_push_http(ctx, 0, 200, JSON, b);
+    fake_ctx_push_http(ctx, 0, 200, JSON, b);
+    free(b);
+    fake_ctx_push_http(ctx, 0, 400, JSON, "{\"status\":\"error\",\"message\":\"bad\","
+                       "\"error_type\":\"InputException\"}");
+    assert_int_equal(run(ctx), DR_FAIL);
+    assert_int_equal(fake_ctx_nblobs(ctx), 1);
+    assert_int_equal(fake_ctx_blob(ctx, 0)->len, 100 * sizeof(dr_candle));  /* the second
+                                                        * answer's candles are outside its chunk */
+    assert_string_equal(fake_ctx_checkpoint(ctx), "2024-01-20");
+    assert_string_equal(fake_ctx_error(ctx), "fetch_candles NSE:M 2024-01-21..2024-02-05: "
+                        "HTTP 400 InputException: bad; reached 2024-01-20");
     fake_ctx_free(ctx);
 }
 
@@ -493,15 +566,18 @@ static void test_fetch_candles_run_drops_warn_emit_fail_cancel(void **state)
                        "[\"2024-01-02T00:00:00+0530\",100,110,90,105,1000],"
                        "[\"2024-01-03T00:00:00+0530\",100,99,90,105,1000],"
                        "[\"2024-01-04T00:00:00+0530\",100,110,90,105,1000]]}}");
-    fake_ctx_fail_emit_after(ctx, 1);
+    fake_ctx_fail_emit_after(ctx, 0);
     fake_ctx_push_http(ctx, 0, 200, JSON, ok_body("2024-03-05"));
-    assert_int_equal(run(ctx), DR_FAIL);                  /* the second emit fails */
+    fake_ctx_push_http(ctx, 0, 200, JSON, ok_body("2024-05-03"));
+    assert_int_equal(run(ctx), DR_FAIL);                  /* the one emit fails */
     assert_int_equal(fake_ctx_counter(ctx, "dropped"), 2);
     assert_true(fake_ctx_has(fake_ctx_warnings(ctx),
                              "NSE:INFY 2024-01-01..2024-03-01: dropped 2 bad candles"));
     assert_true(fake_ctx_has(fake_ctx_logs(ctx), "NSE:INFY: dropped candle 2024-01-03T00:00:00+0530"));
-    assert_int_equal(fake_ctx_blob(ctx, 0)->len, 2 * sizeof(dr_candle));
-    assert_non_null(strstr(fake_ctx_error(ctx), "reached 2024-03-01"));
+    assert_int_equal(fake_ctx_nblobs(ctx), 0);
+    assert_string_equal(fake_ctx_error(ctx), "fetch_candles NSE:INFY 2024-01-01..2024-06-30: "
+                        "downstream failed or run cancelled; reached nothing");
+    assert_int_equal(fake_ctx_counter(ctx, "candles"), 0);
     fake_ctx_free(ctx);
 
     ctx = fetch_ctx();
@@ -980,6 +1056,7 @@ int main(void)
         cmocka_unit_test(test_fetch_candles_run_403_is_fatal),
         cmocka_unit_test(test_fetch_candles_run_400_keeps_prefix),
         cmocka_unit_test(test_fetch_candles_run_resumes_after_checkpoint),
+        cmocka_unit_test(test_fetch_candles_run_batches),
         cmocka_unit_test(test_fetch_candles_run_error_in_200_body),
         cmocka_unit_test(test_fetch_candles_real_dates_and_source_param),
         cmocka_unit_test(test_fetch_candles_run_transient_and_bad),
