@@ -4,9 +4,11 @@
 #include <dagrun/copybin.h>
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define PIECE (64 * 1024)   /* COPY data is sent in pieces of about this size */
 #define PREFIX_MAX 300      /* field count, token and the three texts (at most 264 bytes) */
@@ -15,8 +17,69 @@
 static const dr_param params[] = {
     { "table", DR_T_STRING, "kite_ohlcv_historic", false,
       "target table ([a-z_][a-z0-9_]*, with kite_ohlcv_historic's columns and primary key)" },
+    { "copy_streams", DR_T_INT, "0", false,
+      "most COPYs sent at once by the run's workers (0: one per processor core here)" },
     { NULL, 0, NULL, false, NULL }
 };
+
+static const dr_param_rule rules[] = {
+    { "copy_streams", 0, NULL },
+    { NULL, 0, NULL }
+};
+
+/* The run's COPY streams: workers beyond `free` wait for one to end. More COPYs at once
+ * than the cores can run cost PostgreSQL more CPU for the same rows (its backends contend
+ * for the table's extension and WAL locks), so the other workers go on fetching meanwhile. */
+struct streams {
+    pthread_mutex_t lock;
+    pthread_cond_t freed;
+    long free;              /* guarded by lock */
+};
+
+static int upsert_init(dr_ctx *ctx, void **state)
+{
+    long n = (long)dr_param_int(ctx, "copy_streams");
+    if (n <= 0)
+        n = sysconf(_SC_NPROCESSORS_ONLN);
+    struct streams *s = calloc(1, sizeof *s);
+    if (!s) {
+        dr_error(ctx, "upsert_candles: out of memory");
+        return -1;
+    }
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->freed, NULL);
+    s->free = n > 0 ? n : 1;
+    *state = s;
+    return 0;
+}
+
+static void upsert_fini(dr_ctx *ctx, void *state)
+{
+    (void)ctx;
+    struct streams *s = state;
+    if (!s)
+        return;
+    pthread_mutex_destroy(&s->lock);
+    pthread_cond_destroy(&s->freed);
+    free(s);
+}
+
+static void stream_take(struct streams *s)
+{
+    pthread_mutex_lock(&s->lock);
+    while (s->free == 0)
+        pthread_cond_wait(&s->freed, &s->lock);
+    s->free--;
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void stream_give(struct streams *s)
+{
+    pthread_mutex_lock(&s->lock);
+    s->free++;
+    pthread_cond_signal(&s->freed);
+    pthread_mutex_unlock(&s->lock);
+}
 
 static const char columns[] =
     "instrument_token, tradingsymbol, exchange, candle_interval, ts, open, high, low, close, "
@@ -61,6 +124,43 @@ int upsert_candles_format_price(char *buf, size_t size, double v)
     return n;
 }
 
+/* A price as numeric, the same value and display scale as dr_copybin_numeric gives for
+ * upsert_candles_format_price's text. Prices of whole ticks (at most two decimals, the
+ * text's fast path) are built from their cents without going through text. */
+static unsigned char *price_numeric(unsigned char *o, double v)
+{
+    if (v >= 0.01 && v < 1e13) {
+        double r = nearbyint(v * 100.0);
+        if (r / 100.0 == v) {
+            int64_t cents = (int64_t)r, ip = cents / 100;
+            int frac = (int)(cents % 100);
+            uint16_t g[6];              /* base-10000 groups, most significant first */
+            int n = 0, k = 0;
+            uint16_t ig[4];
+            for (; ip > 0; ip /= 10000)
+                ig[k++] = (uint16_t)(ip % 10000);
+            while (k > 0)
+                g[n++] = ig[--k];
+            int weight = n - 1;         /* -1 when there is no integer part */
+            if (frac)
+                g[n++] = (uint16_t)(frac * 100);
+            while (n > 0 && g[n - 1] == 0)
+                n--;                    /* 10000 is one group of weight 1 */
+            o = dr_copybin_u32(o, (uint32_t)(8 + 2 * n));
+            o = dr_copybin_u16(o, (uint16_t)n);
+            o = dr_copybin_u16(o, (uint16_t)(int16_t)weight);
+            o = dr_copybin_u16(o, 0);
+            o = dr_copybin_u16(o, (uint16_t)(frac == 0 ? 0 : frac % 10 == 0 ? 1 : 2));
+            for (int i = 0; i < n; i++)
+                o = dr_copybin_u16(o, g[i]);
+            return o;
+        }
+    }
+    char txt[32];
+    upsert_candles_format_price(txt, sizeof txt, v);
+    return dr_copybin_numeric(o, txt);  /* the shortest round-trip text always parses */
+}
+
 /* One binary COPY row for candle c after the item's constant fields (prefix, plen bytes,
  * field count included). Prices go as numeric from their shortest decimal text, so each is
  * stored as the same numeric that COPY's text format would store. Returns the length. */
@@ -71,11 +171,8 @@ static size_t copy_row(unsigned char *buf, const unsigned char *prefix, size_t p
     memcpy(o, prefix, plen);
     o = dr_copybin_timestamptz(o + plen, c->ts);
     const double pr[4] = { c->open, c->high, c->low, c->close };
-    for (int i = 0; i < 4; i++) {
-        char txt[32];
-        upsert_candles_format_price(txt, sizeof txt, pr[i]);
-        o = dr_copybin_numeric(o, txt);  /* the shortest round-trip text always parses */
-    }
+    for (int i = 0; i < 4; i++)
+        o = price_numeric(o, pr[i]);
     o = dr_copybin_int8(o, c->volume);
     o = c->has_oi ? dr_copybin_int8(o, c->oi) : dr_copybin_null(o);
     return (size_t)(o - buf);
@@ -238,7 +335,6 @@ static void day_of(int64_t ts, char out[DR_DATE_LEN])
 
 static dr_status upsert_run(dr_ctx *ctx, void *state)
 {
-    (void)state;
     const json_t *item = dr_map_item(ctx);
     struct chunk ch = { .ctx = ctx, .key = json_string_value(json_object_get(item, "key")) };
     const json_t *tok = json_object_get(item, "instrument_token");
@@ -296,7 +392,11 @@ static dr_status upsert_run(dr_ctx *ctx, void *state)
     }
     ch.target = target;
     long long inserted = 0, updated = 0;
+    if (state)
+        stream_take(state);
     PGresult *err = write_chunk(&ch, &inserted, &updated);
+    if (state)
+        stream_give(state);
     PQfreemem(target);
     if (err) {
         char what[512];
@@ -319,7 +419,10 @@ static const dr_task_def def = {
     .name = "upsert_candles",
     .summary = "write a chunk of candles into PostgreSQL, updating only changed rows",
     .params = params,
+    .init = upsert_init,
     .run = upsert_run,
+    .fini = upsert_fini,
+    .rules = rules,
 };
 
 DR_EXPORT const dr_task_def *dr_task_entry(void) { return &def; }

@@ -1,4 +1,5 @@
 /* Unit tests for tasks/upsert_candles.c: price text, fast COPY and merge paths on a sandbox PostgreSQL. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -6,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "fake_ctx.h"
@@ -300,6 +302,99 @@ static void test_upsert_candles_lock_timeout_is_retried(void **state)
     PQfinish(other);
 }
 
+/* A connection of its own to the test database. */
+static PGconn *connect_other(void)
+{
+    char info[1024];
+    snprintf(info, sizeof info, "host=%s port=%s dbname=%s user=%s", PQhost(db), PQport(db),
+             PQdb(db), PQuser(db));
+    PGconn *c = PQconnectdb(info);
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    return c;
+}
+
+struct job {
+    void *state;
+    PGconn *conn;
+    long long token;
+    dr_status st;
+};
+
+/* One worker: upsert_candles on a connection of its own, in a transaction of its own. */
+static void *upsert_job(void *arg)
+{
+    struct job *j = arg;
+    char item[256];
+    snprintf(item, sizeof item, "{\"key\":\"NSE:T%lld\",\"instrument_token\":%lld,"
+             "\"tradingsymbol\":\"T\",\"exchange\":\"NSE\",\"interval\":\"day\"}", j->token,
+             j->token);
+    dr_candle c[2];
+    candles(c, 2, 1704067200);
+    dr_ctx *ctx = fake_ctx_new(dr_task_entry());
+    fake_ctx_set_db(ctx, j->conn);
+    fake_ctx_set_map_item(ctx, item, 0);
+    fake_ctx_set_lane_blob(ctx, DR_BLOB_CANDLES, c, sizeof c);
+    fake_db_exec(j->conn, "BEGIN");
+    j->st = dr_task_entry()->run(ctx, j->state);
+    fake_db_exec(j->conn, "COMMIT");
+    fake_ctx_free(ctx);
+    return NULL;
+}
+
+/* Sessions whose COPY waits for a lock on the candle table. */
+static int copies_waiting(void)
+{
+    char *v = query1("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                     "AND query LIKE 'COPY%'");
+    int n = atoi(v);
+    free(v);
+    return n;
+}
+
+/* Three workers upsert while the table is locked: with copy_streams N, N COPYs reach the
+ * server (and wait there for the lock) and the others wait for one of them to end. */
+static void check_streams(const char *streams, int want)
+{
+    PGconn *holder = connect_other();
+    assert_int_equal(fake_db_exec(holder, "BEGIN"), 0);
+    assert_int_equal(fake_db_exec(holder, "LOCK TABLE kite_ohlcv_historic IN SHARE MODE"), 0);
+    dr_ctx *ictx = fake_ctx_new(dr_task_entry());
+    fake_ctx_set_param(ictx, "copy_streams", streams);
+    void *state = NULL;
+    assert_int_equal(dr_task_entry()->init(ictx, &state), 0);
+    struct job j[3];
+    pthread_t th[3];
+    for (int i = 0; i < 3; i++) {
+        j[i] = (struct job){ .state = state, .conn = connect_other(), .token = 900 + i };
+        assert_int_equal(pthread_create(&th[i], NULL, upsert_job, &j[i]), 0);
+    }
+    for (int k = 0; k < 100 && copies_waiting() < want; k++)
+        usleep(20000);
+    usleep(200000);                     /* time for a COPY beyond the limit to show up */
+    assert_int_equal(copies_waiting(), want);
+    assert_int_equal(fake_db_exec(holder, "ROLLBACK"), 0);
+    for (int i = 0; i < 3; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(j[i].st, DR_OK);
+        PQfinish(j[i].conn);
+    }
+    dr_task_entry()->fini(ictx, state);
+    fake_ctx_free(ictx);
+    PQfinish(holder);
+}
+
+static void test_upsert_candles_copy_streams(void **state)
+{
+    (void)state;
+    if (!db)
+        skip();
+    exec("TRUNCATE kite_ohlcv_historic");
+    check_streams("1", 1);
+    exec("TRUNCATE kite_ohlcv_historic");
+    check_streams("2", 2);
+    assert_query("SELECT count(*) FROM kite_ohlcv_historic", "6");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -309,6 +404,7 @@ int main(void)
         cmocka_unit_test(test_upsert_candles_large_chunk_and_escaping),
         cmocka_unit_test(test_upsert_candles_errors),
         cmocka_unit_test(test_upsert_candles_lock_timeout_is_retried),
+        cmocka_unit_test(test_upsert_candles_copy_streams),
     };
     return cmocka_run_group_tests_name("task_upsert_candles", tests, db_setup, db_teardown);
 }
