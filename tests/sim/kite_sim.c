@@ -48,6 +48,8 @@ static const char usage_text[] =
 "                        candle and one more candle dated 2099-01-01 (outside the request)\n"
 "  --hostile-names       names/symbols with quotes, commas, backslashes, newlines,\n"
 "                        unicode and SQL (x'); DROP TABLE instruments; --)\n"
+"  --cache-answers MB    reuse fault-free candle answers, up to MB MiB (0 = off, default), so\n"
+"                        benchmarks time the client, not candle generation; kept on reset\n"
 "  --verbose             log every request to stderr\n"
 "  --help                this text\n"
 "\n"
@@ -101,7 +103,7 @@ static const char usage_text[] =
 "        \"wrong_shape\",\"bad_prices\",\"endless\",\"429_storm\"}\n"
 "      missing_kite_version: Kite requests without X-Kite-Version: 3\n"
 "  GET|POST /__sim/reset zero the stats, the fault sequence, the rate bucket and the\n"
-"                        peak window\n"
+"                        peak window (not the --cache-answers cache)\n"
 "  POST /__sim/hook      records the body (a webhook receiver, up to 1 MiB a body)\n"
 "  GET /__sim/hooks      the bodies received, oldest first: [{content_type, body}], body\n"
 "                        parsed when it is JSON\n"
@@ -459,6 +461,109 @@ static void write_candles(struct sbuf *b, const struct candle *v, size_t n, bool
     sbuf_adds(b, "]}}");
 }
 
+/* ---- answer cache (--cache-answers) ---- */
+
+/* Everything a fault-free candle body's bytes depend on besides the read-only globals
+ * (seed, history start, instruments); `continuous` is not read, so it changes nothing. */
+struct ans_key {
+    int64_t token, from, to;
+    const struct sim_interval *iv;
+    bool oi, objects, hostile;
+};
+
+/* A cached 200 body: immutable once inserted, never freed. */
+struct answer {
+    struct ans_key k;
+    size_t n;                   /* candles in it, for candles_served */
+    size_t len;
+    char *body;
+};
+
+static size_t g_cache_max;      /* bytes; 0 = off; read-only once the server starts */
+static pthread_rwlock_t cache_lock = PTHREAD_RWLOCK_INITIALIZER;
+static struct {                 /* every field guarded by cache_lock */
+    struct answer **slot;       /* open addressing, linear probing; cap a power of two */
+    size_t cap, count;
+    size_t bytes;               /* bodies plus their entries, held to g_cache_max */
+} g_cache;
+
+/* The slot holding k, or the empty slot where it belongs (cap > 0, never full). */
+static struct answer **cache_slot(struct answer **slot, size_t cap, const struct ans_key *k)
+{
+    uint64_t flags = (uint64_t)k->oi | (uint64_t)k->objects << 1 | (uint64_t)k->hostile << 2;
+    uint64_t h = candles_hash((uint64_t)k->token, (uint64_t)k->from, (uint64_t)k->to,
+                              (uint64_t)(uintptr_t)k->iv << 3 | flags);
+    for (size_t i = (size_t)h & (cap - 1);; i = (i + 1) & (cap - 1)) {
+        const struct ans_key *e = slot[i] ? &slot[i]->k : NULL;
+        if (!e || (e->token == k->token && e->from == k->from && e->to == k->to &&
+                   e->iv == k->iv && e->oi == k->oi && e->objects == k->objects &&
+                   e->hostile == k->hostile))
+            return &slot[i];
+    }
+}
+
+/* The cached answer for k, or NULL. */
+static const struct answer *cache_get(const struct ans_key *k)
+{
+    pthread_rwlock_rdlock(&cache_lock);
+    const struct answer *a = g_cache.cap ? *cache_slot(g_cache.slot, g_cache.cap, k) : NULL;
+    pthread_rwlock_unlock(&cache_lock);
+    return a;
+}
+
+/* Caches the body in *b under k, taking it, unless k is there already or the cache would
+ * outgrow --cache-answers; returns the new entry, or NULL (b untouched). */
+static const struct answer *cache_put(const struct ans_key *k, size_t n, struct sbuf *b)
+{
+    struct answer *a = NULL;
+    pthread_rwlock_wrlock(&cache_lock);
+    size_t cost = b->len + sizeof *a;
+    if (g_cache.bytes + cost > g_cache_max)
+        goto out;
+    if ((g_cache.count + 1) * 2 > g_cache.cap) {
+        size_t cap = g_cache.cap ? g_cache.cap * 2 : 1024;
+        struct answer **slot = calloc(cap, sizeof *slot);
+        if (!slot)
+            abort();
+        for (size_t i = 0; i < g_cache.cap; i++)
+            if (g_cache.slot[i])
+                *cache_slot(slot, cap, &g_cache.slot[i]->k) = g_cache.slot[i];
+        free(g_cache.slot);
+        g_cache.slot = slot;
+        g_cache.cap = cap;
+    }
+    struct answer **s = cache_slot(g_cache.slot, g_cache.cap, k);
+    if (*s)
+        goto out;
+    if (!(a = malloc(sizeof *a)))
+        abort();
+    a->k = *k;
+    a->n = n;
+    a->body = sbuf_take(b, &a->len);
+    *s = a;
+    g_cache.count++;
+    g_cache.bytes += cost;
+out:
+    pthread_rwlock_unlock(&cache_lock);
+    return a;
+}
+
+/* Sends a cached answer straight from the cache (no copy) and counts its candles. */
+static enum MHD_Result send_answer(struct MHD_Connection *c, const struct answer *a)
+{
+    pthread_mutex_lock(&stats_lock);
+    g_stats.candles += a->n;
+    pthread_mutex_unlock(&stats_lock);
+    struct MHD_Response *r = MHD_create_response_from_buffer(a->len, a->body,
+                                                             MHD_RESPMEM_PERSISTENT);
+    if (!r)
+        return MHD_NO;
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
 /* ---- historical ---- */
 
 struct hist_req {
@@ -549,9 +654,20 @@ static enum MHD_Result historical(struct MHD_Connection *c, const char *tok_s, c
         return send_error(c, 429, "NetworkException", "Too many requests",
                           cfg->retry_after ? MHD_HTTP_HEADER_RETRY_AFTER : NULL, "1");
     }
-    bool hit[F_COUNT];
-    for (int f = 0; f < F_COUNT; f++)
+    bool hit[F_COUNT], clean = true;
+    for (int f = 0; f < F_COUNT; f++) {
         hit[f] = draw(seq, (enum fault)f, cfg->p[f]);
+        clean = clean && !hit[f];
+    }
+    /* Only fault-free answers are cached and served from the cache. */
+    struct ans_key key = { r.inst->token, r.from, r.to, r.iv, r.oi, cfg->object_candles,
+                           cfg->hostile_candles };
+    bool cacheable = g_cache_max && clean;
+    const struct answer *a = cacheable ? cache_get(&key) : NULL;
+    if (a) {
+        *status = 200;
+        return send_answer(c, a);
+    }
     if (hit[F_SLOW]) {
         count_fault(F_SLOW);
         struct timespec ts = { cfg->slow_ms / 1000, (cfg->slow_ms % 1000) * 1000000 };
@@ -634,6 +750,8 @@ static enum MHD_Result historical(struct MHD_Connection *c, const char *tok_s, c
         b.p[b.len] = '\0';
         return send_body(c, 200, "application/json", &b, MHD_HTTP_HEADER_CONNECTION, "close");
     }
+    if (cacheable && (a = cache_put(&key, n, &b)))
+        return send_answer(c, a);
     pthread_mutex_lock(&stats_lock);
     g_stats.candles += n;
     pthread_mutex_unlock(&stats_lock);
@@ -1063,7 +1181,7 @@ enum {
     O_PORT = 256, O_PORT_FILE, O_INSTRUMENTS, O_EXCHANGE, O_HISTORY_START, O_SEED, O_API_KEY,
     O_ACCESS_TOKEN, O_RATE, O_BURST, O_NO_RETRY_AFTER, O_SLOW_MS, O_STORM, O_OBJECT_CANDLES,
     O_HOSTILE_CANDLES,
-    O_HOSTILE, O_DUMP, O_VERBOSE, O_HELP, O_FAULT /* + enum fault */
+    O_HOSTILE, O_CACHE, O_DUMP, O_VERBOSE, O_HELP, O_FAULT /* + enum fault */
 };
 
 int main(int argc, char **argv)
@@ -1085,6 +1203,7 @@ int main(int argc, char **argv)
         { "object-candles", no_argument, NULL, O_OBJECT_CANDLES },
         { "hostile-candles", no_argument, NULL, O_HOSTILE_CANDLES },
         { "hostile-names", no_argument, NULL, O_HOSTILE },
+        { "cache-answers", required_argument, NULL, O_CACHE },
         { "dump-candles", no_argument, NULL, O_DUMP },
         { "verbose", no_argument, NULL, O_VERBOSE },
         { "help", no_argument, NULL, O_HELP },
@@ -1149,6 +1268,13 @@ int main(int argc, char **argv)
         case O_OBJECT_CANDLES: u.cfg.object_candles = true; break;
         case O_HOSTILE_CANDLES: u.cfg.hostile_candles = true; break;
         case O_HOSTILE: hostile = true; break;
+        case O_CACHE: {
+            long mb;
+            if (parse_long(optarg, 0, 1L << 20, &mb) < 0)
+                goto bad_arg;
+            g_cache_max = (size_t)mb << 20;
+            break;
+        }
         case O_DUMP: dump = true; break;
         case O_VERBOSE: g_verbose = true; break;
         case O_HELP: fputs(usage_text, stdout); return 0;
