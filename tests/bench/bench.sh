@@ -236,53 +236,121 @@ bench_coingecko() {
         "shiba-inu", "wrapped-bitcoin"], bootstrap_date: $b, end_date: $e}')" 5 1000 --last-day "$e"
 }
 
-# copy_reference CSV: the ingest reference, in candles/s: the same candles loaded by binary
-# COPY, one transaction per instrument, over 1, 2 and 4 connections at once; prints the best
-# rate and (to stderr, through say) each one. The table is emptied before each load.
+# pg_ticks: CPU clock ticks (user+system) PostgreSQL has used: the postmaster and its live
+# processes, and the ended ones (backends, autovacuum workers) it has waited for.
+# pg_settle: waits until the backends of the clients that just ended are gone (their CPU then
+# counts in the postmaster's). pg_cpu_since TICKS: seconds of PostgreSQL CPU since pg_ticks.
+pg_pids() { local pm; pm=$(head -1 "$BENCH_DIR/pg/data/postmaster.pid"); echo "$pm"; pgrep -P "$pm"; }
+pg_ticks() { local p; for p in $(pg_pids); do cat "/proc/$p/stat" 2>/dev/null; done |
+    sed 's/^.*) //' | awk '{ t += $12 + $13 + $14 + $15 } END { print t + 0 }'; }
+proc_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
+pg_settle() {
+    local i
+    for i in $(seq 1 100); do
+        [ "$(pgrep -P "$(head -1 "$BENCH_DIR/pg/data/postmaster.pid")" | wc -l)" -le "$PG_IDLE_PROCS" ] && return
+        sleep 0.05
+    done
+}
+TICK=$(getconf CLK_TCK)
+pg_cpu_since() { pg_settle; calc "($(pg_ticks) - $1) / $TICK"; }
+
+# copy_reference CSV TOTAL: the ingest reference: the same candles loaded by binary COPY, one
+# transaction per instrument, over 1, 2 and 4 connections at once, the table emptied before
+# each load. Sets REF_RATE (the best rate, candles/s) and REF_PG (PostgreSQL's CPU seconds per
+# million candles in that best load); says each one.
 copy_reference() {
-    local csv=$1 c out best=0 rate
+    local csv=$1 total=$2 c out rate pg0 pgc
+    REF_RATE=0 REF_PG=0
     for c in 1 2 4; do
         fresh_candles
+        pg0=$(pg_ticks)
         out=$("$TOOLS/copy_ref" --binary "$DATABASE_URL" "$csv" "$c") || { echo "bench: copy_ref failed" >&2; exit 2; }
+        pgc=$(pg_cpu_since "$pg0")
         rate=$(awk '{ printf "%.1f", $1 / $2 }' <<<"$out")
-        say "  COPY binary, $c connection(s): $out -> $rate candles/s"
-        best=$(awk -v a="$best" -v b="$rate" 'BEGIN { print (b > a ? b : a) }')
+        say "  COPY binary, $c connection(s): $out -> $rate candles/s, PostgreSQL CPU $pgc s"
+        if awk -v a="$REF_RATE" -v b="$rate" 'BEGIN { exit !(b > a) }'; then
+            REF_RATE=$rate
+            REF_PG=$(calc "$pgc / $total * 1000000")
+        fi
     done
-    echo "$best"
 }
 
 # ingest_runs TAG LIMIT BOOT INTERVAL TOTAL WORKERS...: REPS rounds of (the COPY reference, then
-# one kite_historic run per worker count into the emptied table); sets INGEST_REF (the median
-# of the rounds' best COPY rates) and INGEST_RATE_<w> / INGEST_CPU_<w> (medians).
+# one kite_historic run per worker count into the emptied table). Sets the medians over the
+# rounds: INGEST_REF (best COPY rate) and INGEST_REF_PG, and per worker count w INGEST_RATE_w
+# (candles/s), INGEST_CPU_w, INGEST_PG_w and INGEST_SIM_w (CPU seconds per million candles of
+# dagrun, PostgreSQL and the simulator) and INGEST_BUSY_w (the three CPUs over cores x wall:
+# how much of the machine the run kept busy).
 ingest_runs() {
     local tag=$1 n=$2 boot=$3 iv=$4 total=$5; shift 5
-    local i w ref=() csv=$T_WORK/candles.csv
-    declare -A rates cpus
+    local i w ref=() refpg=() csv=$T_WORK/candles.csv cores; cores=$(nproc)
+    declare -A rates cpus pgs sims busys
+    # Autovacuum off on the candle table: a vacuum of the previous load would land in one
+    # measurement and not in another.
+    q "ALTER TABLE kite_ohlcv_historic SET (autovacuum_enabled = off)" >/dev/null
+    PG_IDLE_PROCS=$(pgrep -P "$(head -1 "$BENCH_DIR/pg/data/postmaster.pid")" | wc -l)
+    # The simulator stands for a broker on a machine of its own: it keeps its answers
+    # (--cache-answers), and an untimed run first fills that cache, so that its candle
+    # generation does not take the cores from the run measured.
+    fresh_candles
+    write_config "$CONFIG" 0 5 8
+    dagrun run kite_historic --conf "$(historic "$n" "$boot" "$END" "$iv")" >"$LOG" 2>&1 || fail_run "$tag warm-up run" $?
     for i in $(seq 1 "$REPS"); do
         say "$tag rep $i: the COPY reference"
-        ref+=("$(copy_reference "$csv")")
+        copy_reference "$csv" "$total"
+        ref+=("$REF_RATE") refpg+=("$REF_PG")
         for w in "$@"; do
             fresh_candles
             write_config "$CONFIG" 0 5 "$w"
             sim_reset
+            local pg0 sim0; pg0=$(pg_ticks) sim0=$(proc_ticks "$SIM_PID")
             timed "$T_WORK/m.json" "$DR_BUILD/dagrun" -c "$CONFIG" run kite_historic \
                 --conf "$(historic "$n" "$boot" "$END" "$iv")" || fail_run "$tag run" $?
+            local pgc simc; pgc=$(pg_cpu_since "$pg0")
+            simc=$(calc "($(proc_ticks "$SIM_PID") - $sim0) / $TICK")
             local stored; stored=$(q "select count(*) from kite_ohlcv_historic")
             [ "$stored" = "$total" ] || { echo "bench: $tag stored $stored candles, want $total" >&2; exit 2; }
-            local wall cpu rate cpm; wall=$(jf "$T_WORK/m.json" .wall_s)
+            local wall cpu rate; wall=$(jf "$T_WORK/m.json" .wall_s)
             cpu=$(jf "$T_WORK/m.json" '(.user_s + .sys_s)')
-            rate=$(calc "$total / $wall"); cpm=$(calc "$cpu / $total * 1000000")
-            rates[$w]+="$rate "; cpus[$w]+="$cpm "
-            say "$tag rep $i: $w workers ${wall}s -> $rate candles/s (best COPY ${ref[-1]}), CPU $cpu s ($cpm s per 1M)"
+            rate=$(calc "$total / $wall")
+            rates[$w]+="$rate "
+            cpus[$w]+="$(calc "$cpu / $total * 1000000") "
+            pgs[$w]+="$(calc "$pgc / $total * 1000000") "
+            sims[$w]+="$(calc "$simc / $total * 1000000") "
+            busys[$w]+="$(calc "($cpu + $pgc + $simc) / ($cores * $wall)") "
+            say "$tag rep $i: $w workers ${wall}s -> $rate candles/s (best COPY ${ref[-1]}); CPU s: dagrun $cpu, PostgreSQL $pgc, simulator $simc"
         done
     done
     INGEST_REF=$(median "${ref[@]}")
+    INGEST_REF_PG=$(median "${refpg[@]}")
     for w in "$@"; do
         # shellcheck disable=SC2086
+        {
         printf -v "INGEST_RATE_$w" '%s' "$(median ${rates[$w]})"
-        # shellcheck disable=SC2086
         printf -v "INGEST_CPU_$w" '%s' "$(median ${cpus[$w]})"
+        printf -v "INGEST_PG_$w" '%s' "$(median ${pgs[$w]})"
+        printf -v "INGEST_SIM_$w" '%s' "$(median ${sims[$w]})"
+        printf -v "INGEST_BUSY_$w" '%s' "$(median ${busys[$w]})"
+        }
     done
+}
+
+# ingest_rows ID WHAT W: the rows of one worker count: dagrun's share of the reference (with
+# where the CPU went and the highest share these cores allow for that CPU work: the reference's
+# wall against the three CPUs spread over every core), and how busy the run kept the cores.
+ingest_rows() {
+    local id=$1 what=$2 w=$3 v ceiling
+    v=INGEST_RATE_$w; local rate=${!v}
+    v=INGEST_CPU_$w; local cpu=${!v}
+    v=INGEST_PG_$w; local pg=${!v}
+    v=INGEST_SIM_$w; local sim=${!v}
+    v=INGEST_BUSY_$w; local busy=${!v}
+    ceiling=$(calc "(1000000 / $INGEST_REF) / (($cpu + $pg + $sim) / $(nproc))")
+    row "$id" "$what" "dagrun candles/s / best binary COPY candles/s (1, 2 or 4 connections)" \
+        "$(calc "$rate / $INGEST_REF")" ">=" 0.80 "" \
+        "dagrun $rate/s, COPY $INGEST_REF/s; CPU s per 1M candles: dagrun $cpu, PostgreSQL $pg (COPY reference $INGEST_REF_PG), simulator $sim; at most $ceiling of the reference on $(nproc) cores with that CPU"
+    row "${id}_busy" "$what" "CPU of dagrun, PostgreSQL and the simulator / (cores x wall)" \
+        "$busy" ">=" 0.90 "" "the machine's share the run kept busy"
 }
 
 # ---- 3 (+2). ingest throughput, 200 instruments of day candles 1995-01-01..END, against the
@@ -291,7 +359,7 @@ ingest_runs() {
 bench_ingest() {
     local n=200 boot=1995-01-01 tok
     new_db ingest
-    start_sim --instruments $n --rate 0
+    start_sim --instruments $n --rate 0 --cache-answers 512
     write_config "$CONFIG" 0 5 8
     load_instruments
     say "ingest: dumping the simulator's candles for the COPY reference"
@@ -302,10 +370,8 @@ bench_ingest() {
     done
     local total; total=$(wc -l <"$csv")
     ingest_runs ingest $n $boot day "$total" 2 8
-    row ingest2 "ingest $total day candles, 200 instruments, 2 workers" "dagrun candles/s / best binary COPY candles/s (1, 2 or 4 connections)" \
-        "$(calc "$INGEST_RATE_2 / $INGEST_REF")" ">=" 0.80 "" "dagrun $INGEST_RATE_2/s, COPY $INGEST_REF/s"
-    row ingest8 "ingest $total day candles, 200 instruments, 8 workers" "dagrun candles/s / best binary COPY candles/s (1, 2 or 4 connections)" \
-        "$(calc "$INGEST_RATE_8 / $INGEST_REF")" ">=" 0.80 "" "dagrun $INGEST_RATE_8/s, COPY $INGEST_REF/s"
+    ingest_rows ingest2 "ingest $total day candles, 200 instruments, 2 workers" 2
+    ingest_rows ingest8 "ingest $total day candles, 200 instruments, 8 workers" 8
     row cpu2 "ingest, 2 workers" "dagrun CPU (user+sys) s per 1M candles" "$INGEST_CPU_2" "<=" 1.5 s
     row cpu8 "ingest, 8 workers" "dagrun CPU (user+sys) s per 1M candles" "$INGEST_CPU_8" "<=" 1.5 s
 
@@ -332,7 +398,7 @@ bench_ingest() {
 bench_ingest_minute() {
     local n=24 boot=2024-01-01 tok
     new_db ingest_minute
-    start_sim --instruments $n --rate 0
+    start_sim --instruments $n --rate 0 --cache-answers 512
     write_config "$CONFIG" 0 5 8
     load_instruments
     local csv=$T_WORK/candles.csv
@@ -342,9 +408,7 @@ bench_ingest_minute() {
     done
     local total; total=$(wc -l <"$csv")
     ingest_runs ingest_minute $n $boot minute "$total" 8
-    row ingest_minute "ingest $total minute candles, $n instruments x 6 months, 8 workers" \
-        "dagrun candles/s / best binary COPY candles/s (1, 2 or 4 connections)" \
-        "$(calc "$INGEST_RATE_8 / $INGEST_REF")" ">=" 0.80 "" "dagrun $INGEST_RATE_8/s, COPY $INGEST_REF/s"
+    ingest_rows ingest_minute "ingest $total minute candles, $n instruments x 6 months, 8 workers" 8
     stop_sim
 }
 
