@@ -700,11 +700,12 @@ static const dr_param params[] = {
     { NULL, 0, NULL, false, NULL }
 };
 
-/* Chunks are handed down in batches of at least this many candles (1 MiB of dr_candle):
- * each batch is one COPY downstream, and PostgreSQL 15 spends about half a millisecond of
- * setup per COPY of 1,000 rows or more (its insert buffer's 1,000 tuple slots), so day
- * candles (2,000 per request) went as six COPYs per instrument where one does. A chunk of
- * this size or more goes down alone, straight from the parser. */
+/* Chunks are handed down in batches of up to this many candles (1 MiB of dr_candle): each
+ * batch is one COPY downstream, and PostgreSQL 15 spends about half a millisecond of setup
+ * per COPY of 1,000 rows or more (its insert buffer's 1,000 tuple slots), so day candles
+ * (2,000 per request) went as six COPYs per instrument where one does. A chunk of more than
+ * half of it goes down alone, straight from the parser (60 days of minutes: ~15,750), so a
+ * worker holds at most one chunk and one batch. */
 #define BATCH_CANDLES 16384
 
 struct item {
@@ -717,8 +718,8 @@ struct item {
     char reached[32];       /* end of the last chunk handed down, "" for none */
     size_t dropped;         /* in the current chunk */
     long long candles;
-    dr_candle *batch;       /* fetched chunks not yet handed down */
-    size_t n_batch, cap_batch;
+    dr_candle *batch;       /* fetched chunks not yet handed down (BATCH_CANDLES) */
+    size_t n_batch;
     char batch_from[32], batch_to[32];  /* the first and last day the batch covers */
 };
 
@@ -755,47 +756,45 @@ static dr_status flush_before_failure(struct item *it)
     return flush(it);
 }
 
-/* Adds chunk from..to's n candles c (sorted, all after the batch's) to the batch, handing
- * the batch down once it holds BATCH_CANDLES. Takes c. DR_OK, or flush's failure. */
+/* Adds chunk from..to's n candles c (sorted, all after the batch's) to the batch. A chunk of
+ * more than half a batch goes down alone, and the batch goes down before it, or before a
+ * chunk it has no room for. Takes c. DR_OK, or flush's failure. */
 static dr_status add_chunk(struct item *it, dr_candle *c, size_t n, const char *from,
                            const char *to)
 {
+    dr_status st = DR_OK;
     if (!n && !it->n_batch) {       /* nothing in that chunk, nothing pending: done */
         free(c);
         snprintf(it->reached, sizeof it->reached, "%s", to);
         dr_set_checkpoint(it->ctx, to);
         return DR_OK;
     }
-    if (!it->n_batch)
-        snprintf(it->batch_from, sizeof it->batch_from, "%s", from);
-    snprintf(it->batch_to, sizeof it->batch_to, "%s", to);
-    if (!it->n_batch && n >= BATCH_CANDLES) {      /* a big chunk goes down as it is */
-        dr_candle *keep = it->batch;
-        size_t cap = it->cap_batch;
-        it->batch = c;
-        it->n_batch = n;
-        dr_status st = flush(it);
-        it->batch = keep;
-        it->cap_batch = cap;
+    bool alone = n > BATCH_CANDLES / 2;
+    if ((alone || it->n_batch + n > BATCH_CANDLES) && (st = flush(it)) != DR_OK) {
         free(c);
         return st;
     }
-    if (it->n_batch + n > it->cap_batch) {
-        size_t cap = it->n_batch + n < BATCH_CANDLES ? BATCH_CANDLES : it->n_batch + n;
-        dr_candle *b = realloc(it->batch, cap * sizeof *b);
-        if (!b) {
-            free(c);
-            dr_error(it->ctx, "fetch_candles %s %s..%s: out of memory", it->key, from, to);
-            return DR_FAIL;
-        }
-        it->batch = b;
-        it->cap_batch = cap;
+    if (!it->n_batch)
+        snprintf(it->batch_from, sizeof it->batch_from, "%s", from);
+    snprintf(it->batch_to, sizeof it->batch_to, "%s", to);
+    if (alone) {                    /* a big chunk goes down as it is */
+        dr_candle *keep = it->batch;
+        it->batch = c;
+        it->n_batch = n;
+        st = flush(it);
+        it->batch = keep;
+        free(c);
+        return st;
     }
-    if (n)
-        memcpy(it->batch + it->n_batch, c, n * sizeof *c);
+    if (!it->batch && !(it->batch = malloc(BATCH_CANDLES * sizeof *it->batch))) {
+        free(c);
+        dr_error(it->ctx, "fetch_candles %s %s..%s: out of memory", it->key, from, to);
+        return DR_FAIL;
+    }
+    memcpy(it->batch + it->n_batch, c, n * sizeof *c);
     it->n_batch += n;
     free(c);
-    return it->n_batch >= BATCH_CANDLES ? flush(it) : DR_OK;
+    return DR_OK;
 }
 
 static void on_drop(void *ud, const char *ts, const char *why)

@@ -399,35 +399,40 @@ static char *minute_body(const char *day, int n)
     return b;
 }
 
-/* Chunks go down the lane in batches of at least 16,384 candles, a bigger chunk alone and
- * the rest at the end; the checkpoint follows what went down, and a failure hands down the
- * batch before it (a failed item keeps what it did). */
+/* Chunks go down the lane in batches of up to 16,384 candles: a chunk that does not fit
+ * sends the batch first, a chunk of more than half a batch goes alone (after the batch), the
+ * rest at the end; the checkpoint follows what went down, and a failure hands down the batch
+ * before it (a failed item keeps what it did). */
 static void test_fetch_candles_run_batches(void **state)
 {
     (void)state;
     static const char item[] = "{\"key\":\"NSE:M\",\"instrument_token\":7,\"interval\":\"minute\","
-        "\"chunks\":[[\"2024-01-01\",\"2024-01-10\"],[\"2024-01-11\",\"2024-01-20\"],"
-        "[\"2024-01-21\",\"2024-02-05\"],[\"2024-02-06\",\"2024-02-06\"]]}";
-    const char *day[4] = { "2024-01-01", "2024-01-11", "2024-01-21", "2024-02-06" };
-    const int n[4] = { 10000, 10000, 20000, 5 };
-    const size_t want[3] = { 20000, 20000, 5 };
+        "\"chunks\":[[\"2024-01-01\",\"2024-01-05\"],[\"2024-01-06\",\"2024-01-10\"],"
+        "[\"2024-01-11\",\"2024-01-15\"],[\"2024-01-16\",\"2024-01-31\"],"
+        "[\"2024-02-01\",\"2024-02-01\"],[\"2024-02-02\",\"2024-02-12\"],"
+        "[\"2024-02-13\",\"2024-02-13\"]]}";
+    const char *day[7] = { "2024-01-01", "2024-01-06", "2024-01-11", "2024-01-16", "2024-02-01",
+                           "2024-02-02", "2024-02-13" };
+    const int n[7] = { 6000, 6000, 6000, 20000, 5, 9000, 7 };
+    const size_t want[5] = { 12000, 6000, 20000, 5, 9000 };
     dr_ctx *ctx = fake_ctx_new(dr_task_entry());
     fake_ctx_set_map_item(ctx, item, 0);
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 7; i++) {
         char *b = minute_body(day[i], n[i]);
         fake_ctx_push_http(ctx, 0, 200, JSON, b);
         free(b);
     }
     assert_int_equal(run(ctx), DR_OK);
-    assert_int_equal(fake_ctx_nblobs(ctx), 3);
-    for (size_t i = 0; i < 3; i++)
+    assert_int_equal(fake_ctx_nblobs(ctx), 6);
+    for (size_t i = 0; i < 5; i++)
         assert_int_equal(fake_ctx_blob(ctx, i)->len, want[i] * sizeof(dr_candle));
+    assert_int_equal(fake_ctx_blob(ctx, 5)->len, 7 * sizeof(dr_candle));
     const dr_candle *c = fake_ctx_blob(ctx, 0)->data;
-    for (size_t i = 1; i < 20000; i++)              /* the two chunks, in order */
+    for (size_t i = 1; i < 12000; i++)              /* the first two chunks, in order */
         assert_true(c[i].ts > c[i - 1].ts);
-    assert_int_equal(c[10000].volume, 0);           /* the second chunk's first candle */
-    assert_int_equal(fake_ctx_counter(ctx, "candles"), 40005);
-    assert_string_equal(fake_ctx_checkpoint(ctx), "2024-02-06");
+    assert_int_equal(c[6000].volume, 0);            /* the second chunk's first candle */
+    assert_int_equal(fake_ctx_counter(ctx, "candles"), 47012);
+    assert_string_equal(fake_ctx_checkpoint(ctx), "2024-02-13");
     fake_ctx_free(ctx);
 
     /* The third request fails for good: the first two chunks go down first. */
@@ -443,9 +448,9 @@ static void test_fetch_candles_run_batches(void **state)
     assert_int_equal(fake_ctx_nblobs(ctx), 1);
     assert_int_equal(fake_ctx_blob(ctx, 0)->len, 100 * sizeof(dr_candle));  /* the second
                                                         * answer's candles are outside its chunk */
-    assert_string_equal(fake_ctx_checkpoint(ctx), "2024-01-20");
-    assert_string_equal(fake_ctx_error(ctx), "fetch_candles NSE:M 2024-01-21..2024-02-05: "
-                        "HTTP 400 InputException: bad; reached 2024-01-20");
+    assert_string_equal(fake_ctx_checkpoint(ctx), "2024-01-10");
+    assert_string_equal(fake_ctx_error(ctx), "fetch_candles NSE:M 2024-01-11..2024-01-15: "
+                        "HTTP 400 InputException: bad; reached 2024-01-10");
     fake_ctx_free(ctx);
 }
 
