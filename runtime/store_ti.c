@@ -215,10 +215,9 @@ static char *ti_records_copy(const char *run_id, const struct ti_record *recs, s
         tb_time(&b, r->end_ms);
         tb_text(&b, r->error, false);
         if (r->output) {
-            /* A deep copy: the record's output may be shared with other threads. */
-            json_t *copy = json_deep_copy(r->output);
-            char *txt = copy ? json_dumps(copy, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
-            json_decref(copy);
+            /* Dumped as it is, never copied as a tree (a mapped task's list of a million items
+             * would be held twice): other threads holding it only read it. */
+            char *txt = json_dumps(r->output, JSON_COMPACT | JSON_ENCODE_ANY);
             ok = txt != NULL;
             tb_text(&b, txt, true);
             free(txt);
