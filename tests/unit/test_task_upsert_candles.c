@@ -368,7 +368,7 @@ static void check_streams(const char *streams, int want)
         j[i] = (struct job){ .state = state, .conn = connect_other(), .token = 900 + i };
         assert_int_equal(pthread_create(&th[i], NULL, upsert_job, &j[i]), 0);
     }
-    for (int k = 0; k < 100 && copies_waiting() < want; k++)
+    for (int k = 0; k < 500 && copies_waiting() < want; k++)      /* up to 10 s on a busy machine */
         usleep(20000);
     usleep(200000);                     /* time for a COPY beyond the limit to show up */
     assert_int_equal(copies_waiting(), want);
