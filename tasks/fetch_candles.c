@@ -791,7 +791,8 @@ static dr_status add_chunk(struct item *it, dr_candle *c, size_t n, const char *
         dr_error(it->ctx, "fetch_candles %s %s..%s: out of memory", it->key, from, to);
         return DR_FAIL;
     }
-    memcpy(it->batch + it->n_batch, c, n * sizeof *c);
+    if (n)                          /* an empty chunk may come as NULL */
+        memcpy(it->batch + it->n_batch, c, n * sizeof *c);
     it->n_batch += n;
     free(c);
     return DR_OK;
