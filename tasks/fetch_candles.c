@@ -723,25 +723,37 @@ struct item {
     char batch_from[32], batch_to[32];  /* the first and last day the batch covers */
 };
 
-/* Hands the batch down the lane (one emit) and records how far the item got. DR_OK, or
- * DR_FAIL with the error set when the downstream task failed or the run was cancelled. */
+static const char *reached(const struct item *it)
+{
+    return it->reached[0] ? it->reached : "nothing";
+}
+
+/* Hands the n candles c of from..to down the lane (one emit, none when n is 0) and records
+ * that the item got to `to`. DR_OK, or DR_FAIL with the error set when the downstream task
+ * failed or the run was cancelled. */
+static dr_status hand_down(struct item *it, const dr_candle *c, size_t n, const char *from,
+                           const char *to)
+{
+    if (n) {
+        if (dr_emit_blob(it->ctx, DR_BLOB_CANDLES, c, n * sizeof *c) < 0) {
+            dr_error(it->ctx, "fetch_candles %s %s..%s: downstream failed or run cancelled; "
+                     "reached %s", it->key, from, to, reached(it));
+            return DR_FAIL;
+        }
+        it->candles += (long long)n;
+        dr_count(it->ctx, "candles", (long long)n);
+    }
+    snprintf(it->reached, sizeof it->reached, "%s", to);
+    dr_set_checkpoint(it->ctx, to);
+    return DR_OK;
+}
+
+/* Hands the batch down, if it holds any candles. */
 static dr_status flush(struct item *it)
 {
-    if (!it->n_batch)
-        return DR_OK;
     size_t n = it->n_batch;
     it->n_batch = 0;
-    if (dr_emit_blob(it->ctx, DR_BLOB_CANDLES, it->batch, n * sizeof *it->batch) < 0) {
-        dr_error(it->ctx, "fetch_candles %s %s..%s: downstream failed or run cancelled; "
-                 "reached %s", it->key, it->batch_from, it->batch_to,
-                 it->reached[0] ? it->reached : "nothing");
-        return DR_FAIL;
-    }
-    it->candles += (long long)n;
-    dr_count(it->ctx, "candles", (long long)n);
-    snprintf(it->reached, sizeof it->reached, "%s", it->batch_to);
-    dr_set_checkpoint(it->ctx, it->batch_to);
-    return DR_OK;
+    return n ? hand_down(it, it->batch, n, it->batch_from, it->batch_to) : DR_OK;
 }
 
 /* Before an item fails: hands down what was fetched (a failed item commits what it did),
@@ -757,35 +769,25 @@ static dr_status flush_before_failure(struct item *it)
 }
 
 /* Adds chunk from..to's n candles c (sorted, all after the batch's) to the batch. A chunk of
- * more than half a batch goes down alone, and the batch goes down before it, or before a
- * chunk it has no room for. Takes c. DR_OK, or flush's failure. */
+ * more than half a batch goes down alone (and an empty one with nothing pending only records
+ * its end), the batch before it, or before a chunk it has no room for. Takes c. DR_OK, or
+ * the failure of handing down. */
 static dr_status add_chunk(struct item *it, dr_candle *c, size_t n, const char *from,
                            const char *to)
 {
+    bool alone = n > BATCH_CANDLES / 2 || (!n && !it->n_batch);
     dr_status st = DR_OK;
-    if (!n && !it->n_batch) {       /* nothing in that chunk, nothing pending: done */
-        free(c);
-        snprintf(it->reached, sizeof it->reached, "%s", to);
-        dr_set_checkpoint(it->ctx, to);
-        return DR_OK;
-    }
-    bool alone = n > BATCH_CANDLES / 2;
-    if ((alone || it->n_batch + n > BATCH_CANDLES) && (st = flush(it)) != DR_OK) {
+    if (alone || it->n_batch + n > BATCH_CANDLES)
+        st = flush(it);
+    if (st == DR_OK && alone)
+        st = hand_down(it, c, n, from, to);     /* a big chunk goes down as it is */
+    if (alone || st != DR_OK) {
         free(c);
         return st;
     }
     if (!it->n_batch)
         snprintf(it->batch_from, sizeof it->batch_from, "%s", from);
     snprintf(it->batch_to, sizeof it->batch_to, "%s", to);
-    if (alone) {                    /* a big chunk goes down as it is */
-        dr_candle *keep = it->batch;
-        it->batch = c;
-        it->n_batch = n;
-        st = flush(it);
-        it->batch = keep;
-        free(c);
-        return st;
-    }
     if (!it->batch && !(it->batch = malloc(BATCH_CANDLES * sizeof *it->batch))) {
         free(c);
         dr_error(it->ctx, "fetch_candles %s %s..%s: out of memory", it->key, from, to);
@@ -821,11 +823,6 @@ static bool is_word(const char *s)
         if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9')))
             return false;
     return true;
-}
-
-static const char *reached(const struct item *it)
-{
-    return it->reached[0] ? it->reached : "nothing";
 }
 
 /* Fetches one chunk and emits its candles; DR_OK or the item's outcome. */
