@@ -85,35 +85,43 @@ static const char columns[] =
     "instrument_token, tradingsymbol, exchange, candle_interval, ts, open, high, low, close, "
     "volume, oi";
 
+/* True when v is a whole number of ticks (at most two decimals, exchange prices) below 1e13:
+ * then *cents / 100 is the decimal that reads back as v, with at most 15 significant digits,
+ * so %.15g would print exactly it (trailing zeros stripped). */
+static bool whole_ticks(double v, int64_t *cents)
+{
+    if (!(v >= 0.01 && v < 1e13))
+        return false;
+    double r = nearbyint(v * 100.0);
+    *cents = (int64_t)r;
+    return r / 100.0 == v;
+}
+
 /* Writes v as the shortest decimal text that reads back as the same double,
  * so 1698.15 is stored as 1698.15. Returns the length. Pure; any thread. */
 int upsert_candles_format_price(char *buf, size_t size, double v)
 {
-    /* Fast path for prices with at most two decimals (exchange ticks): when r / 100 reads
-     * back as v, the decimal r/100 has at most 15 significant digits here, so %.15g would
-     * print exactly it (trailing zeros stripped): write it without snprintf and strtod. */
-    if (v >= 0.01 && v < 1e13 && size >= 24) {
-        double r = nearbyint(v * 100.0);
-        if (r / 100.0 == v) {
-            long long ir = (long long)r, ip = ir / 100;
-            int frac = (int)(ir % 100);
-            char tmp[24];
-            int k = 0;
-            do
-                tmp[k++] = (char)('0' + ip % 10);
-            while ((ip /= 10) > 0);
-            int n = 0;
-            while (k > 0)
-                buf[n++] = tmp[--k];
-            if (frac) {
-                buf[n++] = '.';
-                buf[n++] = (char)('0' + frac / 10);
-                if (frac % 10)
-                    buf[n++] = (char)('0' + frac % 10);
-            }
-            buf[n] = '\0';
-            return n;
+    /* Whole ticks are written without snprintf and strtod. */
+    int64_t ir;
+    if (size >= 24 && whole_ticks(v, &ir)) {
+        long long ip = ir / 100;
+        int frac = (int)(ir % 100);
+        char tmp[24];
+        int k = 0;
+        do
+            tmp[k++] = (char)('0' + ip % 10);
+        while ((ip /= 10) > 0);
+        int n = 0;
+        while (k > 0)
+            buf[n++] = tmp[--k];
+        if (frac) {
+            buf[n++] = '.';
+            buf[n++] = (char)('0' + frac / 10);
+            if (frac % 10)
+                buf[n++] = (char)('0' + frac % 10);
         }
+        buf[n] = '\0';
+        return n;
     }
     int n = 0;
     for (int prec = 15; prec <= 17; prec++) {
@@ -129,32 +137,22 @@ int upsert_candles_format_price(char *buf, size_t size, double v)
  * text's fast path) are built from their cents without going through text. */
 static unsigned char *price_numeric(unsigned char *o, double v)
 {
-    if (v >= 0.01 && v < 1e13) {
-        double r = nearbyint(v * 100.0);
-        if (r / 100.0 == v) {
-            int64_t cents = (int64_t)r, ip = cents / 100;
-            int frac = (int)(cents % 100);
-            uint16_t g[6];              /* base-10000 groups, most significant first */
-            int n = 0, k = 0;
-            uint16_t ig[4];
-            for (; ip > 0; ip /= 10000)
-                ig[k++] = (uint16_t)(ip % 10000);
-            while (k > 0)
-                g[n++] = ig[--k];
-            int weight = n - 1;         /* -1 when there is no integer part */
-            if (frac)
-                g[n++] = (uint16_t)(frac * 100);
-            while (n > 0 && g[n - 1] == 0)
-                n--;                    /* 10000 is one group of weight 1 */
-            o = dr_copybin_u32(o, (uint32_t)(8 + 2 * n));
-            o = dr_copybin_u16(o, (uint16_t)n);
-            o = dr_copybin_u16(o, (uint16_t)(int16_t)weight);
-            o = dr_copybin_u16(o, 0);
-            o = dr_copybin_u16(o, (uint16_t)(frac == 0 ? 0 : frac % 10 == 0 ? 1 : 2));
-            for (int i = 0; i < n; i++)
-                o = dr_copybin_u16(o, g[i]);
-            return o;
-        }
+    int64_t cents;
+    if (whole_ticks(v, &cents)) {
+        int64_t ip = cents / 100;
+        int frac = (int)(cents % 100);
+        uint16_t g[6];              /* base-10000 groups, most significant first */
+        int n = 0, k = 0;
+        uint16_t ig[4];
+        for (; ip > 0; ip /= 10000)
+            ig[k++] = (uint16_t)(ip % 10000);
+        while (k > 0)
+            g[n++] = ig[--k];
+        int weight = n - 1;         /* -1 when there is no integer part */
+        if (frac)
+            g[n++] = (uint16_t)(frac * 100);
+        return dr_copybin_numeric_groups(o, g, n, weight, 0,
+                                         frac == 0 ? 0 : frac % 10 == 0 ? 1 : 2);
     }
     char txt[32];
     upsert_candles_format_price(txt, sizeof txt, v);

@@ -79,6 +79,35 @@ static inline unsigned char *dr_copybin_timestamptz(unsigned char *p, int64_t un
     return dr_copybin_int8(p, (unix_seconds - 946684800) * 1000000);
 }
 
+/* numeric from its base-10000 digit groups g[0..n) (most significant first; zero groups at
+ * either end are dropped), the weight of g[0] (10000^weight), sign (0, or 0x4000 for a
+ * negative) and display scale. Zero is written with weight 0 and sign 0. */
+static inline unsigned char *dr_copybin_numeric_groups(unsigned char *p, const uint16_t *g,
+                                                       int n, int weight, uint16_t sign,
+                                                       int dscale)
+{
+    int first = 0;
+    while (first < n && g[first] == 0) {
+        first++;
+        weight--;
+    }
+    while (n > first && g[n - 1] == 0)
+        n--;
+    int ng = n - first;
+    if (ng == 0) {
+        weight = 0;
+        sign = 0;
+    }
+    p = dr_copybin_u32(p, (uint32_t)(8 + 2 * ng));
+    p = dr_copybin_u16(p, (uint16_t)ng);
+    p = dr_copybin_u16(p, (uint16_t)(int16_t)weight);
+    p = dr_copybin_u16(p, sign);
+    p = dr_copybin_u16(p, (uint16_t)dscale);
+    for (int i = first; i < n; i++)
+        p = dr_copybin_u16(p, g[i]);
+    return p;
+}
+
 /* numeric from a decimal text as PostgreSQL's numeric input reads it (an optional '-',
  * digits with an optional '.', an optional exponent e[+-]NN), with the same display scale,
  * so the stored value and its text are those of COPY's text format for the same string.
@@ -143,30 +172,11 @@ static inline unsigned char *dr_copybin_numeric(unsigned char *p, const char *s)
     int pt = point + lead;             /* a multiple of 4 */
     while (len % 4)
         d[len++] = 0;
-    int weight = pt / 4 - 1;
-    int groups = len / 4, first = 0;
+    int groups = len / 4;
     uint16_t g[28];
     for (int i = 0; i < groups; i++)
         g[i] = (uint16_t)(d[4 * i] * 1000 + d[4 * i + 1] * 100 + d[4 * i + 2] * 10 + d[4 * i + 3]);
-    while (first < groups && g[first] == 0) {
-        first++;
-        weight--;
-    }
-    while (groups > first && g[groups - 1] == 0)
-        groups--;
-    int ng = groups - first;
-    if (ng == 0) {
-        weight = 0;
-        sign = 0;
-    }
-    p = dr_copybin_u32(p, (uint32_t)(8 + 2 * ng));
-    p = dr_copybin_u16(p, (uint16_t)ng);
-    p = dr_copybin_u16(p, (uint16_t)(int16_t)weight);
-    p = dr_copybin_u16(p, sign);
-    p = dr_copybin_u16(p, (uint16_t)dscale);
-    for (int i = first; i < groups; i++)
-        p = dr_copybin_u16(p, g[i]);
-    return p;
+    return dr_copybin_numeric_groups(p, g, groups, pt / 4 - 1, sign, dscale);
 }
 
 #endif
