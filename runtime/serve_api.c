@@ -120,6 +120,27 @@ json_t *serve_api_run_exists(struct store *st, const char *dag_id, const char *r
                              " WHERE r.run_id = $2 AND r.dag_id = $1", 2, v, err);
 }
 
+json_t *serve_api_run_open(struct serve_req *r, const char *dag_id, const char *run_id,
+                           bool brief, struct store **st)
+{
+    struct dr_err err;
+    err_clear(&err);
+    *st = serve_db_get(r->s, &err);
+    json_t *run = !*st ? NULL
+                : brief ? serve_api_run_exists(*st, dag_id, run_id, &err)
+                        : serve_api_run_json(*st, dag_id, run_id, &err);
+    if (run)
+        return run;
+    bool none = *st && !err.msg[0];
+    serve_db_put(r->s, *st);
+    *st = NULL;
+    if (none)
+        serve_api_reply_no_run(r, dag_id, run_id);
+    else
+        serve_api_reply_db_error(r, &err);
+    return NULL;
+}
+
 void serve_api_reply_no_run(struct serve_req *r, const char *dag_id, const char *run_id)
 {
     serve_reply_error(r, 404, "The DagRun with dag_id: `%s` and run_id: `%s` was not found",
@@ -405,17 +426,11 @@ bool serve_api_route(struct serve_req *r, char **p, int n)
     if (n == 5 && is(p[4], "events")) {
         if (!get)
             goto method;
-        struct dr_err err;
-        err_clear(&err);
-        struct store *st = serve_db_get(r->s, &err);
-        json_t *run = st ? serve_api_run_exists(st, dag_id, run_id, &err) : NULL;
+        struct store *st;
+        json_t *run = serve_api_run_open(r, dag_id, run_id, true, &st);
         serve_db_put(r->s, st);
         if (run)
             serve_sse_open(r, run_id);
-        else if (st && !err.msg[0])
-            serve_api_reply_no_run(r, dag_id, run_id);
-        else
-            serve_api_reply_db_error(r, &err);
         json_decref(run);
         return true;
     }

@@ -65,6 +65,11 @@ json_t *serve_api_run_json(struct store *st, const char *dag_id, const char *run
  * there is no such run): a check that reads no task instances. */
 json_t *serve_api_run_exists(struct store *st, const char *dag_id, const char *run_id,
                              struct dr_err *err);
+/* Takes a connection from the pool into *st and reads dag_id's run run_id: its JSON
+ * (serve_api_run_json), or with brief only {"state"} (serve_api_run_exists). NULL after
+ * answering 404 (no such run) or the database error, the connection back in the pool. */
+json_t *serve_api_run_open(struct serve_req *r, const char *dag_id, const char *run_id,
+                           bool brief, struct store **st);
 /* 404: no such run of the DAG. */
 void serve_api_reply_no_run(struct serve_req *r, const char *dag_id, const char *run_id);
 /* 404: no such DAG. */

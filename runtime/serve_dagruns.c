@@ -224,17 +224,11 @@ void serve_dagruns_list(struct serve_req *r, const char *dag_id)
 
 void serve_dagruns_get(struct serve_req *r, const char *dag_id, const char *run_id)
 {
-    struct dr_err err;
-    err_clear(&err);
-    struct store *st = serve_db_get(r->s, &err);
-    json_t *o = st ? serve_api_run_json(st, dag_id, run_id, &err) : NULL;
+    struct store *st;
+    json_t *o = serve_api_run_open(r, dag_id, run_id, false, &st);
     serve_db_put(r->s, st);
     if (o)
         serve_reply_json(r, 200, o);
-    else if (st && !err.msg[0])
-        serve_api_reply_no_run(r, dag_id, run_id);
-    else
-        serve_api_reply_db_error(r, &err);
 }
 
 /* PATCH state "failed" cancels a queued or running run: its process is interrupted (this
@@ -259,18 +253,12 @@ void serve_dagruns_patch(struct serve_req *r, const char *dag_id, const char *ru
                                   "clearTaskInstances re-runs what did not succeed");
         return;
     }
+    struct store *st;
+    json_t *o = serve_api_run_open(r, dag_id, run_id, false, &st);
+    if (!o)
+        return;
     struct dr_err err;
     err_clear(&err);
-    struct store *st = serve_db_get(s, &err);
-    json_t *o = st ? serve_api_run_json(st, dag_id, run_id, &err) : NULL;
-    if (!o) {
-        serve_db_put(s, st);
-        if (st && !err.msg[0])
-            serve_api_reply_no_run(r, dag_id, run_id);
-        else
-            serve_api_reply_db_error(r, &err);
-        return;
-    }
     const char *cur = json_string_value(json_object_get(o, "dagrun_state"));
     if (state && cur && (strcmp(cur, "queued") == 0 || strcmp(cur, "running") == 0)) {
         json_decref(o);

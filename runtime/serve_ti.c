@@ -97,23 +97,13 @@ void serve_ti_list(struct serve_req *r, const char *dag_id, const char *run_id,
     snprintf(lim, sizeof lim, "%ld", limit);
     snprintf(off, sizeof off, "%ld", offset);
     snprintf(mis, sizeof mis, "%ld", mi);
+    struct store *st;
+    json_t *run = serve_api_run_open(r, dag_id, run_id, true, &st);
+    if (!run)
+        return;
+    json_decref(run);
     struct dr_err err;
     err_clear(&err);
-    struct store *st = serve_db_get(s, &err);
-    if (!st) {
-        serve_api_reply_db_error(r, &err);
-        return;
-    }
-    json_t *run = serve_api_run_exists(st, dag_id, run_id, &err);
-    if (!run) {
-        serve_db_put(s, st);
-        if (!err.msg[0])
-            serve_api_reply_no_run(r, dag_id, run_id);
-        else
-            serve_api_reply_db_error(r, &err);
-        return;
-    }
-    json_decref(run);
     PGresult *res = NULL, *cnt = NULL;
     if (one) {
         const char *v[] = { run_id, task_id, mis };
@@ -208,22 +198,12 @@ void serve_ti_clear(struct serve_req *r, const char *dag_id)
     }
     if (!serve_api_dag_known(r, dag_id))
         return;
+    struct store *st;
+    json_t *run = serve_api_run_open(r, dag_id, run_id, false, &st);
+    if (!run)
+        return;
     struct dr_err err;
     err_clear(&err);
-    struct store *st = serve_db_get(s, &err);
-    if (!st) {
-        serve_api_reply_db_error(r, &err);
-        return;
-    }
-    json_t *run = serve_api_run_json(st, dag_id, run_id, &err);
-    if (!run) {
-        serve_db_put(s, st);
-        if (!err.msg[0])
-            serve_api_reply_no_run(r, dag_id, run_id);
-        else
-            serve_api_reply_db_error(r, &err);
-        return;
-    }
     const char *state = json_string_value(json_object_get(run, "dagrun_state"));
     bool active = state && (strcmp(state, "queued") == 0 || strcmp(state, "running") == 0);
     json_decref(run);
