@@ -240,14 +240,16 @@ bench_coingecko() {
 # processes, and the ended ones (backends, autovacuum workers) it has waited for.
 # pg_settle: waits until the backends of the clients that just ended are gone (their CPU then
 # counts in the postmaster's). pg_cpu_since TICKS: seconds of PostgreSQL CPU since pg_ticks.
-pg_pids() { local pm; pm=$(head -1 "$BENCH_DIR/pg/data/postmaster.pid"); echo "$pm"; pgrep -P "$pm"; }
+postmaster() { head -1 "$BENCH_DIR/pg/data/postmaster.pid"; }
+pg_children() { pgrep -P "$(postmaster)"; }
+pg_pids() { postmaster; pg_children; }
 pg_ticks() { local p; for p in $(pg_pids); do cat "/proc/$p/stat" 2>/dev/null; done |
     sed 's/^.*) //' | awk '{ t += $12 + $13 + $14 + $15 } END { print t + 0 }'; }
 proc_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
 pg_settle() {
     local i
     for i in $(seq 1 100); do
-        [ "$(pgrep -P "$(head -1 "$BENCH_DIR/pg/data/postmaster.pid")" | wc -l)" -le "$PG_IDLE_PROCS" ] && return
+        [ "$(pg_children | wc -l)" -le "$PG_IDLE_PROCS" ] && return
         sleep 0.05
     done
 }
@@ -288,7 +290,7 @@ ingest_runs() {
     # Autovacuum off on the candle table: a vacuum of the previous load would land in one
     # measurement and not in another.
     q "ALTER TABLE kite_ohlcv_historic SET (autovacuum_enabled = off)" >/dev/null
-    PG_IDLE_PROCS=$(pgrep -P "$(head -1 "$BENCH_DIR/pg/data/postmaster.pid")" | wc -l)
+    PG_IDLE_PROCS=$(pg_children | wc -l)
     # The simulator stands for a broker on a machine of its own: it keeps its answers
     # (--cache-answers), and an untimed run first fills that cache, so that its candle
     # generation does not take the cores from the run measured.
