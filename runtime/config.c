@@ -530,6 +530,8 @@ static int read_root(const struct cl *l, json_t *root)
             rc = get_str(l, k, v, &c->plugin_dir);
         else if (strcmp(k, "max_active_tasks") == 0)
             rc = get_small(l, k, v, 1, 1024, &c->max_active_tasks);
+        else if (strcmp(k, "db_connections") == 0)
+            rc = get_small(l, k, v, 0, 1024, &c->db_connections);
         else if (strcmp(k, "log_format") == 0)
             rc = one_of(l, k, v, formats, &c->log_format);
         else if (strcmp(k, "log_level") == 0)
@@ -699,6 +701,12 @@ const struct pool_cfg *config_pool(const struct config *c, const char *name)
         if (strcmp(c->pools[i].name, name) == 0)
             return &c->pools[i];
     return NULL;
+}
+
+int config_db_connections(const struct config *c)
+{
+    long n = c && c->db_connections > 0 ? c->db_connections : sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
 }
 
 const json_t *config_dag_params(const struct config *c, const char *dag_id)

@@ -69,6 +69,7 @@ struct config {
     char *dags_dir;             /* absolute or relative to the cwd after resolution */
     char *plugin_dir;
     int max_active_tasks;       /* default 8 */
+    int db_connections;         /* workers' transactions at once; 0 (default): one per core */
     char *log_format;           /* "auto", "text" or "json" */
     char *log_level;            /* "debug", "info", "warning", "error" */
     int heartbeat_sec;          /* default 5 */
@@ -91,6 +92,9 @@ struct config *config_load(const char *path, struct dr_err *err);
 void config_free(struct config *c);
 const struct source_cfg *config_source(const struct config *c, const char *name);
 const struct pool_cfg *config_pool(const struct config *c, const char *name);
+/* The most database connections a run's workers hold at once: db_connections, or when it
+ * is 0 (or c is NULL) one per processor core. At least 1. */
+int config_db_connections(const struct config *c);
 /* dags.<dag_id>.params, borrowed, or NULL. */
 const json_t *config_dag_params(const struct config *c, const char *dag_id);
 

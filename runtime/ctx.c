@@ -248,7 +248,7 @@ DR_EXPORT PGconn *dr_db(dr_ctx *ctx)
     if (!w->conn) {
         struct dr_err e;
         err_clear(&e);
-        if (!(w->conn = store_open_conn(url, &e))) {
+        if (!(w->conn = connpool_take(ctx->ex, url, &e))) {
             dr_error(ctx, "%s", e.msg);
             return NULL;
         }
@@ -259,6 +259,7 @@ DR_EXPORT PGconn *dr_db(dr_ctx *ctx)
         free(why);
         PQfinish(w->conn);
         w->conn = NULL;
+        connpool_give(ctx->ex, NULL);
         return NULL;
     }
     w->in_txn = true;

@@ -97,7 +97,7 @@ struct pool_state {
 struct worker {
     struct exec *ex;
     pthread_t thread;
-    PGconn *conn;               /* this worker's own, opened lazily */
+    PGconn *conn;               /* the running unit's, from ex->db; NULL between units */
     bool in_txn;                /* a BEGIN is open on conn */
     int sp_depth;               /* savepoints open */
     struct http_client *http;   /* lazily */
@@ -135,6 +135,18 @@ struct exec {
 
     struct worker *workers;
     int n_workers;
+
+    /* The workers' database connections. A unit takes one at its first dr_db() and gives it
+     * back when its transaction ends, so at most `max` transactions run at once however many
+     * workers fetch, and they run on the same few backends (unit.c). */
+    struct conn_pool {
+        pthread_mutex_t lock;
+        pthread_cond_t freed;
+        PGconn **idle;          /* max entries; guarded by lock, as are the counts */
+        int n_idle;
+        int open;               /* idle and taken */
+        int max;
+    } db;
 };
 
 /* Map item i's display key in lane l. */
@@ -211,6 +223,16 @@ int unit_deliver(dr_ctx *c, const json_t *json, const char *btype, const void *b
 void unit_count_hold(struct worker *w, const char *counter, long long delta);
 /* Adds counters' deltas to the run's (under acc_lock). Any thread. */
 void unit_count_add(struct exec *ex, const char *counter, long long delta);
+/* The run's connection pool (connpool.c). connpool_init: at most max connections (at least
+ * 1); 0 or -1 (out of memory). connpool_take: an idle connection, a new one while fewer
+ * than max are open, else waits for one to be given back; NULL with err when the connection
+ * fails or the run is cancelled meanwhile. connpool_give: back to the pool when it is sound
+ * and outside a transaction, else closed (c may be NULL: a connection that failed to open).
+ * Take and give: any worker thread; init and free: the coordinator, without workers. */
+int connpool_init(struct exec *ex, int max);
+void connpool_free(struct exec *ex);
+PGconn *connpool_take(struct exec *ex, const char *url, struct dr_err *err);
+void connpool_give(struct exec *ex, PGconn *c);
 /* Runs a utility statement on the worker's connection; on failure keeps the first cause in
  * *why (malloc'd; why may be NULL). 0 or -1. Worker thread. */
 int unit_worker_sql(struct worker *w, const char *sql, char **why);

@@ -710,6 +710,10 @@ int executor_run(const struct run_spec *spec, struct run_result *res, struct dr_
         goto out;
     }
     pthread_mutex_init(&ex->acc_lock, NULL);
+    if (connpool_init(ex, config_db_connections(spec->cfg)) < 0) {
+        err_set(err, "out of memory");
+        goto out_sync;
+    }
 
     ex->workers = calloc((size_t)spec->workers, sizeof *ex->workers);
     if (!ex->workers) {
@@ -772,6 +776,7 @@ int executor_run(const struct run_spec *spec, struct run_result *res, struct dr_
     rc = 0;
 out_sync:
     free(ex->workers);
+    connpool_free(ex);
     pthread_mutex_destroy(&ex->acc_lock);
     workq_destroy(&ex->q);
 out:

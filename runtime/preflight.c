@@ -127,7 +127,7 @@ static const char sql_slots[] =
     "   AND datname = current_database()),"
     " current_user, current_database()";
 
-static int check_connections(int workers, struct store *st, struct dr_err *err)
+static int check_connections(int workers, int pool, struct store *st, struct dr_err *err)
 {
     PGresult *res = pgconn_exec(store_conn(st), sql_slots, 0, NULL, err,
                                 "reading the server's connection limits");
@@ -138,7 +138,7 @@ static int check_connections(int workers, struct store *st, struct dr_err *err)
         if (i != 2)
             pgconn_parse_i64(PQgetvalue(res, 0, i), &v[i]);
     bool super = strcmp(PQgetvalue(res, 0, 2), "t") == 0;
-    int64_t need = (int64_t)workers + PREFLIGHT_RECORDER_CONNS;
+    int64_t need = (int64_t)(workers < pool ? workers : pool) + PREFLIGHT_RECORDER_CONNS;
     char why[512] = "";
     int64_t free_slots = v[0] - (super ? 0 : v[1]) - v[3];
     if (free_slots < need)
@@ -158,11 +158,12 @@ static int check_connections(int workers, struct store *st, struct dr_err *err)
     if (free_slots >= need)
         return 0;
     err_set(err, "the database server has %lld free connection%s (%s); a run with %d worker%s "
-            "needs up to %lld more (one per worker and %d for the recorder)",
-            (long long)(free_slots > 0 ? free_slots : 0), free_slots == 1 ? "" : "s", why,
-            workers, workers == 1 ? "" : "s", (long long)need, PREFLIGHT_RECORDER_CONNS);
-    return err_hint(err, "lower max_active_tasks (in the DAG or config.json), or raise the "
-                    "server's limit");
+            "needs up to %lld more (one per worker up to db_connections, %d here, and %d for "
+            "the recorder)", (long long)(free_slots > 0 ? free_slots : 0),
+            free_slots == 1 ? "" : "s", why, workers, workers == 1 ? "" : "s", (long long)need,
+            pool, PREFLIGHT_RECORDER_CONNS);
+    return err_hint(err, "lower max_active_tasks (in the DAG or config.json) or db_connections "
+                    "(config.json), or raise the server's limit");
 }
 
 int preflight_resources(const struct dag *dag, const struct config *cfg, struct store *st,
@@ -171,5 +172,5 @@ int preflight_resources(const struct dag *dag, const struct config *cfg, struct 
     int workers = preflight_workers(dag, cfg);
     if (check_fds(workers, err) < 0)
         return -1;
-    return check_connections(workers, st, err);
+    return check_connections(workers, config_db_connections(cfg), st, err);
 }

@@ -17,7 +17,7 @@
 #define PREFLIGHT_FDS_PER_WORKER 3
 #define PREFLIGHT_FDS_EXTRA 8
 /* Database connections a run opens beyond its own: up to two recorder writers, and one per
- * worker (a worker connects at its first dr_db call). */
+ * worker up to config_db_connections (the workers' pool, opened as units first need them). */
 #define PREFLIGHT_RECORDER_CONNS 2
 
 /* Every source a task of dag loads from (the value of the param its plugin names in
@@ -37,8 +37,8 @@ int preflight_workers(const struct dag *dag, const struct config *cfg);
  * holds at most, see above) and database connections (its workers' and recorder's against
  * the server's free slots: max_connections less the reserved ones and those in use, and
  * the role's and the database's CONNECTION LIMIT) are available. -1 with err saying which
- * and with a hint (raise ulimit -n, lower max_active_tasks). st: the run's store, its
- * connection used from this thread only. */
+ * and with a hint (raise ulimit -n, lower max_active_tasks or db_connections). st: the
+ * run's store, its connection used from this thread only. */
 int preflight_resources(const struct dag *dag, const struct config *cfg, struct store *st,
                         struct dr_err *err);
 

@@ -342,10 +342,6 @@ void unit_run(struct worker *w, struct unit *u)
     u->cancelled = u->committed = u->parked = false;
     u->err_task = -1;
     http_parked_take(NULL, 0);
-    if (w->conn && PQstatus(w->conn) != CONNECTION_OK) {
-        PQfinish(w->conn);
-        w->conn = NULL;
-    }
     w->in_txn = false;
     w->sp_depth = 0;
 
@@ -437,6 +433,10 @@ void unit_run(struct worker *w, struct unit *u)
     }
     counts_settle(w, txn ? u->committed
                          : !u->cancelled && (u->status == DR_OK || u->status == DR_SKIP));
+    if (w->conn) {
+        connpool_give(ex, w->conn);
+        w->conn = NULL;
+    }
     finalize(ex, u);
 }
 
@@ -472,7 +472,7 @@ void unit_call_fini(struct exec *ex, int i)
 void unit_worker_cleanup(struct worker *w)
 {
     if (w->conn)
-        PQfinish(w->conn);
+        connpool_give(w->ex, w->conn);
     w->conn = NULL;
     http_client_free(w->http);
     w->http = NULL;

@@ -119,14 +119,21 @@ psql -qAtX "$DATABASE_URL" -v ON_ERROR_STOP=1 \
     -c "GRANT ALL ON ALL TABLES IN SCHEMA dagrun, public TO $role" \
     -c "GRANT ALL ON ALL SEQUENCES IN SCHEMA dagrun, public TO $role" >/dev/null
 LIMITED_URL="$DATABASE_URL&user=$role"
-# 4 workers need 6 more connections; the role has 3 left beside the run's own
-out=$(DATABASE_URL=$LIMITED_URL timeout 120 "$DR_BUILD/dagrun" -c "$CONFIG" run kite_instruments 2>&1); rc=$?
+# 4 workers with up to 4 database connections need 6 more; the role has 3 left beside the
+# run's own
+jq '.db_connections = 4' "$CONFIG" >"$T_WORK/four_conns.json"
+out=$(DATABASE_URL=$LIMITED_URL timeout 120 "$DR_BUILD/dagrun" -c "$T_WORK/four_conns.json" run kite_instruments 2>&1); rc=$?
 expect_eq "role CONNECTION LIMIT 4, 4 workers: refused with exit 1" "$rc" 1
 check "role CONNECTION LIMIT: the message counts the connections" \
-    grep -q "free connections (role $role: CONNECTION LIMIT 4, 1 in use); a run with 4 workers needs up to 6 more" <<<"$out"
+    grep -q "free connections (role $role: CONNECTION LIMIT 4, 1 in use); a run with 4 workers needs up to 6 more (one per worker up to db_connections, 4 here" <<<"$out"
 check "role CONNECTION LIMIT: the hint says lower max_active_tasks" grep -q 'lower max_active_tasks' <<<"$out"
 expect_eq "role CONNECTION LIMIT: no request, no run recorded" \
     "$(sim_stat .requests) $(q "select count(*) from dagrun.dag_run")" "0 0"
+# with db_connections 1 the same 4 workers need 3: the run goes ahead
+jq '.db_connections = 1' "$CONFIG" >"$T_WORK/one_conn.json"
+DATABASE_URL=$LIMITED_URL timeout 120 "$DR_BUILD/dagrun" -c "$T_WORK/one_conn.json" run kite_instruments \
+    >"$T_WORK/one_conn.out" 2>&1; rc=$?
+expect_eq "role CONNECTION LIMIT 4, 4 workers, db_connections 1: the run goes ahead (exit 0)" "$rc" 0
 jq '.max_active_tasks = 1' "$CONFIG" >"$T_WORK/one_worker.json"
 DATABASE_URL=$LIMITED_URL timeout 120 "$DR_BUILD/dagrun" -c "$T_WORK/one_worker.json" run kite_instruments \
     >"$T_WORK/one_worker.out" 2>&1; rc=$?

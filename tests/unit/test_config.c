@@ -41,6 +41,8 @@ static void test_config_builtin_defaults(void **state)
     assert_string_equal(c->dags_dir, "dags");
     assert_string_equal(c->plugin_dir, "build/tasks");
     assert_int_equal(c->max_active_tasks, 8);
+    assert_int_equal(c->db_connections, 0);
+    assert_int_equal(config_db_connections(c), (int)sysconf(_SC_NPROCESSORS_ONLN));
     assert_string_equal(c->log_format, "auto");
     assert_string_equal(c->log_level, "info");
     assert_int_equal(c->heartbeat_sec, 5);
@@ -99,6 +101,7 @@ static void test_config_full_file_expands_env(void **state)
     assert_string_equal(c->dags_dir, "tests/fixtures/config/my_dags");
     assert_string_equal(c->plugin_dir, "/opt/dagrun/tasks");
     assert_int_equal(c->max_active_tasks, 3);
+    assert_int_equal(config_db_connections(c), 3);
     assert_string_equal(c->log_format, "json");
     assert_string_equal(c->log_level, "debug");
     assert_int_equal(c->heartbeat_sec, 2);

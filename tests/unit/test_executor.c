@@ -1305,11 +1305,13 @@ static void pg_fresh(const char *table_sql)
     sql(table_sql);
 }
 
-static struct run_result run_db(const struct tdef *defs, size_t n, int workers)
+/* A run on the test database; cfg may be NULL. */
+static struct run_result run_db_cfg(const struct tdef *defs, size_t n, int workers,
+                                    const struct config *cfg)
 {
     struct built *b = build(defs, n);
     struct run_spec spec = {
-        .dag = &b->d, .params = b->params, .run_id = g_run_id, .run_type = "test",
+        .dag = &b->d, .cfg = cfg, .params = b->params, .run_id = g_run_id, .run_type = "test",
         .workers = workers, .database_url = g_url, .store = g_st, .stop = &g_stop,
         .seed = 1, .hooks = &g_hooks,
     };
@@ -1320,6 +1322,11 @@ static struct run_result run_db(const struct tdef *defs, size_t n, int workers)
         fail_msg("executor_run: %s", err.msg);
     built_free(b);
     return res;
+}
+
+static struct run_result run_db(const struct tdef *defs, size_t n, int workers)
+{
+    return run_db_cfg(defs, n, workers, NULL);
 }
 
 static int item_try(dr_ctx *ctx, bool count)
@@ -1434,7 +1441,39 @@ static dr_status p_waiter_run(dr_ctx *ctx, void *st)
     return DR_FAIL;
 }
 
+/* Holds its item's transaction 20 ms and notes how many items held one at once and on
+ * which backends (g_hold_*; reset by the test). */
+static int g_hold_now, g_hold_max, g_hold_pids[64], g_hold_npids;
+
+static dr_status p_dbhold_run(dr_ctx *ctx, void *st)
+{
+    (void)st;
+    PGconn *c = dr_db(ctx);
+    if (!c)
+        return DR_RETRY;
+    int pid = PQbackendPID(c);
+    pthread_mutex_lock(&g_lock);
+    if (++g_hold_now > g_hold_max)
+        g_hold_max = g_hold_now;
+    bool seen = false;
+    for (int i = 0; i < g_hold_npids; i++)
+        seen |= g_hold_pids[i] == pid;
+    if (!seen && g_hold_npids < 64)
+        g_hold_pids[g_hold_npids++] = pid;
+    pthread_mutex_unlock(&g_lock);
+    char q[128];
+    snprintf(q, sizeof q, "INSERT INTO exec_t VALUES (%ld, 1)", dr_map_index(ctx));
+    bool ok = exec_ok(c, q);
+    struct timespec pause = { 0, 20 * 1000000 };
+    nanosleep(&pause, NULL);
+    pthread_mutex_lock(&g_lock);
+    g_hold_now--;
+    pthread_mutex_unlock(&g_lock);
+    return ok ? DR_OK : DR_FAIL;
+}
+
 DEF(d_waiter, "waiter", p_waiter_run);
+DEF(d_dbhold, "dbhold", p_dbhold_run);
 DEF(d_dbhead, "dbhead", p_dbhead_run);
 DEF(d_dbnext, "dbnext", p_dbnext_run);
 DEF(d_dbone, "dbone", p_dbone_run);
@@ -1571,16 +1610,7 @@ static void test_executor_db_cancel_request_via_heartbeat(void **state)
         { .id = "l", .def = &d_list, .params = "{\"n\": 10}" },
         { .id = "m", .def = &d_waiter, .map = "l" },
     };
-    struct built *b = build(defs, 2);
-    struct run_spec spec = {
-        .dag = &b->d, .cfg = &cfg, .params = b->params, .run_id = g_run_id,
-        .run_type = "test", .workers = 2, .database_url = g_url, .store = g_st,
-        .stop = &g_stop, .seed = 1, .hooks = &g_hooks,
-    };
-    struct run_result res;
-    if (executor_run(&spec, &res, &err) != 0)
-        fail_msg("executor_run: %s", err.msg);
-    built_free(b);
+    struct run_result res = run_db_cfg(defs, 2, 2, &cfg);
     assert_int_equal(res.state, RUN_CANCELLED);
     assert_in_range(count_ev_prefix("m:"), 1, 2);
     assert_int_equal(res.units_cancelled, count_ev_prefix("m:"));
@@ -1589,6 +1619,33 @@ static void test_executor_db_cancel_request_via_heartbeat(void **state)
              "AND task_id = 'm' AND state = 'cancelled'", g_run_id);
     assert_int_equal(sql_long(q), (long)count_ev_prefix("m:"));
     run_result_free(&res);
+}
+
+/* Six workers, twelve items that each hold a transaction: with db_connections N at most N
+ * items hold one at once, all on N backends, and every item commits. */
+static void check_db_connections(int n)
+{
+    reset();
+    pg_fresh("CREATE TABLE exec_t (item int, chunk int)");
+    g_hold_now = g_hold_max = g_hold_npids = 0;
+    struct config cfg = { .heartbeat_sec = 1, .db_connections = n };
+    const struct tdef defs[] = {
+        { .id = "l", .def = &d_list, .params = "{\"n\": 12}" },
+        { .id = "m", .def = &d_dbhold, .map = "l" },
+    };
+    struct run_result res = run_db_cfg(defs, 2, 6, &cfg);
+    assert_int_equal(res.state, RUN_SUCCESS);
+    assert_int_equal(sql_long("SELECT count(*) FROM exec_t"), 12);
+    assert_int_equal(g_hold_max, n);
+    assert_int_equal(g_hold_npids, n);
+    run_result_free(&res);
+}
+
+static void test_executor_db_connections_bound_the_transactions(void **state)
+{
+    (void)state;
+    check_db_connections(1);
+    check_db_connections(3);
 }
 
 int main(void)
@@ -1625,6 +1682,7 @@ int main(void)
         cmocka_unit_test(test_executor_db_commit_failure_is_retried),
         cmocka_unit_test(test_executor_db_lost_connection_reconnects),
         cmocka_unit_test(test_executor_db_cancel_request_via_heartbeat),
+        cmocka_unit_test(test_executor_db_connections_bound_the_transactions),
     };
     failed += cmocka_run_group_tests_name("executor_db", db_tests, pg_setup, pg_teardown);
     return failed;
