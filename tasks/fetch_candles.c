@@ -718,8 +718,8 @@ struct item {
     char reached[32];       /* end of the last chunk handed down, "" for none */
     size_t dropped;         /* in the current chunk */
     long long candles;
-    dr_candle *batch;       /* fetched chunks not yet handed down (BATCH_CANDLES) */
-    size_t n_batch;
+    dr_candle *batch;       /* fetched chunks not yet handed down */
+    size_t n_batch, cap_batch;  /* cap_batch doubles as needed, up to BATCH_CANDLES */
     char batch_from[32], batch_to[32];  /* the first and last day the batch covers */
 };
 
@@ -788,10 +788,18 @@ static dr_status add_chunk(struct item *it, dr_candle *c, size_t n, const char *
     if (!it->n_batch)
         snprintf(it->batch_from, sizeof it->batch_from, "%s", from);
     snprintf(it->batch_to, sizeof it->batch_to, "%s", to);
-    if (!it->batch && !(it->batch = malloc(BATCH_CANDLES * sizeof *it->batch))) {
-        free(c);
-        dr_error(it->ctx, "fetch_candles %s %s..%s: out of memory", it->key, from, to);
-        return DR_FAIL;
+    if (it->n_batch + n > it->cap_batch) {
+        size_t cap = it->cap_batch ? it->cap_batch : 2048;
+        while (cap < it->n_batch + n)
+            cap *= 2;
+        dr_candle *b = realloc(it->batch, (cap < BATCH_CANDLES ? cap : BATCH_CANDLES) * sizeof *b);
+        if (!b) {
+            free(c);
+            dr_error(it->ctx, "fetch_candles %s %s..%s: out of memory", it->key, from, to);
+            return DR_FAIL;
+        }
+        it->batch = b;
+        it->cap_batch = cap < BATCH_CANDLES ? cap : BATCH_CANDLES;
     }
     if (n)                          /* an empty chunk may come as NULL */
         memcpy(it->batch + it->n_batch, c, n * sizeof *c);
