@@ -142,10 +142,10 @@ static int parse_level(const char *s, dr_log_level *out)
 int main(int argc, char **argv)
 {
     /* Buffers of a megabyte or more (a minute chunk's answer and its candles) come from the
-     * system and go back to it when freed, and smaller ones stay in the heap. glibc's default
-     * raises the first threshold to the largest block freed so far, after which such buffers
+     * system and go back to it when freed; smaller ones stay in the heap. By default glibc
+     * raises that threshold to the largest block freed so far, after which such buffers
      * churn through every worker's heap: the process then held more after five years of
-     * candles than after one (make bench, memory rows: 33 against 30 MB). */
+     * candles than after one (make bench, memory rows: 32.6 against 29.2 MB). */
     mallopt(M_MMAP_THRESHOLD, 1 << 20);
     mallopt(M_TRIM_THRESHOLD, 32 << 20);
     struct cli c = { 0 };
