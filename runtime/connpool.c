@@ -5,6 +5,7 @@
 
 #include <stdlib.h>
 
+#include "deadline.h"
 #include "store.h"
 
 int connpool_init(struct exec *ex, int max)
@@ -42,13 +43,7 @@ PGconn *connpool_take(struct exec *ex, const char *url, struct dr_err *err)
             err_set(err, "run cancelled while waiting for a database connection");
             return NULL;
         }
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += 200 * 1000000L;     /* looks at the cancel flag this often */
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        struct timespec until = deadline_in_ms(CLOCK_REALTIME, 200);  /* then the cancel flag again */
         pthread_cond_timedwait(&p->freed, &p->lock, &until);
     }
     if (p->n_idle > 0) {

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "deadline.h"
 #include "log.h"
 
 /* One buffered line. */
@@ -305,13 +306,7 @@ static void *writer(void *arg)
         if (!g.n_pending) {
             if (g.stopping)
                 break;
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += 500 * 1000000L;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
+            struct timespec ts = deadline_in_ms(CLOCK_REALTIME, 500);
             pthread_cond_timedwait(&g.wake, &g.lock, &ts);
             continue;
         }

@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <time.h>
 
+#include "deadline.h"
+
 int workq_init(struct workq *q)
 {
     *q = (struct workq){ 0 };
@@ -59,16 +61,7 @@ struct workq_item *workq_reclaim(struct workq *q)
 
 struct workq_item *workq_results(struct workq *q, int64_t wait_ms)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    if (wait_ms > 0) {
-        ts.tv_sec += wait_ms / 1000;
-        ts.tv_nsec += (wait_ms % 1000) * 1000000;
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
-    }
+    struct timespec ts = deadline_in_ms(CLOCK_MONOTONIC, wait_ms > 0 ? wait_ms : 0);
     pthread_mutex_lock(&q->lock);
     q->coord_waiting = true;
     while (!q->done_head && wait_ms > 0)
