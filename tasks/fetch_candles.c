@@ -792,14 +792,16 @@ static dr_status add_chunk(struct item *it, dr_candle *c, size_t n, const char *
         size_t cap = it->cap_batch ? it->cap_batch : 2048;
         while (cap < it->n_batch + n)
             cap *= 2;
-        dr_candle *b = realloc(it->batch, (cap < BATCH_CANDLES ? cap : BATCH_CANDLES) * sizeof *b);
+        if (cap > BATCH_CANDLES)        /* n_batch + n never is: the batch went down first */
+            cap = BATCH_CANDLES;
+        dr_candle *b = realloc(it->batch, cap * sizeof *b);
         if (!b) {
             free(c);
             dr_error(it->ctx, "fetch_candles %s %s..%s: out of memory", it->key, from, to);
             return DR_FAIL;
         }
         it->batch = b;
-        it->cap_batch = cap < BATCH_CANDLES ? cap : BATCH_CANDLES;
+        it->cap_batch = cap;
     }
     if (n)                          /* an empty chunk may come as NULL */
         memcpy(it->batch + it->n_batch, c, n * sizeof *c);
