@@ -1441,9 +1441,10 @@ static dr_status p_waiter_run(dr_ctx *ctx, void *st)
     return DR_FAIL;
 }
 
-/* Holds its item's transaction 20 ms and notes how many items held one at once and on
- * which backends (g_hold_*; reset by the test). */
-static int g_hold_now, g_hold_max, g_hold_pids[64], g_hold_npids;
+/* Holds its item's transaction until g_hold_want items hold one (at most 5 s), then 20 ms
+ * more, and notes how many held one at once and on which backends (g_hold_*; set by the
+ * test). */
+static int g_hold_want, g_hold_now, g_hold_max, g_hold_pids[64], g_hold_npids;
 
 static dr_status p_dbhold_run(dr_ctx *ctx, void *st)
 {
@@ -1464,7 +1465,16 @@ static dr_status p_dbhold_run(dr_ctx *ctx, void *st)
     char q[128];
     snprintf(q, sizeof q, "INSERT INTO exec_t VALUES (%ld, 1)", dr_map_index(ctx));
     bool ok = exec_ok(c, q);
-    struct timespec pause = { 0, 20 * 1000000 };
+    struct timespec pause = { 0, 1000000 };
+    for (int i = 0; i < 5000; i++) {
+        pthread_mutex_lock(&g_lock);
+        bool met = g_hold_max >= g_hold_want;
+        pthread_mutex_unlock(&g_lock);
+        if (met)
+            break;
+        nanosleep(&pause, NULL);
+    }
+    pause.tv_nsec = 20 * 1000000;       /* room for one more holder, if the pool let it in */
     nanosleep(&pause, NULL);
     pthread_mutex_lock(&g_lock);
     g_hold_now--;
@@ -1621,13 +1631,14 @@ static void test_executor_db_cancel_request_via_heartbeat(void **state)
     run_result_free(&res);
 }
 
-/* Six workers, twelve items that each hold a transaction: with db_connections N at most N
- * items hold one at once, all on N backends, and every item commits. */
+/* Six workers, twelve items that each hold a transaction: with db_connections N, N items
+ * hold one at once and no more, all on N backends, and every item commits. */
 static void check_db_connections(int n)
 {
     reset();
     pg_fresh("CREATE TABLE exec_t (item int, chunk int)");
     g_hold_now = g_hold_max = g_hold_npids = 0;
+    g_hold_want = n;
     struct config cfg = { .heartbeat_sec = 1, .db_connections = n };
     const struct tdef defs[] = {
         { .id = "l", .def = &d_list, .params = "{\"n\": 12}" },
